@@ -1,0 +1,69 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "ConcurrentFutures",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ConcurrentFutures", targets: ["ConcurrentFutures"]),
+        .executable(name: "futures", targets: ["futures"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+    ],
+    targets: [
+        .target(
+            name: "Futures",
+            dependencies: [
+                "CFuturesShims",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Interpreters",
+            dependencies: [
+                "Futures",
+                .product(name: "WasmKit", package: "WasmKit"),
+                .product(name: "WAT", package: "WasmKit"),
+                .product(name: "WasmParser", package: "WasmKit"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "CFuturesShims"),
+        .target(
+            name: "ProcessPool",
+            dependencies: ["Futures", "Interpreters"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ConcurrentFutures",
+            dependencies: ["Futures", "Interpreters", "ProcessPool"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "futures",
+            dependencies: [
+                "ConcurrentFutures",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "FuturesTests",
+            dependencies: ["ConcurrentFutures"],
+            swiftSettings: strict
+        ),
+    ]
+)

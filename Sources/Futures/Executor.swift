@@ -1,0 +1,103 @@
+/// What every executor offers: Python's `concurrent.futures.Executor`.
+///
+/// The three executors (``ThreadPoolExecutor``, `InterpreterPoolExecutor`, `ProcessPoolExecutor`)
+/// share `submit`, `map`, `shutdown` and the scoped ``run(_:)-1zjcr``, so a program switches
+/// between them by changing the type name. Each adds what only it can do (closures on threads,
+/// jobs on threads and processes, worker controls on processes).
+public protocol Executor: AnyObject, Sendable {
+    /// Schedules `call` and returns the future of its outcome.
+    ///
+    /// - Throws: ``ExecutorError`` `.shutdown` after ``shutdown(wait:cancelFutures:)``; the
+    ///   executor's broken-pool error once it is broken; ``NotShareableError`` when this executor
+    ///   cannot run that kind of call (a host closure on an isolating executor).
+    func submit<Result: Sendable>(_ call: Call<Result>) throws -> Future<Result>
+
+    /// Stops accepting work and releases the workers when the queued work is done.
+    ///
+    /// Calling it again is harmless. With `cancelFutures`, work that has not started is cancelled
+    /// (its futures report `.cancelled`); running work always finishes. With `wait`, the call
+    /// returns once every worker has ended.
+    func shutdown(wait: Bool, cancelFutures: Bool)
+}
+
+extension Executor {
+    /// Waits for queued work, then releases the workers: `shutdown(wait: true, cancelFutures: false)`.
+    @available(*, noasync, message: "Blocks until the workers end; use 'await shutdown(wait:cancelFutures:)'")
+    public func shutdown() {
+        shutdown(wait: true, cancelFutures: false)
+    }
+
+    /// The async twin of ``shutdown(wait:cancelFutures:)``: waits for the workers without
+    /// blocking the caller's thread.
+    public func shutdown(wait: Bool = true, cancelFutures: Bool = false) async {
+        guard wait else {
+            shutdownNow(wait: false, cancelFutures: cancelFutures)
+            return
+        }
+        await runOnDedicatedThread { self.shutdownNow(wait: true, cancelFutures: cancelFutures) }
+    }
+
+    /// The blocking requirement, callable from async code without picking the async overload.
+    private func shutdownNow(wait: Bool, cancelFutures: Bool) {
+        shutdown(wait: wait, cancelFutures: cancelFutures)
+    }
+
+    /// Runs `body` with this executor, then shuts it down and waits for its workers, even when
+    /// `body` throws: Python's `with executor:` block.
+    ///
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    @available(*, noasync, message: "Blocks in shutdown; use the async form")
+    public func run<T>(_ body: (Self) throws -> T) rethrows -> T {
+        defer { shutdown(wait: true, cancelFutures: false) }
+        return try body(self)
+    }
+
+    /// Runs `body` with this executor, then shuts it down and waits for its workers, even when
+    /// `body` throws. The async form of Python's `with executor:` block.
+    public func run<T>(_ body: (Self) async throws -> T) async rethrows -> T {
+        do {
+            let value = try await body(self)
+            await shutdown(wait: true, cancelFutures: false)
+            return value
+        } catch {
+            await shutdown(wait: true, cancelFutures: false)
+            throw error
+        }
+    }
+
+    /// Submits `makeCall(input)` for each input and returns the results in input order:
+    /// the general form of `map`, which each executor's `map` overloads use.
+    ///
+    /// - Parameters:
+    ///   - inputs: The inputs. Without `bufferSize` they are all submitted before `map` returns.
+    ///   - timeout: A limit for the whole map, measured from this call.
+    ///   - bufferSize: At most this many calls in flight; more are submitted as results are
+    ///     consumed, so infinite inputs work.
+    ///   - makeCall: Turns an input into a call.
+    /// - Throws: ``ExecutorError`` `.invalidArgument` for a `bufferSize` below 1; what
+    ///   ``submit(_:)`` throws for the eagerly submitted calls.
+    public func map<Input, Output>(
+        _ inputs: some Sequence<Input>,
+        timeout: Duration? = nil,
+        bufferSize: Int? = nil,
+        call makeCall: @escaping (Input) throws -> Call<Output>
+    ) throws -> MapResults<Output> {
+        try MapResults(
+            inputs: inputs, timeout: timeout, bufferSize: bufferSize,
+            submit: { [weak self] input in
+                guard let self else { return nil }
+                return try self.submit(makeCall(input))
+            })
+    }
+}
+
+/// Runs blocking `body` on a new thread and suspends until it returns.
+package func runOnDedicatedThread(_ body: @escaping @Sendable () -> Void) async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        WorkerThread.start(name: "futures-wait", pool: ObjectIdentifier(WorkerThread.self)) {
+            body()
+            continuation.resume()
+        }
+    }
+}

@@ -1,0 +1,104 @@
+/// The one error type that futures and executors throw for their own conditions.
+///
+/// Every executor reports the same situations with the same codes, so code that handles a
+/// cancelled future or a broken pool does not change when the executor type does:
+///
+/// | code | Python 3.14 | when |
+/// |---|---|---|
+/// | ``Code-swift.struct/cancelled`` | `CancelledError` | the future was cancelled before it ran |
+/// | ``Code-swift.struct/timedOut`` | `TimeoutError` | a `timeout` ran out before the outcome was known |
+/// | ``Code-swift.struct/brokenThreadPool`` | `BrokenThreadPool` | a thread worker's initializer failed |
+/// | ``Code-swift.struct/brokenInterpreterPool`` | `BrokenInterpreterPool` | an interpreter worker could not start |
+/// | ``Code-swift.struct/brokenProcessPool`` | `BrokenProcessPool` | a worker process died or could not start |
+/// | ``Code-swift.struct/invalidState`` | `InvalidStateError` | a future was resolved twice |
+/// | ``Code-swift.struct/shutdown`` | `RuntimeError` | work was submitted after `shutdown` |
+/// | ``Code-swift.struct/invalidArgument`` | `ValueError` | an argument is out of range |
+public struct ExecutorError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What went wrong. Compare with the static members: `error.code == .cancelled`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// A stable name for the code, as shown in ``ExecutorError/description``.
+        public let name: String
+
+        private init(_ name: String) { self.name = name }
+
+        /// The future was cancelled before it started running.
+        public static let cancelled = Code("cancelled")
+        /// A timeout passed before the awaited outcome was available.
+        public static let timedOut = Code("timedOut")
+        /// The thread pool cannot run work any more: a worker's initializer failed.
+        public static let brokenThreadPool = Code("brokenThreadPool")
+        /// The interpreter pool cannot run work any more: a worker's interpreter or initializer
+        /// failed. Like Python's `BrokenInterpreterPool`, it is also a broken thread pool.
+        public static let brokenInterpreterPool = Code("brokenInterpreterPool")
+        /// A worker process died while running the work, or the pool could not start one.
+        public static let brokenProcessPool = Code("brokenProcessPool")
+        /// A future was resolved a second time; the first outcome is kept.
+        public static let invalidState = Code("invalidState")
+        /// The executor was shut down before the work was submitted.
+        public static let shutdown = Code("shutdown")
+        /// An argument was out of its allowed range.
+        public static let invalidArgument = Code("invalidArgument")
+
+        /// Whether this code means a broken executor of any kind (thread, interpreter, process).
+        public var isBrokenExecutor: Bool {
+            self == .brokenThreadPool || self == .brokenInterpreterPool || self == .brokenProcessPool
+        }
+
+        /// Whether this code means a broken thread pool; an interpreter pool is one too.
+        public var isBrokenThreadPool: Bool {
+            self == .brokenThreadPool || self == .brokenInterpreterPool
+        }
+
+        public var description: String { name }
+    }
+
+    /// How a worker process ended, when a broken process pool is caused by a worker's death.
+    public enum WorkerExit: Hashable, Sendable, CustomStringConvertible {
+        /// The worker exited with this status.
+        case exited(Int32)
+        /// The worker was killed by this signal.
+        case signaled(Int32)
+
+        public var description: String {
+            switch self {
+            case .exited(let status): return "exited with status \(status)"
+            case .signaled(let signal): return "was killed by signal \(signal)\(signalName(signal).map { " (\($0))" } ?? "")"
+            }
+        }
+    }
+
+    /// What went wrong.
+    public let code: Code
+    /// A human-readable explanation.
+    public let message: String
+    /// For a broken process pool caused by a worker's death: how the worker ended.
+    public let workerExit: WorkerExit?
+
+    /// Creates an error with a code and message.
+    public init(_ code: Code, _ message: String, workerExit: WorkerExit? = nil) {
+        self.code = code
+        self.message = message
+        self.workerExit = workerExit
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    /// The error a cancelled future reports.
+    public static let cancelled = ExecutorError(.cancelled, "the future was cancelled")
+
+    /// The error for a timeout of `timeout`.
+    package static func timedOut(_ what: String) -> ExecutorError {
+        ExecutorError(.timedOut, what)
+    }
+
+    /// The error for work submitted after shutdown.
+    package static let shutdownError = ExecutorError(.shutdown, "cannot schedule new futures after shutdown")
+}
+
+private func signalName(_ signal: Int32) -> String? {
+    let names: [Int32: String] = [
+        1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS",
+        8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM",
+    ]
+    return names[signal]
+}

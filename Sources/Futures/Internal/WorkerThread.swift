@@ -1,0 +1,63 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CFuturesShims
+
+/// Starting detached OS threads, and knowing which pool worker the current thread is.
+package enum WorkerThread {
+    /// The identity a pool worker thread carries in thread-local storage.
+    package final class Identity: @unchecked Sendable {
+        package let name: String
+        package let pool: ObjectIdentifier
+        /// Per-thread state an executor attaches (for example the worker's interpreter).
+        package var attachment: AnyObject?
+
+        init(name: String, pool: ObjectIdentifier) {
+            self.name = name
+            self.pool = pool
+        }
+    }
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<Identity>.fromOpaque(pointer).release() }
+        }
+        return key
+    }()
+
+    /// The identity of the current thread, when it is a pool worker.
+    package static var current: Identity? {
+        guard let pointer = pthread_getspecific(key) else { return nil }
+        return Unmanaged<Identity>.fromOpaque(pointer).takeUnretainedValue()
+    }
+
+    /// Starts a detached thread named `name` (the OS keeps the first 15 bytes) that runs `body`.
+    package static func start(name: String, pool: ObjectIdentifier, _ body: @escaping @Sendable () -> Void) {
+        final class Start {
+            let identity: Identity
+            let body: @Sendable () -> Void
+            init(identity: Identity, body: @escaping @Sendable () -> Void) {
+                self.identity = identity
+                self.body = body
+            }
+        }
+        let start = Start(identity: Identity(name: name, pool: pool), body: body)
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        pthread_attr_setstacksize(&attributes, 8 << 20)
+        var thread = pthread_t()
+        let status = pthread_create(&thread, &attributes, { argument in
+            let start = Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue()
+            pthread_setspecific(WorkerThread.key, Unmanaged.passRetained(start.identity).toOpaque())
+            cf_set_thread_name(start.identity.name)
+            start.body()
+            return nil
+        }, Unmanaged.passRetained(start).toOpaque())
+        pthread_attr_destroy(&attributes)
+        precondition(status == 0, "pthread_create failed with status \(status)")
+    }
+}

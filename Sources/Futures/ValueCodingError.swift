@@ -1,0 +1,50 @@
+/// A value could not be decoded: malformed binary data, or a value of the wrong kind for the type
+/// asked for.
+public struct ValueCodingError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What went wrong.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// A stable name for the code.
+        public let name: String
+        private init(_ name: String) { self.name = name }
+
+        /// The bytes are not a valid encoding (truncated, unknown tag, bad UTF-8, too deep...).
+        public static let malformed = Code("malformed")
+        /// The value is well formed but of another kind than the requested type needs.
+        public static let typeMismatch = Code("typeMismatch")
+
+        public var description: String { name }
+    }
+
+    /// What went wrong.
+    public let code: Code
+    /// Details, naming the expected and actual kinds for a mismatch.
+    public let message: String
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    package static func mismatch(expected: String, got value: Value) -> ValueCodingError {
+        ValueCodingError(.typeMismatch, "expected \(expected), got \(value.kindName) \(value)")
+    }
+}
+
+/// An object cannot be sent to another interpreter or process: Python's
+/// `concurrent.interpreters.NotShareableError`.
+///
+/// Raised for host closures and Swift jobs submitted to an interpreter pool, for closures
+/// submitted to a process pool, for values that have no encoding, and for values that are too
+/// large to cross.
+public struct NotShareableError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Why the object cannot cross.
+    public let message: String
+
+    /// Creates an error.
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { "NotShareableError: \(message)" }
+}
