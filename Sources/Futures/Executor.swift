@@ -95,7 +95,7 @@ extension Executor {
 /// Runs blocking `body` on a new thread and suspends until it returns.
 package func runOnDedicatedThread(_ body: @escaping @Sendable () -> Void) async {
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        WorkerThread.start(name: "futures-wait", pool: ObjectIdentifier(WorkerThread.self)) {
+        WorkerThread.start(name: "futures-wait", pool: nil) {
             body()
             continuation.resume()
         }

@@ -10,11 +10,13 @@ package enum WorkerThread {
     /// The identity a pool worker thread carries in thread-local storage.
     package final class Identity: @unchecked Sendable {
         package let name: String
-        package let pool: ObjectIdentifier
+        package let pool: ObjectIdentifier?
+        /// Whether the thread serves a pool (not a helper thread).
+        package var isPoolWorker: Bool { pool != nil }
         /// Per-thread state an executor attaches (for example the worker's interpreter).
         package var attachment: AnyObject?
 
-        init(name: String, pool: ObjectIdentifier) {
+        init(name: String, pool: ObjectIdentifier?) {
             self.name = name
             self.pool = pool
         }
@@ -35,7 +37,7 @@ package enum WorkerThread {
     }
 
     /// Starts a detached thread named `name` (the OS keeps the first 15 bytes) that runs `body`.
-    package static func start(name: String, pool: ObjectIdentifier, _ body: @escaping @Sendable () -> Void) {
+    package static func start(name: String, pool: ObjectIdentifier?, _ body: @escaping @Sendable () -> Void) {
         final class Start {
             let identity: Identity
             let body: @Sendable () -> Void
