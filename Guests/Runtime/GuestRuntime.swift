@@ -94,9 +94,12 @@ public struct ValueWriter {
     }
 
     public mutating func writeString(_ s: String) {
-        bytes.append(ValueTag.string.rawValue)
-        writeULEB(UInt64(s.utf8.count))
-        bytes.append(contentsOf: s.utf8)
+        var s = s
+        s.withUTF8 { utf8 in
+            bytes.append(ValueTag.string.rawValue)
+            writeULEB(UInt64(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
     }
 
     public mutating func writeBytes(_ b: [UInt8]) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Print the imports, exports, memory limits and size of WebAssembly modules.
 
-Usage: wasminfo.py MODULE.wasm...   (standard library only; no runtime needed)
+Usage: wasminfo.py [--quiet] [--imports-from MODULE | --no-imports] MODULE.wasm...
+(standard library only). With --imports-from / --no-imports it exits 1 if a module
+imports anything else.
 """
 import sys
 
@@ -45,7 +47,7 @@ def signature(types, idx):
     return "(%s) -> (%s)" % (", ".join(params), ", ".join(results))
 
 
-def inspect(path):
+def inspect(path, quiet=False, allowed=None):
     data = open(path, "rb").read()
     assert data[:4] == b"\0asm", "not a wasm module"
     r = Reader(data, 8)
@@ -90,6 +92,11 @@ def inspect(path):
                 else:
                     exports.append("%s %s" % (name, ["func", "table", "memory", "global"][kind]))
         r.pos = end
+    bad = [i for i in imports if allowed is not None and not i.startswith(allowed + ".")]
+    if bad:
+        print("%s: unexpected imports: %s" % (path, ", ".join(bad)), file=sys.stderr)
+    if quiet:
+        return not bad
     print("%s: %d bytes" % (path, len(data)))
     for lo, hi in memories:
         print("  memory: initial %d pages (%d KiB), max %s" %
@@ -100,8 +107,21 @@ def inspect(path):
     print("  exports (%d):" % len(exports))
     for e in exports:
         print("    " + e)
+    return not bad
 
 
 if __name__ == "__main__":
-    for p in sys.argv[1:]:
-        inspect(p)
+    args, quiet, allowed, ok = sys.argv[1:], False, None, True
+    while args and args[0].startswith("--"):
+        opt = args.pop(0)
+        if opt == "--quiet":
+            quiet = True
+        elif opt == "--no-imports":
+            allowed = "\0"   # matches no module name
+        elif opt == "--imports-from":
+            allowed = args.pop(0)
+        else:
+            sys.exit("unknown option " + opt)
+    for p in args:
+        ok = inspect(p, quiet, allowed) and ok
+    sys.exit(0 if ok else 1)

@@ -105,7 +105,7 @@ public struct AsCompleted<Value: Sendable>: Sequence {
         init(futures: [Future<Value>], deadline: Deadline?) {
             total = futures.count
             self.deadline = deadline
-            ready = Deque(futures.filter(\.done))
+            ready = Deque(futures.filter { $0.done })
             for future in futures where !future.done {
                 if future.addWaiter(waiter) {
                     pending[ObjectIdentifier(future)] = future

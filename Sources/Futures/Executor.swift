@@ -12,6 +12,14 @@ public protocol Executor: AnyObject, Sendable {
     ///   cannot run that kind of call (a host closure on an isolating executor).
     func submit<Result: Sendable>(_ call: Call<Result>) throws -> Future<Result>
 
+    /// Schedules every call in `calls` and returns their futures, in order.
+    ///
+    /// Executors that can queue many calls at once do so atomically: all are queued or none.
+    /// The default implementation submits them one by one.
+    ///
+    /// - Throws: What ``submit(_:)`` throws.
+    func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>]
+
     /// Stops accepting work and releases the workers when the queued work is done.
     ///
     /// Calling it again is harmless. With `cancelFutures`, work that has not started is cancelled
@@ -21,6 +29,18 @@ public protocol Executor: AnyObject, Sendable {
 }
 
 extension Executor {
+    public func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>] {
+        var futures: [Future<Result>] = []
+        futures.reserveCapacity(calls.count)
+        do {
+            for call in calls { futures.append(try submit(call)) }
+        } catch {
+            for future in futures { future.cancel() }
+            throw error
+        }
+        return futures
+    }
+
     /// Waits for queued work, then releases the workers: `shutdown(wait: true, cancelFutures: false)`.
     @available(*, noasync, message: "Blocks until the workers end; use 'await shutdown(wait:cancelFutures:)'")
     public func shutdown() {
@@ -85,9 +105,9 @@ extension Executor {
     ) throws -> MapResults<Output> {
         try MapResults(
             inputs: inputs, timeout: timeout, bufferSize: bufferSize,
-            submit: { [weak self] input in
+            submit: { [weak self] inputs in
                 guard let self else { return nil }
-                return try self.submit(makeCall(input))
+                return try self.submit(contentsOf: inputs.map(makeCall))
             })
     }
 }

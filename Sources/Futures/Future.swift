@@ -11,44 +11,26 @@ import Synchronization
 /// Unlike CPython (gh-92001), a future cancelled with ``cancel()`` or by
 /// `shutdown(cancelFutures: true)` is done for every observer at once, including ``wait(_:timeout:returnWhen:)``
 /// and ``asCompleted(_:timeout:)``.
-public final class Future<Value: Sendable>: Sendable {
+public final class Future<Value: Sendable>: @unchecked Sendable {
     /// The stages a future goes through.
-    public enum State: Sendable, Hashable, CustomStringConvertible {
-        /// Submitted, not yet taken by a worker; it can still be cancelled.
-        case pending
-        /// A worker is running it; it can no longer be cancelled.
-        case running
-        /// Cancelled before it ran.
-        case cancelled
-        /// Finished with a value or an error.
-        case finished
+    public typealias State = FutureState
 
-        public var description: String {
-            switch self {
-            case .pending: "pending"
-            case .running: "running"
-            case .cancelled: "cancelled"
-            case .finished: "finished"
-            }
-        }
-    }
-
-    private struct Storage {
-        var state: State = .pending
-        var outcome: Result<Value, any Error>?
-        var waiters: [Waiter] = []
-        var callbacks: [(id: UInt64, body: @Sendable (Future<Value>) -> Void)] = []
-        var nextCallbackID: UInt64 = 0
-    }
-
-    private let storage = Mutex(Storage())
+    /// The state machine, kept free of `Value` so that hot paths need no generic metadata.
+    @usableFromInline
+    let core = FutureCore()
+    /// Written once, under the core's lock, in the transition to `.finished`; read only after
+    /// observing `.finished`, which the lock orders after the write.
+    @usableFromInline
+    var storedValue: Value?
 
     /// Creates a pending future. Executors create the futures they return; create one yourself
     /// only to resolve it yourself, as a promise.
+    @inlinable
     public init() {}
 
     /// The current state.
-    public var state: State { storage.withLock { $0.state } }
+    @inlinable
+    public var state: State { core.state }
 
     /// Whether the future was cancelled.
     public var cancelled: Bool { state == .cancelled }
@@ -72,6 +54,7 @@ public final class Future<Value: Sendable>: Sendable {
     ///   future was cancelled; ``ExecutorError`` with code `.timedOut` when `timeout` passed first.
     ///   Timing out does not cancel the future.
     @available(*, noasync, message: "Blocks the thread; use 'await future.value' or 'await future.result(timeout:)'")
+    @inlinable
     public func result(timeout: Duration? = nil) throws -> Value {
         try waitForOutcome(until: Deadline.after(timeout)).get()
     }
@@ -88,49 +71,25 @@ public final class Future<Value: Sendable>: Sendable {
         }
     }
 
+    @usableFromInline
     package static var timeoutError: ExecutorError {
         ExecutorError.timedOut("the future did not finish within the timeout")
     }
 
     /// Waits for the outcome; throws only for cancellation and timeout.
+    @inlinable
     package func waitForOutcome(until deadline: Deadline?) throws(ExecutorError) -> Result<Value, any Error> {
-        var waiter: Waiter?
-        while true {
-            let outcome: Result<Value, any Error>?? = storage.withLock { storage in
-                switch storage.state {
-                case .finished: return .some(storage.outcome)
-                case .cancelled: return .some(nil)
-                case .pending, .running:
-                    if waiter == nil, deadline.map({ !$0.hasPassed }) ?? true {
-                        waiter = Waiter()
-                        storage.waiters.append(waiter!)
-                    }
-                    return .none
-                }
-            }
-            switch outcome {
-            case .some(.some(let result)):
-                return result
-            case .some(.none):
-                throw ExecutorError.cancelled
-            case .none:
-                guard let waiter, waiter.wait(forNotifications: 1, until: deadline) else {
-                    if let waiter { removeWaiter(waiter) }
-                    if let settled = settledOutcome() { return try settled.get() }
-                    throw Self.timeoutError
-                }
-            }
-        }
+        if let error = try core.waitUntilDone(until: deadline) { return .failure(error) }
+        return .success(storedValue!)
     }
 
     /// The outcome if the future is done: a result, or `.failure(.cancelled)`.
     package func settledOutcome() -> Result<Result<Value, any Error>, ExecutorError>? {
-        storage.withLock { storage in
-            switch storage.state {
-            case .finished: return .success(storage.outcome!)
-            case .cancelled: return .failure(.cancelled)
-            case .pending, .running: return nil
-            }
+        switch core.settled {
+        case .none: return nil
+        case .some(.cancelled): return .failure(.cancelled)
+        case .some(.failed(let error)): return .success(.failure(error))
+        case .some(.succeeded): return .success(.success(storedValue!))
         }
     }
 
@@ -157,30 +116,12 @@ public final class Future<Value: Sendable>: Sendable {
 
     /// Registers a callback unless the future is done; returns its id, or `nil` when done.
     package func addCallbackUnlessDone(_ callback: @escaping @Sendable (Future<Value>) -> Void) -> UInt64? {
-        storage.withLock { storage in
-            switch storage.state {
-            case .finished, .cancelled:
-                return nil
-            case .pending, .running:
-                storage.nextCallbackID += 1
-                storage.callbacks.append((storage.nextCallbackID, callback))
-                return storage.nextCallbackID
-            }
-        }
+        core.addCallbackUnlessDone { [self] in callback(self) }
     }
 
     /// Removes a callback registered with ``addCallbackUnlessDone(_:)``.
     package func removeCallback(_ id: UInt64) {
-        storage.withLock { $0.callbacks.removeAll { $0.id == id } }
-    }
-
-    /// The outcome of a done future, with cancellation as an error.
-    package var outcomeIfDone: Result<Value, any Error>? {
-        guard let settled = settledOutcome() else { return nil }
-        switch settled {
-        case .success(let result): return result
-        case .failure(let error): return .failure(error)
-        }
+        core.removeCallback(id)
     }
 
     // MARK: Resolving (the executor's side)
@@ -190,19 +131,15 @@ public final class Future<Value: Sendable>: Sendable {
     /// - Returns: `true` when the future is cancelled (now or before); `false` when it is
     ///   running or finished.
     @discardableResult
+    @inlinable
     public func cancel() -> Bool {
-        let fired: (waiters: [Waiter], callbacks: [@Sendable (Future<Value>) -> Void])? = storage.withLock { storage in
-            switch storage.state {
-            case .running, .finished: return nil
-            case .cancelled: return ([], [])
-            case .pending:
-                storage.state = .cancelled
-                return takeObservers(&storage)
-            }
+        switch core.cancel() {
+        case .refused: return false
+        case .alreadyCancelled: return true
+        case .cancelled(let observers):
+            observers.notify(self)
+            return true
         }
-        guard let fired else { return false }
-        notify(fired)
-        return true
     }
 
     /// Called by an executor when a worker takes the future.
@@ -211,16 +148,7 @@ public final class Future<Value: Sendable>: Sendable {
     ///   case the work must not run.
     /// - Throws: ``ExecutorError`` `.invalidState` when the future is already running or finished.
     public func setRunningOrNotifyCancel() throws(ExecutorError) -> Bool {
-        let state = storage.withLock { storage in
-            let old = storage.state
-            if old == .pending { storage.state = .running }
-            return old
-        }
-        switch state {
-        case .pending: return true
-        case .cancelled: return false
-        case .running, .finished: throw ExecutorError(.invalidState, "future in unexpected state: \(state)")
-        }
+        try core.setRunningOrNotifyCancel()
     }
 
     /// Resolves the future with a value.
@@ -242,66 +170,35 @@ public final class Future<Value: Sendable>: Sendable {
     /// Resolves the future with `result`.
     ///
     /// - Throws: ``ExecutorError`` `.invalidState` when the future is already finished or cancelled.
+    @inlinable
     public func resolve(_ result: Result<Value, any Error>) throws(ExecutorError) {
-        let fired: (waiters: [Waiter], callbacks: [@Sendable (Future<Value>) -> Void])? = storage.withLock { storage in
-            switch storage.state {
-            case .finished, .cancelled:
-                return nil
-            case .pending, .running:
-                storage.state = .finished
-                storage.outcome = result
-                return takeObservers(&storage)
-            }
+        let observers: FutureCore.Observers?
+        switch result {
+        case .success(let value): observers = core.finish(error: nil) { storedValue = value }
+        case .failure(let error): observers = core.finish(error: error) {}
         }
-        guard let fired else {
+        guard let observers else {
             throw ExecutorError(.invalidState, "the future is already \(state): \(self)")
         }
-        notify(fired)
+        observers.notify(self)
     }
 
     /// Resolves a running future; a second resolution is ignored (used by workers, which own it).
+    @inlinable
     package func complete(_ result: Result<Value, any Error>) {
         try? resolve(result)
-    }
-
-    private func takeObservers(
-        _ storage: inout Storage
-    ) -> (waiters: [Waiter], callbacks: [@Sendable (Future<Value>) -> Void]) {
-        let waiters = storage.waiters
-        let callbacks = storage.callbacks.map(\.body)
-        storage.waiters = []
-        storage.callbacks = []
-        return (waiters, callbacks)
-    }
-
-    private func notify(_ fired: (waiters: [Waiter], callbacks: [@Sendable (Future<Value>) -> Void])) {
-        for waiter in fired.waiters { waiter.notify(self) }
-        for callback in fired.callbacks { callback(self) }
     }
 }
 
 extension Future: FutureHandle {
-    package var failed: Bool {
-        storage.withLock { storage in
-            if case .failure = storage.outcome { return true }
-            return false
-        }
-    }
+    @usableFromInline
+    package var failed: Bool { core.failed }
 
-    package func addWaiter(_ waiter: Waiter) -> Bool {
-        storage.withLock { storage in
-            switch storage.state {
-            case .finished, .cancelled: return false
-            case .pending, .running:
-                storage.waiters.append(waiter)
-                return true
-            }
-        }
-    }
+    @usableFromInline
+    package func addWaiter(_ waiter: Waiter) -> Bool { core.addWaiter(waiter) }
 
-    package func removeWaiter(_ waiter: Waiter) {
-        storage.withLock { $0.waiters.removeAll { $0 === waiter } }
-    }
+    @usableFromInline
+    package func removeWaiter(_ waiter: Waiter) { core.removeWaiter(waiter) }
 }
 
 extension Future: Hashable {
@@ -314,12 +211,11 @@ extension Future: Hashable {
 extension Future: CustomStringConvertible {
     /// For example `Future<Int>(state: finished, returned Int)`.
     public var description: String {
-        let (state, outcome) = storage.withLock { ($0.state, $0.outcome) }
         var text = "Future<\(Value.self)>(state: \(state)"
-        switch outcome {
-        case .success: text += ", returned \(Value.self)"
-        case .failure(let error): text += ", raised \(type(of: error))"
-        case nil: break
+        switch core.settled {
+        case .some(.succeeded): text += ", returned \(Value.self)"
+        case .some(.failed(let error)): text += ", raised \(type(of: error))"
+        default: break
         }
         return text + ")"
     }
@@ -327,3 +223,24 @@ extension Future: CustomStringConvertible {
 
 /// The logger for errors that have no caller to go to: failing done-callbacks and initializers.
 package let futuresLogger = Logger(label: "concurrent.futures")
+
+/// The stages a ``Future`` goes through.
+public enum FutureState: UInt8, Sendable, Hashable, CustomStringConvertible {
+    /// Submitted, not yet taken by a worker; it can still be cancelled.
+    case pending
+    /// A worker is running it; it can no longer be cancelled.
+    case running
+    /// Cancelled before it ran.
+    case cancelled
+    /// Finished with a value or an error.
+    case finished
+
+    public var description: String {
+        switch self {
+        case .pending: "pending"
+        case .running: "running"
+        case .cancelled: "cancelled"
+        case .finished: "finished"
+        }
+    }
+}

@@ -1,5 +1,3 @@
-import DequeModule
-
 /// The results of an executor's `map`, in input order: Python's `Executor.map` iterator.
 ///
 /// Iterate it as a blocking sequence of `Result`s, call ``collect()`` for an array, or use
@@ -12,23 +10,30 @@ import DequeModule
 ///
 /// The sequence is single-pass: a second iteration continues where the first stopped.
 public struct MapResults<Element: Sendable>: Sequence {
-    private let state: MapState<Element>
+    @usableFromInline
+    let state: MapState<Element>
 
+    /// Starts a map. `submit` schedules a batch of inputs and returns their futures in order,
+    /// or `nil` when the executor is gone.
+    @inlinable
     package init<Input>(
         inputs: some Sequence<Input>,
         timeout: Duration?,
         bufferSize: Int?,
-        submit: @escaping (Input) throws -> Future<Element>?
+        submit: @escaping ([Input]) throws -> [Future<Element>]?
     ) throws {
         state = try MapState(inputs: inputs, timeout: timeout, bufferSize: bufferSize, submit: submit)
     }
 
     /// A blocking iterator; each step waits for the next result in input order.
     public struct Iterator: IteratorProtocol {
-        fileprivate let state: MapState<Element>
-        private let stopper: Stopper
+        @usableFromInline
+        let state: MapState<Element>
+        @usableFromInline
+        let stopper: Stopper
 
-        fileprivate init(state: MapState<Element>) {
+        @inlinable
+        init(state: MapState<Element>) {
             self.state = state
             stopper = Stopper(state)
         }
@@ -36,6 +41,7 @@ public struct MapResults<Element: Sendable>: Sequence {
         /// The next result: `.success` with the value, or `.failure` with the error that ended
         /// the map (after which the iteration is over).
         @available(*, noasync, message: "Blocks the thread; iterate 'values' with 'for try await'")
+        @inlinable
         public mutating func next() -> Result<Element, any Error>? {
             guard let future = state.nextFuture() else { return nil }
             switch future {
@@ -55,6 +61,7 @@ public struct MapResults<Element: Sendable>: Sequence {
     }
 
     /// Returns a blocking iterator over the results.
+    @inlinable
     public func makeIterator() -> Iterator { Iterator(state: state) }
 
     /// Waits for every result and returns them in input order.
@@ -62,6 +69,7 @@ public struct MapResults<Element: Sendable>: Sequence {
     /// - Throws: The first error in input order (a call's error, ``ExecutorError`` `.timedOut`,
     ///   or `.cancelled`); the calls not yet started are then cancelled.
     @available(*, noasync, message: "Blocks the thread; use 'values' with 'for try await'")
+    @inlinable
     public func collect() throws -> [Element] {
         var values: [Element] = []
         for result in self { values.append(try result.get()) }
@@ -75,14 +83,14 @@ public struct MapResults<Element: Sendable>: Sequence {
 
 /// The results of an executor's `map` as an `AsyncSequence`, in input order. See ``MapResults``.
 public struct AsyncMapResults<Element: Sendable>: AsyncSequence, Sendable {
-    fileprivate let state: MapState<Element>
+    let state: MapState<Element>
 
     /// Awaits results in input order.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        fileprivate let state: MapState<Element>
-        private let stopper: Stopper
+        let state: MapState<Element>
+        let stopper: Stopper
 
-        fileprivate init(state: MapState<Element>) {
+        init(state: MapState<Element>) {
             self.state = state
             stopper = Stopper(state)
         }
@@ -123,86 +131,118 @@ public struct AsyncMapResults<Element: Sendable>: AsyncSequence, Sendable {
 }
 
 /// Ends the map when the iterator that owns it is dropped, as Python closes a map generator.
-private final class Stopper: Sendable {
+@usableFromInline
+final class Stopper: Sendable {
     private let abort: @Sendable () -> Void
+    @usableFromInline
     init<Element>(_ state: MapState<Element>) { abort = { state.abort() } }
     deinit { abort() }
 }
 
 /// The shared state of one `map`: the futures in input order and the inputs not yet submitted.
-private final class MapState<Element: Sendable>: @unchecked Sendable {
+@usableFromInline
+final class MapState<Element: Sendable>: @unchecked Sendable {
+    @usableFromInline
     let deadline: Deadline?
-    private let lock = ConditionLock()
-    private var pending = Deque<Future<Element>>()
-    private var pull: (() throws -> Future<Element>?)?
-    private var finished = false
+    @usableFromInline
+    let lock = ConditionLock()
+    /// The submitted futures; those before `head` were handed out already.
+    @usableFromInline
+    var futures: [Future<Element>] = []
+    @usableFromInline
+    var head = 0
+    @usableFromInline
+    var pull: (() throws -> Future<Element>?)?
+    @usableFromInline
+    var finished = false
 
+    /// Inputs submitted at once by an unbuffered map, so that one lock acquisition queues many.
+    @inlinable
+    static var batchSize: Int { 256 }
+
+    @inlinable
     init<Input>(
         inputs: some Sequence<Input>,
         timeout: Duration?,
         bufferSize: Int?,
-        submit: @escaping (Input) throws -> Future<Element>?
+        submit: @escaping ([Input]) throws -> [Future<Element>]?
     ) throws {
         if let bufferSize, bufferSize < 1 {
             throw ExecutorError(.invalidArgument, "bufferSize must be nil or > 0, got \(bufferSize)")
         }
         deadline = Deadline.after(timeout)
         var iterator = inputs.makeIterator()
-        let pull: () throws -> Future<Element>? = {
-            guard let input = iterator.next() else { return nil }
-            return try submit(input)
+        // Submits up to `count` more inputs and returns their futures.
+        let pull: (Int) throws -> [Future<Element>] = { count in
+            var batch: [Input] = []
+            batch.reserveCapacity(count)
+            while batch.count < count, let input = iterator.next() { batch.append(input) }
+            guard !batch.isEmpty else { return [] }
+            return try submit(batch) ?? []
         }
         do {
             if let bufferSize {
-                for _ in 0..<bufferSize {
-                    guard let future = try pull() else { break }
-                    pending.append(future)
-                }
-                self.pull = pull
+                futures.append(contentsOf: try pull(bufferSize))
+                self.pull = { try pull(1).first }
             } else {
-                while let future = try pull() { pending.append(future) }
+                while true {
+                    let submitted = try pull(Self.batchSize)
+                    if submitted.isEmpty { break }
+                    futures.append(contentsOf: submitted)
+                }
             }
         } catch {
-            for future in pending { future.cancel() }
+            for future in futures { future.cancel() }
             throw error
         }
     }
 
+    @inlinable
     deinit {
-        for future in pending { future.cancel() }
+        for future in futures[head...] { future.cancel() }
     }
 
     /// Submits one more input when buffered, then removes and returns the oldest future.
     /// Returns `nil` at the end; a failed submission ends the map with that error.
+    @inlinable
     func nextFuture() -> Result<Future<Element>, any Error>? {
         lock.withLock {
             guard !finished else { return nil }
             if let pull {
                 do {
-                    if let future = try pull() { pending.append(future) } else { self.pull = nil }
+                    if let future = try pull() { futures.append(future) } else { self.pull = nil }
                 } catch {
                     finished = true
                     self.pull = nil
-                    for future in pending { future.cancel() }
-                    pending.removeAll()
+                    for future in futures[head...] { future.cancel() }
+                    futures.removeAll()
+                    head = 0
                     return .failure(error)
                 }
             }
-            guard let future = pending.popFirst() else {
+            guard head < futures.count else {
                 finished = true
                 return nil
+            }
+            let future = futures[head]
+            head += 1
+            if head >= 1024, head * 2 >= futures.count {
+                futures.removeFirst(head)
+                head = 0
             }
             return .success(future)
         }
     }
 
     /// Ends the map, cancelling every call not yet started.
+    @inlinable
     func abort() {
-        let cancelled: Deque<Future<Element>> = lock.withLock {
+        let cancelled: ArraySlice<Future<Element>> = lock.withLock {
             finished = true
             pull = nil
-            let taken = pending
-            pending.removeAll()
+            let taken = futures[head...]
+            futures.removeAll()
+            head = 0
             return taken
         }
         for future in cancelled { future.cancel() }

@@ -145,7 +145,7 @@ extension Array: Shareable where Element: Shareable {
     /// `[UInt8]` crosses as ``Value/bytes(_:)``; other arrays as ``Value/array(_:)``.
     public var shareableValue: Value {
         if let bytes = self as? [UInt8] { return .bytes(bytes) }
-        return .array(map(\.shareableValue))
+        return .array(map { $0.shareableValue })
     }
 
     public init(shareableValue value: Value) throws {

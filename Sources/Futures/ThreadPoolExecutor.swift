@@ -61,29 +61,82 @@ public final class ThreadPoolExecutor: JobExecutor {
     ///
     /// - Throws: ``ExecutorError`` `.shutdown` after shutdown, `.brokenThreadPool` once broken.
     public func submit<Result: Sendable>(_ call: Call<Result>) throws -> Future<Result> {
+        try submit(try Self.body(of: call))
+    }
+
+    /// Schedules every call in `calls` with one acquisition of the queue's lock.
+    ///
+    /// - Throws: ``ExecutorError`` `.shutdown` after shutdown, `.brokenThreadPool` once broken;
+    ///   then none of the calls is queued.
+    public func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>] {
+        try submit(contentsOf: calls.map { try Self.body(of: $0) })
+    }
+
+    private static func body<Result>(of call: Call<Result>) throws -> @Sendable () throws -> Result {
         guard let local = call.local else {
             throw NotShareableError("\(call.summary) cannot run in this process")
         }
-        return try submit(local)
+        return local
     }
 
     /// Schedules `body` and returns the future of its outcome.
     ///
     /// - Throws: ``ExecutorError`` `.shutdown` after shutdown, `.brokenThreadPool` once broken.
+    @inlinable
     public func submit<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) throws -> Future<Result> {
         let future = Future<Result>()
-        try pool.submit(
-            ThreadTask(future: future) {
-                let outcome = Swift.Result { try body() }
-                return { future.complete(outcome) }
-            })
+        try enqueue(Self.task(body, future))
         return future
+    }
+
+    /// Schedules every closure in `bodies` with one acquisition of the queue's lock.
+    ///
+    /// - Throws: ``ExecutorError`` `.shutdown` after shutdown, `.brokenThreadPool` once broken;
+    ///   then none is queued.
+    @inlinable
+    public func submit<Result: Sendable>(
+        contentsOf bodies: [@Sendable () throws -> Result]
+    ) throws -> [Future<Result>] {
+        var futures: [Future<Result>] = []
+        var tasks: [ThreadTask] = []
+        futures.reserveCapacity(bodies.count)
+        tasks.reserveCapacity(bodies.count)
+        for body in bodies {
+            let future = Future<Result>()
+            futures.append(future)
+            tasks.append(Self.task(body, future))
+        }
+        try enqueue(contentsOf: tasks)
+        return futures
+    }
+
+    /// Queues one task (non-generic, so the pool's code stays specialized in this module).
+    @usableFromInline
+    func enqueue(_ task: ThreadTask) throws(ExecutorError) {
+        try pool.submit(task)
+    }
+
+    /// Queues tasks under one acquisition of the pool's lock.
+    @usableFromInline
+    func enqueue(contentsOf tasks: [ThreadTask]) throws(ExecutorError) {
+        try pool.submit(contentsOf: tasks)
+    }
+
+    @inlinable
+    static func task<Result>(
+        _ body: @escaping @Sendable () throws -> Result, _ future: Future<Result>
+    ) -> ThreadTask {
+        ThreadTask(future: future) {
+            let outcome = Swift.Result { try body() }
+            return { future.complete(outcome) }
+        }
     }
 
     /// Runs `transform` over `inputs` on the pool, results in input order.
     /// See ``Executor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`.
     ///
     /// - Throws: ``ExecutorError`` `.invalidArgument` for a bad `bufferSize`; what `submit` throws.
+    @inlinable
     public func map<Input: Sendable, Output: Sendable>(
         _ inputs: some Sequence<Input>,
         timeout: Duration? = nil,
@@ -92,7 +145,9 @@ public final class ThreadPoolExecutor: JobExecutor {
     ) throws -> MapResults<Output> {
         try MapResults(
             inputs: inputs, timeout: timeout, bufferSize: bufferSize,
-            submit: { [weak self] input in try self?.submit { try transform(input) } })
+            submit: { [weak self] inputs in
+                try self?.submit(contentsOf: inputs.map { input in { try transform(input) } })
+            })
     }
 
     public func shutdown(wait: Bool, cancelFutures: Bool) {
@@ -111,13 +166,15 @@ package struct ThreadContext: WorkerContext {
 
 /// A closure queued on a thread pool. Running it returns the step that resolves its future,
 /// which the pool takes after marking the worker idle.
+@usableFromInline
 package struct ThreadTask: WorkerTask {
     package typealias Output = @Sendable () -> Void
 
     package let future: (any FutureHandle)?
     let body: @Sendable () -> Output
 
-    package init(future: (any FutureHandle)?, body: @escaping @Sendable () -> Output) {
+    @usableFromInline
+    package init(future: (any FutureHandle)?, body: @escaping @Sendable () -> @Sendable () -> Void) {
         self.future = future
         self.body = body
     }

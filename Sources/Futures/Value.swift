@@ -53,7 +53,7 @@ extension Value: CustomStringConvertible {
                 (0x20..<0x7f).contains(byte) && byte != 0x27 && byte != 0x5c
                     ? String(UnicodeScalar(byte)) : "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16)
             }.joined() + "'"
-        case .array(let values): return "[" + values.map(\.description).joined(separator: ", ") + "]"
+        case .array(let values): return "[" + values.map { $0.description }.joined(separator: ", ") + "]"
         case .queue(let id): return "Queue(\(id))"
         }
     }

@@ -38,6 +38,9 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
     private var startedWorkers = 0
     private var idleTokens = 0
     private var sleepingWorkers = 0
+    /// Signals sent to sleeping workers that have not woken yet, so a burst of submissions
+    /// does not signal the same sleeper over and over.
+    private var pendingWakeups = 0
     private var isShutdown = false
     private var brokenError: ExecutorError?
 
@@ -63,17 +66,44 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
     package func submit(_ task: Context.Task) throws(ExecutorError) {
         lock.lock()
         defer { lock.unlock() }
-        if task.future != nil {
-            if let brokenError { throw brokenError }
-            if isShutdown { throw ExecutorError.shutdownError }
-        }
+        if task.future != nil { try checkAcceptingLocked() }
         queue.append(task)
-        if idleTokens > 0 {
-            idleTokens -= 1
-        } else if liveWorkers < configuration.maxWorkers {
-            startWorkerLocked()
+        dispatchLocked(count: 1)
+    }
+
+    /// Queues every task in `tasks` under one acquisition of the lock, or none of them.
+    ///
+    /// - Throws: The broken-pool error, or ``ExecutorError`` `.shutdown` after shutdown.
+    package func submit(contentsOf tasks: [Context.Task]) throws(ExecutorError) {
+        lock.lock()
+        defer { lock.unlock() }
+        try checkAcceptingLocked()
+        queue.append(contentsOf: tasks)
+        dispatchLocked(count: tasks.count)
+    }
+
+    private func checkAcceptingLocked() throws(ExecutorError) {
+        if let brokenError { throw brokenError }
+        if isShutdown { throw ExecutorError.shutdownError }
+    }
+
+    /// Finds workers for `count` new tasks: idle workers first, then new threads, and wakes
+    /// sleepers that are not already being woken.
+    private func dispatchLocked(count: Int) {
+        for _ in 0..<count {
+            if idleTokens > 0 {
+                idleTokens -= 1
+            } else if liveWorkers < configuration.maxWorkers {
+                startWorkerLocked()
+            } else {
+                break
+            }
         }
-        if sleepingWorkers > 0 { lock.signal() }
+        let wake = min(count, sleepingWorkers - pendingWakeups)
+        if wake > 0 {
+            pendingWakeups += wake
+            if wake == 1 { lock.signal() } else { lock.broadcast() }
+        }
     }
 
     /// Stops accepting work. With `cancelFutures`, cancels every queued task that has a future;
@@ -160,6 +190,7 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
                 sleepingWorkers += 1
                 lock.wait(until: nil)
                 sleepingWorkers -= 1
+                if pendingWakeups > 0 { pendingWakeups -= 1 }
                 continue
             }
             next = nil

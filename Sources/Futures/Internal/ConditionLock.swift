@@ -11,14 +11,22 @@ import Darwin
 /// The standard library's `Mutex` cannot be paired with a condition variable, and Foundation's
 /// `NSCondition` measures timeouts on the wall clock, which a clock step breaks. The pthread
 /// objects live on the heap so that Swift never moves them.
+@usableFromInline
 package final class ConditionLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
 
+    @usableFromInline
     package init() {
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
+        // Adaptive: spin briefly before sleeping, since the critical sections are a few dozen
+        // instructions and a sleep costs two context switches.
+        var mutexAttributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&mutexAttributes)
+        pthread_mutexattr_settype(&mutexAttributes, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
+        pthread_mutex_init(mutex, &mutexAttributes)
+        pthread_mutexattr_destroy(&mutexAttributes)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         #if !canImport(Darwin)
@@ -35,10 +43,12 @@ package final class ConditionLock: @unchecked Sendable {
         mutex.deallocate()
     }
 
+    @usableFromInline
     package func lock() { pthread_mutex_lock(mutex) }
+    @usableFromInline
     package func unlock() { pthread_mutex_unlock(mutex) }
 
-    @inline(__always)
+    @inlinable
     package func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         lock()
         defer { unlock() }

@@ -10,13 +10,17 @@ import Darwin
 ///
 /// Timeouts are measured from the call that received them (as Python measures `map`'s timeout
 /// from the call to `map`), so they are turned into a deadline once and compared against it.
+@usableFromInline
 package struct Deadline: Sendable, Comparable {
     /// Nanoseconds since an arbitrary start, on `CLOCK_MONOTONIC`.
+    @usableFromInline
     package let nanoseconds: UInt64
 
+    @usableFromInline
     package init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
 
     /// The current instant.
+    @usableFromInline
     package static var now: Deadline {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
@@ -25,6 +29,7 @@ package struct Deadline: Sendable, Comparable {
 
     /// The deadline `duration` from now; `nil` stays `nil` (wait forever). Negative durations
     /// give a deadline that has already passed.
+    @usableFromInline
     package static func after(_ duration: Duration?) -> Deadline? {
         guard let duration else { return nil }
         let now = Deadline.now.nanoseconds
@@ -36,6 +41,7 @@ package struct Deadline: Sendable, Comparable {
         return Deadline(nanoseconds: now &+ min(total.partialValue, .max / 4))
     }
 
+    @usableFromInline
     package var hasPassed: Bool { Deadline.now >= self }
 
     /// Time left until the deadline, zero when it has passed.
@@ -48,6 +54,7 @@ package struct Deadline: Sendable, Comparable {
         timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
     }
 
+    @usableFromInline
     package static func < (lhs: Deadline, rhs: Deadline) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 }
 
@@ -57,4 +64,10 @@ extension Duration {
         let (s, a) = components
         return Double(s) + Double(a) / 1e18
     }
+}
+
+/// Gives the processor to another runnable thread, if any.
+@inline(__always)
+package func yieldProcessor() {
+    sched_yield()
 }

@@ -2,6 +2,7 @@
 ///
 /// One waiter can watch many futures (`wait`, `asCompleted`): each completion is recorded in
 /// order, so a waiting thread only looks at what changed instead of re-scanning every future.
+@usableFromInline
 package final class Waiter: @unchecked Sendable {
     private let lock = ConditionLock()
     private var completed: [any FutureHandle] = []
@@ -40,6 +41,7 @@ package final class Waiter: @unchecked Sendable {
 }
 
 /// The untyped face of a ``Future``, used by pools and by `wait`/`asCompleted`.
+@usableFromInline
 package protocol FutureHandle: AnyObject, Sendable {
     /// Marks the future running, or reports that it was cancelled (`false`).
     func setRunningOrNotifyCancel() throws(ExecutorError) -> Bool

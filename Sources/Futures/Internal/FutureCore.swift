@@ -1,0 +1,195 @@
+import Synchronization
+
+/// The state machine of a ``Future``, without its value type.
+///
+/// Keeping `Value` out of the locked state means that code which is generic over the value
+/// (most of this module, seen from a client) does not instantiate generic metadata on every
+/// transition; only the one stored value is typed.
+@usableFromInline
+package final class FutureCore: Sendable {
+    typealias State = FutureState
+
+    /// The observers to notify after a transition, taken out of the lock.
+    @usableFromInline
+    package struct Observers {
+        let waiters: [Waiter]
+        let callbacks: [@Sendable () -> Void]
+
+        @usableFromInline
+        func notify(_ future: some FutureHandle) {
+            for waiter in waiters { waiter.notify(future) }
+            for callback in callbacks { callback() }
+        }
+    }
+
+    /// How a done future ended.
+    @usableFromInline
+    package enum Settled {
+        case succeeded
+        case failed(any Error)
+        case cancelled
+    }
+
+    @usableFromInline
+    package enum CancelOutcome {
+        case refused
+        case alreadyCancelled
+        case cancelled(Observers)
+    }
+
+    private struct Storage {
+        var state: State = .pending
+        var error: (any Error)?
+        var waiters: [Waiter] = []
+        var callbacks: [(id: UInt64, body: @Sendable () -> Void)] = []
+        var nextCallbackID: UInt64 = 0
+
+        mutating func takeObservers() -> Observers {
+            let observers = Observers(waiters: waiters, callbacks: callbacks.map { $0.body })
+            waiters = []
+            callbacks = []
+            return observers
+        }
+
+        var settled: Settled? {
+            switch state {
+            case .pending, .running: return nil
+            case .cancelled: return .cancelled
+            case .finished: return error.map { .failed($0) } ?? .succeeded
+            }
+        }
+    }
+
+    private let storage = Mutex(Storage())
+
+    @usableFromInline
+    package init() {}
+
+    @usableFromInline
+    var state: FutureState { storage.withLock { $0.state } }
+
+    @usableFromInline
+    var settled: Settled? { storage.withLock { $0.settled } }
+
+    var failed: Bool { storage.withLock { $0.state == .finished && $0.error != nil } }
+
+    /// Moves to `.finished`, running `store` under the lock first. Returns `nil` when the future
+    /// was already finished or cancelled (then `store` does not run).
+    @usableFromInline
+    func finish(error: (any Error)?, store: () -> Void) -> Observers? {
+        storage.withLock { storage in
+            switch storage.state {
+            case .finished, .cancelled: return nil
+            case .pending, .running:
+                store()
+                storage.error = error
+                storage.state = .finished
+                return storage.takeObservers()
+            }
+        }
+    }
+
+    @usableFromInline
+    func cancel() -> CancelOutcome {
+        storage.withLock { storage in
+            switch storage.state {
+            case .running, .finished: return .refused
+            case .cancelled: return .alreadyCancelled
+            case .pending:
+                storage.state = .cancelled
+                return .cancelled(storage.takeObservers())
+            }
+        }
+    }
+
+    @usableFromInline
+    func setRunningOrNotifyCancel() throws(ExecutorError) -> Bool {
+        let state = storage.withLock { storage in
+            let old = storage.state
+            if old == .pending { storage.state = .running }
+            return old
+        }
+        switch state {
+        case .pending: return true
+        case .cancelled: return false
+        case .running, .finished: throw ExecutorError(.invalidState, "future in unexpected state: \(state)")
+        }
+    }
+
+    func addCallbackUnlessDone(_ callback: @escaping @Sendable () -> Void) -> UInt64? {
+        storage.withLock { storage in
+            switch storage.state {
+            case .finished, .cancelled:
+                return nil
+            case .pending, .running:
+                storage.nextCallbackID += 1
+                storage.callbacks.append((storage.nextCallbackID, callback))
+                return storage.nextCallbackID
+            }
+        }
+    }
+
+    func removeCallback(_ id: UInt64) {
+        storage.withLock { $0.callbacks.removeAll { $0.id == id } }
+    }
+
+    func addWaiter(_ waiter: Waiter) -> Bool {
+        storage.withLock { storage in
+            switch storage.state {
+            case .finished, .cancelled: return false
+            case .pending, .running:
+                storage.waiters.append(waiter)
+                return true
+            }
+        }
+    }
+
+    func removeWaiter(_ waiter: Waiter) {
+        storage.withLock { $0.waiters.removeAll { $0 === waiter } }
+    }
+
+    /// Waits until done or `deadline`. Returns the error of a failed future, `nil` for success.
+    ///
+    /// Before blocking, the caller yields its CPU a few times: a future that is about to be
+    /// resolved (the common case when collecting `map` results from busy workers) is then picked
+    /// up without the two context switches of a sleep and a wake-up.
+    @usableFromInline
+    func waitUntilDone(until deadline: Deadline?) throws(ExecutorError) -> (any Error)? {
+        var spins = 0
+        var waiter: Waiter?
+        while true {
+            let settled: Settled? = storage.withLock { storage in
+                if let settled = storage.settled { return settled }
+                if spins >= Self.spinLimit, waiter == nil, deadline.map({ !$0.hasPassed }) ?? true {
+                    let newWaiter = Waiter()
+                    storage.waiters.append(newWaiter)
+                    waiter = newWaiter
+                }
+                return nil
+            }
+            switch settled {
+            case .succeeded: return nil
+            case .failed(let error): return error
+            case .cancelled: throw ExecutorError.cancelled
+            case nil: break
+            }
+            if spins < Self.spinLimit {
+                spins += 1
+                if let deadline, deadline.hasPassed { spins = Self.spinLimit } else { yieldProcessor() }
+                continue
+            }
+            guard let waiter, waiter.wait(forNotifications: 1, until: deadline) else {
+                if let waiter { removeWaiter(waiter) }
+                switch storage.withLock({ $0.settled }) {
+                case .succeeded: return nil
+                case .failed(let error): return error
+                case .cancelled: throw ExecutorError.cancelled
+                case nil: throw Future<Never>.timeoutError
+                }
+            }
+        }
+    }
+
+    /// How many times a waiter yields before it blocks.
+    static let spinLimit = 16
+}

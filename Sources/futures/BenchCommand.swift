@@ -1,0 +1,47 @@
+import ArgumentParser
+import ConcurrentFutures
+import Foundation
+
+/// `futures bench`: the article's benchmarks for every executor and guest kind.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Run the article's benchmarks (cpu, startup, transfer, memory) on every executor.")
+
+    @Option(help: "Timed runs per benchmark; the table reports their median, min and max.")
+    var runs = 5
+
+    @Option(help: "Workers per executor (the article uses 4).")
+    var workers = 4
+
+    @Option(help: "Tasks in the cpu benchmark (the article uses 8).")
+    var tasks = 8
+
+    @Option(help: "Loop iterations per cpu task (the article uses 5,000,000).")
+    var iterations = 5_000_000
+
+    @Option(help: "Items mapped in the transfer benchmark (the article uses 10,000).")
+    var items = 10_000
+
+    @Flag(help: "Print one JSON array instead of a table.")
+    var json = false
+
+    mutating func validate() throws {
+        guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
+        guard workers > 0 else { throw ValidationError("--workers must be at least 1") }
+        guard tasks > 0 else { throw ValidationError("--tasks must be at least 1") }
+        guard iterations >= 0 else { throw ValidationError("--iterations must not be negative") }
+        guard items > 0 else { throw ValidationError("--items must be at least 1") }
+    }
+
+    func run() throws {
+        let sizes = BenchSizes(workers: workers, tasks: tasks, iterations: iterations, items: items)
+        let suite = BenchSuite(sizes: sizes, runs: runs)
+        let rows = try suite.runAll()
+        if json {
+            print(BenchReport.json(rows))
+        } else {
+            print(BenchReport.table(rows, sizes: sizes))
+        }
+    }
+}
