@@ -60,9 +60,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "FuturesTests",
-            dependencies: ["ConcurrentFutures"],
+            dependencies: ["ConcurrentFutures", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "InterpretersTests",
+            dependencies: ["ConcurrentFutures", "TestSupport"],
             swiftSettings: strict
         ),
     ]

@@ -1,1 +1,7 @@
+// ConcurrentFutures: Python's concurrent.futures and concurrent.interpreters (PEP 734), in Swift.
+//
+// One import gives the whole library: futures and the executor protocol (`Futures`), the
+// interpreters and the interpreter pool (`Interpreters`), and the process pool (`ProcessPool`).
 @_exported import Futures
+@_exported import Interpreters
+@_exported import ProcessPool

@@ -6,6 +6,7 @@ import Glibc
 #endif
 
 @testable import ConcurrentFutures
+import TestSupport
 
 @Suite("Future")
 struct FutureTests {

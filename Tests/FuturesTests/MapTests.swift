@@ -6,6 +6,7 @@ import Glibc
 #endif
 
 @testable import ConcurrentFutures
+import TestSupport
 
 /// A sequence that counts how many elements were taken from it.
 struct CountingSequence: Sequence {

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 
 @testable import ConcurrentFutures
+import TestSupport
 
 @Suite("Stress")
 struct StressTests {

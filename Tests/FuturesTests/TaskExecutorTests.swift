@@ -1,6 +1,7 @@
 import Testing
 
 @testable import ConcurrentFutures
+import TestSupport
 
 @Suite("ThreadPoolExecutor as a TaskExecutor")
 struct TaskExecutorTests {

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import ConcurrentFutures
+import TestSupport
 
 struct Point: Codable, Shareable, Equatable {
     var x: Int

@@ -2,6 +2,7 @@ import Dispatch
 import Testing
 
 @testable import ConcurrentFutures
+import TestSupport
 
 @Suite("wait and asCompleted")
 struct WaitTests {

@@ -1,0 +1,103 @@
+public import Futures
+
+/// A function exported by a ``GuestModule``, typed by its result: what a Python program would
+/// pass to `submit` as a module-level function.
+///
+/// It runs on every executor: in the shared main interpreter on ``ThreadPoolExecutor``, in the
+/// worker's own interpreter on `InterpreterPoolExecutor`, in the worker process's interpreter on
+/// `ProcessPoolExecutor`. Arguments must be ``Futures/Shareable``, so host closures and other
+/// values that cannot cross do not compile.
+///
+/// ```swift
+/// let tasks = try GuestModule(contentsOf: "Tasks.wasm")
+/// let square = try tasks.function("square", returning: Int.self)
+/// let future = try pool.submit(square, 7)      // 49
+/// ```
+public struct GuestFunction<Result: Shareable>: Sendable, CustomStringConvertible {
+    /// The module that exports the function.
+    public let module: GuestModule
+    /// The export's name.
+    public let name: String
+    /// A fuel budget for each call, overriding the executor's limits; `nil` keeps them.
+    public let fuel: UInt64?
+
+    /// Creates a handle; prefer ``GuestModule/function(_:returning:)``, which checks the export.
+    public init(module: GuestModule, name: String, fuel: UInt64? = nil) {
+        self.module = module
+        self.name = name
+        self.fuel = fuel
+    }
+
+    /// The same function with a fuel budget of `fuel` per call.
+    public func withFuel(_ fuel: UInt64?) -> GuestFunction {
+        GuestFunction(module: module, name: name, fuel: fuel)
+    }
+
+    /// The same function, returning another type.
+    public func returning<Other: Shareable>(_ type: Other.Type) -> GuestFunction<Other> {
+        GuestFunction<Other>(module: module, name: name, fuel: fuel)
+    }
+
+    /// `module.name`.
+    public var description: String { "\(module.name).\(name)" }
+
+    /// Binds the function to `arguments`, for ``Futures/Executor/submit(_:)``.
+    public func call<each Argument: Shareable>(_ arguments: repeat each Argument) -> Call<Result> {
+        let (invocation, keepAlive) = invocation(repeat each arguments)
+        return Call(
+            summary: "guest function '\(name)'",
+            local: {
+                withExtendedLifetime(keepAlive) {}
+                return try Result(shareableValue: Interpreters.main.run(invocation, wait: true))
+            },
+            remote: .guest(invocation),
+            decode: { value in
+                withExtendedLifetime(keepAlive) {}
+                return try Result(shareableValue: value)
+            })
+    }
+
+    /// The invocation for `arguments`, and the queues it names (kept alive with the call).
+    func invocation<each Argument: Shareable>(_ arguments: repeat each Argument) -> (invocation: GuestInvocation, keepAlive: [QueueStorage]) {
+        var values: [Value] = []
+        for argument in repeat each arguments { values.append(argument.shareableValue) }
+        var keepAlive: [QueueStorage] = []
+        collectQueues(values, into: &keepAlive)
+        return (GuestInvocation(module: module, function: name, arguments: values, fuel: fuel), keepAlive)
+    }
+}
+
+private func collectQueues(_ values: [Value], into storages: inout [QueueStorage]) {
+    for value in values {
+        switch value {
+        case .queue(let id): if let storage = QueueRegistry.shared.lookup(id) { storages.append(storage) }
+        case .array(let elements): collectQueues(elements, into: &storages)
+        default: break
+        }
+    }
+}
+
+extension Executor {
+    /// Schedules `function` with `arguments` and returns the future of its result.
+    ///
+    /// - Throws: What ``Futures/Executor/submit(_:)`` throws.
+    public func submit<each Argument: Shareable, Result>(
+        _ function: GuestFunction<Result>, _ arguments: repeat each Argument
+    ) throws -> Future<Result> {
+        try submit(function.call(repeat each arguments))
+    }
+
+    /// Runs `function` over `inputs`, results in input order. See
+    /// ``Futures/Executor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`.
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a bad `bufferSize`; what
+    ///   `submit` throws.
+    public func map<Input: Shareable, Result>(
+        _ function: GuestFunction<Result>,
+        _ inputs: some Sequence<Input>,
+        timeout: Duration? = nil,
+        bufferSize: Int? = nil
+    ) throws -> MapResults<Result> {
+        try map(inputs, timeout: timeout, bufferSize: bufferSize) { function.call($0) }
+    }
+}

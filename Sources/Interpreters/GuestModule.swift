@@ -1,0 +1,271 @@
+@_spi(Fuzzing) import WasmKit
+public import Futures
+import Synchronization
+import WAT
+import WasmParser
+
+/// A WebAssembly module, parsed and validated once, that interpreters load: the analog of a
+/// Python module a function is imported from.
+///
+/// Creating one parses the bytes, validates every function body, checks that everything the
+/// module imports is something the host provides (the `cf` host functions of the guest ABI), and
+/// records its exports. Pools share one `GuestModule` between all their workers; each worker
+/// instantiates it in its own interpreter, with its own memory and globals.
+public final class GuestModule: Sendable, GuestModuleHandle {
+    /// The module's name (the file name or a name you gave it).
+    public let name: String
+    /// The module's bytes.
+    public let wasmBytes: [UInt8]
+    /// A process-unique id.
+    public let id: Int
+    /// A 64-bit FNV-1a digest of the bytes, in hex.
+    public let digest: String
+    /// The functions the module exports, with their WebAssembly signatures, in export order.
+    public let functions: [GuestExport]
+    /// Everything the module imports.
+    public let imports: [GuestImport]
+    /// The module's own and imported memories.
+    public let memories: [GuestMemoryInfo]
+
+    let parsed: WasmKit.Module
+
+    /// Parses and validates `bytes`.
+    ///
+    /// - Throws: ``ModuleError`` `.malformed` when the bytes are not a module, `.invalid` when it
+    ///   fails validation, `.missingImports` (naming every one) when it imports what the host does
+    ///   not provide.
+    public init(bytes: [UInt8], name: String = "module") throws(ModuleError) {
+        let parsed: WasmKit.Module
+        do {
+            parsed = try parseWasm(bytes: bytes)
+        } catch {
+            throw ModuleError(.malformed, "\(name) is not a valid WebAssembly module: \(error)")
+        }
+        self.name = name
+        wasmBytes = bytes
+        id = GuestModule.nextID.wrappingAdd(1, ordering: .relaxed).newValue
+        digest = fnv1a(bytes)
+        self.parsed = parsed
+        let inspection = try GuestModule.inspect(parsed, name: name)
+        functions = inspection.functions
+        imports = inspection.imports
+        memories = inspection.memories
+    }
+
+    /// Compiles WebAssembly text (WAT) and loads the result.
+    ///
+    /// - Throws: ``ModuleError`` `.malformed` when the text does not parse, or what
+    ///   ``init(bytes:name:)`` throws.
+    public convenience init(wat: String, name: String = "module") throws(ModuleError) {
+        let bytes: [UInt8]
+        do {
+            bytes = try wat2wasm(wat)
+        } catch {
+            throw ModuleError(.malformed, "\(name) is not valid WAT: \(error)")
+        }
+        try self.init(bytes: bytes, name: name)
+    }
+
+    /// Reads and loads a `.wasm` (or `.wat`) file.
+    ///
+    /// - Throws: ``ModuleError`` `.unreadable` when the file cannot be read, or what
+    ///   ``init(bytes:name:)`` throws.
+    public convenience init(contentsOf path: String) throws(ModuleError) {
+        guard let bytes = readFile(path) else {
+            throw ModuleError(.unreadable, "cannot read \(path)")
+        }
+        let name = String(path.split(separator: "/").last ?? Substring(path))
+        if path.hasSuffix(".wat") {
+            try self.init(wat: String(decoding: bytes, as: UTF8.self), name: name)
+        } else {
+            try self.init(bytes: bytes, name: name)
+        }
+    }
+
+    /// A typed handle to the exported function `name`, returning `Result`.
+    ///
+    /// - Throws: ``ModuleError`` `.noSuchExport` when the module exports no function `name`.
+    public func function<Result: Shareable>(_ name: String, returning type: Result.Type = Result.self) throws(ModuleError) -> GuestFunction<Result> {
+        guard functions.contains(where: { $0.name == name }) else {
+            let known = functions.map(\.name).joined(separator: ", ")
+            throw ModuleError(.noSuchExport, "\(self.name) exports no function '\(name)' (it exports: \(known))")
+        }
+        return GuestFunction(module: self, name: name)
+    }
+
+    /// The exported function `name`, if there is one.
+    public func export(named name: String) -> GuestExport? {
+        functions.first { $0.name == name }
+    }
+
+    private static let nextID = Atomic<Int>(0)
+}
+
+/// An exported function and its WebAssembly signature.
+public struct GuestExport: Sendable, Hashable, CustomStringConvertible {
+    /// The export's name.
+    public let name: String
+    /// Parameter types, as WAT names (`i32`, `i64`, `f32`, `f64`).
+    public let parameters: [String]
+    /// Result types, as WAT names.
+    public let results: [String]
+
+    /// `name(i64, i64) -> i64`.
+    public var description: String {
+        "\(name)(\(parameters.joined(separator: ", ")))" + (results.isEmpty ? "" : " -> " + results.joined(separator: ", "))
+    }
+}
+
+/// Something a module imports.
+public struct GuestImport: Sendable, Hashable, CustomStringConvertible {
+    /// The import's module, such as `cf`.
+    public let module: String
+    /// The import's name.
+    public let name: String
+    /// `function`, `memory`, `table`, `global` or `tag`.
+    public let kind: String
+    /// The function signature, for function imports.
+    public let signature: String?
+    /// Whether the host provides it.
+    public let isProvided: Bool
+
+    /// `cf.log (function (i32, i32))`.
+    public var description: String { "\(module).\(name) (\(kind)\(signature.map { " \($0)" } ?? ""))" }
+}
+
+/// A memory a module defines or imports.
+public struct GuestMemoryInfo: Sendable, Hashable {
+    /// Initial size in 64 KiB pages.
+    public let minimumPages: UInt64
+    /// Maximum size in pages, if declared.
+    public let maximumPages: UInt64?
+    /// Whether the memory is imported.
+    public let isImported: Bool
+}
+
+extension GuestModule {
+    struct Inspection {
+        var functions: [GuestExport] = []
+        var imports: [GuestImport] = []
+        var memories: [GuestMemoryInfo] = []
+    }
+
+    /// Checks imports, validates every function body by instantiating the module once in a
+    /// scratch store with eager compilation (start function skipped), and lists exports.
+    static func inspect(_ module: WasmKit.Module, name: String) throws(ModuleError) -> Inspection {
+        var inspection = Inspection()
+        var missing: [String] = []
+        for entry in module.imports {
+            var kind = "function"
+            var signature: String?
+            var provided = false
+            switch entry.descriptor {
+            case .function(let typeIndex):
+                let type = module.functionType(at: typeIndex)
+                signature = type.map(signatureText)
+                provided = entry.module == HostImports.moduleName && HostImports.signatures[entry.name] == type
+            case .memory(let type):
+                kind = "memory"
+                inspection.memories.append(GuestMemoryInfo(minimumPages: type.min, maximumPages: type.max, isImported: true))
+            case .table: kind = "table"
+            case .global: kind = "global"
+            case .tag: kind = "tag"
+            }
+            let item = GuestImport(module: entry.module, name: entry.name, kind: kind, signature: signature, isProvided: provided)
+            inspection.imports.append(item)
+            if !provided {
+                if entry.module == HostImports.moduleName, let expected = HostImports.signatures[entry.name] {
+                    missing.append("\(entry.module).\(entry.name) (expected \(signatureText(expected)), got \(signature ?? kind))")
+                } else {
+                    missing.append("\(entry.module).\(entry.name) (\(kind))")
+                }
+            }
+        }
+        if !missing.isEmpty {
+            throw ModuleError(
+                .missingImports,
+                "\(name) cannot load in an interpreter: it imports what the host does not provide: "
+                    + missing.joined(separator: ", "),
+                missingImports: missing.map { String($0.prefix { $0 != " " }) })
+        }
+
+        var scratch = module
+        scratch.dropStartFunction()
+        let engine = Engine(configuration: EngineConfiguration(compilationMode: .eager, memoryBoundsChecking: .software))
+        let store = Store(engine: engine)
+        store.resourceLimiter = MemoryLimiter(maxMemoryBytes: nil)
+        let instance: Instance
+        do {
+            instance = try scratch.instantiate(store: store, imports: HostImports.imports(store: store, context: HostContext(interpreterID: -1)))
+        } catch {
+            throw ModuleError(.invalid, "\(name) failed validation: \(firstLine(of: error))")
+        }
+        for (exportName, value) in instance.exports {
+            switch value {
+            case .function(let function):
+                let type = function.type
+                inspection.functions.append(
+                    GuestExport(name: exportName, parameters: type.parameters.map(typeName), results: type.results.map(typeName)))
+            case .memory(let memory):
+                inspection.memories.append(
+                    GuestMemoryInfo(minimumPages: memory.type.min, maximumPages: memory.type.max, isImported: false))
+            default:
+                break
+            }
+        }
+        inspection.functions.sort { $0.name < $1.name }
+        return inspection
+    }
+}
+
+func typeName(_ type: ValueType) -> String {
+    switch type {
+    case .i32: "i32"
+    case .i64: "i64"
+    case .f32: "f32"
+    case .f64: "f64"
+    case .v128: "v128"
+    case .ref: "ref"
+    }
+}
+
+func signatureText(_ type: FunctionType) -> String {
+    "(\(type.parameters.map(typeName).joined(separator: ", ")))"
+        + (type.results.isEmpty ? "" : " -> " + type.results.map(typeName).joined(separator: ", "))
+}
+
+func firstLine(of error: any Error) -> String {
+    let text = String(describing: error)
+    return String(text.split(separator: "\n", maxSplits: 1).first ?? Substring(text))
+}
+
+/// FNV-1a, 64 bits, as 16 hex digits.
+func fnv1a(_ bytes: [UInt8]) -> String {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in bytes {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x0000_0100_0000_01b3
+    }
+    let hex = String(hash, radix: 16)
+    return String(repeating: "0", count: 16 - hex.count) + hex
+}
+
+/// Reads a whole file, or `nil` when it cannot be read.
+func readFile(_ path: String) -> [UInt8]? {
+    #if canImport(Glibc)
+    guard let file = fopen(path, "rb") else { return nil }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = fread(&buffer, 1, buffer.count, file)
+        if count > 0 { bytes.append(contentsOf: buffer[0..<count]) }
+        if count < buffer.count { break }
+    }
+    return ferror(file) == 0 ? bytes : nil
+    #endif
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

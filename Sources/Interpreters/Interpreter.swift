@@ -1,0 +1,162 @@
+public import Futures
+import Synchronization
+
+/// An isolated WebAssembly interpreter: Python's `concurrent.interpreters.Interpreter`.
+///
+/// Each interpreter has its own store, instances, linear memories and globals; nothing a guest
+/// does in one is visible in another. Values cross by copying. An interpreter runs one call at a
+/// time, in the calling thread; asking a running interpreter to run something else fails with
+/// ``InterpreterError`` `.running` (never a data race). The main interpreter is the exception:
+/// ``ThreadPoolExecutor`` queues its guest calls on it, one at a time (the GIL of this world).
+///
+/// Create interpreters with ``Interpreters/create(limits:)``; close them with ``close()``.
+public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
+    /// The interpreter's id: 0 for the main interpreter, then 1, 2, ...
+    public let id: Int
+    /// The limits every call in this interpreter runs under.
+    public let limits: InterpreterLimits
+
+    private struct State {
+        var runtime: InterpreterRuntime?
+        var closed = false
+    }
+
+    /// `true` while a call runs; the run lock that serializes calls.
+    private let running = Atomic<Bool>(false)
+    private let gate = ConditionLock()
+    private let state: Mutex<State>
+
+    init(id: Int, limits: InterpreterLimits) {
+        self.id = id
+        self.limits = limits
+        state = Mutex(State(runtime: nil))
+    }
+
+    /// Whether the interpreter is running a call now. The main interpreter, like Python's, always
+    /// counts as running.
+    public var isRunning: Bool { id == 0 || running.load(ordering: .acquiring) }
+
+    /// Whether ``close()`` was called.
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Destroys the interpreter: its instances and memories are freed.
+    ///
+    /// - Throws: ``InterpreterError`` `.mainInterpreter` for the main interpreter, `.notFound` when
+    ///   it is already closed, `.running` while it runs a call.
+    public func close() throws(InterpreterError) {
+        if id == 0 { throw InterpreterError(.mainInterpreter, "cannot close the main interpreter") }
+        guard running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            throw InterpreterError(.running, "interpreter \(id) is running")
+        }
+        defer { running.store(false, ordering: .releasing) }
+        let wasClosed = state.withLock { state in
+            let was = state.closed
+            state.closed = true
+            state.runtime = nil
+            return was
+        }
+        if wasClosed { throw InterpreterError(.notFound, "interpreter \(id) was closed") }
+        Interpreters.registry.remove(self)
+        QueueRegistry.shared.interpreterClosed(id)
+    }
+
+    /// Loads `module` into the interpreter's namespace: the analog of exec'ing a module's source.
+    /// Its start function, if any, runs now, in the calling thread.
+    ///
+    /// - Throws: ``InterpreterError`` when closed or running; ``ExecutionFailed`` when
+    ///   instantiation traps or exceeds the memory limit.
+    public func exec(_ module: GuestModule) throws {
+        try withRuntime(wait: false) { runtime in _ = try runtime.load(module, fuel: nil) }
+    }
+
+    /// Loads a module from WebAssembly bytes. See ``exec(_:)``.
+    ///
+    /// - Throws: ``ModuleError`` for bad bytes or missing imports, or what ``exec(_:)`` throws.
+    public func exec(wasm bytes: [UInt8]) throws {
+        try exec(GuestModule(bytes: bytes))
+    }
+
+    /// Loads a module from WebAssembly text. See ``exec(_:)``.
+    ///
+    /// - Throws: ``ModuleError`` for bad text or missing imports, or what ``exec(_:)`` throws.
+    public func exec(wat text: String) throws {
+        try exec(GuestModule(wat: text))
+    }
+
+    /// The modules loaded so far, in load order.
+    public var modules: [GuestModule] {
+        (try? withRuntime(wait: true) { $0.modules }) ?? []
+    }
+
+    /// Calls the function `name` exported by a loaded module (the latest loaded that exports it)
+    /// with `arguments`, in the calling thread, and returns its result.
+    ///
+    /// - Throws: ``InterpreterError`` when closed or running; ``ExecutionFailed`` when the call
+    ///   traps, runs out of fuel, passes a bad pointer, or the function does not exist.
+    public func call(_ name: String, _ arguments: [Value] = []) throws -> Value {
+        try withRuntime(wait: false) { try $0.call(name, arguments: arguments, fuel: nil) }
+    }
+
+    /// Calls a guest function with typed arguments and result, loading its module if needed.
+    ///
+    /// - Throws: What ``call(_:_:)`` throws, and ``Futures/ValueCodingError`` when the result is
+    ///   not a `Result`.
+    public func call<each Argument: Shareable, Result: Shareable>(
+        _ function: GuestFunction<Result>, _ arguments: repeat each Argument
+    ) throws -> Result {
+        let invocation = function.invocation(repeat each arguments)
+        return try Result(shareableValue: run(invocation.invocation, wait: false))
+    }
+
+    /// Runs ``call(_:_:)`` on a new thread and returns the future of its result. (Python's
+    /// `call_in_thread` returns the thread and drops the result; the future gives both.)
+    public func callInThread(_ name: String, _ arguments: [Value] = []) -> Future<Value> {
+        let future = Future<Value>()
+        _ = try? future.setRunningOrNotifyCancel()
+        WorkerThread.start(name: "interpreter-\(id)", pool: nil) {
+            future.complete(Swift.Result { try self.call(name, arguments) })
+        }
+        return future
+    }
+
+    /// Runs a guest invocation; `wait` queues behind a running call instead of failing.
+    package func run(_ invocation: GuestInvocation, wait: Bool) throws -> Value {
+        guard let module = invocation.module as? GuestModule else {
+            throw NotShareableError("the function's module is not a GuestModule")
+        }
+        return try withRuntime(wait: wait) { runtime in
+            try runtime.call(module: module, invocation.function, arguments: invocation.arguments, fuel: invocation.fuel)
+        }
+    }
+
+    private func withRuntime<T>(wait: Bool, _ body: (InterpreterRuntime) throws -> T) throws -> T {
+        if wait {
+            gate.withLock {
+                while !running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+                    gate.wait(until: nil)
+                }
+            }
+        } else if !running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            throw InterpreterError(.running, "interpreter \(id) is already running")
+        }
+        defer {
+            running.store(false, ordering: .releasing)
+            gate.withLock { gate.broadcast() }
+        }
+        let runtime: InterpreterRuntime = try state.withLock { state in
+            if state.closed { throw InterpreterError(.notFound, "interpreter \(id) was closed") }
+            if let runtime = state.runtime { return runtime }
+            let runtime = InterpreterRuntime(interpreterID: id, limits: limits)
+            state.runtime = runtime
+            return runtime
+        }
+        let previous = Interpreters.swapCurrent(self)
+        defer { _ = Interpreters.swapCurrent(previous) }
+        return try body(runtime)
+    }
+
+    public static func == (lhs: Interpreter, rhs: Interpreter) -> Bool { lhs === rhs }
+    public func hash(into hasher: inout Hasher) { hasher.combine(id) }
+    /// `Interpreter(<id>)`.
+    public var description: String { "Interpreter(\(id))" }
+}

@@ -1,0 +1,32 @@
+/// The bounds an interpreter puts on the guests it runs. Python has none of these.
+///
+/// - ``fuel`` bounds each call's work: about one unit per WebAssembly instruction executed
+///   (roughly 2-3 × 10⁹ units per CPU-second on this project's reference machine). A call that
+///   exceeds it fails with ``ExecutionFailed/Kind-swift.struct/outOfFuel``; the interpreter keeps
+///   serving. The budget is deterministic: the same call always uses the same fuel.
+/// - ``memoryBytes`` caps the interpreter's linear memory. Growth past it fails the call with
+///   ``ExecutionFailed/Kind-swift.struct/memoryLimit``; a module whose initial memory is already
+///   larger cannot be instantiated.
+/// - ``maxValueBytes`` caps each string, byte string or encoded value that crosses in or out.
+/// - ``stackBytes`` sizes the interpreter's own stack, which bounds guest recursion depth.
+public struct InterpreterLimits: Sendable, Hashable {
+    /// Fuel per call; `nil` for no limit.
+    public var fuel: UInt64?
+    /// The most bytes of linear memory; `nil` for WebAssembly's own 4 GiB limit.
+    public var memoryBytes: Int?
+    /// The most bytes one value may take when it crosses into or out of the guest.
+    public var maxValueBytes: Int
+    /// The interpreter stack size in bytes.
+    public var stackBytes: Int
+
+    /// Creates limits.
+    public init(fuel: UInt64? = nil, memoryBytes: Int? = 256 << 20, maxValueBytes: Int = 64 << 20, stackBytes: Int = 512 << 10) {
+        self.fuel = fuel
+        self.memoryBytes = memoryBytes
+        self.maxValueBytes = maxValueBytes
+        self.stackBytes = stackBytes
+    }
+
+    /// No fuel limit, 256 MiB of memory, 64 MiB per value, a 512 KiB interpreter stack.
+    public static let `default` = InterpreterLimits()
+}

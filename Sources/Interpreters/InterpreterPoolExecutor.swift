@@ -1,0 +1,180 @@
+public import Futures
+
+/// Runs guest functions in parallel, each worker thread in its own isolated interpreter: Python's
+/// `concurrent.futures.InterpreterPoolExecutor`.
+///
+/// This is ``Futures/ThreadPoolExecutor``'s pool with a different worker context: each worker
+/// thread owns one ``Interpreter``, created when the worker starts (with the pool's modules
+/// loaded and the initializer run) and closed when it ends. Everything else (lazy start, idle
+/// reuse, `map`, `shutdown`, cancellation) is the thread pool's.
+///
+/// A guest that traps, runs out of fuel or passes a bad pointer fails only its own task with
+/// ``ExecutionFailed``; the worker replaces the interpreter's instances and keeps serving. Host
+/// closures and Swift jobs cannot run here: they are host code, and submitting them through the
+/// ``Futures/Executor`` protocol fails with ``Futures/NotShareableError``.
+public final class InterpreterPoolExecutor: Executor {
+    /// The most workers (threads, each with an interpreter).
+    public let maxWorkers: Int
+    /// The prefix of the worker threads' names.
+    public let threadNamePrefix: String
+    /// The modules every worker loads when it starts.
+    public let modules: [GuestModule]
+    /// The limits every worker interpreter applies.
+    public let limits: InterpreterLimits
+
+    let pool: WorkerPool<InterpreterContext>
+
+    /// Creates a pool; no worker starts before the first submission.
+    ///
+    /// - Parameters:
+    ///   - maxWorkers: The most workers; `nil` means `min(32, cores + 4)`, as in Python.
+    ///   - threadNamePrefix: The prefix of thread names; empty means `InterpreterPoolExecutor-<k>`.
+    ///   - modules: Modules loaded into each worker's interpreter when it starts. Each was parsed
+    ///     and validated once, when the ``GuestModule`` was made; workers only instantiate it.
+    ///   - limits: Fuel, memory and value-size limits for every call.
+    ///   - initializer: A guest call run once in each worker's interpreter before its first task.
+    ///     If it fails, the pool breaks: queued and later work fails with ``Futures/ExecutorError``
+    ///     `.brokenInterpreterPool`.
+    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` when `maxWorkers` is 0 or less;
+    ///   ``Futures/NotShareableError`` when `initializer` is not a guest function call.
+    public init<Initial>(
+        maxWorkers: Int? = nil,
+        threadNamePrefix: String = "",
+        modules: [GuestModule] = [],
+        limits: InterpreterLimits = .default,
+        initializer: Call<Initial>?
+    ) throws {
+        let maxWorkers = maxWorkers ?? min(32, ProcessorCount.available + 4)
+        guard maxWorkers > 0 else {
+            throw ExecutorError(.invalidArgument, "maxWorkers must be greater than 0, got \(maxWorkers)")
+        }
+        var initialInvocation: GuestInvocation?
+        if let initializer {
+            guard case .guest(let invocation) = initializer.remote else {
+                throw NotShareableError("the initializer (\(initializer.summary)) cannot run in an interpreter")
+            }
+            initialInvocation = invocation
+        }
+        self.maxWorkers = maxWorkers
+        self.threadNamePrefix =
+            threadNamePrefix.isEmpty ? "InterpreterPoolExecutor-\(nextExecutorNumber())" : threadNamePrefix
+        self.modules = modules
+        self.limits = limits
+        let setup = InterpreterContext.Setup(modules: modules, limits: limits, initializer: initialInvocation)
+        pool = WorkerPool(
+            configuration: .init(
+                maxWorkers: maxWorkers, threadNamePrefix: self.threadNamePrefix, brokenCode: .brokenInterpreterPool,
+                brokenMessage: "A thread initializer failed, the thread pool is not usable anymore"),
+            makeContext: { _ in InterpreterContext(setup: setup) })
+    }
+
+    /// Creates a pool without an initializer. See ``init(maxWorkers:threadNamePrefix:modules:limits:initializer:)``.
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` when `maxWorkers` is 0 or less.
+    public convenience init(
+        maxWorkers: Int? = nil,
+        threadNamePrefix: String = "",
+        modules: [GuestModule] = [],
+        limits: InterpreterLimits = .default
+    ) throws {
+        try self.init(
+            maxWorkers: maxWorkers, threadNamePrefix: threadNamePrefix, modules: modules, limits: limits,
+            initializer: Call<Value>?.none)
+    }
+
+    deinit {
+        pool.shutdown(wait: false, cancelFutures: false)
+    }
+
+    /// The number of workers alive now.
+    public var workerCount: Int { pool.workerCount }
+
+    /// Schedules a guest function call.
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.shutdown` after shutdown, `.brokenInterpreterPool`
+    ///   once broken; ``Futures/NotShareableError`` for a host closure or a job.
+    public func submit<Result: Sendable>(_ call: Call<Result>) throws -> Future<Result> {
+        let future = Future<Result>()
+        try pool.submit(try Self.task(call, future))
+        return future
+    }
+
+    /// Schedules every call in `calls` with one acquisition of the queue's lock, or none.
+    ///
+    /// - Throws: What ``submit(_:)`` throws.
+    public func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>] {
+        var futures: [Future<Result>] = []
+        var tasks: [InterpreterTask] = []
+        futures.reserveCapacity(calls.count)
+        tasks.reserveCapacity(calls.count)
+        for call in calls {
+            let future = Future<Result>()
+            futures.append(future)
+            tasks.append(try Self.task(call, future))
+        }
+        try pool.submit(contentsOf: tasks)
+        return futures
+    }
+
+    private static func task<Result>(_ call: Call<Result>, _ future: Future<Result>) throws -> InterpreterTask {
+        guard case .guest(let invocation) = call.remote else {
+            throw NotShareableError("\(call.summary) is host code and cannot run in an interpreter")
+        }
+        let decode = call.decode
+        return InterpreterTask(future: future, invocation: invocation) { outcome in
+            future.complete(outcome.flatMap { value in Swift.Result { try decode(value) } })
+        }
+    }
+
+    public func shutdown(wait: Bool, cancelFutures: Bool) {
+        pool.shutdown(wait: wait, cancelFutures: cancelFutures)
+    }
+}
+
+/// A guest call queued on an interpreter pool.
+struct InterpreterTask: WorkerTask {
+    typealias Output = Value
+
+    let future: (any FutureHandle)?
+    let invocation: GuestInvocation
+    let complete: @Sendable (Swift.Result<Value, any Error>) -> Void
+
+    func finish(_ outcome: Swift.Result<Value, any Error>) { complete(outcome) }
+}
+
+/// The interpreter pool's worker context: one interpreter per worker thread.
+struct InterpreterContext: WorkerContext {
+    struct Setup: Sendable {
+        let modules: [GuestModule]
+        let limits: InterpreterLimits
+        let initializer: GuestInvocation?
+    }
+
+    let setup: Setup
+    private var interpreter: Interpreter?
+
+    init(setup: Setup) { self.setup = setup }
+
+    mutating func initialize() throws {
+        let interpreter = Interpreters.create(limits: setup.limits)
+        self.interpreter = interpreter
+        _ = Interpreters.swapCurrent(interpreter)
+        do {
+            for module in setup.modules { try interpreter.exec(module) }
+            if let initializer = setup.initializer { _ = try interpreter.run(initializer, wait: false) }
+        } catch {
+            finalize()
+            throw error
+        }
+    }
+
+    mutating func run(_ task: InterpreterTask) throws -> Value {
+        try interpreter!.run(task.invocation, wait: false)
+    }
+
+    mutating func finalize() {
+        _ = Interpreters.swapCurrent(nil)
+        try? interpreter?.close()
+        interpreter = nil
+    }
+}

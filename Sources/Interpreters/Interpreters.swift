@@ -1,0 +1,103 @@
+import Futures
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Creating and finding interpreters and queues: Python's `concurrent.interpreters` module.
+public enum Interpreters {
+    /// Creates a new, idle, isolated interpreter.
+    ///
+    /// - Parameter limits: The fuel, memory and value-size limits of its calls.
+    public static func create(limits: InterpreterLimits = .default) -> Interpreter {
+        registry.create(limits: limits)
+    }
+
+    /// Every interpreter that exists (not closed), the main one included, in id order.
+    public static func list() -> [Interpreter] { registry.all }
+
+    /// The main interpreter (id 0). ``ThreadPoolExecutor`` runs guest calls here, one at a time.
+    public static var main: Interpreter { registry.main }
+
+    /// The interpreter whose code is running on this thread: the one a call is in, the worker's
+    /// own in an `InterpreterPoolExecutor` worker, otherwise the main interpreter.
+    public static var current: Interpreter {
+        if let pointer = pthread_getspecific(currentKey) {
+            return Unmanaged<Interpreter>.fromOpaque(pointer).takeUnretainedValue()
+        }
+        return main
+    }
+
+    /// Creates a queue: Python's `create_queue`.
+    ///
+    /// - Parameters:
+    ///   - maxSize: The most items it holds; 0 or less means unbounded.
+    ///   - unboundItems: What happens to an item when the interpreter that put it is closed.
+    public static func createQueue(maxSize: Int = 0, unboundItems: UnboundItems = .keep) -> Queue {
+        Queue(storage: QueueRegistry.shared.create(maxSize: maxSize, unbound: unboundItems))
+    }
+
+    /// Whether `object` can cross to an interpreter without being encoded. See ``Futures/isShareable(_:)``.
+    public static func isShareable(_ object: Any) -> Bool { Futures.isShareable(object) }
+
+    static let registry = InterpreterRegistry()
+
+    /// The id of the current interpreter, without creating the main one.
+    static var currentID: Int {
+        guard let pointer = pthread_getspecific(currentKey) else { return 0 }
+        return Unmanaged<Interpreter>.fromOpaque(pointer).takeUnretainedValue().id
+    }
+
+    /// Makes `interpreter` current on this thread; returns the previous one.
+    static func swapCurrent(_ interpreter: Interpreter?) -> Interpreter? {
+        let previous = pthread_getspecific(currentKey).map { Unmanaged<Interpreter>.fromOpaque($0).takeUnretainedValue() }
+        pthread_setspecific(currentKey, interpreter.map { Unmanaged.passUnretained($0).toOpaque() })
+        return previous
+    }
+
+    private static let currentKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+}
+
+/// Every live interpreter, by id.
+final class InterpreterRegistry: Sendable {
+    private struct State {
+        var interpreters: [Int: Interpreter] = [:]
+        var nextID = 1
+        var main: Interpreter?
+    }
+
+    private let state = Mutex(State())
+
+    func create(limits: InterpreterLimits) -> Interpreter {
+        state.withLock { state in
+            let interpreter = Interpreter(id: state.nextID, limits: limits)
+            state.interpreters[state.nextID] = interpreter
+            state.nextID += 1
+            return interpreter
+        }
+    }
+
+    var main: Interpreter {
+        state.withLock { state in
+            if let main = state.main { return main }
+            let main = Interpreter(id: 0, limits: .default)
+            state.main = main
+            state.interpreters[0] = main
+            return main
+        }
+    }
+
+    var all: [Interpreter] {
+        _ = main
+        return state.withLock { $0.interpreters.values.sorted { $0.id < $1.id } }
+    }
+
+    func remove(_ interpreter: Interpreter) {
+        _ = state.withLock { $0.interpreters.removeValue(forKey: interpreter.id) }
+    }
+}

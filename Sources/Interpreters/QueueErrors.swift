@@ -1,0 +1,66 @@
+/// ``Queue/get(timeout:)`` timed out, or ``Queue/getNowait()`` found the queue empty: Python's
+/// `QueueEmpty`.
+public struct QueueEmpty: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The queue's id.
+    public let queueID: Int
+    /// Creates an error.
+    public init(queueID: Int) { self.queueID = queueID }
+    public var description: String { "QueueEmpty: queue \(queueID) is empty" }
+}
+
+/// ``Queue/put(_:timeout:unboundItems:)`` timed out, or ``Queue/putNowait(_:unboundItems:)``
+/// found the queue full: Python's `QueueFull`.
+public struct QueueFull: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The queue's id.
+    public let queueID: Int
+    /// Creates an error.
+    public init(queueID: Int) { self.queueID = queueID }
+    public var description: String { "QueueFull: queue \(queueID) is full" }
+}
+
+/// A queue that no longer exists was used: Python's `QueueNotFoundError`, or an item whose
+/// interpreter was closed under ``UnboundItems/error``: Python's `ItemInterpreterDestroyed`.
+public struct QueueError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What went wrong.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// A stable name for the code.
+        public let name: String
+        private init(_ name: String) { self.name = name }
+
+        /// No queue has this id (it was never created, or every handle to it is gone).
+        public static let notFound = Code("notFound")
+        /// The item's interpreter was closed and the item was put with ``UnboundItems/error``.
+        public static let itemInterpreterDestroyed = Code("itemInterpreterDestroyed")
+
+        public var description: String { name }
+    }
+
+    /// What went wrong.
+    public let code: Code
+    /// Details.
+    public let message: String
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "QueueError(\(code)): \(message)" }
+}
+
+/// What happens to a queued item when the interpreter that put it is closed.
+///
+/// Items are always copies that own their data, so unlike CPython nothing *must* happen: the
+/// default keeps them. ``remove`` and ``error`` reproduce CPython's `UNBOUND_REMOVE` and
+/// `UNBOUND_ERROR`. Items put from outside any worker interpreter (the main interpreter) are
+/// never affected.
+public enum UnboundItems: Sendable, Hashable {
+    /// The item stays in the queue and reads back unchanged.
+    case keep
+    /// The item is removed from the queue when its interpreter is closed.
+    case remove
+    /// The item stays; getting it throws ``QueueError`` `.itemInterpreterDestroyed` and
+    /// consumes it.
+    case error
+}

@@ -1,0 +1,84 @@
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A one-shot gate tasks can block on until a test opens it.
+package final class Gate: Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let waiters = Atomic<Int>(0)
+    private let opened = Atomic<Bool>(false)
+
+    package init() {}
+
+    /// Blocks until the gate opens (or 10 s pass, so a broken test cannot hang the suite).
+    package func wait() {
+        waiters.wrappingAdd(1, ordering: .relaxed)
+        if opened.load(ordering: .acquiring) { return }
+        _ = semaphore.wait(timeout: .now() + 10)
+        semaphore.signal()
+    }
+
+    package func open() {
+        opened.store(true, ordering: .releasing)
+        semaphore.signal()
+    }
+
+    /// The number of threads that reached the gate.
+    package var arrivals: Int { waiters.load(ordering: .relaxed) }
+
+    /// Blocks until `count` threads reached the gate (at most 10 s).
+    package func awaitArrivals(_ count: Int) {
+        for _ in 0..<10_000 where arrivals < count { usleep(1000) }
+    }
+}
+
+/// A thread-safe counter.
+package final class Counter: Sendable {
+    private let value = Atomic<Int>(0)
+    package init() {}
+    @discardableResult package func increment() -> Int { value.wrappingAdd(1, ordering: .relaxed).newValue }
+    package var count: Int { value.load(ordering: .relaxed) }
+}
+
+/// Thread-safe collection of values in arrival order.
+package final class Recorder<T: Sendable>: Sendable {
+    private let values = Mutex<[T]>([])
+    package init() {}
+    package func append(_ value: T) { values.withLock { $0.append(value) } }
+    package var all: [T] { values.withLock { $0 } }
+}
+
+/// An error tests throw on purpose.
+package struct Boom: Error, Equatable {
+    package let id: Int
+    package init(id: Int) { self.id = id }
+}
+
+/// Spins (yielding) until `condition` holds or 10 s pass.
+package func waitUntil(_ condition: () -> Bool) {
+    for _ in 0..<100_000 where !condition() { usleep(100) }
+}
+
+/// Runs `body(index)` on `count` new OS threads at once and waits for all of them. Unlike
+/// `DispatchQueue.concurrentPerform`, every body gets its own thread, so bodies may block on
+/// each other.
+package func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    final class Box: @unchecked Sendable {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+    var threads: [pthread_t] = []
+    for index in 0..<count {
+        let box = Unmanaged.passRetained(Box { body(index) }).toOpaque()
+        var thread = pthread_t()
+        pthread_create(&thread, nil, { argument in
+            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
+            return nil
+        }, box)
+        threads.append(thread)
+    }
+    for thread in threads { pthread_join(thread, nil) }
+}
