@@ -52,10 +52,22 @@ let package = Package(
             dependencies: ["Futures", "Interpreters", "ProcessPool"],
             swiftSettings: strict
         ),
+        .target(
+            name: "GuestBuilder",
+            dependencies: [.product(name: "Subprocess", package: "swift-subprocess")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "BundledGuests",
+            dependencies: ["Interpreters"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "futures",
             dependencies: [
                 "ConcurrentFutures",
+                "GuestBuilder",
+                "BundledGuests",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -68,7 +80,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InterpretersTests",
-            dependencies: ["ConcurrentFutures", "TestSupport"],
+            dependencies: ["ConcurrentFutures", "TestSupport", "BundledGuests"],
             swiftSettings: strict
         ),
     ]

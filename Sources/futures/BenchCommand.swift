@@ -3,7 +3,7 @@ import ConcurrentFutures
 import Foundation
 
 /// `futures bench`: the article's benchmarks for every executor and guest kind.
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: FuturesSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run the article's benchmarks (cpu, startup, transfer, memory) on every executor.")
@@ -34,7 +34,7 @@ struct BenchCommand: ParsableCommand {
         guard items > 0 else { throw ValidationError("--items must be at least 1") }
     }
 
-    func run() throws {
+    func execute() async throws {
         let sizes = BenchSizes(workers: workers, tasks: tasks, iterations: iterations, items: items)
         let suite = BenchSuite(sizes: sizes, runs: runs)
         let rows = try suite.runAll()
