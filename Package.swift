@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "CFuturesShims"),
         .target(
             name: "ProcessPool",
-            dependencies: ["Futures", "Interpreters"],
+            dependencies: ["Futures", "Interpreters", "CFuturesShims"],
             swiftSettings: strict
         ),
         .target(
@@ -73,6 +73,18 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestJobs", dependencies: ["ConcurrentFutures"], path: "Tests/TestJobs", swiftSettings: strict),
+        .executableTarget(
+            name: "FuturesTestWorker",
+            dependencies: ["ConcurrentFutures", "TestJobs"],
+            path: "Tests/FuturesTestWorker",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ProcessPoolTests",
+            dependencies: ["ConcurrentFutures", "TestSupport", "TestJobs", "BundledGuests", "FuturesTestWorker"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "FuturesTests",
             dependencies: ["ConcurrentFutures", "TestSupport"],

@@ -27,3 +27,106 @@ int cf_available_cpus(void) {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     return online > 0 ? (int)online : 1;
 }
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+int cf_socketpair(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds);
+}
+
+int cf_spawn_worker(const char *path, char *const argv[], char *const envp[], int channel, pid_t *pid) {
+    // dup2(3, 3) would keep close-on-exec set, so make sure the source is not already 3.
+    int source = channel;
+    if (source == 3) {
+        source = fcntl(channel, F_DUPFD_CLOEXEC, 10);
+        if (source < 0) return errno;
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attributes);
+    posix_spawn_file_actions_adddup2(&actions, source, 3);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 4);
+    sigset_t empty, defaults;
+    sigemptyset(&empty);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGCHLD);
+    posix_spawnattr_setsigmask(&attributes, &empty);
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    int result = posix_spawn(pid, path, &actions, &attributes, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    if (source != channel) close(source);
+    return result;
+}
+
+int cf_send_all(int fd, const void *bytes, size_t count) {
+    const char *cursor = bytes;
+    while (count > 0) {
+        ssize_t sent = send(fd, cursor, count, MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        cursor += sent;
+        count -= (size_t)sent;
+    }
+    return 0;
+}
+
+int cf_receive_all(int fd, void *bytes, size_t count) {
+    char *cursor = bytes;
+    while (count > 0) {
+        ssize_t received = recv(fd, cursor, count, 0);
+        if (received == 0) return -1;
+        if (received < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        cursor += received;
+        count -= (size_t)received;
+    }
+    return 0;
+}
+
+int cf_wait_for_exit(pid_t pid, int timeout_ms, int *status) {
+    if (timeout_ms < 0) {
+        for (;;) {
+            pid_t reaped = waitpid(pid, status, 0);
+            if (reaped == pid) return 1;
+            if (reaped < 0 && errno != EINTR) return -errno;
+        }
+    }
+    struct timespec pause = {0, 200000};  // 0.2 ms
+    long waited_us = 0;
+    for (;;) {
+        pid_t reaped = waitpid(pid, status, WNOHANG);
+        if (reaped == pid) return 1;
+        if (reaped < 0 && errno != EINTR) return -errno;
+        if (waited_us >= (long)timeout_ms * 1000) return 0;
+        nanosleep(&pause, NULL);
+        waited_us += 200;
+    }
+}
+
+int cf_decode_status(int status, int *value) {
+    if (WIFEXITED(status)) { *value = WEXITSTATUS(status); return 1; }
+    if (WIFSIGNALED(status)) { *value = WTERMSIG(status); return 2; }
+    return 0;
+}
+
+void cf_set_cloexec(int fd) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}

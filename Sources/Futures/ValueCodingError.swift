@@ -7,6 +7,9 @@ public struct ValueCodingError: Error, Sendable, Hashable, CustomStringConvertib
         public let name: String
         private init(_ name: String) { self.name = name }
 
+        /// The code with this ``name``; unknown names read as ``malformed``.
+        package static func named(_ name: String) -> Code { name == typeMismatch.name ? .typeMismatch : .malformed }
+
         /// The bytes are not a valid encoding (truncated, unknown tag, bad UTF-8, too deep...).
         public static let malformed = Code("malformed")
         /// The value is well formed but of another kind than the requested type needs.

@@ -43,6 +43,16 @@ public struct ExecutionFailed: Error, Sendable, Hashable, CustomStringConvertibl
         public let name: String
         private init(_ name: String) { self.name = name }
 
+        /// The kind with this ``name`` (as sent between processes); unknown names read as ``trap``.
+        package static func named(_ name: String) -> Kind {
+            let all: [Kind] = [
+                .unreachable, .memoryOutOfBounds, .divideByZero, .integerOverflow, .invalidConversion,
+                .stackExhausted, .outOfFuel, .memoryLimit, .indirectCall, .invalidPointer, .malformedValue,
+                .valueTooLarge, .missingFunction, .badArguments, .invalidModule, .trap,
+            ]
+            return all.first { $0.name == name } ?? .trap
+        }
+
         /// The guest executed `unreachable` (a Swift `fatalError` or precondition in a guest).
         public static let unreachable = Kind("unreachable")
         /// The guest read or wrote outside its linear memory.
@@ -110,6 +120,11 @@ public struct ModuleError: Error, Sendable, Hashable, CustomStringConvertible {
         /// A stable name for the code.
         public let name: String
         private init(_ name: String) { self.name = name }
+
+        /// The code with this ``name`` (as sent between processes); unknown names read as ``invalid``.
+        package static func named(_ name: String) -> Code {
+            [Code.malformed, .invalid, .missingImports, .unreadable, .noSuchExport].first { $0.name == name } ?? .invalid
+        }
 
         /// The bytes are not a WebAssembly module, or the WAT text does not parse.
         public static let malformed = Code("malformed")

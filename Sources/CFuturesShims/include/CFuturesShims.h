@@ -8,3 +8,29 @@ void cf_set_thread_name(const char *name);
 
 /// The number of CPUs the calling process may run on (its affinity mask), at least 1.
 int cf_available_cpus(void);
+
+#include <sys/types.h>
+
+/// Creates a connected pair of stream sockets, both close-on-exec. Returns 0 or -1 (errno).
+int cf_socketpair(int fds[2]);
+
+/// Spawns `path` with `argv` and `envp` as a process-pool worker: `channel` becomes its fd 3,
+/// its stdin reads /dev/null, stdout and stderr are inherited, every other descriptor is closed,
+/// and signal handling starts from the defaults. Returns 0 and sets `*pid`, or an errno value.
+int cf_spawn_worker(const char *path, char *const argv[], char *const envp[], int channel, pid_t *pid);
+
+/// Sends all `count` bytes on a socket without raising SIGPIPE. Returns 0 or an errno value.
+int cf_send_all(int fd, const void *bytes, size_t count);
+
+/// Receives exactly `count` bytes. Returns 0, -1 at end of stream, or an errno value.
+int cf_receive_all(int fd, void *bytes, size_t count);
+
+/// Waits up to `timeout_ms` for `pid` to exit (negative waits forever), reaping it. Returns 1 and
+/// sets `*status` when reaped, 0 on timeout, or -errno.
+int cf_wait_for_exit(pid_t pid, int timeout_ms, int *status);
+
+/// Decodes a wait status: 1 and the exit code, 2 and the signal, or 0.
+int cf_decode_status(int status, int *value);
+
+/// Marks a descriptor close-on-exec.
+void cf_set_cloexec(int fd);

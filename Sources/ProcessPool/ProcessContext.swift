@@ -1,0 +1,209 @@
+import Futures
+import Interpreters
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Calls sent to a worker process together, with the futures they resolve.
+///
+/// A plain submission is a batch of one; `map(chunkSize:)` makes bigger ones. The pool sees the
+/// batch as one future: starting it starts every call not cancelled, cancelling it cancels them
+/// all, failing it fails them all.
+final class RemoteBatch: FutureHandle, @unchecked Sendable {
+    struct Element: Sendable {
+        let handle: any FutureHandle
+        let call: RemoteCall
+        let resolve: @Sendable (Result<Value, any Error>) -> Void
+    }
+
+    let elements: [Element]
+    /// The elements that started (written once, by `setRunningOrNotifyCancel`, before `run`).
+    private(set) var started: [Element] = []
+
+    init(_ elements: [Element]) { self.elements = elements }
+
+    /// The element for `call`, or `nil` when the call's arguments could not be encoded (the
+    /// future has then already failed).
+    ///
+    /// - Throws: ``Futures/NotShareableError`` for a call with no remote form.
+    static func element<Result>(_ call: Call<Result>, _ future: Future<Result>) throws -> Element? {
+        switch call.remote {
+        case nil:
+            throw NotShareableError("\(call.summary) is host code and cannot run in a worker process")
+        case .unencodable(let error)?:
+            future.complete(.failure(error))
+            return nil
+        case let remote?:
+            let decode = call.decode
+            return Element(handle: future, call: remote) { outcome in
+                future.complete(outcome.flatMap { value in Swift.Result { try decode(value) } })
+            }
+        }
+    }
+
+    func setRunningOrNotifyCancel() throws(ExecutorError) -> Bool {
+        started = elements.filter { (try? $0.handle.setRunningOrNotifyCancel()) == true }
+        return !started.isEmpty
+    }
+
+    func setError(_ error: any Error) throws(ExecutorError) {
+        for element in elements { try? element.handle.setError(error) }
+    }
+
+    func cancel() -> Bool {
+        elements.reduce(true) { $1.handle.cancel() && $0 }
+    }
+
+    var done: Bool { elements.allSatisfy { $0.handle.done } }
+    var failed: Bool { elements.contains { $0.handle.failed } }
+    func addWaiter(_ waiter: Waiter) -> Bool { false }
+    func removeWaiter(_ waiter: Waiter) {}
+}
+
+/// A batch queued on a process pool.
+struct ProcessTask: WorkerTask {
+    typealias Output = [Result<Value, any Error>]
+
+    let batch: RemoteBatch
+    var future: (any FutureHandle)? { batch }
+
+    func finish(_ outcome: Result<Output, any Error>) {
+        switch outcome {
+        case .success(let results):
+            for (element, result) in zip(batch.started, results) { element.resolve(result) }
+        case .failure(let error):
+            for element in batch.started { element.resolve(.failure(error)) }
+        }
+    }
+}
+
+/// The process pool's worker context: one child process per worker thread, started when the
+/// worker starts, replaced when it dies or has run `maxTasksPerChild` tasks, stopped at the end.
+struct ProcessContext: WorkerContext {
+    struct Setup: Sendable {
+        let executable: String
+        let environment: [String: String]
+        let maxTasksPerChild: Int?
+        let limits: InterpreterLimits
+        let initializer: RemoteCall?
+        let registry: WorkerRegistry
+    }
+
+    let setup: Setup
+    private var process: WorkerProcess?
+    private var tasksRun = 0
+
+    init(setup: Setup) { self.setup = setup }
+
+    mutating func initialize() throws {
+        process = try start()
+    }
+
+    mutating func run(_ task: ProcessTask) throws -> ProcessTask.Output {
+        let process = try self.process ?? start()
+        self.process = process
+        let calls = task.batch.started.map(\.call)
+        let describe = calls.count == 1 ? describeCall(calls[0]) : "a batch of \(calls.count) calls"
+        do {
+            try sendModules(for: calls, to: process)
+            let results: [Result<Value, any Error>]
+            if calls.count == 1 {
+                results = [try WireMessage.decodeOutcome(process.request(WireMessage.request(for: calls[0])))]
+            } else {
+                let reply = try process.request([.int(WireMessage.batch), .array(calls.map(WireMessage.request))])
+                guard case .array(let fields) = reply, fields.count == 2, fields[0] == .int(WireMessage.batchResult),
+                    case .array(let outcomes) = fields[1], outcomes.count == calls.count
+                else { throw ChannelError.malformed("expected a batch result for \(calls.count) calls") }
+                results = try outcomes.map { try WireMessage.decodeOutcome($0) }
+            }
+            tasksRun += 1
+            if let limit = setup.maxTasksPerChild, tasksRun >= limit { retire() }
+            return results
+        } catch {
+            throw died(process, while: describe, because: error)
+        }
+    }
+
+    mutating func finalize() {
+        retire()
+    }
+
+    /// Starts a worker process, configures it and runs the initializer.
+    private mutating func start() throws -> WorkerProcess {
+        let process = try WorkerProcess.spawn(executable: setup.executable, environment: setup.environment)
+        setup.registry.insert(process.pid)
+        do {
+            let limits = setup.limits
+            try process.post([
+                .int(WireMessage.configure), limits.fuel.map { .int(Int64(clamping: $0)) } ?? .none,
+                limits.memoryBytes.map { .int(Int64($0)) } ?? .none, .int(Int64(limits.maxValueBytes)),
+                .int(Int64(limits.stackBytes)),
+            ])
+            if let initializer = setup.initializer {
+                try sendModules(for: [initializer], to: process)
+                if case .failure(let error) = try WireMessage.decodeOutcome(process.request(WireMessage.request(for: initializer))) {
+                    process.stop()
+                    setup.registry.remove(process.pid)
+                    throw error
+                }
+            }
+        } catch let error as ChannelError {
+            throw died(process, while: "its initializer", because: error)
+        }
+        return process
+    }
+
+    /// Sends the modules `calls` need that the process does not have yet.
+    private func sendModules(for calls: [RemoteCall], to process: WorkerProcess) throws(ChannelError) {
+        for call in calls {
+            guard case .guest(let invocation) = call, let module = invocation.module as? GuestModule,
+                !process.loadedModules.contains(module.id)
+            else { continue }
+            try process.post([.int(WireMessage.loadModule), .int(Int64(module.id)), .string(module.name), .bytes(module.wasmBytes)])
+            process.loadedModules.insert(module.id)
+        }
+    }
+
+    /// Stops the current process gracefully.
+    private mutating func retire() {
+        guard let process else { return }
+        process.stop()
+        setup.registry.remove(process.pid)
+        self.process = nil
+        tasksRun = 0
+    }
+
+    /// The error for a process that failed while running `what`: it is reaped and forgotten, so
+    /// the next task starts a new one.
+    private mutating func died(_ process: WorkerProcess, while what: String, because error: any Error) -> ExecutorError {
+        var malformed = false
+        if case ChannelError.malformed = error { malformed = true }
+        let exit = malformed ? process.stop(kill: true) : process.reapAfterFailure()
+        setup.registry.remove(process.pid)
+        if self.process === process { self.process = nil }
+        tasksRun = 0
+        if let forced = setup.registry.forcedShutdown {
+            return ExecutorError(
+                .brokenProcessPool, "worker process \(process.pid) was stopped by \(forced) while running \(what)",
+                workerExit: exit)
+        }
+        let message: String
+        if case ChannelError.malformed(let detail) = error {
+            message = "A worker process broke the protocol while running \(what): worker \(process.pid) sent a malformed "
+                + "frame (\(detail)) and was killed; the next task starts a new worker"
+        } else {
+            let how = exit.map { "\($0)" } ?? "stopped responding"
+            message = "A process in the process pool was terminated abruptly while running \(what): worker \(process.pid) \(how)"
+        }
+        return ExecutorError(.brokenProcessPool, message, workerExit: exit)
+    }
+}
+
+private func describeCall(_ call: RemoteCall) -> String {
+    switch call {
+    case .job(let name, _): "job '\(name)'"
+    case .guest(let invocation): "guest function '\(invocation.function)'"
+    case .unencodable: "a call"
+    }
+}

@@ -1,0 +1,247 @@
+public import Futures
+public import Interpreters
+import CFuturesShims
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs jobs and guest functions in child processes: Python's
+/// `concurrent.futures.ProcessPoolExecutor`, with crash isolation and no lost work.
+///
+/// Each worker is a thread of the shared pool (``Futures/ThreadPoolExecutor``'s) whose context
+/// owns one child process: the program's own binary started in worker mode (see
+/// ``ProcessWorker``), or a dedicated worker executable. Requests and replies travel as
+/// length-prefixed frames on a socket pair that is the child's fd 3, so output the job prints
+/// cannot corrupt them; the child's stdout and stderr are the parent's.
+///
+/// Unlike Python, a worker that dies (crash, `fatalError`, a signal, `exit`) does not break the
+/// pool: the futures it was running fail with ``Futures/ExecutorError`` `.brokenProcessPool`
+/// saying how it died, and the next task starts a fresh worker, as loky does. A failing
+/// initializer still breaks the pool, since every replacement would fail the same way.
+public final class ProcessPoolExecutor: JobExecutor {
+    /// The most worker processes.
+    public let maxWorkers: Int
+    /// After this many tasks a worker process is replaced by a fresh one; `nil` for never.
+    public let maxTasksPerChild: Int?
+    /// The program the workers run.
+    public let workerExecutable: String
+    /// Limits for guest calls in the workers' interpreters.
+    public let limits: InterpreterLimits
+
+    let pool: WorkerPool<ProcessContext>
+    let registry: WorkerRegistry
+
+    /// Creates a pool; no process starts before the first submission.
+    ///
+    /// - Parameters:
+    ///   - maxWorkers: The most processes; `nil` means the number of CPUs, as in Python.
+    ///   - maxTasksPerChild: Replace a worker process after this many tasks (`nil`: never).
+    ///   - workerExecutable: The worker program; `nil` means this program (`/proc/self/exe`),
+    ///     which must call ``ProcessWorker/runIfRequested(jobs:)`` first thing in `main`.
+    ///   - environment: Variables added to the workers' environment.
+    ///   - limits: Limits for guest calls in the workers.
+    ///   - initializer: A job or guest call run once in each worker process before its first
+    ///     task. If it fails, the pool breaks (``Futures/ExecutorError`` `.brokenProcessPool`).
+    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for `maxWorkers` or
+    ///   `maxTasksPerChild` below 1, or when called inside a worker process (a worker that
+    ///   forgot ``ProcessWorker/runIfRequested(jobs:)`` would otherwise start workers of its own);
+    ///   ``Futures/NotShareableError`` for an initializer that is a host closure.
+    public init<Initial>(
+        maxWorkers: Int? = nil,
+        maxTasksPerChild: Int? = nil,
+        workerExecutable: String? = nil,
+        environment: [String: String] = [:],
+        limits: InterpreterLimits = .default,
+        initializer: Call<Initial>?
+    ) throws {
+        let maxWorkers = maxWorkers ?? ProcessorCount.available
+        guard maxWorkers > 0 else {
+            throw ExecutorError(.invalidArgument, "maxWorkers must be greater than 0, got \(maxWorkers)")
+        }
+        if let maxTasksPerChild, maxTasksPerChild < 1 {
+            throw ExecutorError(.invalidArgument, "maxTasksPerChild must be >= 1, got \(maxTasksPerChild)")
+        }
+        guard !ProcessWorker.isWorkerProcess else {
+            throw ExecutorError(
+                .invalidArgument,
+                "a worker process cannot start a process pool: call ProcessWorker.runIfRequested(jobs:) first thing in main")
+        }
+        var initial: RemoteCall?
+        if let initializer {
+            switch initializer.remote {
+            case .job?, .guest?: initial = initializer.remote
+            case .unencodable(let error)?: throw error
+            case nil: throw NotShareableError("the initializer (\(initializer.summary)) cannot run in a worker process")
+            }
+        }
+        self.maxWorkers = maxWorkers
+        self.maxTasksPerChild = maxTasksPerChild
+        self.workerExecutable = workerExecutable ?? currentExecutablePath()
+        self.limits = limits
+        let registry = WorkerRegistry()
+        self.registry = registry
+        let setup = ProcessContext.Setup(
+            executable: self.workerExecutable, environment: environment, maxTasksPerChild: maxTasksPerChild,
+            limits: limits, initializer: initial, registry: registry)
+        pool = WorkerPool(
+            configuration: .init(
+                maxWorkers: maxWorkers, threadNamePrefix: "ProcessPoolExecutor-\(nextExecutorNumber())",
+                brokenCode: .brokenProcessPool,
+                brokenMessage: "A process in the process pool could not be initialized, the process pool is not usable anymore"),
+            makeContext: { _ in ProcessContext(setup: setup) })
+    }
+
+    /// Creates a pool without an initializer. See
+    /// ``init(maxWorkers:maxTasksPerChild:workerExecutable:environment:limits:initializer:)``.
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for bad sizes or inside a worker.
+    public convenience init(
+        maxWorkers: Int? = nil,
+        maxTasksPerChild: Int? = nil,
+        workerExecutable: String? = nil,
+        environment: [String: String] = [:],
+        limits: InterpreterLimits = .default
+    ) throws {
+        try self.init(
+            maxWorkers: maxWorkers, maxTasksPerChild: maxTasksPerChild, workerExecutable: workerExecutable,
+            environment: environment, limits: limits, initializer: Call<Value>?.none)
+    }
+
+    deinit {
+        pool.shutdown(wait: false, cancelFutures: false)
+    }
+
+    /// The process ids of the live workers.
+    public var workerProcessIDs: [Int32] { registry.pids }
+
+    /// Schedules a job or guest function call.
+    ///
+    /// A call whose arguments cannot be encoded returns a future already failed with
+    /// ``Futures/NotShareableError``.
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.shutdown` after shutdown, `.brokenProcessPool` once
+    ///   broken; ``Futures/NotShareableError`` for a host closure.
+    public func submit<Result: Sendable>(_ call: Call<Result>) throws -> Future<Result> {
+        try submit(contentsOf: [call])[0]
+    }
+
+    /// Schedules every call in `calls` with one acquisition of the queue's lock, or none.
+    ///
+    /// - Throws: What ``submit(_:)`` throws.
+    public func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>] {
+        var futures: [Future<Result>] = []
+        var tasks: [ProcessTask] = []
+        for call in calls {
+            let future = Future<Result>()
+            futures.append(future)
+            if let element = try RemoteBatch.element(call, future) {
+                tasks.append(ProcessTask(batch: RemoteBatch([element])))
+            }
+        }
+        try pool.submit(contentsOf: tasks)
+        return futures
+    }
+
+    /// Sends `chunkSize` calls at a time to the workers: each chunk is one request and one reply.
+    /// Futures and results stay per call. Python's `map(chunksize=)`.
+    func submit<Result: Sendable>(chunksOf calls: [Call<Result>], chunkSize: Int) throws -> [Future<Result>] {
+        var futures: [Future<Result>] = []
+        var elements: [RemoteBatch.Element] = []
+        for call in calls {
+            let future = Future<Result>()
+            futures.append(future)
+            if let element = try RemoteBatch.element(call, future) { elements.append(element) }
+        }
+        let tasks = stride(from: 0, to: elements.count, by: chunkSize).map { start in
+            ProcessTask(batch: RemoteBatch(Array(elements[start..<min(start + chunkSize, elements.count)])))
+        }
+        try pool.submit(contentsOf: tasks)
+        return futures
+    }
+
+    public func shutdown(wait: Bool, cancelFutures: Bool) {
+        pool.shutdown(wait: wait, cancelFutures: cancelFutures)
+    }
+
+    /// Stops everything now with SIGTERM: queued work is cancelled, running work fails with
+    /// ``Futures/ExecutorError`` `.brokenProcessPool`, and the pool shuts down. Python 3.14's
+    /// `terminate_workers()`.
+    public func terminateWorkers() { forceShutdown(signal: SIGTERM, name: "terminateWorkers()") }
+
+    /// Like ``terminateWorkers()`` with SIGKILL. Python 3.14's `kill_workers()`.
+    public func killWorkers() { forceShutdown(signal: SIGKILL, name: "killWorkers()") }
+
+    private func forceShutdown(signal: Int32, name: String) {
+        registry.forcedBy(name)
+        pool.shutdown(wait: false, cancelFutures: true)
+        for pid in registry.pids { kill(pid, signal) }
+        pool.waitForWorkers()
+    }
+}
+
+extension ProcessPoolExecutor {
+    /// Runs `job` over `inputs`, sending `chunkSize` inputs per request, results in input order.
+    /// See ``Futures/Executor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`
+    /// (which counts chunks, as in Python).
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
+    ///   below 1; what `submit` throws.
+    public func map<Argument, Result>(
+        _ job: Job<Argument, Result>, _ inputs: some Sequence<Argument>, chunkSize: Int,
+        timeout: Duration? = nil, bufferSize: Int? = nil
+    ) throws -> MapResults<Result> {
+        try mapChunks(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { job.call($0) }
+    }
+
+    /// Runs `function` over `inputs`, sending `chunkSize` inputs per request. See
+    /// ``map(_:_:chunkSize:timeout:bufferSize:)-5y0zv``.
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
+    ///   below 1; what `submit` throws.
+    public func map<Input: Shareable, Result>(
+        _ function: GuestFunction<Result>, _ inputs: some Sequence<Input>, chunkSize: Int,
+        timeout: Duration? = nil, bufferSize: Int? = nil
+    ) throws -> MapResults<Result> {
+        try mapChunks(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { function.call($0) }
+    }
+
+    private func mapChunks<Input, Result>(
+        _ inputs: some Sequence<Input>, chunkSize: Int, timeout: Duration?, bufferSize: Int?,
+        _ makeCall: @escaping (Input) -> Call<Result>
+    ) throws -> MapResults<Result> {
+        guard chunkSize >= 1 else {
+            throw ExecutorError(.invalidArgument, "chunkSize must be >= 1, got \(chunkSize)")
+        }
+        return try MapResults(
+            inputs: inputs, timeout: timeout, bufferSize: bufferSize.map { $0 * chunkSize },
+            submit: { [weak self] inputs in
+                try self?.submit(chunksOf: inputs.map(makeCall), chunkSize: chunkSize)
+            })
+    }
+}
+
+/// The live worker processes of one pool, for `terminateWorkers` and `workerProcessIDs`.
+final class WorkerRegistry: Sendable {
+    private struct State {
+        var pids: Set<pid_t> = []
+        var forcedBy: String?
+    }
+    private let state = Mutex(State())
+
+    var pids: [pid_t] { state.withLock { $0.pids.sorted() } }
+    var forcedShutdown: String? { state.withLock { $0.forcedBy } }
+
+    func insert(_ pid: pid_t) { _ = state.withLock { $0.pids.insert(pid) } }
+    func remove(_ pid: pid_t) { _ = state.withLock { $0.pids.remove(pid) } }
+    func forcedBy(_ name: String) { state.withLock { $0.forcedBy = $0.forcedBy ?? name } }
+}
+
+/// The path of the running program.
+package func currentExecutablePath() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard length > 0 else { return CommandLine.arguments[0] }
+    return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

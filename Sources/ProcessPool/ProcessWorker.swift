@@ -1,0 +1,145 @@
+public import Futures
+import CFuturesShims
+import Interpreters
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Worker mode: what a process started by a ``ProcessPoolExecutor`` runs.
+///
+/// Put one line at the very top of your program's entry point, before anything else:
+///
+/// ```swift
+/// ProcessWorker.runIfRequested(jobs: [double, cpuBound])   // first line of main.swift
+/// ```
+///
+/// In the parent it returns at once. In a worker (the same binary, started by the pool with a
+/// marker in its environment) it serves requests until the pool closes the connection, then
+/// exits; it never returns. The jobs listed here are the ones the pool can run by name; guest
+/// functions need no registration. This is Python's "spawn" start method: the worker starts
+/// from a clean `main`, never from a `fork` of the threaded parent.
+public enum ProcessWorker {
+    /// The environment variable that marks a worker process.
+    public static let environmentKey = "CONCURRENT_FUTURES_WORKER"
+    static let parentKey = "CONCURRENT_FUTURES_PARENT_PID"
+
+    /// Whether this process was started as a worker.
+    public static var isWorkerProcess: Bool { getenv(environmentKey) != nil }
+
+    /// Serves pool requests and exits when this process is a worker; returns at once otherwise.
+    ///
+    /// - Parameter jobs: The jobs workers can run, found by name. Two jobs with the same name
+    ///   are a programming error (the first is used).
+    public static func runIfRequested(jobs: [any AnyJob] = []) {
+        guard isWorkerProcess else { return }
+        serve(jobs: jobs)
+    }
+
+    /// The worker's loop: never returns.
+    private static func serve(jobs: [any AnyJob]) -> Never {
+        // Die with the parent: end of file on the channel is the main signal, and the kernel's
+        // parent-death signal the backstop (the spawning thread lives as long as this process).
+        if let text = getenv(parentKey), let parent = Int32(String(cString: text)) {
+            _ = cf_set_parent_death_signal(SIGKILL)
+            if getppid() != parent { _exit(0) }
+        }
+        let channel = FrameChannel(fd: 3)
+        cf_set_cloexec(3)  // processes the jobs start must not hold the channel open
+        var registry: [String: any AnyJob] = [:]
+        for job in jobs where registry[job.name] == nil { registry[job.name] = job }
+        var state = WorkerState(registry: registry)
+        do {
+            try channel.send([.int(WireMessage.ready), .int(Int64(getpid())), .int(WireMessage.protocolVersion)])
+            while true {
+                let request = try channel.receive()
+                if let reply = state.handle(request) { try channel.send(reply) }
+            }
+        } catch {
+            exit(0)
+        }
+    }
+}
+
+/// What a worker remembers between requests: its jobs, its modules, its interpreter.
+private struct WorkerState {
+    let registry: [String: any AnyJob]
+    var modules: [Int64: GuestModule] = [:]
+    var moduleErrors: [Int64: ModuleError] = [:]
+    var limits = InterpreterLimits.default
+    var interpreter: Interpreter?
+
+    init(registry: [String: any AnyJob]) { self.registry = registry }
+
+    /// Handles one request; returns the reply, if the request has one.
+    mutating func handle(_ request: Value) -> Value? {
+        guard case .array(let fields) = request, case .int(let tag)? = fields.first else {
+            return WireMessage.outcome(.failure(RemoteError(.jobFailed, "unreadable request")))
+        }
+        switch tag {
+        case WireMessage.loadModule:
+            guard fields.count == 4, case .int(let id) = fields[1], case .string(let name) = fields[2],
+                case .bytes(let bytes) = fields[3]
+            else { return nil }
+            do {
+                modules[id] = try GuestModule(bytes: bytes, name: name)
+            } catch {
+                moduleErrors[id] = error
+            }
+            return nil
+        case WireMessage.configure:
+            if fields.count == 5 {
+                if case .int(let fuel) = fields[1] { limits.fuel = UInt64(clamping: fuel) } else { limits.fuel = nil }
+                if case .int(let memory) = fields[2] { limits.memoryBytes = Int(memory) } else { limits.memoryBytes = nil }
+                if case .int(let maxValue) = fields[3] { limits.maxValueBytes = Int(maxValue) }
+                if case .int(let stack) = fields[4] { limits.stackBytes = Int(stack) }
+            }
+            return nil
+        case WireMessage.batch:
+            guard fields.count == 2, case .array(let calls) = fields[1] else {
+                return WireMessage.outcome(.failure(RemoteError(.jobFailed, "unreadable batch")))
+            }
+            return [.int(WireMessage.batchResult), .array(calls.map { WireMessage.outcome(call($0)) })]
+        default:
+            return WireMessage.outcome(call(request))
+        }
+    }
+
+    /// Runs one job or guest call.
+    mutating func call(_ request: Value) -> Result<Value, any Error> {
+        guard case .array(let fields) = request, case .int(let tag)? = fields.first else {
+            return .failure(RemoteError(.jobFailed, "unreadable call"))
+        }
+        switch tag {
+        case WireMessage.callJob:
+            guard fields.count == 3, case .string(let name) = fields[1] else {
+                return .failure(RemoteError(.jobFailed, "unreadable job call"))
+            }
+            guard let job = registry[name] else {
+                let known = registry.keys.sorted().joined(separator: ", ")
+                return .failure(
+                    RemoteError(
+                        .unknownJob,
+                        "the worker program registers no job named '\(name)' (it registers: \(known.isEmpty ? "none" : known)); "
+                            + "pass it to ProcessWorker.runIfRequested(jobs:)"))
+            }
+            return Result { try job.invoke(encoded: fields[2]) }
+        case WireMessage.callGuest:
+            guard fields.count == 5, case .int(let id) = fields[1], case .string(let function) = fields[2],
+                case .array(let arguments) = fields[3]
+            else { return .failure(RemoteError(.jobFailed, "unreadable guest call")) }
+            if let error = moduleErrors[id] { return .failure(error) }
+            guard let module = modules[id] else {
+                return .failure(RemoteError(.jobFailed, "the worker has no module \(id)"))
+            }
+            var fuel: UInt64?
+            if case .int(let budget) = fields[4] { fuel = UInt64(clamping: budget) }
+            let interpreter = self.interpreter ?? Interpreters.create(limits: limits)
+            self.interpreter = interpreter
+            let invocation = GuestInvocation(module: module, function: function, arguments: arguments, fuel: fuel)
+            return Result { try interpreter.run(invocation, wait: false) }
+        default:
+            return .failure(RemoteError(.jobFailed, "unknown request \(tag)"))
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import CFuturesShims
+import Futures
+import Interpreters
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One child process of a pool, seen from the parent: its pid and the socket to it.
+final class WorkerProcess {
+    let pid: pid_t
+    private let channel: FrameChannel
+    private var exited: ExecutorError.WorkerExit?
+    /// The modules already sent to this process.
+    var loadedModules: Set<Int> = []
+
+    private init(pid: pid_t, fd: Int32) {
+        self.pid = pid
+        channel = FrameChannel(fd: fd)
+    }
+
+    deinit { close(channel.fd) }
+
+    /// Spawns `executable` in worker mode and waits for its ready message.
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.brokenProcessPool` when it cannot be spawned or does
+    ///   not enter worker mode (it exits, or sends anything but the ready message).
+    static func spawn(executable: String, environment: [String: String]) throws(ExecutorError) -> WorkerProcess {
+        var fds: [Int32] = [-1, -1]
+        guard cf_socketpair(&fds) == 0 else {
+            throw ExecutorError(.brokenProcessPool, "A worker process could not be started: socketpair failed (errno \(errno))")
+        }
+        var variables = ProcessEnvironment.current
+        for (key, value) in environment { variables[key] = value }
+        variables[ProcessWorker.environmentKey] = "1"
+        variables[ProcessWorker.parentKey] = String(getpid())
+        // A crashing worker is reported at once, instead of after Swift's backtracer has run.
+        if variables["SWIFT_BACKTRACE"] == nil { variables["SWIFT_BACKTRACE"] = "enable=no" }
+        let environmentLines = variables.map { "\($0.key)=\($0.value)" }
+        var pid: pid_t = 0
+        let status = withCStrings([executable]) { argv in
+            withCStrings(environmentLines) { envp in
+                cf_spawn_worker(executable, argv, envp, fds[1], &pid)
+            }
+        }
+        close(fds[1])
+        guard status == 0 else {
+            close(fds[0])
+            throw ExecutorError(
+                .brokenProcessPool, "A worker process could not be started: cannot spawn \(executable) (errno \(status))")
+        }
+        let process = WorkerProcess(pid: pid, fd: fds[0])
+        do {
+            let hello = try process.channel.receive()
+            guard case .array(let fields) = hello, fields.first == .int(WireMessage.ready) else {
+                throw ChannelError.malformed("expected the ready message, got \(hello)")
+            }
+        } catch {
+            let exit = process.stop(kill: true)
+            throw ExecutorError(
+                .brokenProcessPool,
+                "A worker process did not start: \(executable) \(exit.map { "\($0)" } ?? "did not answer") without entering "
+                    + "worker mode. Call ProcessWorker.runIfRequested(jobs:) first thing in its main.", workerExit: exit)
+        }
+        return process
+    }
+
+    /// Sends a request that has no reply.
+    func post(_ message: Value) throws(ChannelError) {
+        try channel.send(message)
+    }
+
+    /// Sends a request and waits for the reply.
+    func request(_ message: Value) throws(ChannelError) -> Value {
+        try channel.send(message)
+        return try channel.receive()
+    }
+
+    /// Ends the process: closes the channel (the worker exits on end of file), waits a moment,
+    /// then kills it. With `kill`, kills at once. Reaps it and returns how it ended.
+    @discardableResult
+    func stop(kill: Bool = false, graceMilliseconds: Int32 = 2_000) -> ExecutorError.WorkerExit? {
+        if let exited { return exited }
+        shutdown(channel.fd, Int32(SHUT_RDWR))
+        if kill { Glibc.kill(pid, SIGKILL) }
+        var status: Int32 = 0
+        var reaped = cf_wait_for_exit(pid, kill ? -1 : graceMilliseconds, &status)
+        if reaped == 0 {
+            Glibc.kill(pid, SIGKILL)
+            reaped = cf_wait_for_exit(pid, -1, &status)
+        }
+        guard reaped == 1 else { return nil }
+        var value: Int32 = 0
+        switch cf_decode_status(status, &value) {
+        case 1: exited = .exited(value)
+        case 2: exited = .signaled(value)
+        default: exited = nil
+        }
+        return exited
+    }
+
+    /// After the channel failed: waits for the process to end (killing it if it lingers) and
+    /// returns how it ended.
+    func reapAfterFailure() -> ExecutorError.WorkerExit? {
+        stop(kill: false, graceMilliseconds: 500)
+    }
+}
+
+/// The parent's environment, as a dictionary.
+enum ProcessEnvironment {
+    static var current: [String: String] {
+        var result: [String: String] = [:]
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            cursor += 1
+        }
+        return result
+    }
+}
+
+/// Calls `body` with a NULL-terminated C array of the strings.
+func withCStrings<T>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> T) -> T {
+    let pointers = strings.map { strdup($0) } + [nil]
+    defer { for pointer in pointers { free(pointer) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

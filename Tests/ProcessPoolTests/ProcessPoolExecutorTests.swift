@@ -1,0 +1,255 @@
+import BundledGuests
+import Testing
+import TestJobs
+
+@testable import ConcurrentFutures
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The test worker program, built next to the test bundle by `swift test`.
+let workerPath: String = {
+    let me = currentExecutablePath()
+    return String(me[..<me.lastIndex(of: "/")!]) + "/FuturesTestWorker"
+}()
+
+/// Whether `pid` no longer exists (exited and reaped: not even a zombie).
+func isGone(_ pid: Int32) -> Bool {
+    kill(pid, 0) == -1 && errno == ESRCH
+}
+
+/// The number of sockets this process has open.
+func openSockets() -> Int {
+    guard let directory = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(directory) }
+    var count = 0
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        var target = [CChar](repeating: 0, count: 256)
+        let length = readlink("/proc/self/fd/\(name)", &target, 255)
+        if length > 0, String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self).hasPrefix("socket:") {
+            count += 1
+        }
+    }
+    return count
+}
+
+func makePool(
+    maxWorkers: Int = 2, maxTasksPerChild: Int? = nil, limits: InterpreterLimits = .default
+) throws -> ProcessPoolExecutor {
+    try ProcessPoolExecutor(
+        maxWorkers: maxWorkers, maxTasksPerChild: maxTasksPerChild, workerExecutable: workerPath, limits: limits)
+}
+
+func brokenError<T>(_ future: Future<T>) -> ExecutorError? {
+    (try? future.exception(timeout: .seconds(30))).flatMap { $0 as? ExecutorError }
+}
+
+/// Process pool tests run one at a time: they count this process's sockets and children.
+@Suite("ProcessPoolExecutor", .serialized)
+struct ProcessPoolExecutorTests {
+    @Test func jobsRunInWorkerProcesses() throws {
+        let pool = try makePool()
+        #expect(try pool.submit(TestJobs.double, 21).result() == 42)
+        #expect(try pool.submit(TestJobs.sum, Pair(left: 2, right: 3)).result() == 5, "Codable arguments cross by encoding")
+        let pid = try pool.submit(TestJobs.pid, 0).result()
+        #expect(pid != Int(getpid()))
+        #expect(pool.workerProcessIDs.contains(Int32(pid)))
+        pool.shutdown()
+        #expect(isGone(Int32(pid)), "no zombie is left")
+        #expect(pool.workerProcessIDs.isEmpty)
+    }
+
+    @Test func tenThousandSmallTasks() throws {
+        try makePool(maxWorkers: 2).run { pool throws in
+            #expect(try pool.map(TestJobs.double, 0..<10_000).collect() == (0..<10_000).map { $0 * 2 })
+            #expect(try pool.map(TestJobs.double, 0..<10_000, chunkSize: 64).collect() == (0..<10_000).map { $0 * 2 })
+        }
+    }
+
+    @Test func sameGuestFunctionRunsOnAllThreeExecutors() throws {
+        let square = try BundledGuests.tasks.function("square", returning: Int.self)
+        let cpuBound = try BundledGuests.tasks.function("cpu_bound", returning: Int.self)
+        func run(on executor: some Executor) throws -> [Int] {
+            try executor.map(square, 1...5).collect() + [executor.submit(cpuBound, 1000).result()]
+        }
+        let expected = [1, 4, 9, 16, 25, 332_833_500]
+        try ThreadPoolExecutor(maxWorkers: 2).run { pool throws in #expect(try run(on: pool) == expected) }
+        try InterpreterPoolExecutor(maxWorkers: 2).run { pool throws in #expect(try run(on: pool) == expected) }
+        try makePool().run { pool throws in #expect(try run(on: pool) == expected) }
+    }
+
+    @Test func guestTrapsKeepTheirTypeAcrossProcesses() throws {
+        let divide = try BundledGuests.faults.function("divide", returning: Int.self)
+        try makePool(limits: InterpreterLimits(fuel: 1_000_000)).run { pool throws in
+            let error = try #require(throws: ExecutionFailed.self) { try pool.submit(divide, 1, 0).result() }
+            #expect(error.kind == .divideByZero)
+            #expect(error.function == "divide")
+            #expect(try pool.submit(divide, 9, 3).result() == 3)
+            let spin = try BundledGuests.examples.function("spin", returning: Value.self)
+            let fuel = try #require(throws: ExecutionFailed.self) { try pool.submit(spin).result() }
+            #expect(fuel.kind == .outOfFuel, "the pool's limits reach the workers")
+        }
+    }
+
+    @Test func unknownJobsAndBadArgumentsFailTheirFuture() throws {
+        try makePool().run { pool throws in
+            let unknown = try #require(throws: RemoteError.self) { try pool.submit(TestJobs.unknown, 1).result() }
+            #expect(unknown.code == .unknownJob)
+            #expect(unknown.message.contains("not-registered"))
+            #expect(throws: NotShareableError.self) { try pool.submit(TestJobs.unencodable, Unencodable()).result() }
+            let failed = try #require(throws: RemoteError.self) { try pool.submit(TestJobs.fail, "no").result() }
+            #expect(failed.code == .jobFailed)
+            #expect(failed.typeName.hasSuffix("JobFailure"))
+            #expect(failed.message == "job failed: no")
+            #expect(throws: NotShareableError.self) { try pool.submit(Call { 1 }) }
+            #expect(try pool.submit(TestJobs.double, 1).result() == 2, "the pool still serves")
+        }
+    }
+
+    @Test func printingJobsCannotCorruptTheProtocol() throws {
+        try makePool(maxWorkers: 1).run { pool throws in
+            #expect(try pool.map(TestJobs.chatty, [1, 2, 3]).collect() == [2, 3, 4])
+        }
+    }
+
+    @Test func aWorkerKilledMidTaskFailsOnlyItsFutureAndIsReplaced() throws {
+        let pool = try makePool(maxWorkers: 1)
+        let first = try pool.submit(TestJobs.pid, 0).result()
+        let running = try pool.submit(TestJobs.sleep, 10_000)
+        let queued = try pool.submit(TestJobs.double, 5)
+        waitUntil { running.running }
+        kill(Int32(first), SIGKILL)
+        let error = try #require(brokenError(running))
+        #expect(error.code == .brokenProcessPool)
+        #expect(error.workerExit == .signaled(SIGKILL))
+        #expect(error.message.contains("killed by signal 9 (SIGKILL)"))
+        #expect(try queued.result(timeout: .seconds(30)) == 10, "the rest carries on in a new worker")
+        let second = try pool.submit(TestJobs.pid, 0).result()
+        #expect(second != first)
+        pool.shutdown()
+        #expect(isGone(Int32(first)) && isGone(Int32(second)))
+    }
+
+    @Test(arguments: [("crash", ExecutorError.WorkerExit.signaled(SIGILL)), ("killSelf", .signaled(SIGKILL)), ("exit", .exited(3))])
+    func deathsAreReportedWithHowTheWorkerDied(job: String, expected: ExecutorError.WorkerExit) throws {
+        try makePool(maxWorkers: 1).run { pool throws in
+            let future: Future<Int> =
+                switch job {
+                case "crash": try pool.submit(TestJobs.crash, 0)
+                case "killSelf": try pool.submit(TestJobs.killSelf, 0)
+                default: try pool.submit(TestJobs.exit, 3)
+                }
+            let error = try #require(brokenError(future))
+            #expect(error.code == .brokenProcessPool)
+            #expect(error.workerExit == expected)
+            #expect(try pool.submit(TestJobs.double, 4).result() == 8)
+        }
+    }
+
+    @Test func aMalformedFrameIsTheWorkersDeathNotTheParents() throws {
+        try makePool(maxWorkers: 1).run { pool throws in
+            let error = try #require(brokenError(try pool.submit(TestJobs.garbage, 0)))
+            #expect(error.code == .brokenProcessPool)
+            #expect(error.message.contains("malformed frame"))
+            #expect(try pool.submit(TestJobs.double, 4).result() == 8)
+        }
+    }
+
+    @Test func maxTasksPerChildRotatesWorkersThroughABacklog() throws {
+        let pool = try makePool(maxWorkers: 1, maxTasksPerChild: 2)
+        let pids = try pool.map(TestJobs.pid, Array(repeating: 0, count: 10)).collect()
+        pool.shutdown()
+        #expect(pids.count == 10)
+        #expect(Set(pids).count == 5)
+        #expect(pids.allSatisfy { isGone(Int32($0)) })
+        expectCode(.invalidArgument) { _ = try makePool(maxTasksPerChild: 0) }
+        expectCode(.invalidArgument) { _ = try makePool(maxWorkers: 0) }
+    }
+
+    @Test func shutdownWaitsForWorkInFlight() throws {
+        let pool = try makePool(maxWorkers: 2)
+        let futures = try (0..<4).map { _ in try pool.submit(TestJobs.sleep, 200) }
+        pool.shutdown(wait: true, cancelFutures: false)
+        let pids = try futures.map { try $0.result(timeout: .zero) }
+        #expect(pids.allSatisfy { isGone(Int32($0)) })
+        expectCode(.shutdown) { _ = try pool.submit(TestJobs.double, 1) }
+    }
+
+    @Test func shutdownCancelsQueuedWork() throws {
+        let pool = try makePool(maxWorkers: 1)
+        let running = try pool.submit(TestJobs.sleep, 300)
+        waitUntil { running.running }
+        let queued = try (0..<5).map { try pool.submit(TestJobs.double, $0) }
+        pool.shutdown(wait: true, cancelFutures: true)
+        #expect(queued.allSatisfy { $0.cancelled })
+        #expect(isGone(Int32(try running.result(timeout: .zero))))
+    }
+
+    @Test(arguments: [true, false])
+    func terminateAndKillWorkers(useKill: Bool) throws {
+        let pool = try makePool(maxWorkers: 2)
+        let running = try (0..<2).map { _ in try pool.submit(TestJobs.sleep, 20_000) }
+        waitUntil { running.allSatisfy(\.running) }
+        let pids = pool.workerProcessIDs
+        let queued = try pool.submit(TestJobs.double, 1)
+        if useKill { pool.killWorkers() } else { pool.terminateWorkers() }
+        for future in running {
+            let error = try #require(brokenError(future))
+            #expect(error.code == .brokenProcessPool)
+            #expect(error.workerExit == .signaled(useKill ? SIGKILL : SIGTERM))
+            #expect(error.message.contains(useKill ? "killWorkers()" : "terminateWorkers()"))
+        }
+        #expect(queued.cancelled)
+        #expect(pids.count == 2 && pids.allSatisfy(isGone))
+        expectCode(.shutdown) { _ = try pool.submit(TestJobs.double, 1) }
+    }
+
+    @Test func initializerRunsInEachWorkerAndItsFailureBreaksThePool() throws {
+        let pool = try ProcessPoolExecutor(
+            maxWorkers: 1, workerExecutable: workerPath, initializer: TestJobs.initialize.call(7))
+        #expect(try pool.submit(TestJobs.initialized, 0).result() == 7)
+        pool.shutdown()
+        let broken = try ProcessPoolExecutor(
+            maxWorkers: 1, workerExecutable: workerPath, initializer: TestJobs.failingInitializer.call(0))
+        let error = try #require(brokenError(try broken.submit(TestJobs.double, 1)))
+        #expect(error.code == .brokenProcessPool)
+        expectCode(.brokenProcessPool) { _ = try broken.submit(TestJobs.double, 1) }
+        broken.shutdown()
+        #expect(broken.workerProcessIDs.isEmpty)
+    }
+
+    @Test func aProgramThatIsNotAWorkerIsReportedClearly() throws {
+        let pool = try ProcessPoolExecutor(maxWorkers: 1, workerExecutable: "/bin/true")
+        let error = try #require(brokenError(try pool.submit(TestJobs.double, 1)))
+        #expect(error.code == .brokenProcessPool)
+        #expect(error.message.contains("ProcessWorker.runIfRequested"))
+        pool.shutdown()
+        let missing = try ProcessPoolExecutor(maxWorkers: 1, workerExecutable: "/nonexistent/worker")
+        #expect(brokenError(try missing.submit(TestJobs.double, 1))?.code == .brokenProcessPool)
+        missing.shutdown()
+    }
+
+    @Test func noSocketsLeakAcrossPoolLifecycles() throws {
+        let before = openSockets()
+        for round in 0..<10 {
+            let pool = try makePool(maxWorkers: 2)
+            _ = try pool.map(TestJobs.double, 0..<4).collect()
+            if round % 2 == 0 { pool.shutdown() } else { pool.killWorkers() }
+        }
+        #expect(openSockets() == before)
+    }
+}
+
+func expectCode(_ code: ExecutorError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+    do {
+        try body()
+        Issue.record("expected \(code), nothing thrown", sourceLocation: sourceLocation)
+    } catch let error as ExecutorError {
+        #expect(error.code == code, sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected \(code), got \(error)", sourceLocation: sourceLocation)
+    }
+}
