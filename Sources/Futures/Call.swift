@@ -13,10 +13,13 @@
 /// protocol.
 public struct Call<Result: Sendable>: Sendable {
     /// How the call runs on a thread of this process; `nil` when it cannot.
+    @usableFromInline
     package let local: (@Sendable () throws -> Result)?
     /// How the call is described to another interpreter or process; `nil` when it cannot be.
+    @usableFromInline
     package let remote: RemoteCall?
     /// Turns what the call returned elsewhere back into `Result`.
+    @usableFromInline
     package let decode: @Sendable (Value) throws -> Result
     /// What the call is, for error messages: "closure", "guest function 'f'", "job 'j'".
     public let summary: String
@@ -29,6 +32,7 @@ public struct Call<Result: Sendable>: Sendable {
         summary = "host closure"
     }
 
+    @usableFromInline
     package init(
         summary: String,
         local: (@Sendable () throws -> Result)?,
@@ -40,9 +44,23 @@ public struct Call<Result: Sendable>: Sendable {
         self.remote = remote
         self.decode = decode
     }
+
+    /// The same call with `transform` applied to its result, wherever it runs. The transform runs
+    /// in this process, after the result has crossed back.
+    public func map<Other: Sendable>(_ transform: @escaping @Sendable (Result) throws -> Other) -> Call<Other> {
+        let decode = self.decode
+        var mappedLocal: (@Sendable () throws -> Other)?
+        if let local = self.local {
+            mappedLocal = { try transform(try local()) }
+        }
+        return Call<Other>(
+            summary: summary, local: mappedLocal, remote: remote,
+            decode: { value in try transform(try decode(value)) })
+    }
 }
 
 /// The form of a call that can cross to another interpreter or process.
+@usableFromInline
 package enum RemoteCall: Sendable {
     /// A function exported by a WebAssembly guest module.
     case guest(GuestInvocation)
@@ -53,6 +71,7 @@ package enum RemoteCall: Sendable {
 }
 
 /// A guest function call with its arguments copied into values.
+@usableFromInline
 package struct GuestInvocation: Sendable {
     package let module: any GuestModuleHandle
     package let function: String
@@ -60,6 +79,7 @@ package struct GuestInvocation: Sendable {
     /// A fuel budget for this call, overriding the executor's.
     package let fuel: UInt64?
 
+    @usableFromInline
     package init(module: any GuestModuleHandle, function: String, arguments: [Value], fuel: UInt64?) {
         self.module = module
         self.function = function
@@ -69,6 +89,7 @@ package struct GuestInvocation: Sendable {
 }
 
 /// A loaded guest module, as seen from this module (the `Interpreters` module implements it).
+@usableFromInline
 package protocol GuestModuleHandle: AnyObject, Sendable {
     /// The module's WebAssembly bytes.
     var wasmBytes: [UInt8] { get }

@@ -97,6 +97,7 @@ extension Executor {
     ///   - makeCall: Turns an input into a call.
     /// - Throws: ``ExecutorError`` `.invalidArgument` for a `bufferSize` below 1; what
     ///   ``submit(_:)`` throws for the eagerly submitted calls.
+    @inlinable
     public func map<Input, Output>(
         _ inputs: some Sequence<Input>,
         timeout: Duration? = nil,

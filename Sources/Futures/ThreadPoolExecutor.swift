@@ -68,11 +68,13 @@ public final class ThreadPoolExecutor: JobExecutor {
     ///
     /// - Throws: ``ExecutorError`` `.shutdown` after shutdown, `.brokenThreadPool` once broken;
     ///   then none of the calls is queued.
+    @inlinable
     public func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>] {
         try submit(contentsOf: calls.map { try Self.body(of: $0) })
     }
 
-    private static func body<Result>(of call: Call<Result>) throws -> @Sendable () throws -> Result {
+    @inlinable
+    static func body<Result>(of call: Call<Result>) throws -> @Sendable () throws -> Result {
         guard let local = call.local else {
             throw NotShareableError("\(call.summary) cannot run in this process")
         }

@@ -20,6 +20,24 @@ package protocol WorkerContext: SendableMetatype {
 
     /// Runs when the worker thread ends normally (after shutdown), releasing what it owns.
     mutating func finalize()
+
+    /// The most tasks a worker may take from the queue at once while its tasks are short.
+    var batchLimit: Int { get }
+
+    /// Whether a batch runs as one unit (``run(batch:)``, all started together) rather than task
+    /// by task.
+    static var runsBatchesTogether: Bool { get }
+
+    /// Runs started tasks as one unit; the outcomes are in the tasks' order.
+    mutating func run(batch: [Task]) -> [Result<Task.Output, any Error>]
+}
+
+extension WorkerContext {
+    package var batchLimit: Int { 32 }
+    package static var runsBatchesTogether: Bool { false }
+    package mutating func run(batch: [Task]) -> [Result<Task.Output, any Error>] {
+        batch.map { task in Result { try run(task) } }
+    }
 }
 
 /// A unit of work in a ``WorkerPool`` queue.

@@ -1,4 +1,5 @@
 import DequeModule
+import Synchronization
 
 /// The one pool behind every executor: a FIFO queue served by up to `maxWorkers` OS threads,
 /// each owning a ``WorkerContext``.
@@ -42,6 +43,9 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
     /// does not signal the same sleeper over and over.
     private var pendingWakeups = 0
     private var isShutdown = false
+    /// Set by `shutdown(cancelFutures: true)`: tasks a worker took in a batch but has not started
+    /// are cancelled too, as queued ones are.
+    private let cancelQueued = Atomic<Bool>(false)
     private var brokenError: ExecutorError?
 
     /// Creates a pool; no thread starts before the first submission.
@@ -113,6 +117,7 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
         lock.withLock {
             isShutdown = true
             if cancelFutures {
+                cancelQueued.store(true, ordering: .relaxed)
                 var kept = Deque<Context.Task>()
                 for task in queue {
                     if task.future != nil { cancelled.append(task) } else { kept.append(task) }
@@ -167,6 +172,14 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
     }
 
     /// The worker thread's loop.
+    ///
+    /// Adaptive batching: while this worker's recent tasks were short (under
+    /// ``shortTaskNanoseconds`` each), it takes up to its fair share of the backlog (the queue
+    /// length over the number of workers, at most ``WorkerContext/batchLimit``) with one
+    /// acquisition of the lock. In-process contexts still start (and so may still cancel) each
+    /// task right before running it; contexts that run a batch together (a worker process) start
+    /// them all at once, as Python's process pool marks calls running when it queues them. Long
+    /// tasks are always taken one at a time, so no worker sits on queued work while others idle.
     private func work(index: Int) {
         var context = makeContext(index)
         var initialized = true
@@ -176,12 +189,26 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
             initialized = false
             breakPool(because: error)
         }
+        let batchLimit = max(1, context.batchLimit)
+        var averageNanoseconds: UInt64 = .max
         var tokenReleased = false
-        var next: Context.Task?
+        var batch: [Context.Task] = []
+        batch.reserveCapacity(batchLimit)
+
+        /// Takes the next batch from the queue; the lock must be held.
+        func refill() {
+            guard let first = queue.popFirst() else { return }
+            batch.append(first)
+            if batchLimit > 1, averageNanoseconds < Self.shortTaskNanoseconds {
+                let share = min(batchLimit, queue.count / configuration.maxWorkers)
+                for _ in 0..<share { batch.append(queue.removeFirst()) }
+            }
+        }
+
         lock.lock()
         while true {
-            if next == nil, let queued = queue.popFirst() { next = queued }
-            guard let task = next else {
+            if batch.isEmpty { refill() }
+            guard !batch.isEmpty else {
                 if isShutdown { break }
                 if !tokenReleased {
                     idleTokens += 1
@@ -193,39 +220,67 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
                 if pendingWakeups > 0 { pendingWakeups -= 1 }
                 continue
             }
-            next = nil
             tokenReleased = false
+            let tasks = batch
+            batch.removeAll(keepingCapacity: true)
             lock.unlock()
 
-            if let future = task.future {
-                guard (try? future.setRunningOrNotifyCancel()) == true else {
-                    lock.lock()
-                    continue
+            let start = Deadline.now.nanoseconds
+            if Context.runsBatchesTogether && tasks.count > 1 {
+                let started = tasks.filter { task in task.future.map { (try? $0.setRunningOrNotifyCancel()) == true } ?? true }
+                let outcomes = initialized
+                    ? context.run(batch: started)
+                    : started.map { _ in .failure(broken ?? ExecutorError(configuration.brokenCode, configuration.brokenMessage)) }
+                lock.lock()
+                refillAndReleaseToken(&tokenReleased, refill)
+                lock.unlock()
+                for (task, outcome) in zip(started, outcomes) { task.finish(outcome) }
+            } else {
+                for (position, task) in tasks.enumerated() {
+                    if let future = task.future {
+                        if position > 0, cancelQueued.load(ordering: .relaxed) {
+                            future.cancel()
+                            continue
+                        }
+                        guard (try? future.setRunningOrNotifyCancel()) == true else { continue }
+                    }
+                    let outcome: Result<Context.Task.Output, any Error>
+                    if !initialized, task.future != nil {
+                        outcome = .failure(broken ?? ExecutorError(configuration.brokenCode, configuration.brokenMessage))
+                    } else {
+                        outcome = Result { try context.run(task) }
+                    }
+                    if position == tasks.count - 1 {
+                        lock.lock()
+                        refillAndReleaseToken(&tokenReleased, refill)
+                        lock.unlock()
+                    }
+                    task.finish(outcome)
                 }
             }
-            let outcome: Result<Context.Task.Output, any Error>
-            if !initialized, task.future != nil {
-                outcome = .failure(broken ?? ExecutorError(configuration.brokenCode, configuration.brokenMessage))
-            } else {
-                outcome = Result { try context.run(task) }
-            }
-
-            lock.lock()
-            next = queue.popFirst()
-            if next == nil, !tokenReleased {
-                idleTokens += 1
-                tokenReleased = true
-            }
-            lock.unlock()
-            task.finish(outcome)
+            let perTask = (Deadline.now.nanoseconds &- start) / UInt64(tasks.count)
+            averageNanoseconds = averageNanoseconds == .max ? perTask : (averageNanoseconds * 3 + perTask) / 4
             lock.lock()
         }
         lock.unlock()
         if initialized { context.finalize() }
         lock.withLock {
             liveWorkers -= 1
-            if tokenReleased { idleTokens -= 1 }
+            if tokenReleased { idleTokens = max(0, idleTokens - 1) }
             lock.broadcast()
         }
     }
+
+    /// Takes the next batch, or publishes this worker's idle token when there is none: done before
+    /// resolving the futures just run, so that a caller woken by them finds this worker idle.
+    private func refillAndReleaseToken(_ tokenReleased: inout Bool, _ refill: () -> Void) {
+        refill()
+        if queue.isEmpty, !tokenReleased {
+            idleTokens += 1
+            tokenReleased = true
+        }
+    }
+
+    /// A task shorter than this on average lets its worker take several queued tasks at once.
+    static var shortTaskNanoseconds: UInt64 { 100_000 }
 }

@@ -42,13 +42,14 @@ public struct GuestFunction<Result: Shareable>: Sendable, CustomStringConvertibl
     public var description: String { "\(module.name).\(name)" }
 
     /// Binds the function to `arguments`, for ``Futures/Executor/submit(_:)``.
+    @inlinable
     public func call<each Argument: Shareable>(_ arguments: repeat each Argument) -> Call<Result> {
         let (invocation, keepAlive) = invocation(repeat each arguments)
         return Call(
             summary: "guest function '\(name)'",
             local: {
                 withExtendedLifetime(keepAlive) {}
-                return try Result(shareableValue: Interpreters.main.run(invocation, wait: true))
+                return try Result(shareableValue: Interpreters.runInMain(invocation))
             },
             remote: .guest(invocation),
             decode: { value in
@@ -58,16 +59,18 @@ public struct GuestFunction<Result: Shareable>: Sendable, CustomStringConvertibl
     }
 
     /// The invocation for `arguments`, and the queues it names (kept alive with the call).
-    func invocation<each Argument: Shareable>(_ arguments: repeat each Argument) -> (invocation: GuestInvocation, keepAlive: [QueueStorage]) {
+    @inlinable
+    func invocation<each Argument: Shareable>(_ arguments: repeat each Argument) -> (invocation: GuestInvocation, keepAlive: [any AnyObject & Sendable]) {
         var values: [Value] = []
         for argument in repeat each arguments { values.append(argument.shareableValue) }
-        var keepAlive: [QueueStorage] = []
+        var keepAlive: [any AnyObject & Sendable] = []
         collectQueues(values, into: &keepAlive)
         return (GuestInvocation(module: module, function: name, arguments: values, fuel: fuel), keepAlive)
     }
 }
 
-private func collectQueues(_ values: [Value], into storages: inout [QueueStorage]) {
+@usableFromInline
+func collectQueues(_ values: [Value], into storages: inout [any AnyObject & Sendable]) {
     for value in values {
         switch value {
         case .queue(let id): if let storage = QueueRegistry.shared.lookup(id) { storages.append(storage) }

@@ -16,20 +16,19 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     /// The limits every call in this interpreter runs under.
     public let limits: InterpreterLimits
 
-    private struct State {
-        var runtime: InterpreterRuntime?
-        var closed = false
-    }
-
-    /// `true` while a call runs; the run lock that serializes calls.
+    /// `true` while a call runs: the run lock that serializes calls. Whoever holds it owns
+    /// ``runtime``.
     private let running = Atomic<Bool>(false)
+    /// Threads waiting for the run lock (``ThreadPoolExecutor`` calls on the main interpreter).
+    private let waiters = Atomic<Int>(0)
     private let gate = ConditionLock()
-    private let state: Mutex<State>
+    private let closed = Atomic<Bool>(false)
+    /// The engine, store and instances; read and written only by the holder of the run lock.
+    private nonisolated(unsafe) var runtime: InterpreterRuntime?
 
     init(id: Int, limits: InterpreterLimits) {
         self.id = id
         self.limits = limits
-        state = Mutex(State(runtime: nil))
     }
 
     /// Whether the interpreter is running a call now. The main interpreter, like Python's, always
@@ -37,7 +36,7 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     public var isRunning: Bool { id == 0 || running.load(ordering: .acquiring) }
 
     /// Whether ``close()`` was called.
-    public var isClosed: Bool { state.withLock { $0.closed } }
+    public var isClosed: Bool { closed.load(ordering: .acquiring) }
 
     /// Destroys the interpreter: its instances and memories are freed.
     ///
@@ -48,13 +47,9 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
         guard running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             throw InterpreterError(.running, "interpreter \(id) is running")
         }
-        defer { running.store(false, ordering: .releasing) }
-        let wasClosed = state.withLock { state in
-            let was = state.closed
-            state.closed = true
-            state.runtime = nil
-            return was
-        }
+        defer { release() }
+        let wasClosed = closed.exchange(true, ordering: .acquiringAndReleasing)
+        runtime = nil
         if wasClosed { throw InterpreterError(.notFound, "interpreter \(id) was closed") }
         Interpreters.registry.remove(self)
         QueueRegistry.shared.interpreterClosed(id)
@@ -121,38 +116,39 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
 
     /// Runs a guest invocation; `wait` queues behind a running call instead of failing.
     package func run(_ invocation: GuestInvocation, wait: Bool) throws -> Value {
-        guard let module = invocation.module as? GuestModule else {
-            throw NotShareableError("the function's module is not a GuestModule")
-        }
+        // GuestModule is the only GuestModuleHandle.
+        let module = unsafeDowncast(invocation.module, to: GuestModule.self)
         return try withRuntime(wait: wait) { runtime in
             try runtime.call(module: module, invocation.function, arguments: invocation.arguments, fuel: invocation.fuel)
         }
     }
 
     private func withRuntime<T>(wait: Bool, _ body: (InterpreterRuntime) throws -> T) throws -> T {
-        if wait {
+        if !running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            guard wait else { throw InterpreterError(.running, "interpreter \(id) is already running") }
+            waiters.wrappingAdd(1, ordering: .relaxed)
             gate.withLock {
                 while !running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
                     gate.wait(until: nil)
                 }
             }
-        } else if !running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
-            throw InterpreterError(.running, "interpreter \(id) is already running")
+            waiters.wrappingSubtract(1, ordering: .relaxed)
         }
-        defer {
-            running.store(false, ordering: .releasing)
-            gate.withLock { gate.broadcast() }
-        }
-        let runtime: InterpreterRuntime = try state.withLock { state in
-            if state.closed { throw InterpreterError(.notFound, "interpreter \(id) was closed") }
-            if let runtime = state.runtime { return runtime }
-            let runtime = InterpreterRuntime(interpreterID: id, limits: limits)
-            state.runtime = runtime
-            return runtime
-        }
+        defer { release() }
+        if closed.load(ordering: .relaxed) { throw InterpreterError(.notFound, "interpreter \(id) was closed") }
+        let runtime = self.runtime ?? InterpreterRuntime(interpreterID: id, limits: limits)
+        self.runtime = runtime
+        // A pool worker's interpreter is already current on its thread.
+        guard !Interpreters.isCurrent(self) else { return try body(runtime) }
         let previous = Interpreters.swapCurrent(self)
         defer { _ = Interpreters.swapCurrent(previous) }
         return try body(runtime)
+    }
+
+    /// Releases the run lock and wakes a waiting caller, if any.
+    private func release() {
+        running.store(false, ordering: .releasing)
+        if waiters.load(ordering: .relaxed) > 0 { gate.withLock { gate.broadcast() } }
     }
 
     public static func == (lhs: Interpreter, rhs: Interpreter) -> Bool { lhs === rhs }

@@ -93,15 +93,17 @@ public final class InterpreterPoolExecutor: Executor {
     ///
     /// - Throws: ``Futures/ExecutorError`` `.shutdown` after shutdown, `.brokenInterpreterPool`
     ///   once broken; ``Futures/NotShareableError`` for a host closure or a job.
+    @inlinable
     public func submit<Result: Sendable>(_ call: Call<Result>) throws -> Future<Result> {
         let future = Future<Result>()
-        try pool.submit(try Self.task(call, future))
+        try enqueue(try Self.task(call, future))
         return future
     }
 
     /// Schedules every call in `calls` with one acquisition of the queue's lock, or none.
     ///
     /// - Throws: What ``submit(_:)`` throws.
+    @inlinable
     public func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>] {
         var futures: [Future<Result>] = []
         var tasks: [InterpreterTask] = []
@@ -112,11 +114,24 @@ public final class InterpreterPoolExecutor: Executor {
             futures.append(future)
             tasks.append(try Self.task(call, future))
         }
-        try pool.submit(contentsOf: tasks)
+        try enqueue(contentsOf: tasks)
         return futures
     }
 
-    private static func task<Result>(_ call: Call<Result>, _ future: Future<Result>) throws -> InterpreterTask {
+    /// Queues one task (non-generic, so the pool's code stays specialized in this module).
+    @usableFromInline
+    func enqueue(_ task: InterpreterTask) throws(ExecutorError) {
+        try pool.submit(task)
+    }
+
+    /// Queues tasks under one acquisition of the pool's lock.
+    @usableFromInline
+    func enqueue(contentsOf tasks: [InterpreterTask]) throws(ExecutorError) {
+        try pool.submit(contentsOf: tasks)
+    }
+
+    @inlinable
+    static func task<Result>(_ call: Call<Result>, _ future: Future<Result>) throws -> InterpreterTask {
         guard case .guest(let invocation) = call.remote else {
             throw NotShareableError("\(call.summary) is host code and cannot run in an interpreter")
         }
@@ -132,12 +147,20 @@ public final class InterpreterPoolExecutor: Executor {
 }
 
 /// A guest call queued on an interpreter pool.
+@usableFromInline
 struct InterpreterTask: WorkerTask {
     typealias Output = Value
 
     let future: (any FutureHandle)?
     let invocation: GuestInvocation
     let complete: @Sendable (Swift.Result<Value, any Error>) -> Void
+
+    @usableFromInline
+    init(future: (any FutureHandle)?, invocation: GuestInvocation, complete: @escaping @Sendable (Swift.Result<Value, any Error>) -> Void) {
+        self.future = future
+        self.invocation = invocation
+        self.complete = complete
+    }
 
     func finish(_ outcome: Swift.Result<Value, any Error>) { complete(outcome) }
 }

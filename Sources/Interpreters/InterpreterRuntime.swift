@@ -25,6 +25,8 @@ final class InterpreterRuntime: @unchecked Sendable {
     private var namespace: [GuestModule] = []
     /// Whether the store must be replaced before the next call (after a trap).
     private var isPoisoned = false
+    /// The function called last, so that a run of calls to one function skips the lookups.
+    private var lastCall: (moduleID: Int, name: String, entry: Loaded, function: Function, type: FunctionType)?
 
     init(interpreterID: Int, limits: InterpreterLimits) {
         self.interpreterID = interpreterID
@@ -78,21 +80,30 @@ final class InterpreterRuntime: @unchecked Sendable {
 
     /// Calls `name` exported by `module`, loading the module first if needed.
     func call(module: GuestModule, _ name: String, arguments: [Futures.Value], fuel: UInt64?) throws -> Futures.Value {
-        var entry = try load(module, fuel: fuel)
+        renewIfPoisoned()
+        let entry: Loaded
         let function: Function
-        if let cached = entry.functions[name] {
-            function = cached
+        let type: FunctionType
+        if let last = lastCall, last.moduleID == module.id, last.name == name {
+            (entry, function, type) = (last.entry, last.function, last.type)
         } else {
-            guard let found = entry.instance.exports[function: name] else {
-                throw ExecutionFailed(
-                    kind: .missingFunction, function: name,
-                    message: "\(module.name) exports no function named '\(name)'", interpreterID: interpreterID)
+            var loadedEntry = try load(module, fuel: fuel)
+            if let cached = loadedEntry.functions[name] {
+                function = cached
+            } else {
+                guard let found = loadedEntry.instance.exports[function: name] else {
+                    throw ExecutionFailed(
+                        kind: .missingFunction, function: name,
+                        message: "\(module.name) exports no function named '\(name)'", interpreterID: interpreterID)
+                }
+                function = found
+                loadedEntry.functions[name] = found
+                loaded[module.id] = loadedEntry
             }
-            function = found
-            entry.functions[name] = found
-            loaded[module.id] = entry
+            entry = loadedEntry
+            type = function.type
+            lastCall = (module.id, name, entry, function, type)
         }
-        let type = function.type
         var allocations: [UInt32] = []
         let lowered: [WasmKit.Value]
         do {
@@ -197,6 +208,15 @@ final class InterpreterRuntime: @unchecked Sendable {
 
     /// Turns WebAssembly results into a value: none, one scalar, or an array of scalars.
     private func lift(_ results: [WasmKit.Value], function: String) throws -> Futures.Value {
+        // The common cases, without building an array.
+        if results.isEmpty { return .none }
+        if results.count == 1 {
+            switch results[0] {
+            case .i64(let bits): return .int(Int64(bitPattern: bits))
+            case .i32(let bits): return .int(Int64(Int32(bitPattern: bits)))
+            default: break
+            }
+        }
         let values = try results.map { result -> Futures.Value in
             switch result {
             case .i32(let bits): return .int(Int64(Int32(bitPattern: bits)))
@@ -221,6 +241,7 @@ final class InterpreterRuntime: @unchecked Sendable {
     private func renewIfPoisoned() {
         guard isPoisoned else { return }
         isPoisoned = false
+        lastCall = nil
         loaded = [:]
         store = Store(engine: engine)
         store.resourceLimiter = MemoryLimiter(maxMemoryBytes: limits.memoryBytes)

@@ -1,4 +1,4 @@
-import Futures
+public import Futures
 import Synchronization
 
 #if canImport(Glibc)
@@ -43,10 +43,21 @@ public enum Interpreters {
 
     static let registry = InterpreterRegistry()
 
+    /// Runs `invocation` in the main interpreter, waiting for it when it is busy.
+    @usableFromInline
+    static func runInMain(_ invocation: GuestInvocation) throws -> Value {
+        try main.run(invocation, wait: true)
+    }
+
     /// The id of the current interpreter, without creating the main one.
     static var currentID: Int {
         guard let pointer = pthread_getspecific(currentKey) else { return 0 }
         return Unmanaged<Interpreter>.fromOpaque(pointer).takeUnretainedValue().id
+    }
+
+    /// Whether `interpreter` is current on this thread.
+    static func isCurrent(_ interpreter: Interpreter) -> Bool {
+        pthread_getspecific(currentKey) == Unmanaged.passUnretained(interpreter).toOpaque()
     }
 
     /// Makes `interpreter` current on this thread; returns the previous one.

@@ -100,10 +100,34 @@ struct ProcessContext: WorkerContext {
         process = try start()
     }
 
+    /// Short tasks go to the worker process in batches of up to this many, one round trip each.
+    var batchLimit: Int { 64 }
+    static var runsBatchesTogether: Bool { true }
+
     mutating func run(_ task: ProcessTask) throws -> ProcessTask.Output {
+        try send(task.batch.started.map(\.call))
+    }
+
+    mutating func run(batch: [ProcessTask]) -> [Result<ProcessTask.Output, any Error>] {
+        let calls = batch.flatMap { $0.batch.started.map(\.call) }
+        let results: [Result<Value, any Error>]
+        do {
+            results = try send(calls)
+        } catch {
+            return batch.map { _ in .failure(error) }
+        }
+        var offset = 0
+        return batch.map { task in
+            let count = task.batch.started.count
+            defer { offset += count }
+            return .success(Array(results[offset..<offset + count]))
+        }
+    }
+
+    /// Sends `calls` to the worker process in one request and returns their outcomes.
+    private mutating func send(_ calls: [RemoteCall]) throws -> [Result<Value, any Error>] {
         let process = try self.process ?? start()
         self.process = process
-        let calls = task.batch.started.map(\.call)
         let describe = calls.count == 1 ? describeCall(calls[0]) : "a batch of \(calls.count) calls"
         do {
             try sendModules(for: calls, to: process)

@@ -26,6 +26,12 @@ struct BenchCommand: FuturesSubcommand {
     @Flag(help: "Print one JSON array instead of a table.")
     var json = false
 
+    @Option(help: "Benchmarks to run, comma-separated (cpu,startup,transfer,memory).")
+    var benchmark = "cpu,startup,transfer,memory"
+
+    @Option(help: "Executors to run on, comma-separated (thread,interpreter,process).")
+    var executor = "thread,interpreter,process"
+
     mutating func validate() throws {
         guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
         guard workers > 0 else { throw ValidationError("--workers must be at least 1") }
@@ -36,7 +42,9 @@ struct BenchCommand: FuturesSubcommand {
 
     func execute() async throws {
         let sizes = BenchSizes(workers: workers, tasks: tasks, iterations: iterations, items: items)
-        let suite = BenchSuite(sizes: sizes, runs: runs)
+        var suite = BenchSuite(sizes: sizes, runs: runs)
+        suite.benchmarks = Set(benchmark.split(separator: ",").map(String.init))
+        suite.executors = Set(executor.split(separator: ",").map(String.init))
         let rows = try suite.runAll()
         if json {
             print(BenchReport.json(rows))

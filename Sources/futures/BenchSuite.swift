@@ -1,3 +1,4 @@
+import BundledGuests
 import ConcurrentFutures
 import Foundation
 
@@ -46,35 +47,171 @@ struct BenchCheckFailed: Error, CustomStringConvertible {
     let description: String
 }
 
-/// Runs every benchmark on every executor available.
+/// One executor and guest kind the benchmarks run on. Each closure runs one whole measured span:
+/// creating the executor, the work, checking the results, and `shutdown` returning.
+struct BenchTarget {
+    let executor: String
+    let guest: String
+    let cpu: (_ workers: Int, _ tasks: Int, _ expected: Int) throws -> Void
+    let startup: (_ workers: Int) throws -> Void
+    let transfer: (_ workers: Int, _ inputs: [Int], _ expected: [Int]) throws -> Void
+
+    /// A target whose code is specialized for the concrete executor type `E`, as a program
+    /// that names its executor is.
+    static func make<E: Executor>(
+        _ executor: String, _ guest: String, _ make: @escaping (Int) throws -> E,
+        cpu: Call<Int>, noop: Call<Int>, double: @escaping @Sendable (Int) -> Call<Int>,
+        transfer: ((E, [Int]) throws -> [Int])? = nil
+    ) -> BenchTarget {
+        func scoped(_ workers: Int, _ body: (E) throws -> Void) throws {
+            let pool = try make(workers)
+            defer { pool.shutdown(wait: true, cancelFutures: true) }
+            try body(pool)
+        }
+        return BenchTarget(
+            executor: executor, guest: guest,
+            cpu: { workers, tasks, expected in
+                try scoped(workers) { pool in
+                    let futures = try pool.submit(contentsOf: Array(repeating: cpu, count: tasks))
+                    try check(futures.map { try $0.result() }, equals: Array(repeating: expected, count: tasks))
+                }
+            },
+            startup: { workers in
+                try scoped(workers) { pool in
+                    for future in try pool.submit(contentsOf: Array(repeating: noop, count: workers)) { _ = try future.result() }
+                }
+            },
+            transfer: { workers, inputs, expected in
+                try scoped(workers) { pool in
+                    let results = try transfer?(pool, inputs) ?? pool.map(inputs, call: double).collect()
+                    try check(results, equals: expected)
+                }
+            })
+    }
+}
+
+/// Runs every benchmark on every executor and guest kind.
 struct BenchSuite {
     let sizes: BenchSizes
     let runs: Int
+    /// The benchmarks to run (`cpu`, `startup`, `transfer`, `memory`).
+    var benchmarks: Set<String> = ["cpu", "startup", "transfer", "memory"]
+    /// The executors to run on.
+    var executors: Set<String> = ["thread", "interpreter", "process"]
+
+    func targets() throws -> [BenchTarget] {
+        let tasks = BundledGuests.tasks
+        let cpuGuest = try tasks.function("cpu_bound", returning: Int.self)
+        let doubleGuest = try tasks.function("double", returning: Int.self)
+        let noopGuest = try tasks.function("noop", returning: Value.self)
+        let iterations = sizes.iterations
+        let cpuWasm = cpuGuest.call(iterations)
+        let noopWasm = noopGuest.call().map { _ in 0 }
+        let doubleWasm = { @Sendable (x: Int) in doubleGuest.call(x) }
+        let thread = { (workers: Int) in try ThreadPoolExecutor(maxWorkers: workers) }
+        let interpreter = { (workers: Int) in try InterpreterPoolExecutor(maxWorkers: workers, modules: [tasks]) }
+        let process = { (workers: Int) in try ProcessPoolExecutor(maxWorkers: workers) }
+        let all = [
+            BenchTarget.make(
+                "thread", "native", thread, cpu: Call { cpuBound(iterations) }, noop: Call { 0 },
+                double: { x in Call { x * 2 } }, transfer: { pool, inputs in try pool.map(inputs) { $0 * 2 }.collect() }),
+            BenchTarget.make("thread", "wasm", thread, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
+            BenchTarget.make("interpreter", "wasm", interpreter, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
+            BenchTarget.make(
+                "process", "native", process, cpu: BenchJobs.cpuBound.call(iterations), noop: BenchJobs.noop.call(0),
+                double: { x in BenchJobs.double.call(x) }),
+            BenchTarget.make("process", "wasm", process, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
+        ]
+        return all.filter { executors.contains($0.executor) }
+    }
 
     func runAll() throws -> [BenchRow] {
         var rows: [BenchRow] = []
         let expected = cpuBound(sizes.iterations)
-        let single = measureSingle { blackHole(cpuBound(opaque(sizes.iterations))) }
-        rows.append(try measure("cpu", "thread", "native") {
-            try ThreadPoolExecutor(maxWorkers: sizes.workers).run { pool throws in
-                let futures = try (0..<sizes.tasks).map { _ in try pool.submit { cpuBound(sizes.iterations) } }
-                try check(futures.map { try $0.result() }, equals: Array(repeating: expected, count: sizes.tasks))
-            }
-        } annotate: { row in annotateCPU(&row, single: single) })
-        rows.append(try measure("startup", "thread", "native") {
-            try ThreadPoolExecutor(maxWorkers: sizes.workers).run { pool throws in
-                let futures = try (0..<sizes.workers).map { _ in try pool.submit { () } }
-                for future in futures { try future.result() }
-            }
-        })
         let inputs = Array(0..<sizes.items)
         let doubled = inputs.map { $0 * 2 }
-        rows.append(try measure("transfer", "thread", "native") {
-            try ThreadPoolExecutor(maxWorkers: sizes.workers).run { pool throws in
-                try check(try pool.map(inputs) { $0 * 2 }.collect(), equals: doubled)
+        let wantsCPU = benchmarks.contains("cpu")
+        let native = wantsCPU ? measureSingle { blackHole(cpuBound(opaque(sizes.iterations))) } : 0
+        let wasm = wantsCPU ? try singleWasmTask() : 0
+        for target in try targets() {
+            if wantsCPU {
+                let single = target.guest == "native" ? native : wasm
+                var row = try measure("cpu", target) { try target.cpu($0, sizes.tasks, expected) }
+                annotateCPU(&row, single: single)
+                rows.append(row)
+                if target.executor == "interpreter" {
+                    var one = try measure("cpu", target, workers: 1) { try target.cpu($0, sizes.tasks, expected) }
+                    one.note = "the same work on 1 worker"
+                    rows[rows.count - 1].extra["speedup_over_1_worker"] = one.median / rows[rows.count - 1].median
+                    rows.append(one)
+                }
             }
-        })
+            if benchmarks.contains("startup") {
+                rows.append(try measure("startup", target) { try target.startup($0) })
+            }
+            if benchmarks.contains("transfer") {
+                rows.append(try measure("transfer", target) { try target.transfer($0, inputs, doubled) })
+            }
+        }
+        if benchmarks.contains("memory") {
+            if executors.contains("interpreter") { rows.append(try interpreterMemory()) }
+            if executors.contains("process") { rows.append(try processMemory()) }
+        }
         return rows
+    }
+
+    /// The single-task time of the cpu benchmark in a WebAssembly interpreter.
+    func singleWasmTask() throws -> Double {
+        let interpreter = Interpreters.create()
+        defer { try? interpreter.close() }
+        try interpreter.exec(BundledGuests.tasks)
+        var failure: (any Error)?
+        let seconds = measureSingle {
+            do { _ = try interpreter.call("cpu_bound", [.int(Int64(sizes.iterations))]) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return seconds
+    }
+
+    /// Resident memory of an idle interpreter with the benchmark module loaded: the growth of
+    /// this process's resident set over 64 such interpreters, divided by 64.
+    func interpreterMemory() throws -> BenchRow {
+        let count = 64
+        var samples: [Double] = []
+        var bytes: [Double] = []
+        for _ in 0..<Swift.max(1, runs) {
+            let before = residentBytes()
+            var interpreters: [Interpreter] = []
+            let seconds = try timeThrowing {
+                for _ in 0..<count {
+                    let interpreter = Interpreters.create()
+                    try interpreter.exec(BundledGuests.tasks)
+                    _ = try interpreter.call("noop")
+                    interpreters.append(interpreter)
+                }
+            }
+            bytes.append(Double(residentBytes() - before) / Double(count))
+            samples.append(seconds / Double(count))
+            for interpreter in interpreters { try interpreter.close() }
+        }
+        var row = BenchRow(benchmark: "memory", executor: "interpreter", guest: "wasm", workers: count, seconds: samples)
+        row.extra["bytes_per_worker"] = bytes.sorted()[bytes.count / 2]
+        row.note = "per idle interpreter with Tasks.wasm loaded; time is per interpreter created"
+        return row
+    }
+
+    /// Resident memory of an idle worker process (its whole resident set).
+    func processMemory() throws -> BenchRow {
+        let pool = try ProcessPoolExecutor(maxWorkers: 1)
+        defer { pool.shutdown() }
+        var samples: [Double] = []
+        let seconds = try timeThrowing { _ = try pool.submit(BenchJobs.noop, 0).result() }
+        samples.append(seconds)
+        let pid = pool.workerProcessIDs.first ?? 0
+        var row = BenchRow(benchmark: "memory", executor: "process", guest: "native", workers: 1, seconds: samples)
+        row.extra["bytes_per_worker"] = Double(residentBytes(pid: pid))
+        row.note = "whole resident set of one idle worker process; time is its first task"
+        return row
     }
 
     /// The single-task time of the cpu benchmark: the best of three sequential runs.
@@ -83,27 +220,23 @@ struct BenchSuite {
     }
 
     func annotateCPU(_ row: inout BenchRow, single: Double) {
-        let ideal = Double(sizes.tasks) * single / Double(Swift.min(sizes.workers, ProcessInfo.processInfo.activeProcessorCount))
+        let parallel = row.executor == "thread" && row.guest == "wasm" ? 1 : Swift.min(row.workers, ProcessorCount.available)
+        let ideal = Double(sizes.tasks) * single / Double(parallel)
         row.extra["single_task_s"] = single
         row.extra["ideal_s"] = ideal
         row.extra["overhead_ratio"] = row.median / ideal
     }
 
+    /// Times `body` (one whole span, from creating the executor to `shutdown` returning): one
+    /// untimed run first (warm-up and self-check), then `runs` timed ones.
     func measure(
-        _ benchmark: String, _ executor: String, _ guest: String,
-        _ body: () throws -> Void,
-        annotate: (inout BenchRow) -> Void = { _ in }
+        _ benchmark: String, _ target: BenchTarget, workers: Int? = nil, _ body: (Int) throws -> Void
     ) throws -> BenchRow {
-        try body()  // warm-up, and the self-check before timing
+        let workers = workers ?? sizes.workers
+        try body(workers)
         var seconds: [Double] = []
-        for _ in 0..<runs {
-            var failure: (any Error)?
-            seconds.append(time { do { try body() } catch { failure = error } })
-            if let failure { throw failure }
-        }
-        var row = BenchRow(benchmark: benchmark, executor: executor, guest: guest, workers: sizes.workers, seconds: seconds)
-        annotate(&row)
-        return row
+        for _ in 0..<runs { seconds.append(try timeThrowing { try body(workers) }) }
+        return BenchRow(benchmark: benchmark, executor: target.executor, guest: target.guest, workers: workers, seconds: seconds)
     }
 }
 
@@ -116,6 +249,22 @@ func opaque<T>(_ value: T) -> T { value }
 @inline(never)
 func blackHole<T>(_ value: T) {
     withExtendedLifetime(value) {}
+}
+
+func timeThrowing(_ body: () throws -> Void) throws -> Double {
+    var failure: (any Error)?
+    let seconds = time { do { try body() } catch { failure = error } }
+    if let failure { throw failure }
+    return seconds
+}
+
+/// This process's resident set size in bytes (or that of `pid`).
+func residentBytes(pid: Int32 = 0) -> Int {
+    let path = pid == 0 ? "/proc/self/statm" : "/proc/\(pid)/statm"
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
 func time(_ body: () -> Void) -> Double {

@@ -1,6 +1,10 @@
 import ArgumentParser
 import ConcurrentFutures
 
+// Worker mode first: when a ProcessPoolExecutor started this program as a worker, this serves it
+// and exits; otherwise it returns at once.
+ProcessWorker.runIfRequested(jobs: BenchJobs.all)
+
 // Parse and run the command with ArgumentParser's own error reporting.
 do {
     var command = try FuturesCommand.parseAsRoot()

@@ -61,12 +61,20 @@ package final class FutureCore: Sendable {
     }
 
     private let storage = Mutex(Storage())
+    /// A copy of `storage.state`, written under the lock and read without it, so that observers
+    /// (and waiters spinning before they block) do not contend with the worker resolving it.
+    private let published = Atomic<UInt8>(FutureState.pending.rawValue)
 
     @usableFromInline
     package init() {}
 
     @usableFromInline
-    var state: FutureState { storage.withLock { $0.state } }
+    var state: FutureState { FutureState(rawValue: published.load(ordering: .acquiring))! }
+
+    private var isDone: Bool {
+        let state = published.load(ordering: .acquiring)
+        return state == FutureState.finished.rawValue || state == FutureState.cancelled.rawValue
+    }
 
     @usableFromInline
     var settled: Settled? { storage.withLock { $0.settled } }
@@ -84,6 +92,7 @@ package final class FutureCore: Sendable {
                 store()
                 storage.error = error
                 storage.state = .finished
+                published.store(FutureState.finished.rawValue, ordering: .releasing)
                 return storage.takeObservers()
             }
         }
@@ -97,6 +106,7 @@ package final class FutureCore: Sendable {
             case .cancelled: return .alreadyCancelled
             case .pending:
                 storage.state = .cancelled
+                published.store(FutureState.cancelled.rawValue, ordering: .releasing)
                 return .cancelled(storage.takeObservers())
             }
         }
@@ -106,7 +116,10 @@ package final class FutureCore: Sendable {
     func setRunningOrNotifyCancel() throws(ExecutorError) -> Bool {
         let state = storage.withLock { storage in
             let old = storage.state
-            if old == .pending { storage.state = .running }
+            if old == .pending {
+                storage.state = .running
+                published.store(FutureState.running.rawValue, ordering: .releasing)
+            }
             return old
         }
         switch state {
@@ -158,6 +171,11 @@ package final class FutureCore: Sendable {
         var spins = 0
         var waiter: Waiter?
         while true {
+            if spins < Self.spinLimit, !isDone {
+                spins += 1
+                if let deadline, deadline.hasPassed { spins = Self.spinLimit } else { yieldProcessor() }
+                continue
+            }
             let settled: Settled? = storage.withLock { storage in
                 if let settled = storage.settled { return settled }
                 if spins >= Self.spinLimit, waiter == nil, deadline.map({ !$0.hasPassed }) ?? true {
@@ -172,11 +190,6 @@ package final class FutureCore: Sendable {
             case .failed(let error): return error
             case .cancelled: throw ExecutorError.cancelled
             case nil: break
-            }
-            if spins < Self.spinLimit {
-                spins += 1
-                if let deadline, deadline.hasPassed { spins = Self.spinLimit } else { yieldProcessor() }
-                continue
             }
             guard let waiter, waiter.wait(forNotifications: 1, until: deadline) else {
                 if let waiter { removeWaiter(waiter) }
