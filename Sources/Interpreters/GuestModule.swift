@@ -35,9 +35,13 @@ public final class GuestModule: Sendable, GuestModuleHandle {
     ///   fails validation, `.missingImports` (naming every one) when it imports what the host does
     ///   not provide.
     public init(bytes: [UInt8], name: String = "module") throws(ModuleError) {
-        let parsed: WasmKit.Module
+        var parsed: WasmKit.Module
         do {
             parsed = try parseWasm(bytes: bytes)
+            let importedFunctions = parsed.imports.filter { if case .function = $0.descriptor { true } else { false } }.count
+            if let cleaned = ModuleSanitizer.removingBadNameSections(bytes, importedFunctions: importedFunctions) {
+                parsed = try parseWasm(bytes: cleaned)
+            }
         } catch {
             throw ModuleError(.malformed, "\(name) is not a valid WebAssembly module: \(error)")
         }

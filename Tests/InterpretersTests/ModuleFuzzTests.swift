@@ -1,0 +1,91 @@
+import BundledGuests
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@testable import ConcurrentFutures
+import TestSupport
+
+/// A small deterministic generator, so a failing case can be replayed.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite("Module fuzzing")
+struct ModuleFuzzTests {
+    /// 10,000 random and mutated modules: each is rejected with a `ModuleError` or loads; a
+    /// loaded one is instantiated and its exports called under fuel and memory limits. Nothing
+    /// may crash the host, and every failure must be one of the package's typed errors.
+    @Test func randomAndMutatedModulesNeverCrashTheHost() throws {
+        var random = SplitMix(state: UInt64(getenv("FUTURES_FUZZ_SEED").flatMap { Int(String(cString: $0)) } ?? 0x5EED))
+        let seeds: [[UInt8]] = [
+            BundledGuests.bytes(named: "Tasks.wasm")!,
+            BundledGuests.bytes(named: "faults.wasm")!,
+            try GuestModule(wat: Fixtures.basic).wasmBytes,
+            try GuestModule(wat: Fixtures.queues).wasmBytes,
+        ]
+        var loaded = 0
+        var rejected = 0
+        var untyped: [String] = []
+        let limits = InterpreterLimits(fuel: 20_000, memoryBytes: 1 << 20, maxValueBytes: 4096, stackBytes: 64 << 10)
+        for round in 0..<10_000 {
+            var bytes: [UInt8]
+            if round % 5 == 0 {
+                bytes = (0..<Int.random(in: 0..<64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                if round % 10 == 0, bytes.count >= 8 { bytes.replaceSubrange(0..<8, with: [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]) }
+            } else {
+                bytes = seeds[round % seeds.count]
+                for _ in 0..<Int.random(in: 1...4, using: &random) {
+                    let position = Int.random(in: 0..<bytes.count, using: &random)
+                    switch Int.random(in: 0..<4, using: &random) {
+                    case 0: bytes[position] = UInt8.random(in: 0...255, using: &random)
+                    case 1: bytes[position] ^= 1 << UInt8.random(in: 0..<8, using: &random)
+                    case 2: bytes.remove(at: position)
+                    default: bytes.insert(UInt8.random(in: 0...255, using: &random), at: position)
+                    }
+                    if bytes.isEmpty { break }
+                }
+                if round % 7 == 0 { bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &random))) }
+            }
+            let module: GuestModule
+            do {
+                module = try GuestModule(bytes: bytes, name: "fuzz-\(round)")
+            } catch {
+                rejected += 1
+                continue
+            }
+            loaded += 1
+            let interpreter = Interpreters.create(limits: limits)
+            defer { try? interpreter.close() }
+            do {
+                try interpreter.exec(module)
+            } catch is ExecutionFailed {
+                continue
+            } catch {
+                untyped.append("exec \(round): \(error)")
+                continue
+            }
+            for export in module.functions {
+                let arguments = export.parameters.map { type -> Value in type.hasPrefix("f") ? .double(1) : .int(1) }
+                do {
+                    _ = try interpreter.call(export.name, arguments)
+                } catch is ExecutionFailed {
+                } catch {
+                    untyped.append("call \(round) \(export.name): \(error)")
+                }
+            }
+        }
+        #expect(loaded + rejected == 10_000)
+        #expect(rejected > 0 && loaded > 0)
+        #expect(untyped.isEmpty, "\(untyped.prefix(5))")
+    }
+}
