@@ -68,6 +68,7 @@ let package = Package(
                 "ConcurrentFutures",
                 "GuestBuilder",
                 "BundledGuests",
+                .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -48,7 +48,7 @@ public struct ExecutionFailed: Error, Sendable, Hashable, CustomStringConvertibl
             let all: [Kind] = [
                 .unreachable, .memoryOutOfBounds, .divideByZero, .integerOverflow, .invalidConversion,
                 .stackExhausted, .outOfFuel, .memoryLimit, .indirectCall, .invalidPointer, .malformedValue,
-                .valueTooLarge, .missingFunction, .badArguments, .invalidModule, .trap,
+                .valueTooLarge, .missingFunction, .badArguments, .invalidModule, .timedOut, .trap,
             ]
             return all.first { $0.name == name } ?? .trap
         }
@@ -83,6 +83,10 @@ public struct ExecutionFailed: Error, Sendable, Hashable, CustomStringConvertibl
         public static let badArguments = Kind("badArguments")
         /// The module failed validation when the function was first compiled.
         public static let invalidModule = Kind("invalidModule")
+        /// The call ran past ``InterpreterLimits/timeLimit`` and was stopped. The limit is
+        /// enforced from another thread, within about 100 µs of the deadline while the guest runs
+        /// WebAssembly code; a guest blocked in a host function stops when that function returns.
+        public static let timedOut = Kind("timedOut")
         /// Any other trap.
         public static let trap = Kind("trap")
 

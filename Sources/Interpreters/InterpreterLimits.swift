@@ -9,6 +9,9 @@
 ///   larger cannot be instantiated.
 /// - ``maxValueBytes`` caps each string, byte string or encoded value that crosses in or out.
 /// - ``stackBytes`` sizes the interpreter's own stack, which bounds guest recursion depth.
+/// - ``timeLimit`` bounds each call's wall-clock time (best effort, see
+///   ``ExecutionFailed/Kind-swift.struct/timedOut``): unlike fuel it depends on the machine, but
+///   it also counts time spent blocked in host functions such as queue operations.
 public struct InterpreterLimits: Sendable, Hashable {
     /// Fuel per call; `nil` for no limit.
     public var fuel: UInt64?
@@ -18,13 +21,19 @@ public struct InterpreterLimits: Sendable, Hashable {
     public var maxValueBytes: Int
     /// The interpreter stack size in bytes.
     public var stackBytes: Int
+    /// Wall-clock time per call; `nil` for no limit.
+    public var timeLimit: Duration?
 
     /// Creates limits.
-    public init(fuel: UInt64? = nil, memoryBytes: Int? = 256 << 20, maxValueBytes: Int = 64 << 20, stackBytes: Int = 512 << 10) {
+    public init(
+        fuel: UInt64? = nil, memoryBytes: Int? = 256 << 20, maxValueBytes: Int = 64 << 20, stackBytes: Int = 512 << 10,
+        timeLimit: Duration? = nil
+    ) {
         self.fuel = fuel
         self.memoryBytes = memoryBytes
         self.maxValueBytes = maxValueBytes
         self.stackBytes = stackBytes
+        self.timeLimit = timeLimit
     }
 
     /// No fuel limit, 256 MiB of memory, 64 MiB per value, a 512 KiB interpreter stack.

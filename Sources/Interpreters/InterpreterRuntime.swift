@@ -113,13 +113,20 @@ final class InterpreterRuntime: @unchecked Sendable {
         }
         store.fuel = (fuel ?? limits.fuel).map { Fuel(remaining: $0) }
         context.returned = nil
+        let ticket = limits.timeLimit.map { CallWatchdog.shared.arm(store, deadline: Deadline.after($0)!) }
         let results: [WasmKit.Value]
         do {
             results = try function.invoke(lowered, on: &stack)
         } catch {
             isPoisoned = true
+            if let ticket, CallWatchdog.shared.disarm(ticket) {
+                throw ExecutionFailed(
+                    kind: .timedOut, function: name,
+                    message: "the call ran longer than its time limit of \(limits.timeLimit!)", interpreterID: interpreterID)
+            }
             throw classify(error, function: name)
         }
+        if let ticket { _ = CallWatchdog.shared.disarm(ticket) }
         let returned = context.returned
         context.returned = nil
         if !allocations.isEmpty, let free = entry.instance.exports[function: "cf_free"] {

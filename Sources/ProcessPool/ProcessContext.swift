@@ -163,6 +163,7 @@ struct ProcessContext: WorkerContext {
                 .int(WireMessage.configure), limits.fuel.map { .int(Int64(clamping: $0)) } ?? .none,
                 limits.memoryBytes.map { .int(Int64($0)) } ?? .none, .int(Int64(limits.maxValueBytes)),
                 .int(Int64(limits.stackBytes)),
+                limits.timeLimit.map { .int($0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000) } ?? .none,
             ])
             if let initializer = setup.initializer {
                 try sendModules(for: [initializer], to: process)

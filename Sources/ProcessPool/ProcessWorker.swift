@@ -88,11 +88,12 @@ private struct WorkerState {
             }
             return nil
         case WireMessage.configure:
-            if fields.count == 5 {
+            if fields.count == 6 {
                 if case .int(let fuel) = fields[1] { limits.fuel = UInt64(clamping: fuel) } else { limits.fuel = nil }
                 if case .int(let memory) = fields[2] { limits.memoryBytes = Int(memory) } else { limits.memoryBytes = nil }
                 if case .int(let maxValue) = fields[3] { limits.maxValueBytes = Int(maxValue) }
                 if case .int(let stack) = fields[4] { limits.stackBytes = Int(stack) }
+                if case .int(let nanoseconds) = fields[5] { limits.timeLimit = .nanoseconds(nanoseconds) } else { limits.timeLimit = nil }
             }
             return nil
         case WireMessage.batch:

@@ -7,7 +7,7 @@ import Interpreters
 enum WireMessage {
     // Parent to worker.
     static let loadModule: Int64 = 1  // [1, module id, name, bytes]
-    static let configure: Int64 = 2  // [2, fuel | none, memory bytes | none, max value bytes, stack bytes]
+    static let configure: Int64 = 2  // [2, fuel | none, memory | none, max value bytes, stack bytes, time limit ns | none]
     static let callJob: Int64 = 3  // [3, job name, argument]
     static let callGuest: Int64 = 4  // [4, module id, function, [arguments], fuel | none]
     static let batch: Int64 = 5  // [5, [call, ...]]

@@ -32,6 +32,12 @@ struct BenchCommand: FuturesSubcommand {
     @Option(help: "Executors to run on, comma-separated (thread,interpreter,process).")
     var executor = "thread,interpreter,process"
 
+    @Option(help: "Also write the results as an SVG bar chart to this file.")
+    var svg: String?
+
+    @Option(help: "Also run the article's Python programs with this interpreter, and show our time over Python's.")
+    var python: String?
+
     mutating func validate() throws {
         guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
         guard workers > 0 else { throw ValidationError("--workers must be at least 1") }
@@ -45,7 +51,23 @@ struct BenchCommand: FuturesSubcommand {
         var suite = BenchSuite(sizes: sizes, runs: runs)
         suite.benchmarks = Set(benchmark.split(separator: ",").map(String.init))
         suite.executors = Set(executor.split(separator: ",").map(String.init))
-        let rows = try suite.runAll()
+        let unknownBenchmarks = suite.benchmarks.subtracting(["cpu", "startup", "transfer", "memory"])
+        let unknownExecutors = suite.executors.subtracting(["thread", "interpreter", "process"])
+        if !unknownBenchmarks.isEmpty { throw CommandFailure("unknown benchmark: \(unknownBenchmarks.sorted().joined(separator: ", "))") }
+        if !unknownExecutors.isEmpty { throw CommandFailure("unknown executor: \(unknownExecutors.sorted().joined(separator: ", "))") }
+        var rows = try suite.runAll()
+        if let python {
+            let pythonRows = try await PythonComparison.run(python: python, sizes: sizes, runs: runs, benchmarks: suite.benchmarks)
+            PythonComparison.annotate(&rows, with: pythonRows)
+            rows += pythonRows
+        }
+        if let svg {
+            do {
+                try BenchChart.svg(rows, machine: BenchReport.machine).write(toFile: svg, atomically: true, encoding: .utf8)
+            } catch {
+                throw CommandFailure("cannot write \(svg): \(error.localizedDescription)")
+            }
+        }
         if json {
             print(BenchReport.json(rows))
         } else {

@@ -19,16 +19,26 @@ enum BenchReport {
 
     static func table(_ rows: [BenchRow], sizes: BenchSizes) -> String {
         var lines = [
+            "futures bench: \(sizes.tasks) x cpu_bound(\(sizes.iterations)), \(sizes.workers) no-op tasks, map(double) over \(sizes.items) items; "
+                + "time from creating the executor to shutdown returning",
+            machine,
+            "",
             "benchmark  executor     guest   workers   median        min           max           notes",
             String(repeating: "-", count: 100),
         ]
         for row in rows {
             var notes = row.note
             if let ratio = row.extra["overhead_ratio"] {
-                notes += String(format: "%.2fx of ideal (1 task %@)", ratio, seconds(row.extra["single_task_s"]!))
+                notes += String(format: "%.2fx of ideal (1 task takes %@)", ratio, seconds(row.extra["single_task_s"]!))
             }
             if let bytes = row.extra["bytes_per_worker"] {
-                notes += String(format: "%.0f KiB per worker", bytes / 1024)
+                notes += (notes.isEmpty ? "" : "; ") + String(format: "%.0f KiB per worker", bytes / 1024)
+            }
+            if let speedup = row.extra["speedup_over_1_worker"] {
+                notes += String(format: "; %.2fx faster than 1 worker", speedup)
+            }
+            if let ratio = row.extra["ratio_to_python"] {
+                notes += (notes.isEmpty ? "" : "; ") + String(format: "%.3fx of Python's time", ratio)
             }
             lines.append(
                 [pad(row.benchmark, 10), pad(row.executor, 12), pad(row.guest, 7), pad(String(row.workers), 9),
@@ -36,6 +46,20 @@ enum BenchReport {
                     .joined(separator: " "))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The machine the numbers come from.
+    static var machine: String {
+        var model = "unknown CPU"
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+            let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+            let name = line.split(separator: ":", maxSplits: 1).last
+        {
+            model = name.trimmingCharacters(in: .whitespaces)
+        }
+        let memory = ProcessInfo.processInfo.physicalMemory >> 30
+        return "machine: \(model), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(memory) GiB, "
+            + "\(ProcessInfo.processInfo.operatingSystemVersionString)"
     }
 
     static func seconds(_ value: Double) -> String {

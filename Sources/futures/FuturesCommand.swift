@@ -6,7 +6,7 @@ struct FuturesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "futures",
         abstract: "Python's concurrent.futures and PEP 734 interpreters, in Swift.",
-        subcommands: [BenchCommand.self, BuildGuestCommand.self])
+        subcommands: [BenchCommand.self, MapCommand.self, InspectCommand.self, BuildGuestCommand.self])
 }
 
 /// A subcommand, run by `main.swift` (which also enters process-worker mode first).

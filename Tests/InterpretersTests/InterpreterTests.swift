@@ -186,3 +186,25 @@ struct GuestFaultTests {
         #expect(failures.count == 0)
     }
 }
+
+@Suite("Time limits")
+struct TimeLimitTests {
+    @Test func aRunawayGuestIsStoppedAtItsTimeLimit() throws {
+        let interpreter = Interpreters.create(limits: InterpreterLimits(timeLimit: .milliseconds(50)))
+        defer { try? interpreter.close() }
+        try interpreter.exec(wat: Fixtures.basic)
+        expectFailure(.timedOut) { _ = try interpreter.call("spin") }
+        #expect(try interpreter.call("add", [1, 2]) == 3, "the interpreter keeps serving")
+    }
+
+    @Test func timeLimitsReachPoolWorkers() throws {
+        let module = Fixtures.module(Fixtures.basic)
+        let spin = try module.function("spin", returning: Value.self)
+        let add = try module.function("add", returning: Int.self)
+        try InterpreterPoolExecutor(maxWorkers: 1, modules: [module], limits: InterpreterLimits(timeLimit: .milliseconds(20))).run { pool throws in
+            let error = try #require(throws: ExecutionFailed.self) { try pool.submit(spin).result(timeout: .seconds(30)) }
+            #expect(error.kind == .timedOut)
+            #expect(try pool.submit(add, 2, 2).result() == 4)
+        }
+    }
+}

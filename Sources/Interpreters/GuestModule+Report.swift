@@ -1,0 +1,113 @@
+@_spi(Fuzzing) import WasmKit
+import Futures
+
+/// What a module contains and whether it can load in an interpreter: `futures inspect`.
+public struct ModuleReport: Sendable {
+    /// The module's name.
+    public let name: String
+    /// Its size in bytes.
+    public let byteCount: Int
+    /// A 64-bit FNV-1a digest of its bytes, in hex.
+    public let digest: String
+    /// The exported functions and their signatures.
+    public let functions: [GuestExport]
+    /// Everything it imports, each marked provided or not.
+    public let imports: [GuestImport]
+    /// The memories it defines or imports.
+    public let memories: [GuestMemoryInfo]
+    /// Why it cannot load in an interpreter (missing imports, failed validation), or `nil`.
+    public let loadError: ModuleError?
+
+    /// Whether an interpreter can load it.
+    public var canLoad: Bool { loadError == nil }
+}
+
+extension GuestModule {
+    /// Describes a module without requiring that it loads: exports with their signatures, imports
+    /// (provided or missing), memories and limits, and the reason it cannot load, if any.
+    ///
+    /// - Throws: ``ModuleError`` `.malformed` when the bytes are not a WebAssembly module.
+    public static func report(bytes: [UInt8], name: String = "module") throws(ModuleError) -> ModuleReport {
+        let parsed: WasmKit.Module
+        do {
+            parsed = try parseWasm(bytes: bytes)
+        } catch {
+            throw ModuleError(.malformed, "\(name) is not a valid WebAssembly module: \(error)")
+        }
+        let structure = ModuleStructure(bytes)
+        var typeIndices: [UInt32] = []
+        var imports: [GuestImport] = []
+        var memories: [GuestMemoryInfo] = []
+        for entry in parsed.imports {
+            var kind = "function"
+            var signature: String?
+            var provided = false
+            switch entry.descriptor {
+            case .function(let typeIndex):
+                typeIndices.append(typeIndex)
+                let type = parsed.functionType(at: typeIndex)
+                signature = type.map(signatureText)
+                provided = entry.module == HostImports.moduleName && HostImports.signatures[entry.name] == type
+            case .memory(let type):
+                kind = "memory"
+                memories.append(GuestMemoryInfo(minimumPages: type.min, maximumPages: type.max, isImported: true))
+            case .table: kind = "table"
+            case .global: kind = "global"
+            case .tag: kind = "tag"
+            }
+            imports.append(GuestImport(module: entry.module, name: entry.name, kind: kind, signature: signature, isProvided: provided))
+        }
+        typeIndices += structure.functionTypeIndices
+        memories += structure.memories
+        var functions: [GuestExport] = []
+        for export in parsed.exports {
+            guard case .function(let index) = export.descriptor, Int(index) < typeIndices.count,
+                let type = parsed.functionType(at: typeIndices[Int(index)])
+            else { continue }
+            functions.append(GuestExport(name: export.name, parameters: type.parameters.map(typeName), results: type.results.map(typeName)))
+        }
+        var loadError: ModuleError?
+        do {
+            _ = try GuestModule(bytes: bytes, name: name)
+        } catch {
+            loadError = error
+        }
+        return ModuleReport(
+            name: name, byteCount: bytes.count, digest: fnv1a(bytes), functions: functions.sorted { $0.name < $1.name },
+            imports: imports, memories: memories, loadError: loadError)
+    }
+}
+
+/// The few sections a report needs that the parsed module does not expose: the type index of each
+/// defined function, and the defined memories.
+struct ModuleStructure {
+    var functionTypeIndices: [UInt32] = []
+    var memories: [GuestMemoryInfo] = []
+
+    init(_ bytes: [UInt8]) {
+        guard bytes.count >= 8 else { return }
+        var reader = ByteReader(bytes, offset: 8)
+        do {
+            while !reader.isAtEnd {
+                let id = try reader.readByte()
+                let size = try reader.readLength()
+                var section = ByteReader(Array(try reader.read(count: size)))
+                switch id {
+                case 3:
+                    for _ in 0..<(try section.readUnsigned()) { functionTypeIndices.append(UInt32(truncatingIfNeeded: try section.readUnsigned())) }
+                case 5:
+                    for _ in 0..<(try section.readUnsigned()) {
+                        let flags = try section.readByte()
+                        let minimum = try section.readUnsigned()
+                        let maximum = flags & 1 != 0 ? try section.readUnsigned() : nil
+                        memories.append(GuestMemoryInfo(minimumPages: minimum, maximumPages: maximum, isImported: false))
+                    }
+                default:
+                    break
+                }
+            }
+        } catch {
+            return
+        }
+    }
+}
