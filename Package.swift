@@ -12,6 +12,8 @@ let package = Package(
     products: [
         .library(name: "ConcurrentFutures", targets: ["ConcurrentFutures"]),
         .executable(name: "futures", targets: ["futures"]),
+        .library(name: "BundledGuests", targets: ["BundledGuests"]),
+        .library(name: "GuestBuilder", targets: ["GuestBuilder"]),
     ],
     dependencies: [
         .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
@@ -93,7 +95,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InterpretersTests",
-            dependencies: ["ConcurrentFutures", "TestSupport", "BundledGuests"],
+            dependencies: ["ConcurrentFutures", "TestSupport", "BundledGuests", "GuestBuilder"],
             swiftSettings: strict
         ),
     ]

@@ -4,7 +4,8 @@
 // the result with rt.c. It provides:
 //   - the `cf_alloc` / `cf_free` exports the host uses to pass pointer arguments;
 //   - `ValueWriter` / `ValueReader` / `GuestValue` for the binary value encoding;
-//   - `Guest` helpers to return strings, bytes and encoded values, and to log;
+//   - `Guest` helpers to return strings, bytes and encoded values, to log, and to
+//     ask for the id of the interpreter running the call;
 //   - `GuestQueue`, a thin wrapper over the host's queue imports;
 //   - `String(guestBytes:count:)` / `[UInt8](guestBytes:count:)` to read arguments.
 //
@@ -35,6 +36,8 @@ func cf_queue_count(_ queue: Int32) -> Int64
 func cf_write(_ fd: Int32, _ ptr: UnsafeRawPointer?, _ len: Int32) -> Int32
 @_extern(wasm, module: "cf", name: "log") @_extern(c)
 func cf_log(_ ptr: UnsafeRawPointer?, _ len: Int32)
+@_extern(wasm, module: "cf", name: "interpreter_id") @_extern(c)
+func cf_interpreter_id() -> Int64
 
 // MARK: - rt.c
 
@@ -55,14 +58,16 @@ func rt_trap() -> Never {
 
 // MARK: - Allocator exports for the host
 
-/// Returns `size` writable bytes for an argument the host is about to copy in, or 0.
+/// Allocates `size` bytes (at least 1) for the host to copy an argument or a queued value
+/// into; returns nil (0) when `size` is negative or memory runs out. Exported as `cf_alloc`.
 @_expose(wasm, "cf_alloc") @_cdecl("cf_alloc")
 public func cf_alloc(_ size: Int32) -> UnsafeMutableRawPointer? {
     guard size >= 0 else { return nil }
     return rt_malloc(Int(size == 0 ? 1 : size))
 }
 
-/// Frees a buffer from `cf_alloc` (the host calls it on argument buffers after a call).
+/// Frees a buffer from `cf_alloc` (nil is ignored). Exported as `cf_free`; the host calls it
+/// on argument buffers after a call returns.
 @_expose(wasm, "cf_free") @_cdecl("cf_free")
 public func cf_free(_ ptr: UnsafeMutableRawPointer?) {
     rt_free(ptr)
@@ -72,27 +77,51 @@ public func cf_free(_ ptr: UnsafeMutableRawPointer?) {
 
 /// Tag bytes of the binary value encoding.
 public enum ValueTag: UInt8 {
-    case none = 0x00, `false` = 0x01, `true` = 0x02, int = 0x03, double = 0x04
-    case string = 0x05, bytes = 0x06, array = 0x07, queue = 0x08
+    /// `0x00`: none (no payload).
+    case none = 0x00
+    /// `0x01`: false (no payload).
+    case `false` = 0x01
+    /// `0x02`: true (no payload).
+    case `true` = 0x02
+    /// `0x03`: an int, as SLEB128.
+    case int = 0x03
+    /// `0x04`: a double, as 8 bytes little-endian.
+    case double = 0x04
+    /// `0x05`: a string, as a ULEB128 byte count and UTF-8.
+    case string = 0x05
+    /// `0x06`: bytes, as a ULEB128 count and the bytes.
+    case bytes = 0x06
+    /// `0x07`: an array, as a ULEB128 element count and the encoded elements.
+    case array = 0x07
+    /// `0x08`: a queue, as its ULEB128 id.
+    case queue = 0x08
 }
 
 /// Builds one binary-encoded value (usually an array) in a growable buffer.
 public struct ValueWriter {
+    /// The encoding written so far.
     public private(set) var bytes: [UInt8] = []
 
+    /// An empty writer.
     public init() {}
 
+    /// Appends none.
     public mutating func writeNone() { bytes.append(ValueTag.none.rawValue) }
+    /// Appends a bool.
     public mutating func writeBool(_ v: Bool) { bytes.append(v ? ValueTag.true.rawValue : ValueTag.false.rawValue) }
+    /// Appends an int.
     public mutating func writeInt(_ v: Int64) { bytes.append(ValueTag.int.rawValue); writeSLEB(v) }
+    /// Appends a queue reference (the queue's i32 id, as a guest receives it).
     public mutating func writeQueue(_ id: Int32) { bytes.append(ValueTag.queue.rawValue); writeULEB(UInt64(UInt32(bitPattern: id))) }
 
+    /// Appends a double.
     public mutating func writeDouble(_ v: Double) {
         bytes.append(ValueTag.double.rawValue)
         var bits = v.bitPattern
         for _ in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: bits)); bits >>= 8 }
     }
 
+    /// Appends a string (its UTF-8 bytes).
     public mutating func writeString(_ s: String) {
         var s = s
         s.withUTF8 { utf8 in
@@ -102,6 +131,7 @@ public struct ValueWriter {
         }
     }
 
+    /// Appends a bytes value.
     public mutating func writeBytes(_ b: [UInt8]) {
         bytes.append(ValueTag.bytes.rawValue)
         writeULEB(UInt64(b.count))
@@ -114,11 +144,13 @@ public struct ValueWriter {
         writeULEB(UInt64(count))
     }
 
+    /// Appends an array of ints.
     public mutating func writeInts(_ values: [Int64]) {
         beginArray(count: values.count)
         for v in values { writeInt(v) }
     }
 
+    /// Appends `value`, recursively for arrays.
     public mutating func write(_ value: GuestValue) {
         switch value {
         case .none: writeNone()
@@ -134,6 +166,7 @@ public struct ValueWriter {
         }
     }
 
+    /// Appends `value` as unsigned LEB128 (no tag).
     mutating func writeULEB(_ value: UInt64) {
         var v = value
         repeat {
@@ -144,6 +177,7 @@ public struct ValueWriter {
         } while v != 0
     }
 
+    /// Appends `value` as signed LEB128 (no tag).
     mutating func writeSLEB(_ value: Int64) {
         var v = value
         while true {
@@ -158,28 +192,46 @@ public struct ValueWriter {
 
 /// A decoded value (what `ValueReader.readValue()` returns).
 public indirect enum GuestValue {
+    /// None.
     case none
+    /// A bool.
     case bool(Bool)
+    /// An int.
     case int(Int64)
+    /// A double.
     case double(Double)
+    /// A string.
     case string(String)
+    /// Bytes.
     case bytes([UInt8])
+    /// An array of values.
     case array([GuestValue])
+    /// A queue, by its i32 id (usable with `GuestQueue`).
     case queue(Int32)
 }
 
 /// Decodes binary-encoded values from guest memory (e.g. an array argument's (ptr, len)).
 /// Every read returns nil, without consuming anything, on a type mismatch or truncated input.
 public struct ValueReader {
+    /// The deepest nesting `readValue()` accepts: the outermost value is at depth 0, and a
+    /// value inside an array is one deeper than the array. The same limit as the host's.
+    public static let maximumDepth = 128
+
+    /// The start of the encoded bytes.
     public let base: UnsafePointer<UInt8>?
+    /// The number of encoded bytes (0 when `base` is nil).
     public let count: Int
+    /// How many bytes have been consumed.
     public private(set) var offset = 0
 
+    /// Reads the `count` bytes at `ptr` (a negative count reads as 0). The bytes are not
+    /// copied: they must stay valid while the reader is used.
     public init(_ ptr: UnsafePointer<UInt8>?, count: Int32) {
         self.base = ptr
         self.count = ptr == nil ? 0 : Int(max(count, 0))
     }
 
+    /// Whether every byte has been consumed.
     public var isAtEnd: Bool { offset >= count }
 
     /// The tag of the next value, without consuming it.
@@ -188,8 +240,10 @@ public struct ValueReader {
         return ValueTag(rawValue: base[offset])
     }
 
+    /// Reads none; returns whether the next value was none (and was consumed).
     public mutating func readNone() -> Bool { expect(.none) != nil }
 
+    /// Reads a bool.
     public mutating func readBool() -> Bool? {
         switch peekTag() {
         case .false?: offset += 1; return false
@@ -198,12 +252,14 @@ public struct ValueReader {
         }
     }
 
+    /// Reads an int.
     public mutating func readInt() -> Int64? {
         let start = offset
         guard expect(.int) != nil, let v = readSLEB() else { offset = start; return nil }
         return v
     }
 
+    /// Reads a double.
     public mutating func readDouble() -> Double? {
         let start = offset
         guard expect(.double) != nil, let base, count - offset >= 8 else { offset = start; return nil }
@@ -213,6 +269,7 @@ public struct ValueReader {
         return Double(bitPattern: bits)
     }
 
+    /// Reads a string (invalid UTF-8 is repaired).
     public mutating func readString() -> String? {
         let start = offset
         guard expect(.string) != nil, let n = readLength() else { offset = start; return nil }
@@ -221,6 +278,7 @@ public struct ValueReader {
         return s
     }
 
+    /// Reads a bytes value (a copy).
     public mutating func readBytes() -> [UInt8]? {
         let start = offset
         guard expect(.bytes) != nil, let n = readLength() else { offset = start; return nil }
@@ -229,6 +287,7 @@ public struct ValueReader {
         return b
     }
 
+    /// Reads a queue reference: the i32 id to wrap in `GuestQueue`.
     public mutating func readQueue() -> Int32? {
         let start = offset
         guard expect(.queue) != nil, let v = readULEB(), v <= UInt64(UInt32.max) else { offset = start; return nil }
@@ -255,10 +314,11 @@ public struct ValueReader {
         return result
     }
 
-    /// Reads any value, recursively (nesting is limited to keep the stack small).
+    /// Reads any value, recursively. `depth` is the nesting of this value (leave it at 0);
+    /// nil when the value nests deeper than `maximumDepth`.
     public mutating func readValue(depth: Int = 0) -> GuestValue? {
         let start = offset
-        guard depth < 64, let tag = peekTag() else { return nil }
+        guard depth <= ValueReader.maximumDepth, let tag = peekTag() else { return nil }
         let value: GuestValue?
         switch tag {
         case .none: offset += 1; value = GuestValue.none
@@ -282,18 +342,21 @@ public struct ValueReader {
         return value
     }
 
+    /// Consumes the next tag byte if it is `tag`.
     private mutating func expect(_ tag: ValueTag) -> ValueTag? {
         guard peekTag() == tag else { return nil }
         offset += 1
         return tag
     }
 
+    /// Consumes one byte.
     private mutating func readByte() -> UInt8? {
         guard let base, offset < count else { return nil }
         defer { offset += 1 }
         return base[offset]
     }
 
+    /// Consumes an unsigned LEB128 (nil if truncated or over 64 bits).
     private mutating func readULEB() -> UInt64? {
         var result: UInt64 = 0
         var shift: UInt64 = 0
@@ -306,6 +369,7 @@ public struct ValueReader {
         return nil
     }
 
+    /// Consumes a signed LEB128 (nil if truncated or over 64 bits).
     private mutating func readSLEB() -> Int64? {
         var result: Int64 = 0
         var shift: Int64 = 0
@@ -330,6 +394,8 @@ public struct ValueReader {
 
 // MARK: - Returning results and logging
 
+/// The current call's result, logging, and the interpreter running the call.
+/// A call's result is the last `return...` made during the call, else the function's own result.
 public enum Guest {
     /// Makes `s` the call's result (a string). The host copies it immediately.
     public static func returnString(_ s: String) {
@@ -337,12 +403,13 @@ public enum Guest {
         s.withUTF8 { cf_return_string($0.baseAddress, Int32($0.count)) }
     }
 
-    /// Makes `b` the call's result (bytes).
+    /// Makes `b` the call's result (bytes). The host copies it immediately.
     public static func returnBytes(_ b: [UInt8]) {
         b.withUnsafeBufferPointer { cf_return_bytes($0.baseAddress, Int32($0.count)) }
     }
 
-    /// Makes the value encoded in `writer` the call's result.
+    /// Makes the value encoded in `writer` the call's result. The call fails with
+    /// `.malformedValue` if `writer` does not hold exactly one value.
     public static func returnValue(_ writer: ValueWriter) {
         writer.bytes.withUnsafeBufferPointer { cf_return_value($0.baseAddress, Int32($0.count)) }
     }
@@ -354,7 +421,8 @@ public enum Guest {
         returnValue(w)
     }
 
-    /// Sends one line to the host's log (stderr).
+    /// Writes `message` as one line to the host's standard error, prefixed with
+    /// `[interpreter N]`.
     public static func log(_ message: String) {
         var m = message
         m.withUTF8 { cf_log($0.baseAddress, Int32($0.count)) }
@@ -368,57 +436,74 @@ public enum Guest {
 
     /// Flushes what `print` buffered without a trailing newline.
     public static func flushStdout() { rt_flush_stdout() }
+
+    /// The id of the interpreter running the current call (0 for the main interpreter).
+    public static var interpreterID: Int64 { cf_interpreter_id() }
 }
 
 // MARK: - Queues
 
-/// Queue status codes returned by the host.
+/// Queue status codes returned by the host. A bad pointer is not a status: it aborts the
+/// call with an error.
 public enum QueueStatus {
+    /// Done.
     public static let ok: Int32 = 0
-    public static let emptyOrFull: Int32 = 1   // timed out
-    public static let noQueue: Int32 = 2       // unknown or closed
+    /// Timed out: the queue stayed empty (get) or full (put).
+    public static let emptyOrFull: Int32 = 1
+    /// No queue with that id exists (queues are never closed: a queue disappears when every
+    /// handle to it is gone).
+    public static let noQueue: Int32 = 2
+    /// Bad value: `put(encoded:)` got bytes that are not one encoded value, or a get took an
+    /// item the host could not hand to the guest (the item is consumed).
     public static let badValue: Int32 = 3
-    public static let notInt: Int32 = 4        // queue_get_int: item left in the queue
+    /// `getInt`/`getIntWithStatus`: the oldest item is not an int (it stays in the queue).
+    public static let notInt: Int32 = 4
 }
 
 /// A host queue passed to the guest as an argument (an i32 id).
 /// Timeouts are in milliseconds: -1 blocks forever, 0 does not wait.
 public struct GuestQueue {
+    /// The queue's id, as the host passed it.
     public let id: Int32
 
+    /// Wraps the queue id `id` (a queue argument, or one read with `ValueReader.readQueue()`).
     public init(_ id: Int32) { self.id = id }
 
-    /// Puts an int; returns a `QueueStatus`.
+    /// Puts an int, waiting up to `timeoutMs` while the queue is full; returns a `QueueStatus`.
     @discardableResult
     public func put(_ value: Int64, timeoutMs: Int64 = -1) -> Int32 {
         cf_queue_put_int(id, value, timeoutMs)
     }
 
-    /// Gets an int: the status, and the value when the status is `QueueStatus.ok`.
+    /// Takes the oldest item if it is an int, waiting up to `timeoutMs` while the queue is
+    /// empty: the status, and the value when the status is `QueueStatus.ok` (else 0).
     public func getIntWithStatus(timeoutMs: Int64 = -1) -> (status: Int32, value: Int64) {
         var v: Int64 = 0
         let status = cf_queue_get_int(id, timeoutMs, &v)
         return (status, v)
     }
 
-    /// Gets an int, or nil on any non-ok status.
+    /// Takes the oldest item if it is an int, or returns nil on any non-ok status.
     public func getInt(timeoutMs: Int64 = -1) -> Int64? {
         let r = getIntWithStatus(timeoutMs: timeoutMs)
         return r.status == QueueStatus.ok ? r.value : nil
     }
 
-    /// Puts one binary-encoded value; returns a `QueueStatus`.
+    /// Puts one binary-encoded value, waiting up to `timeoutMs` while the queue is full;
+    /// returns a `QueueStatus` (`badValue` if `bytes` is not exactly one encoded value).
     @discardableResult
     public func put(encoded bytes: [UInt8], timeoutMs: Int64 = -1) -> Int32 {
         bytes.withUnsafeBufferPointer { cf_queue_put(id, $0.baseAddress, Int32($0.count), timeoutMs) }
     }
 
+    /// Puts the value encoded in `writer`; returns a `QueueStatus`.
     @discardableResult
     public func put(encoded writer: ValueWriter, timeoutMs: Int64 = -1) -> Int32 {
         put(encoded: writer.bytes, timeoutMs: timeoutMs)
     }
 
-    /// Gets one binary-encoded value: the status, and the encoding when ok.
+    /// Takes the oldest item of any kind, waiting up to `timeoutMs` while the queue is empty:
+    /// the status, and the item's encoding when ok (read it with `ValueReader`).
     public func get(timeoutMs: Int64 = -1) -> (status: Int32, bytes: [UInt8]) {
         var out: (Int32, Int32) = (0, 0)
         let status = withUnsafeMutablePointer(to: &out) {
@@ -431,14 +516,15 @@ public struct GuestQueue {
         return (status, bytes)
     }
 
-    /// Items currently in the queue (negative: unknown queue).
+    /// The number of items in the queue, or -1 if there is no such queue.
     public var count: Int64 { cf_queue_count(id) }
 }
 
 // MARK: - Reading pointer arguments
 
 extension String {
-    /// A string argument: `count` UTF-8 bytes at `ptr` (invalid UTF-8 is repaired).
+    /// A string argument: decodes the `count` UTF-8 bytes at `ptr` (invalid UTF-8 is
+    /// repaired; nil or a non-positive count gives "").
     public init(guestBytes ptr: UnsafePointer<UInt8>?, count: Int32) {
         guard let ptr, count > 0 else { self = ""; return }
         self = String(decoding: UnsafeBufferPointer(start: ptr, count: Int(count)), as: UTF8.self)
@@ -446,7 +532,8 @@ extension String {
 }
 
 extension Array where Element == UInt8 {
-    /// A bytes argument: a copy of the `count` bytes at `ptr`.
+    /// A bytes argument: a copy of the `count` bytes at `ptr` (nil or a non-positive count
+    /// gives []).
     public init(guestBytes ptr: UnsafePointer<UInt8>?, count: Int32) {
         guard let ptr, count > 0 else { self = []; return }
         self = Array(UnsafeBufferPointer(start: ptr, count: Int(count)))

@@ -21,12 +21,16 @@
 #define CF_EXPORT(name) __attribute__((export_name(name)))
 #define CF_IMPORT(name) __attribute__((import_module("cf"), import_name(name)))
 
-// Status codes returned by queue imports.
+// Status codes returned by queue imports. A bad pointer is not a status: the
+// host aborts the call with an error (ExecutionFailed .invalidPointer).
 enum {
     CF_OK = 0,             // done
-    CF_EMPTY_OR_FULL = 1,  // timed out: queue empty (get) or full (put)
-    CF_NO_QUEUE = 2,       // no such queue, or it is closed
-    CF_BAD_VALUE = 3,      // bad value or pointer
+    CF_EMPTY_OR_FULL = 1,  // timed out: queue stayed empty (get) or full (put)
+    CF_NO_QUEUE = 2,       // no such queue (queues are never closed; one disappears
+                           // when every handle to it is gone)
+    CF_BAD_VALUE = 3,      // bad value: queue_put got bytes that are not one encoded
+                           // value, or a get took an item the host could not hand to
+                           // the guest (the item is consumed)
     CF_NOT_INT = 4,        // queue_get_int: the item is not an int (it stays in the queue)
 };
 #define CF_FOREVER ((int64_t)-1)   // timeout_ms: block until done
@@ -51,7 +55,8 @@ CF_IMPORT("queue_put")     int32_t cf_queue_put(int32_t queue, const void *ptr, 
 CF_IMPORT("queue_get")     int32_t cf_queue_get(int32_t queue, int64_t timeout_ms, int32_t out[2]);
 CF_IMPORT("queue_count")   int64_t cf_queue_count(int32_t queue);                // < 0: unknown queue
 CF_IMPORT("write")         int32_t cf_write(int32_t fd, const void *ptr, int32_t len);
-CF_IMPORT("log")           void cf_log(const void *ptr, int32_t len);
+CF_IMPORT("log")           void cf_log(const void *ptr, int32_t len);            // one line to stderr
+CF_IMPORT("interpreter_id") int64_t cf_interpreter_id(void);                     // id of the interpreter running the call
 
 // --- Provided by rt.c --------------------------------------------------------
 void *malloc(size_t n);

@@ -1,5 +1,6 @@
 // faults.c: a C guest for ConcurrentFutures, mostly for exercising how the host
-// reports guest faults. Built with ../Runtime/rt.c (see ../build.sh).
+// reports guest faults. Built with `futures build-guest c/faults.c -o faults.wasm`, which
+// links ../Runtime/rt.c (Scripts/generate-guests.sh makes the bundled module).
 
 #define CF_IMPLEMENTATION
 #include "cf.h"

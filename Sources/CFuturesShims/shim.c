@@ -130,3 +130,14 @@ void cf_set_cloexec(int fd) {
     int flags = fcntl(fd, F_GETFD);
     if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
 }
+
+#include <poll.h>
+
+int cf_wait_readable(int fd, int timeout_ms) {
+    struct pollfd entry = { .fd = fd, .events = POLLIN };
+    for (;;) {
+        int ready = poll(&entry, 1, timeout_ms);
+        if (ready >= 0) return ready > 0 ? 1 : 0;
+        if (errno != EINTR) return -errno;
+    }
+}

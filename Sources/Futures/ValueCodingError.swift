@@ -40,8 +40,8 @@ public struct ValueCodingError: Error, Sendable, Hashable, CustomStringConvertib
 /// `concurrent.interpreters.NotShareableError`.
 ///
 /// Raised for host closures and Swift jobs submitted to an interpreter pool, for closures
-/// submitted to a process pool, for values that have no encoding, and for values that are too
-/// large to cross.
+/// submitted to a process pool, for queues sent to another process, and for values that have no
+/// encoding. (A value too large to cross is an `ExecutionFailed` of kind `valueTooLarge`.)
 public struct NotShareableError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Why the object cannot cross.
     public let message: String

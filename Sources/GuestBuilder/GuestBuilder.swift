@@ -96,7 +96,7 @@ public struct GuestBuilder: Sendable {
                 [
                     "-target", "wasm32-unknown-none-wasm", "-enable-experimental-feature", "Embedded",
                     "-enable-experimental-feature", "Extern", "-wmo", "-parse-as-library", "-O",
-                    "-Xfrontend", "-disable-stack-protector", "-module-name", moduleName(for: output),
+                    "-Xfrontend", "-disable-stack-protector", "-module-name", moduleName(for: sources[0]),
                 ] + inputs + ["-c", "-o", path("guest.o")])
             objects.append(path("guest.o"))
         } else {
@@ -110,15 +110,25 @@ public struct GuestBuilder: Sendable {
             try await tool("clang", .compileFailed, cFlags + ["-c", path("rt.c"), "-o", path("rt.o")])
             objects.append(path("rt.o"))
         }
+        // Linked under the first source's name, so that the module's own name (in its name section)
+        // and therefore its bytes do not depend on where the output goes.
+        let linked = path(moduleName(for: sources[0]) + ".wasm")
         let unicodeTables = "\(toolchainBin)/../lib/swift/embedded/wasm32-unknown-none-wasm/libswiftUnicodeDataTables.a"
         if isSwift, FileManager.default.fileExists(atPath: unicodeTables) { objects.append(unicodeTables) }
         try await tool(
             "wasm-ld", .linkFailed,
             ["--no-entry", "--gc-sections", "--stack-first", "-z", "stack-size=\(options.stackSize)"]
-                + (options.keepNames ? [] : ["--strip-all"]) + objects + ["-o", output])
+                + (options.keepNames ? [] : ["--strip-all"]) + objects + ["-o", linked])
         if FileManager.default.isExecutableFile(atPath: "\(toolchainBin)/llvm-objcopy") {
             try await tool(
-                "llvm-objcopy", .linkFailed, ["--remove-section=producers", "--remove-section=target_features", output])
+                "llvm-objcopy", .linkFailed,
+                ["--remove-section=producers", "--remove-section=target_features", linked])
+        }
+        do {
+            if FileManager.default.fileExists(atPath: output) { try FileManager.default.removeItem(atPath: output) }
+            try FileManager.default.copyItem(atPath: linked, toPath: output)
+        } catch {
+            throw GuestBuildError(.badInput, "cannot write \(output): \(error.localizedDescription)")
         }
     }
 
@@ -139,9 +149,9 @@ public struct GuestBuilder: Sendable {
         }
     }
 
-    /// A Swift module name derived from the output file's name.
-    private func moduleName(for output: String) -> String {
-        let stem = URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent
+    /// A Swift module name derived from a file's name.
+    private func moduleName(for file: String) -> String {
+        let stem = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
         let cleaned = String(stem.map { $0.isLetter || $0.isNumber || $0 == "_" ? $0 : "_" })
         guard let first = cleaned.first, first.isLetter || first == "_" else { return "Guest" + cleaned }
         return cleaned

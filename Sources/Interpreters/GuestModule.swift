@@ -20,7 +20,7 @@ public final class GuestModule: Sendable, GuestModuleHandle {
     public let id: Int
     /// A 64-bit FNV-1a digest of the bytes, in hex.
     public let digest: String
-    /// The functions the module exports, with their WebAssembly signatures, in export order.
+    /// The functions the module exports, with their WebAssembly signatures, sorted by name.
     public let functions: [GuestExport]
     /// Everything the module imports.
     public let imports: [GuestImport]

@@ -30,12 +30,17 @@ struct GuestFault: Error, CustomStringConvertible {
 /// error instead of handing the guest a `-1` it may not check.
 final class MemoryLimiter: ResourceLimiter {
     let maxMemoryBytes: Int?
+    let failCall: Bool
     static let maxTableElements = 1 << 20
 
-    init(maxMemoryBytes: Int?) { self.maxMemoryBytes = maxMemoryBytes }
+    init(maxMemoryBytes: Int?, action: MemoryLimitAction = .failCall) {
+        self.maxMemoryBytes = maxMemoryBytes
+        failCall = action == .failCall
+    }
 
     func limitMemoryGrowth(to desired: Int) throws -> Bool {
         if let maxMemoryBytes, desired > maxMemoryBytes {
+            guard failCall else { return false }
             throw GuestFault(
                 kind: .memoryLimit,
                 message: "memory would grow to \(desired) bytes, past the interpreter's limit of \(maxMemoryBytes) bytes")
@@ -220,18 +225,26 @@ enum HostImports {
             guard let instance = caller.instance else { return status(.badValue) }
             let memory = try GuestMemory.memory(of: caller)
             try GuestMemory.checkRange(memory, pointer: arguments[2].i32, count: 8)
-            let bytes: [UInt8]
+            let item: QueueStorage.Item
             do {
-                bytes = try queue.get(deadline: deadline(arguments[1])).encoded()
+                item = try queue.take(deadline: deadline(arguments[1]))
             } catch is QueueEmpty {
                 return status(.timedOut)
             } catch {
                 return status(.badValue)
             }
+            let bytes = item.value.encoded()
             guard bytes.count <= context.maxValueBytes else {
+                queue.restore(item)
                 throw GuestFault(kind: .valueTooLarge, message: "a queued value of \(bytes.count) bytes exceeds the limit of \(context.maxValueBytes) bytes")
             }
-            let pointer = try GuestMemory.allocate(bytes.count, in: instance, memory: memory)
+            let pointer: UInt32
+            do {
+                pointer = try GuestMemory.allocate(bytes.count, in: instance, memory: memory)
+            } catch {
+                queue.restore(item)
+                throw error
+            }
             try GuestMemory.write(memory, pointer: pointer, bytes: bytes)
             try GuestMemory.write(
                 memory, pointer: arguments[2].i32,

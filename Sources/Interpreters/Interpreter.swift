@@ -114,6 +114,20 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
         return future
     }
 
+    /// Runs `initializer` now and again whenever a trap makes the interpreter replace its
+    /// instances, so that the state it prepares survives resets.
+    ///
+    /// - Throws: What ``call(_:_:)`` throws.
+    package func install(initializer: GuestInvocation) throws -> Value {
+        let module = unsafeDowncast(initializer.module, to: GuestModule.self)
+        return try withRuntime(wait: false) { runtime in
+            let result = try runtime.call(
+                module: module, initializer.function, arguments: initializer.arguments, fuel: initializer.fuel)
+            runtime.initializer = initializer
+            return result
+        }
+    }
+
     /// Runs a guest invocation; `wait` queues behind a running call instead of failing.
     package func run(_ invocation: GuestInvocation, wait: Bool) throws -> Value {
         // GuestModule is the only GuestModuleHandle.

@@ -4,9 +4,11 @@
 ///   (roughly 2-3 × 10⁹ units per CPU-second on this project's reference machine). A call that
 ///   exceeds it fails with ``ExecutionFailed/Kind-swift.struct/outOfFuel``; the interpreter keeps
 ///   serving. The budget is deterministic: the same call always uses the same fuel.
-/// - ``memoryBytes`` caps the interpreter's linear memory. Growth past it fails the call with
-///   ``ExecutionFailed/Kind-swift.struct/memoryLimit``; a module whose initial memory is already
-///   larger cannot be instantiated.
+/// - ``memoryBytes`` caps the interpreter's linear memory. Growth past it is refused and, by
+///   default (``MemoryLimitAction/failCall``), fails the call with
+///   ``ExecutionFailed/Kind-swift.struct/memoryLimit``; with ``MemoryLimitAction/refuseGrowth``
+///   `memory.grow` returns -1 to the guest, as WebAssembly specifies, and a guest that checks it
+///   carries on. A module whose initial memory is already larger cannot be instantiated.
 /// - ``maxValueBytes`` caps each string, byte string or encoded value that crosses in or out.
 /// - ``stackBytes`` sizes the interpreter's own stack, which bounds guest recursion depth.
 /// - ``timeLimit`` bounds each call's wall-clock time (best effort, see
@@ -23,19 +25,30 @@ public struct InterpreterLimits: Sendable, Hashable {
     public var stackBytes: Int
     /// Wall-clock time per call; `nil` for no limit.
     public var timeLimit: Duration?
+    /// What growing memory past ``memoryBytes`` does.
+    public var onMemoryLimit: MemoryLimitAction
 
     /// Creates limits.
     public init(
         fuel: UInt64? = nil, memoryBytes: Int? = 256 << 20, maxValueBytes: Int = 64 << 20, stackBytes: Int = 512 << 10,
-        timeLimit: Duration? = nil
+        timeLimit: Duration? = nil, onMemoryLimit: MemoryLimitAction = .failCall
     ) {
         self.fuel = fuel
         self.memoryBytes = memoryBytes
         self.maxValueBytes = maxValueBytes
         self.stackBytes = stackBytes
         self.timeLimit = timeLimit
+        self.onMemoryLimit = onMemoryLimit
     }
 
     /// No fuel limit, 256 MiB of memory, 64 MiB per value, a 512 KiB interpreter stack.
     public static let `default` = InterpreterLimits()
+}
+
+/// What happens when a guest grows its memory past ``InterpreterLimits/memoryBytes``.
+public enum MemoryLimitAction: Sendable, Hashable {
+    /// The call fails with ``ExecutionFailed/Kind-swift.struct/memoryLimit`` at once.
+    case failCall
+    /// `memory.grow` returns -1 to the guest, which may handle it (a `malloc` returning null).
+    case refuseGrowth
 }

@@ -64,7 +64,8 @@ public final class InterpreterPoolExecutor: Executor {
         pool = WorkerPool(
             configuration: .init(
                 maxWorkers: maxWorkers, threadNamePrefix: self.threadNamePrefix, brokenCode: .brokenInterpreterPool,
-                brokenMessage: "A thread initializer failed, the thread pool is not usable anymore"),
+                brokenMessage: "A worker interpreter could not start (a module failed to load or the initializer failed), "
+                    + "the interpreter pool is not usable anymore"),
             makeContext: { _ in InterpreterContext(setup: setup) })
     }
 
@@ -184,7 +185,7 @@ struct InterpreterContext: WorkerContext {
         _ = Interpreters.swapCurrent(interpreter)
         do {
             for module in setup.modules { try interpreter.exec(module) }
-            if let initializer = setup.initializer { _ = try interpreter.run(initializer, wait: false) }
+            if let initializer = setup.initializer { _ = try interpreter.install(initializer: initializer) }
         } catch {
             finalize()
             throw error

@@ -25,6 +25,9 @@ final class InterpreterRuntime: @unchecked Sendable {
     private var namespace: [GuestModule] = []
     /// Whether the store must be replaced before the next call (after a trap).
     private var isPoisoned = false
+    /// A call that prepares fresh instances (a pool's initializer): run again after a reset.
+    var initializer: GuestInvocation?
+    private var initializerPending = false
     /// The function called last, so that a run of calls to one function skips the lookups.
     private var lastCall: (moduleID: Int, name: String, entry: Loaded, function: Function, type: FunctionType)?
 
@@ -37,7 +40,7 @@ final class InterpreterRuntime: @unchecked Sendable {
         context = HostContext(interpreterID: interpreterID)
         context.maxValueBytes = limits.maxValueBytes
         store = Store(engine: engine)
-        store.resourceLimiter = MemoryLimiter(maxMemoryBytes: limits.memoryBytes)
+        store.resourceLimiter = MemoryLimiter(maxMemoryBytes: limits.memoryBytes, action: limits.onMemoryLimit)
         imports = HostImports.imports(store: store, context: context)
         stack = ExecutionStack(engine: engine)
     }
@@ -81,6 +84,20 @@ final class InterpreterRuntime: @unchecked Sendable {
     /// Calls `name` exported by `module`, loading the module first if needed.
     func call(module: GuestModule, _ name: String, arguments: [Futures.Value], fuel: UInt64?) throws -> Futures.Value {
         renewIfPoisoned()
+        if initializerPending, let initializer {
+            initializerPending = false
+            do {
+                _ = try call(
+                    module: unsafeDowncast(initializer.module, to: GuestModule.self), initializer.function,
+                    arguments: initializer.arguments, fuel: initializer.fuel)
+            } catch {
+                isPoisoned = true
+                throw ExecutionFailed(
+                    kind: (error as? ExecutionFailed)?.kind ?? .trap, function: name,
+                    message: "the initializer failed when the interpreter was reset after a trap: \(error)",
+                    interpreterID: interpreterID)
+            }
+        }
         let entry: Loaded
         let function: Function
         let type: FunctionType
@@ -109,6 +126,9 @@ final class InterpreterRuntime: @unchecked Sendable {
         do {
             lowered = try lower(arguments, to: type.parameters, entry: entry, allocations: &allocations)
         } catch {
+            // Guest memory may hold buffers allocated for the earlier arguments, or the allocator
+            // itself may have trapped: start the next call from fresh instances.
+            if !allocations.isEmpty || !(error is GuestFault) { isPoisoned = true }
             throw classify(error, function: name)
         }
         store.fuel = (fuel ?? limits.fuel).map { Fuel(remaining: $0) }
@@ -150,8 +170,13 @@ final class InterpreterRuntime: @unchecked Sendable {
         for argument in arguments {
             switch argument {
             case .none:
-                guard try next() == .i32 else { throw signatureError(arguments, parameters) }
-                lowered.append(.i32(0))
+                switch try next() {
+                case .i32: lowered.append(.i32(0))
+                case .i64: lowered.append(.i64(0))
+                case .f32: lowered.append(.f32(0))
+                case .f64: lowered.append(.f64(0))
+                default: throw signatureError(arguments, parameters)
+                }
             case .bool(let flag):
                 guard try next() == .i32 else { throw signatureError(arguments, parameters) }
                 lowered.append(.i32(flag ? 1 : 0))
@@ -248,10 +273,11 @@ final class InterpreterRuntime: @unchecked Sendable {
     private func renewIfPoisoned() {
         guard isPoisoned else { return }
         isPoisoned = false
+        initializerPending = initializer != nil
         lastCall = nil
         loaded = [:]
         store = Store(engine: engine)
-        store.resourceLimiter = MemoryLimiter(maxMemoryBytes: limits.memoryBytes)
+        store.resourceLimiter = MemoryLimiter(maxMemoryBytes: limits.memoryBytes, action: limits.onMemoryLimit)
         imports = HostImports.imports(store: store, context: context)
     }
 

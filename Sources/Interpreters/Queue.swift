@@ -93,6 +93,14 @@ public final class Queue: Sendable, Hashable, CustomStringConvertible {
         try await runBlocking { try storage.put(item, deadline: deadline, unbound: unboundItems) }
     }
 
+    /// The async twin of ``get(as:timeout:)``.
+    ///
+    /// - Throws: ``QueueEmpty`` when `timeout` passes, or ``Futures/ValueCodingError`` when the
+    ///   item is not a `T`.
+    public func get<T: Shareable>(as type: T.Type, timeout: Duration? = nil) async throws -> T {
+        try T(shareableValue: await get(timeout: timeout))
+    }
+
     /// The async twin of ``get(timeout:)``: waits for an item without blocking the caller's
     /// thread.
     ///
@@ -187,6 +195,35 @@ package final class QueueStorage: @unchecked Sendable {
             throw QueueError(.itemInterpreterDestroyed, "item's original interpreter \(item.interpreterID) was closed")
         }
         return item.value
+    }
+
+    /// Removes and returns the oldest item as stored, waiting up to `deadline`.
+    ///
+    /// - Throws: ``QueueEmpty`` on timeout; ``QueueError`` for an item orphaned under
+    ///   ``UnboundItems/error`` (which is consumed).
+    func take(deadline: Deadline?) throws -> Item {
+        lock.lock()
+        defer { lock.unlock() }
+        while items.isEmpty {
+            guard lock.wait(until: deadline) else {
+                if !items.isEmpty { break }
+                throw QueueEmpty(queueID: id)
+            }
+        }
+        let item = items.removeFirst()
+        lock.broadcast()
+        if item.orphaned {
+            throw QueueError(.itemInterpreterDestroyed, "item's original interpreter \(item.interpreterID) was closed")
+        }
+        return item
+    }
+
+    /// Puts back an item taken with ``take(deadline:)`` at the head, when it could not be delivered.
+    func restore(_ item: Item) {
+        lock.withLock {
+            items.insert(item, at: 0)
+            lock.broadcast()
+        }
     }
 
     /// Removes the oldest item only if `accept` takes it; otherwise leaves it at the head.

@@ -34,6 +34,8 @@ final class RemoteBatch: FutureHandle, @unchecked Sendable {
         case .unencodable(let error)?:
             future.complete(.failure(error))
             return nil
+        case .guest(let invocation)? where invocation.arguments.contains(where: containsQueue):
+            throw NotShareableError("queues live in one process: \(call.summary) cannot take one to a worker process")
         case let remote?:
             let decode = call.decode
             return Element(handle: future, call: remote) { outcome in
@@ -141,7 +143,7 @@ struct ProcessContext: WorkerContext {
                 else { throw ChannelError.malformed("expected a batch result for \(calls.count) calls") }
                 results = try outcomes.map { try WireMessage.decodeOutcome($0) }
             }
-            tasksRun += 1
+            tasksRun += calls.count
             if let limit = setup.maxTasksPerChild, tasksRun >= limit { retire() }
             return results
         } catch {
@@ -164,10 +166,12 @@ struct ProcessContext: WorkerContext {
                 limits.memoryBytes.map { .int(Int64($0)) } ?? .none, .int(Int64(limits.maxValueBytes)),
                 .int(Int64(limits.stackBytes)),
                 limits.timeLimit.map { .int($0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000) } ?? .none,
+                .bool(limits.onMemoryLimit == .refuseGrowth),
             ])
             if let initializer = setup.initializer {
                 try sendModules(for: [initializer], to: process)
-                if case .failure(let error) = try WireMessage.decodeOutcome(process.request(WireMessage.request(for: initializer))) {
+                let request: Value = [.int(WireMessage.initialize), WireMessage.request(for: initializer)]
+                if case .failure(let error) = try WireMessage.decodeOutcome(process.request(request)) {
                     process.stop()
                     setup.registry.remove(process.pid)
                     throw error
@@ -222,6 +226,14 @@ struct ProcessContext: WorkerContext {
             message = "A process in the process pool was terminated abruptly while running \(what): worker \(process.pid) \(how)"
         }
         return ExecutorError(.brokenProcessPool, message, workerExit: exit)
+    }
+}
+
+private func containsQueue(_ value: Value) -> Bool {
+    switch value {
+    case .queue: true
+    case .array(let elements): elements.contains(where: containsQueue)
+    default: false
     }
 }
 

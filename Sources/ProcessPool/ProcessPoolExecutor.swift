@@ -18,8 +18,10 @@ import Glibc
 ///
 /// Unlike Python, a worker that dies (crash, `fatalError`, a signal, `exit`) does not break the
 /// pool: the futures it was running fail with ``Futures/ExecutorError`` `.brokenProcessPool`
-/// saying how it died, and the next task starts a fresh worker, as loky does. A failing
-/// initializer still breaks the pool, since every replacement would fail the same way.
+/// saying how it died, and the next task starts a fresh worker, as loky does. An initializer
+/// that fails when a worker first starts breaks the pool, since every replacement would fail the
+/// same way; if it fails later, in a replacement for a dead worker, only the task that needed
+/// the replacement fails.
 public final class ProcessPoolExecutor: JobExecutor {
     /// The most worker processes.
     public let maxWorkers: Int

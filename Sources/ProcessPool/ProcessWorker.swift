@@ -88,14 +88,18 @@ private struct WorkerState {
             }
             return nil
         case WireMessage.configure:
-            if fields.count == 6 {
+            if fields.count == 7 {
                 if case .int(let fuel) = fields[1] { limits.fuel = UInt64(clamping: fuel) } else { limits.fuel = nil }
                 if case .int(let memory) = fields[2] { limits.memoryBytes = Int(memory) } else { limits.memoryBytes = nil }
                 if case .int(let maxValue) = fields[3] { limits.maxValueBytes = Int(maxValue) }
                 if case .int(let stack) = fields[4] { limits.stackBytes = Int(stack) }
                 if case .int(let nanoseconds) = fields[5] { limits.timeLimit = .nanoseconds(nanoseconds) } else { limits.timeLimit = nil }
+                limits.onMemoryLimit = fields[6] == .bool(true) ? .refuseGrowth : .failCall
             }
             return nil
+        case WireMessage.initialize:
+            guard fields.count == 2 else { return WireMessage.outcome(.failure(RemoteError(.jobFailed, "unreadable initializer"))) }
+            return WireMessage.outcome(call(fields[1], install: true))
         case WireMessage.batch:
             guard fields.count == 2, case .array(let calls) = fields[1] else {
                 return WireMessage.outcome(.failure(RemoteError(.jobFailed, "unreadable batch")))
@@ -107,7 +111,7 @@ private struct WorkerState {
     }
 
     /// Runs one job or guest call.
-    mutating func call(_ request: Value) -> Result<Value, any Error> {
+    mutating func call(_ request: Value, install: Bool = false) -> Result<Value, any Error> {
         guard case .array(let fields) = request, case .int(let tag)? = fields.first else {
             return .failure(RemoteError(.jobFailed, "unreadable call"))
         }
@@ -138,6 +142,7 @@ private struct WorkerState {
             let interpreter = self.interpreter ?? Interpreters.create(limits: limits)
             self.interpreter = interpreter
             let invocation = GuestInvocation(module: module, function: function, arguments: arguments, fuel: fuel)
+            if install { return Result { try interpreter.install(initializer: invocation) } }
             return Result { try interpreter.run(invocation, wait: false) }
         default:
             return .failure(RemoteError(.jobFailed, "unknown request \(tag)"))

@@ -7,10 +7,11 @@ import Interpreters
 enum WireMessage {
     // Parent to worker.
     static let loadModule: Int64 = 1  // [1, module id, name, bytes]
-    static let configure: Int64 = 2  // [2, fuel | none, memory | none, max value bytes, stack bytes, time limit ns | none]
+    static let configure: Int64 = 2  // [2, fuel | none, memory | none, max value, stack, time limit ns | none, refuse growth]
     static let callJob: Int64 = 3  // [3, job name, argument]
     static let callGuest: Int64 = 4  // [4, module id, function, [arguments], fuel | none]
     static let batch: Int64 = 5  // [5, [call, ...]]
+    static let initialize: Int64 = 6  // [6, call]: run now, and again after the interpreter is reset
     // Worker to parent.
     static let ready: Int64 = 16  // [16, pid, protocol version]
     static let success: Int64 = 17  // [17, value]

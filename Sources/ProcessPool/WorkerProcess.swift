@@ -51,6 +51,9 @@ final class WorkerProcess {
         }
         let process = WorkerProcess(pid: pid, fd: fds[0])
         do {
+            guard cf_wait_readable(fds[0], WorkerProcess.readyTimeoutMilliseconds) == 1 else {
+                throw ChannelError.malformed("no ready message within \(WorkerProcess.readyTimeoutMilliseconds / 1000) s")
+            }
             let hello = try process.channel.receive()
             guard case .array(let fields) = hello, fields.first == .int(WireMessage.ready) else {
                 throw ChannelError.malformed("expected the ready message, got \(hello)")
@@ -64,6 +67,9 @@ final class WorkerProcess {
         }
         return process
     }
+
+    /// How long a new worker may take to enter worker mode.
+    static let readyTimeoutMilliseconds: Int32 = 10_000
 
     /// Sends a request that has no reply.
     func post(_ message: Value) throws(ChannelError) {

@@ -1,7 +1,7 @@
 import ArgumentParser
 
-/// The `futures` command: benchmarks, mapping guest functions over inputs, inspecting modules
-/// and building guests.
+/// The `futures` command: `bench` (the article's benchmarks), `map` (a guest function over input
+/// lines), `inspect` (a module's exports and imports) and `build-guest` (Swift or C to a module).
 struct FuturesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "futures",

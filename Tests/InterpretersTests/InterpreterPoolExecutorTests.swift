@@ -122,3 +122,33 @@ struct InterpreterPoolExecutorTests {
         }
     }
 }
+
+@Suite("Resets and limits")
+struct ResetTests {
+    let module = Fixtures.module(Fixtures.basic, name: "basic")
+
+    @Test func theInitializerRunsAgainAfterATrapResetsTheInterpreter() throws {
+        let bump = try module.function("bump", returning: Int.self)
+        let boom = try module.function("boom", returning: Value.self)
+        try InterpreterPoolExecutor(maxWorkers: 1, modules: [module], initializer: bump.call()).run { pool throws in
+            #expect(try pool.submit(bump).result() == 2)
+            #expect(throws: ExecutionFailed.self) { try pool.submit(boom).result() }
+            #expect(try pool.submit(bump).result() == 2, "fresh instances, initialized again")
+        }
+    }
+
+    @Test func refusedGrowthReturnsMinusOneWhenAsked() throws {
+        let interpreter = Interpreters.create(limits: InterpreterLimits(memoryBytes: 2 * 65_536, onMemoryLimit: .refuseGrowth))
+        defer { try? interpreter.close() }
+        try interpreter.exec(module)
+        #expect(try interpreter.call("grow", [8]) == -1)
+        #expect(try interpreter.call("grow", [1]) == 1)
+    }
+
+    @Test func noneArgumentsFillAnyScalarParameter() throws {
+        let interpreter = Interpreters.create()
+        defer { try? interpreter.close() }
+        try interpreter.exec(module)
+        #expect(try interpreter.call("add", [nil, 5]) == 5)
+    }
+}

@@ -253,3 +253,41 @@ func expectCode(_ code: ExecutorError.Code, sourceLocation: SourceLocation = #_s
         Issue.record("expected \(code), got \(error)", sourceLocation: sourceLocation)
     }
 }
+
+@Suite("ProcessPoolExecutor limits", .serialized)
+struct ProcessPoolLimitTests {
+    @Test func queuesCannotCrossToAnotherProcess() throws {
+        let producer = try BundledGuests.examples.function("producer", returning: Int.self)
+        try makePool(maxWorkers: 1).run { pool throws in
+            #expect(throws: NotShareableError.self) { _ = try pool.submit(producer, Interpreters.createQueue()) }
+        }
+    }
+
+    @Test func maxTasksPerChildCountsCallsInChunks() throws {
+        let pool = try makePool(maxWorkers: 1, maxTasksPerChild: 4)
+        let pids = try pool.map(TestJobs.pid, Array(repeating: 0, count: 16), chunkSize: 4).collect()
+        pool.shutdown()
+        #expect(Set(pids).count == 4, "one worker per chunk of 4 calls")
+    }
+
+    @Test func guestInitializersRunAgainInTheWorkerAfterATrap() throws {
+        let module = try GuestModule(wat: Fixtures.counter)
+        let bump = try module.function("bump", returning: Int.self)
+        let boom = try module.function("boom", returning: Value.self)
+        let pool = try ProcessPoolExecutor(maxWorkers: 1, workerExecutable: workerPath, initializer: bump.call())
+        #expect(try pool.submit(bump).result() == 2)
+        #expect(throws: ExecutionFailed.self) { try pool.submit(boom).result() }
+        #expect(try pool.submit(bump).result() == 2)
+        pool.shutdown()
+    }
+}
+
+enum Fixtures {
+    static let counter = """
+        (module
+          (global $counter (mut i64) (i64.const 0))
+          (func (export "bump") (result i64)
+            global.get $counter i64.const 1 i64.add global.set $counter global.get $counter)
+          (func (export "boom") unreachable))
+        """
+}

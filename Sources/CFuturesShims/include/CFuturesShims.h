@@ -34,3 +34,7 @@ int cf_decode_status(int status, int *value);
 
 /// Marks a descriptor close-on-exec.
 void cf_set_cloexec(int fd);
+
+/// Waits up to `timeout_ms` for `fd` to become readable (or closed). Returns 1 when it is,
+/// 0 on timeout, -errno on error.
+int cf_wait_readable(int fd, int timeout_ms);
