@@ -75,6 +75,54 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "InterpreterSubmit",
+            dependencies: ["ConcurrentFutures", "BundledGuests"],
+            path: "Examples/InterpreterSubmit",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "InterpreterMap",
+            dependencies: ["ConcurrentFutures", "BundledGuests"],
+            path: "Examples/InterpreterMap",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "Benchmark",
+            dependencies: ["ConcurrentFutures", "BundledGuests"],
+            path: "Examples/Benchmark",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "BenchmarkStartup",
+            dependencies: ["ConcurrentFutures", "BundledGuests"],
+            path: "Examples/BenchmarkStartup",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "BenchmarkTransfer",
+            dependencies: ["ConcurrentFutures", "BundledGuests"],
+            path: "Examples/BenchmarkTransfer",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "PickleCheck",
+            dependencies: ["ConcurrentFutures", "BundledGuests"],
+            path: "Examples/PickleCheck",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "QueueWorkers",
+            dependencies: ["ConcurrentFutures", "BundledGuests"],
+            path: "Examples/QueueWorkers",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "MissingImports",
+            dependencies: ["ConcurrentFutures", "BundledGuests"],
+            path: "Examples/MissingImports",
+            swiftSettings: strict
+        ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .target(name: "TestJobs", dependencies: ["ConcurrentFutures"], path: "Tests/TestJobs", swiftSettings: strict),
         .executableTarget(

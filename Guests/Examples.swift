@@ -210,3 +210,11 @@ public func allocate_mib(_ n: Int32) -> Int32 {
 public func return_bad_pointer() {
     cf_return_string(UnsafeRawPointer(bitPattern: 0x7fff_0000), 100)
 }
+
+// MARK: - The article's pickle_check
+
+/// add(a, b) -> int: a + b, the article's module-level function.
+@_expose(wasm, "add") @_cdecl("add")
+public func add(_ a: Int64, _ b: Int64) -> Int64 {
+    a &+ b
+}
