@@ -132,6 +132,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "FuturesCLITests",
+            dependencies: ["futures", .product(name: "Subprocess", package: "swift-subprocess")],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "ProcessPoolTests",
             dependencies: ["ConcurrentFutures", "TestSupport", "TestJobs", "BundledGuests", "FuturesTestWorker"],
             swiftSettings: strict

@@ -56,18 +56,23 @@ public final class GuestModule: Sendable, GuestModuleHandle {
         memories = inspection.memories
     }
 
+    /// Compiles WebAssembly text (WAT) into module bytes, without loading them.
+    ///
+    /// - Throws: ``ModuleError`` `.malformed` when the text does not parse.
+    public static func compile(wat: String, name: String = "module") throws(ModuleError) -> [UInt8] {
+        do {
+            return try wat2wasm(wat)
+        } catch {
+            throw ModuleError(.malformed, "\(name) is not valid WAT: \(error)")
+        }
+    }
+
     /// Compiles WebAssembly text (WAT) and loads the result.
     ///
     /// - Throws: ``ModuleError`` `.malformed` when the text does not parse, or what
     ///   ``init(bytes:name:)`` throws.
     public convenience init(wat: String, name: String = "module") throws(ModuleError) {
-        let bytes: [UInt8]
-        do {
-            bytes = try wat2wasm(wat)
-        } catch {
-            throw ModuleError(.malformed, "\(name) is not valid WAT: \(error)")
-        }
-        try self.init(bytes: bytes, name: name)
+        try self.init(bytes: GuestModule.compile(wat: wat, name: name), name: name)
     }
 
     /// Reads and loads a `.wasm` (or `.wat`) file.

@@ -13,7 +13,7 @@ enum ModuleLoading {
             }
             if path.hasSuffix(".wat") {
                 do {
-                    return (try GuestModule(wat: String(decoding: data, as: UTF8.self), name: name).wasmBytes, name)
+                    return (try GuestModule.compile(wat: String(decoding: data, as: UTF8.self), name: name), name)
                 } catch {
                     throw CommandFailure(error.message)
                 }

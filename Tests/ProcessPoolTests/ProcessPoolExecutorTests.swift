@@ -258,9 +258,9 @@ func expectCode(_ code: ExecutorError.Code, sourceLocation: SourceLocation = #_s
 struct ProcessPoolLimitTests {
     @Test func queuesCannotCrossToAnotherProcess() throws {
         let producer = try BundledGuests.examples.function("producer", returning: Int.self)
-        try makePool(maxWorkers: 1).run { pool throws in
-            #expect(throws: NotShareableError.self) { _ = try pool.submit(producer, Interpreters.createQueue()) }
-        }
+        let pool = try makePool(maxWorkers: 1)
+        #expect(throws: NotShareableError.self) { _ = try pool.submit(producer, Interpreters.createQueue()) }
+        pool.shutdown()
     }
 
     @Test func maxTasksPerChildCountsCallsInChunks() throws {

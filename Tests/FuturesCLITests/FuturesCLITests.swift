@@ -1,0 +1,174 @@
+import Foundation
+import Subprocess
+import Testing
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// The `futures` tool, built next to the test bundle.
+let futuresPath: String = {
+    let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    return me.deletingLastPathComponent().appendingPathComponent("futures").path
+}()
+
+struct Run {
+    let status: TerminationStatus
+    let output: String
+    let error: String
+
+    var exitCode: Int32? {
+        if case .exited(let code) = status { return code }
+        return nil
+    }
+    var outputLines: [String] { output.split(separator: "\n").map(String.init) }
+}
+
+/// Runs `futures` as a user would: arguments, standard input, and both outputs collected.
+func futures(_ arguments: [String], input: String = "") async throws -> Run {
+    let result = try await run(
+        .path(FilePath(futuresPath)), arguments: Arguments(arguments), input: .string(input),
+        output: .string(limit: 1 << 22), error: .string(limit: 1 << 22))
+    return Run(status: result.terminationStatus, output: result.standardOutput, error: result.standardError)
+}
+
+/// The user-facing behaviour of the `futures` tool.
+@Suite("futures command")
+struct FuturesCLITests {
+    @Test func helpListsTheSubcommands() async throws {
+        let run = try await futures(["--help"])
+        #expect(run.exitCode == 0)
+        for command in ["bench", "map", "inspect", "build-guest"] { #expect(run.output.contains(command)) }
+    }
+
+    @Test(arguments: [
+        ["--bogus"], ["map", "Tasks.wasm"], ["map", "/no/such/module.wasm", "f"], ["inspect", "/no/such.wasm"],
+        ["bench", "--runs", "0"], ["bench", "--executor", "fiber"], ["map", "Tasks.wasm", "nope"],
+        ["map", "Tasks.wasm", "square", "--input", "/no/such/input"], ["build-guest", "/no/such.swift", "-o", "/tmp/x.wasm"],
+    ])
+    func badUsageIsAOneLineErrorAndAFailingStatus(arguments: [String]) async throws {
+        let run = try await futures(arguments)
+        #expect(run.exitCode != 0 && run.exitCode != nil, "a clean exit, not a crash")
+        #expect(run.error.hasPrefix("Error:"), "\(run.error)")
+        #expect(!run.error.contains("Fatal error") && !run.error.contains("Stack dump"))
+        #expect(run.output.isEmpty || run.error.contains("Usage"))
+    }
+
+    @Test func mapWritesResultsInInputOrder() async throws {
+        let run = try await futures(["map", "Tasks.wasm", "square", "--workers", "3"], input: (1...50).map(String.init).joined(separator: "\n"))
+        #expect(run.exitCode == 0)
+        #expect(run.outputLines == (1...50).map { String($0 * $0) })
+    }
+
+    @Test(arguments: ["interpreter", "thread", "process"])
+    func mapRunsOnEveryExecutor(executor: String) async throws {
+        let run = try await futures(["map", "Examples.wasm", "greet", "--executor", executor], input: "\"Ada\"\nGrace\n")
+        #expect(run.exitCode == 0, "\(run.error)")
+        #expect(run.outputLines == ["\"Hello, Ada!\"", "\"Hello, Grace!\""])
+    }
+
+    @Test func failingAndUnparseableInputsAreReportedByLineAndTheMapGoesOn() async throws {
+        let run = try await futures(["map", "faults.wasm", "divide", "--spread"], input: "[10, 2]\n[1, 0]\n[oops\n[9, 3]\n")
+        #expect(run.exitCode == 1)
+        #expect(run.outputLines == ["5", "3"])
+        let errors = run.error.split(separator: "\n").map(String.init)
+        #expect(errors.contains { $0.hasPrefix("line 2: divideByZero in divide") })
+        #expect(errors.contains { $0.hasPrefix("line 3: cannot parse the input") })
+        #expect(errors.last == "2 of 4 inputs failed")
+    }
+
+    @Test func failFastStopsAtTheFirstFailure() async throws {
+        let input = "[1, 0]\n" + (0..<50).map { "[\($0), 1]" }.joined(separator: "\n")
+        let run = try await futures(["map", "faults.wasm", "divide", "--spread", "--fail-fast", "--workers", "1"], input: input)
+        #expect(run.exitCode == 1)
+        #expect(run.outputLines.count < 50)
+    }
+
+    @Test func unorderedResultsCarryTheirLineNumbers() async throws {
+        let run = try await futures(["map", "Tasks.wasm", "double", "--unordered"], input: "1\n2\n3\n")
+        #expect(run.exitCode == 0)
+        #expect(Set(run.outputLines) == ["1\t2", "2\t4", "3\t6"])
+    }
+
+    @Test func fuelAndTimeoutApplyPerCall() async throws {
+        let fuel = try await futures(["map", "Tasks.wasm", "cpu_bound", "--fuel", "100000"], input: "10\n10000000\n")
+        #expect(fuel.exitCode == 1)
+        #expect(fuel.outputLines == ["285"])
+        #expect(fuel.error.contains("line 2: outOfFuel"))
+        let timeout = try await futures(["map", "Examples.wasm", "spin", "--spread", "--timeout", "0.05"], input: "[]\n")
+        #expect(timeout.exitCode == 1)
+        #expect(timeout.error.contains("line 1: timedOut"))
+    }
+
+    @Test func inspectShowsExportsImportsAndWhetherItLoads() async throws {
+        let run = try await futures(["inspect", "Examples.wasm"])
+        #expect(run.exitCode == 0)
+        #expect(run.output.contains("greet(i32, i32)"))
+        #expect(run.output.contains("cf.queue_get_int (function (i32, i64, i32) -> i32)"))
+        #expect(run.output.contains("loads in an interpreter: yes"))
+
+        let path = NSTemporaryDirectory() + "futures-cli-\(UUID().uuidString).wat"
+        try #"(module (import "env" "missing" (func)) (func (export "f")))"#.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let missing = try await futures(["inspect", path])
+        #expect(missing.exitCode == 0)
+        #expect(missing.output.contains("env.missing (function ())  <- not provided by the host"))
+        #expect(missing.output.contains("loads in an interpreter: no"))
+        let mapped = try await futures(["map", path, "f"], input: "1\n")
+        #expect(mapped.exitCode != 0)
+        #expect(mapped.error.hasPrefix("Error:") && mapped.error.contains("env.missing"))
+    }
+
+    @Test func benchPrintsJSONWithTheDocumentedKeys() async throws {
+        let svg = NSTemporaryDirectory() + "futures-cli-\(UUID().uuidString).svg"
+        defer { try? FileManager.default.removeItem(atPath: svg) }
+        let run = try await futures([
+            "bench", "--runs", "1", "--iterations", "1000", "--items", "200", "--json", "--svg", svg,
+            "--executor", "thread,interpreter,process",
+        ])
+        #expect(run.exitCode == 0, "\(run.error)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [[String: Any]])
+        for key in ["benchmark", "executor", "guest", "workers", "runs", "median_s", "min_s", "max_s"] {
+            #expect(rows.allSatisfy { $0[key] != nil }, "every row has \(key)")
+        }
+        let kinds = Set(rows.map { "\($0["benchmark"]!) \($0["executor"]!) \($0["guest"]!)" })
+        for expected in ["cpu thread native", "transfer interpreter wasm", "startup process native", "cpu process wasm"] {
+            #expect(kinds.contains(expected))
+        }
+        #expect(rows.contains { $0["benchmark"] as? String == "memory" && $0["bytes_per_worker"] is Double })
+        let chart = try String(contentsOfFile: svg, encoding: .utf8)
+        #expect(chart.hasPrefix("<svg") && chart.contains("transfer"))
+    }
+
+    /// Ctrl-C cancels the queued inputs, lets the running calls end, reports what was done, and
+    /// leaves no worker process behind.
+    @Test func interruptingAMapLeavesNoWorkerBehind() async throws {
+        let input = Array(repeating: "60000000", count: 12).joined(separator: "\n")
+        let result = try await run(
+            .path(FilePath(futuresPath)), arguments: ["map", "Tasks.wasm", "cpu_bound", "--executor", "process", "--workers", "2"],
+            input: .string(input), output: .string(limit: 1 << 20), error: .string(limit: 1 << 20)
+        ) { execution in
+            try await Task.sleep(for: .milliseconds(400))
+            try execution.send(signal: .interrupt)
+            return execution.processIdentifier.value
+        }
+        #expect(result.terminationStatus == .exited(130))
+        #expect(result.standardError.contains("interrupted:"))
+        #expect(result.standardOutput.split(separator: "\n").count < 12)
+        let parent = result.closureResult
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(workers(of: parent).isEmpty, "no worker process is left")
+    }
+}
+
+/// Processes whose environment says they are workers of `parent`.
+func workers(of parent: Int32) -> [Int32] {
+    let marker = "CONCURRENT_FUTURES_PARENT_PID=\(parent)"
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).filter { pid in
+        guard let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+        return environment.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == marker }
+    }
+}
