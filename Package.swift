@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "ConcurrentFutures", targets: ["ConcurrentFutures"]),
         .executable(name: "futures", targets: ["futures"]),
+        .executable(name: "futures-worker", targets: ["futures-worker"]),
         .library(name: "BundledGuests", targets: ["BundledGuests"]),
         .library(name: "GuestBuilder", targets: ["GuestBuilder"]),
     ],
@@ -64,10 +65,18 @@ let package = Package(
             dependencies: ["Interpreters"],
             swiftSettings: strict
         ),
+        .target(name: "BenchJobs", dependencies: ["Futures"], swiftSettings: strict),
+        .executableTarget(
+            name: "futures-worker",
+            dependencies: ["BenchJobs", "ProcessPool"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "futures",
             dependencies: [
                 "ConcurrentFutures",
+                "BenchJobs",
+                "futures-worker",
                 "GuestBuilder",
                 "BundledGuests",
                 .product(name: "Subprocess", package: "swift-subprocess"),

@@ -1,3 +1,4 @@
+import BenchJobs
 import BundledGuests
 import ConcurrentFutures
 import Foundation
@@ -30,17 +31,7 @@ struct BenchRow {
 }
 
 /// The benchmark's CPU-bound function, natively: Python's `cpu_bound(n)`.
-@inline(never)
-func cpuBound(_ n: Int) -> Int {
-    var total = 0
-    var i = 0
-    while i < n {
-        total += i &* i
-        total %= 1_000_000_000
-        i += 1
-    }
-    return total
-}
+func cpuBound(_ n: Int) -> Int { BenchJobs.cpuBound(n) }
 
 /// A failed self-check: a benchmark whose results are wrong reports no time.
 struct BenchCheckFailed: Error, CustomStringConvertible {
@@ -110,7 +101,7 @@ struct BenchSuite {
         let doubleWasm = { @Sendable (x: Int) in doubleGuest.call(x) }
         let thread = { (workers: Int) in try ThreadPoolExecutor(maxWorkers: workers) }
         let interpreter = { (workers: Int) in try InterpreterPoolExecutor(maxWorkers: workers, modules: [tasks]) }
-        let process = { (workers: Int) in try ProcessPoolExecutor(maxWorkers: workers) }
+        let process = { (workers: Int) in try ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path) }
         let all = [
             BenchTarget.make(
                 "thread", "native", thread, cpu: Call { cpuBound(iterations) }, noop: Call { 0 },
@@ -202,7 +193,7 @@ struct BenchSuite {
 
     /// Resident memory of an idle worker process (its whole resident set).
     func processMemory() throws -> BenchRow {
-        let pool = try ProcessPoolExecutor(maxWorkers: 1)
+        let pool = try ProcessPoolExecutor(maxWorkers: 1, workerExecutable: WorkerProgram.path)
         defer { pool.shutdown() }
         var samples: [Double] = []
         let seconds = try timeThrowing { _ = try pool.submit(BenchJobs.noop, 0).result() }

@@ -79,7 +79,7 @@ struct MapCommand: FuturesSubcommand {
         case .thread:
             outcome = try run(on: ThreadPoolExecutor(maxWorkers: workers), call.withFuel(fuel))
         case .process:
-            outcome = try run(on: ProcessPoolExecutor(maxWorkers: workers, limits: limits), call)
+            outcome = try run(on: ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path, limits: limits), call)
         }
         if outcome.interrupted {
             writeError("interrupted: \(outcome.succeeded + outcome.failed) of \(outcome.read) inputs done, "

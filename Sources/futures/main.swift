@@ -1,4 +1,5 @@
 import ArgumentParser
+import BenchJobs
 import ConcurrentFutures
 
 // Worker mode first: when a ProcessPoolExecutor started this program as a worker, this serves it
