@@ -132,7 +132,7 @@ let package = Package(
             path: "Examples/MissingImports",
             swiftSettings: strict
         ),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["ConcurrentFutures"], path: "Tests/TestSupport", swiftSettings: strict),
         .target(name: "TestJobs", dependencies: ["ConcurrentFutures"], path: "Tests/TestJobs", swiftSettings: strict),
         .executableTarget(
             name: "FuturesTestWorker",

@@ -87,9 +87,9 @@ public struct AsCompleted<Value: Sendable>: Sequence {
     }
 
     private final class StreamState: Sendable {
-        let remaining: Mutex<Int>
-        let registrations = Mutex<[(Future<Value>, UInt64)]>([])
-        init(remaining: Int) { self.remaining = Mutex(remaining) }
+        let remaining: Locked<Int>
+        let registrations = Locked<[(Future<Value>, UInt64)]>([])
+        init(remaining: Int) { self.remaining = Locked(remaining) }
     }
 
     /// The waiting state of one blocking iteration.

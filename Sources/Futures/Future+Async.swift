@@ -71,7 +71,7 @@ package final class Resumer<T: Sendable>: Sendable {
         var resumed = false
         var onResume: [@Sendable () -> Void] = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     package init() {}
 

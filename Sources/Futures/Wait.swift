@@ -66,9 +66,9 @@ public func wait<Value>(
 ) async -> DoneAndNotDone<Value> {
     let deadline = Deadline.after(timeout)
     let unique = Array(Set(futures))
-    let progress = Mutex(WaitProgress(total: unique.count, returnWhen: returnWhen))
+    let progress = Locked(WaitProgress(total: unique.count, returnWhen: returnWhen))
     let resumer = Resumer<Void>()
-    let registrations = Mutex<[(Future<Value>, UInt64)]>([])
+    let registrations = Locked<[(Future<Value>, UInt64)]>([])
     await withCheckedContinuation { continuation in
         resumer.install(continuation)
         for future in unique {

@@ -57,9 +57,6 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
     /// The number of worker threads alive now.
     package var workerCount: Int { lock.withLock { liveWorkers } }
 
-    /// Whether ``shutdown(wait:cancelFutures:)`` was called.
-    package var shutdownRequested: Bool { lock.withLock { isShutdown } }
-
     /// The broken-pool error, once the pool is broken.
     package var broken: ExecutorError? { lock.withLock { brokenError } }
 
@@ -135,15 +132,6 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
         let selfCount = WorkerThread.current?.pool == ObjectIdentifier(self) ? 1 : 0
         lock.withLock {
             while liveWorkers > selfCount { lock.wait(until: nil) }
-        }
-    }
-
-    /// Removes and returns every queued task that has a future (for forced shutdowns).
-    package func drainQueuedFutures() -> [Context.Task] {
-        lock.withLock {
-            let taken = Array(queue.filter { $0.future != nil })
-            queue.removeAll { $0.future != nil }
-            return taken
         }
     }
 

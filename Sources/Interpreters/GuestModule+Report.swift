@@ -35,28 +35,10 @@ extension GuestModule {
             throw ModuleError(.malformed, "\(name) is not a valid WebAssembly module: \(error)")
         }
         let structure = ModuleStructure(bytes)
-        var typeIndices: [UInt32] = []
-        var imports: [GuestImport] = []
-        var memories: [GuestMemoryInfo] = []
-        for entry in parsed.imports {
-            var kind = "function"
-            var signature: String?
-            var provided = false
-            switch entry.descriptor {
-            case .function(let typeIndex):
-                typeIndices.append(typeIndex)
-                let type = parsed.functionType(at: typeIndex)
-                signature = type.map(signatureText)
-                provided = entry.module == HostImports.moduleName && HostImports.signatures[entry.name] == type
-            case .memory(let type):
-                kind = "memory"
-                memories.append(GuestMemoryInfo(minimumPages: type.min, maximumPages: type.max, isImported: true))
-            case .table: kind = "table"
-            case .global: kind = "global"
-            case .tag: kind = "tag"
-            }
-            imports.append(GuestImport(module: entry.module, name: entry.name, kind: kind, signature: signature, isProvided: provided))
-        }
+        let imported = GuestModule.classifyImports(of: parsed)
+        var typeIndices = imported.functionTypeIndices
+        let imports = imported.imports
+        var memories = imported.memories
         typeIndices += structure.functionTypeIndices
         memories += structure.memories
         var functions: [GuestExport] = []
@@ -75,6 +57,38 @@ extension GuestModule {
         return ModuleReport(
             name: name, byteCount: bytes.count, digest: fnv1a(bytes), functions: functions.sorted { $0.name < $1.name },
             imports: imports, memories: memories, loadError: loadError)
+    }
+}
+
+extension GuestModule {
+    /// What `module` imports, each marked provided by the host or not, with the imported
+    /// memories and the type index of each imported function.
+    static func classifyImports(
+        of module: WasmKit.Module
+    ) -> (imports: [GuestImport], memories: [GuestMemoryInfo], functionTypeIndices: [UInt32]) {
+        var imports: [GuestImport] = []
+        var memories: [GuestMemoryInfo] = []
+        var typeIndices: [UInt32] = []
+        for entry in module.imports {
+            var kind = "function"
+            var signature: String?
+            var provided = false
+            switch entry.descriptor {
+            case .function(let typeIndex):
+                typeIndices.append(typeIndex)
+                let type = module.functionType(at: typeIndex)
+                signature = type.map(signatureText)
+                provided = entry.module == HostImports.moduleName && HostImports.signatures[entry.name] == type
+            case .memory(let type):
+                kind = "memory"
+                memories.append(GuestMemoryInfo(minimumPages: type.min, maximumPages: type.max, isImported: true))
+            case .table: kind = "table"
+            case .global: kind = "global"
+            case .tag: kind = "tag"
+            }
+            imports.append(GuestImport(module: entry.module, name: entry.name, kind: kind, signature: signature, isProvided: provided))
+        }
+        return (imports, memories, typeIndices)
     }
 }
 

@@ -163,32 +163,14 @@ extension GuestModule {
     /// scratch store with eager compilation (start function skipped), and lists exports.
     static func inspect(_ module: WasmKit.Module, name: String) throws(ModuleError) -> Inspection {
         var inspection = Inspection()
-        var missing: [String] = []
-        for entry in module.imports {
-            var kind = "function"
-            var signature: String?
-            var provided = false
-            switch entry.descriptor {
-            case .function(let typeIndex):
-                let type = module.functionType(at: typeIndex)
-                signature = type.map(signatureText)
-                provided = entry.module == HostImports.moduleName && HostImports.signatures[entry.name] == type
-            case .memory(let type):
-                kind = "memory"
-                inspection.memories.append(GuestMemoryInfo(minimumPages: type.min, maximumPages: type.max, isImported: true))
-            case .table: kind = "table"
-            case .global: kind = "global"
-            case .tag: kind = "tag"
+        let imported = classifyImports(of: module)
+        inspection.imports = imported.imports
+        inspection.memories = imported.memories
+        let missing = imported.imports.filter { !$0.isProvided }.map { entry in
+            if entry.module == HostImports.moduleName, let expected = HostImports.signatures[entry.name] {
+                return "\(entry.module).\(entry.name) (expected \(signatureText(expected)), got \(entry.signature ?? entry.kind))"
             }
-            let item = GuestImport(module: entry.module, name: entry.name, kind: kind, signature: signature, isProvided: provided)
-            inspection.imports.append(item)
-            if !provided {
-                if entry.module == HostImports.moduleName, let expected = HostImports.signatures[entry.name] {
-                    missing.append("\(entry.module).\(entry.name) (expected \(signatureText(expected)), got \(signature ?? kind))")
-                } else {
-                    missing.append("\(entry.module).\(entry.name) (\(kind))")
-                }
-            }
+            return "\(entry.module).\(entry.name) (\(entry.kind))"
         }
         if !missing.isEmpty {
             throw ModuleError(

@@ -198,7 +198,7 @@ enum HostImports {
             try GuestMemory.checkRange(memory, pointer: arguments[2].i32, count: 8)
             let value: Futures.Value?
             do {
-                value = try queue.get(deadline: deadline(arguments[1])) { if case .int = $0 { true } else { false } }
+                value = try queue.take(deadline: deadline(arguments[1])) { if case .int = $0 { true } else { false } }?.value
             } catch is QueueEmpty {
                 return status(.timedOut)
             } catch {

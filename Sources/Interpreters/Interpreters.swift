@@ -82,7 +82,7 @@ final class InterpreterRegistry: Sendable {
         var main: Interpreter?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func create(limits: InterpreterLimits) -> Interpreter {
         state.withLock { state in

@@ -135,7 +135,7 @@ extension Queue: Shareable {
 
 /// Runs a blocking body on a dedicated thread and returns its outcome.
 func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    let result = Mutex<Result<T, any Error>?>(nil)
+    let result = Locked<Result<T, any Error>?>(nil)
     await runOnDedicatedThread { result.withLock { $0 = Result { try body() } } }
     return try result.withLock { $0! }.get()
 }
@@ -181,20 +181,7 @@ package final class QueueStorage: @unchecked Sendable {
     }
 
     func get(deadline: Deadline?) throws -> Value {
-        lock.lock()
-        defer { lock.unlock() }
-        while items.isEmpty {
-            guard lock.wait(until: deadline) else {
-                if !items.isEmpty { break }
-                throw QueueEmpty(queueID: id)
-            }
-        }
-        let item = items.removeFirst()
-        lock.broadcast()
-        if item.orphaned {
-            throw QueueError(.itemInterpreterDestroyed, "item's original interpreter \(item.interpreterID) was closed")
-        }
-        return item.value
+        try take(deadline: deadline).value
     }
 
     /// Removes and returns the oldest item as stored, waiting up to `deadline`.
@@ -202,6 +189,12 @@ package final class QueueStorage: @unchecked Sendable {
     /// - Throws: ``QueueEmpty`` on timeout; ``QueueError`` for an item orphaned under
     ///   ``UnboundItems/error`` (which is consumed).
     func take(deadline: Deadline?) throws -> Item {
+        try take(deadline: deadline) { _ in true }!
+    }
+
+    /// Like ``take(deadline:)``, but leaves the oldest item at the head and returns `nil` when
+    /// `accept` refuses its value.
+    func take(deadline: Deadline?, accept: (Value) -> Bool) throws -> Item? {
         lock.lock()
         defer { lock.unlock() }
         while items.isEmpty {
@@ -210,6 +203,7 @@ package final class QueueStorage: @unchecked Sendable {
                 throw QueueEmpty(queueID: id)
             }
         }
+        guard items[0].orphaned || accept(items[0].value) else { return nil }
         let item = items.removeFirst()
         lock.broadcast()
         if item.orphaned {
@@ -224,25 +218,6 @@ package final class QueueStorage: @unchecked Sendable {
             items.insert(item, at: 0)
             lock.broadcast()
         }
-    }
-
-    /// Removes the oldest item only if `accept` takes it; otherwise leaves it at the head.
-    func get(deadline: Deadline?, accept: (Value) -> Bool) throws -> Value? {
-        lock.lock()
-        defer { lock.unlock() }
-        while items.isEmpty {
-            guard lock.wait(until: deadline) else {
-                if !items.isEmpty { break }
-                throw QueueEmpty(queueID: id)
-            }
-        }
-        guard accept(items[0].value) || items[0].orphaned else { return nil }
-        let item = items.removeFirst()
-        lock.broadcast()
-        if item.orphaned {
-            throw QueueError(.itemInterpreterDestroyed, "item's original interpreter \(item.interpreterID) was closed")
-        }
-        return item.value
     }
 
     /// Applies each item's unbound policy after `interpreterID` was closed.
@@ -268,7 +243,7 @@ package final class QueueRegistry: Sendable {
         var nextID = 1
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     static let shared = QueueRegistry()
 

@@ -230,7 +230,7 @@ final class WorkerRegistry: Sendable {
         var pids: Set<pid_t> = []
         var forcedBy: String?
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     var pids: [pid_t] { state.withLock { $0.pids.sorted() } }
     var forcedShutdown: String? { state.withLock { $0.forcedBy } }

@@ -1,4 +1,5 @@
 import Dispatch
+import Futures
 import Synchronization
 
 #if canImport(Glibc)
@@ -45,7 +46,7 @@ package final class Counter: Sendable {
 
 /// Thread-safe collection of values in arrival order.
 package final class Recorder<T: Sendable>: Sendable {
-    private let values = Mutex<[T]>([])
+    private let values = Locked<[T]>([])
     package init() {}
     package func append(_ value: T) { values.withLock { $0.append(value) } }
     package var all: [T] { values.withLock { $0 } }

@@ -13,20 +13,12 @@ import Darwin
 /// objects live on the heap so that Swift never moves them.
 @usableFromInline
 package final class ConditionLock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let mutex = PThreadMutex()
     private let condition: UnsafeMutablePointer<pthread_cond_t>
 
     @usableFromInline
     package init() {
-        mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
-        // Adaptive: spin briefly before sleeping, since the critical sections are a few dozen
-        // instructions and a sleep costs two context switches.
-        var mutexAttributes = pthread_mutexattr_t()
-        pthread_mutexattr_init(&mutexAttributes)
-        pthread_mutexattr_settype(&mutexAttributes, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
-        pthread_mutex_init(mutex, &mutexAttributes)
-        pthread_mutexattr_destroy(&mutexAttributes)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         #if !canImport(Darwin)
@@ -38,15 +30,14 @@ package final class ConditionLock: @unchecked Sendable {
 
     deinit {
         pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
         condition.deallocate()
-        mutex.deallocate()
+        mutex.destroy()
     }
 
     @usableFromInline
-    package func lock() { pthread_mutex_lock(mutex) }
+    package func lock() { mutex.lock() }
     @usableFromInline
-    package func unlock() { pthread_mutex_unlock(mutex) }
+    package func unlock() { mutex.unlock() }
 
     @inlinable
     package func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
@@ -67,11 +58,11 @@ package final class ConditionLock: @unchecked Sendable {
     @discardableResult
     package func wait(until deadline: Deadline?) -> Bool {
         guard let deadline else {
-            pthread_cond_wait(condition, mutex)
+            pthread_cond_wait(condition, mutex.pointer)
             return true
         }
         if deadline.hasPassed { return false }
         var time = deadline.posixTime
-        return pthread_cond_timedwait(condition, mutex, &time) != ETIMEDOUT
+        return pthread_cond_timedwait(condition, mutex.pointer, &time) != ETIMEDOUT
     }
 }

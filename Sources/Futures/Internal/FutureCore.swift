@@ -6,7 +6,7 @@ import Synchronization
 /// (most of this module, seen from a client) does not instantiate generic metadata on every
 /// transition; only the one stored value is typed.
 @usableFromInline
-package final class FutureCore: Sendable {
+package final class FutureCore: @unchecked Sendable {
     typealias State = FutureState
 
     /// The observers to notify after a transition, taken out of the lock.
@@ -60,13 +60,24 @@ package final class FutureCore: Sendable {
         }
     }
 
-    private let storage = Mutex(Storage())
+    private let mutex = PThreadMutex()
+    /// Read and written only with `mutex` held.
+    private var storage = Storage()
     /// A copy of `storage.state`, written under the lock and read without it, so that observers
     /// (and waiters spinning before they block) do not contend with the worker resolving it.
     private let published = Atomic<UInt8>(FutureState.pending.rawValue)
 
     @usableFromInline
     package init() {}
+
+    deinit { mutex.destroy() }
+
+    /// Runs `body` with the state locked.
+    private func withStorage<Result>(_ body: (inout Storage) throws -> Result) rethrows -> Result {
+        mutex.lock()
+        defer { mutex.unlock() }
+        return try body(&storage)
+    }
 
     @usableFromInline
     var state: FutureState { FutureState(rawValue: published.load(ordering: .acquiring))! }
@@ -77,15 +88,15 @@ package final class FutureCore: Sendable {
     }
 
     @usableFromInline
-    var settled: Settled? { storage.withLock { $0.settled } }
+    var settled: Settled? { withStorage { $0.settled } }
 
-    var failed: Bool { storage.withLock { $0.state == .finished && $0.error != nil } }
+    var failed: Bool { withStorage { $0.state == .finished && $0.error != nil } }
 
     /// Moves to `.finished`, running `store` under the lock first. Returns `nil` when the future
     /// was already finished or cancelled (then `store` does not run).
     @usableFromInline
     func finish(error: (any Error)?, store: () -> Void) -> Observers? {
-        storage.withLock { storage in
+        withStorage { storage in
             switch storage.state {
             case .finished, .cancelled: return nil
             case .pending, .running:
@@ -100,7 +111,7 @@ package final class FutureCore: Sendable {
 
     @usableFromInline
     func cancel() -> CancelOutcome {
-        storage.withLock { storage in
+        withStorage { storage in
             switch storage.state {
             case .running, .finished: return .refused
             case .cancelled: return .alreadyCancelled
@@ -114,7 +125,7 @@ package final class FutureCore: Sendable {
 
     @usableFromInline
     func setRunningOrNotifyCancel() throws(ExecutorError) -> Bool {
-        let state = storage.withLock { storage in
+        let state = withStorage { storage in
             let old = storage.state
             if old == .pending {
                 storage.state = .running
@@ -130,7 +141,7 @@ package final class FutureCore: Sendable {
     }
 
     func addCallbackUnlessDone(_ callback: @escaping @Sendable () -> Void) -> UInt64? {
-        storage.withLock { storage in
+        withStorage { storage in
             switch storage.state {
             case .finished, .cancelled:
                 return nil
@@ -143,11 +154,11 @@ package final class FutureCore: Sendable {
     }
 
     func removeCallback(_ id: UInt64) {
-        storage.withLock { $0.callbacks.removeAll { $0.id == id } }
+        withStorage { $0.callbacks.removeAll { $0.id == id } }
     }
 
     func addWaiter(_ waiter: Waiter) -> Bool {
-        storage.withLock { storage in
+        withStorage { storage in
             switch storage.state {
             case .finished, .cancelled: return false
             case .pending, .running:
@@ -158,7 +169,7 @@ package final class FutureCore: Sendable {
     }
 
     func removeWaiter(_ waiter: Waiter) {
-        storage.withLock { $0.waiters.removeAll { $0 === waiter } }
+        withStorage { $0.waiters.removeAll { $0 === waiter } }
     }
 
     /// Waits until done or `deadline`. Returns the error of a failed future, `nil` for success.
@@ -176,7 +187,7 @@ package final class FutureCore: Sendable {
                 if let deadline, deadline.hasPassed { spins = Self.spinLimit } else { yieldProcessor() }
                 continue
             }
-            let settled: Settled? = storage.withLock { storage in
+            let settled: Settled? = withStorage { storage in
                 if let settled = storage.settled { return settled }
                 if spins >= Self.spinLimit, waiter == nil, deadline.map({ !$0.hasPassed }) ?? true {
                     let newWaiter = Waiter()
@@ -193,7 +204,7 @@ package final class FutureCore: Sendable {
             }
             guard let waiter, waiter.wait(forNotifications: 1, until: deadline) else {
                 if let waiter { removeWaiter(waiter) }
-                switch storage.withLock({ $0.settled }) {
+                switch withStorage({ $0.settled }) {
                 case .succeeded: return nil
                 case .failed(let error): return error
                 case .cancelled: throw ExecutorError.cancelled
