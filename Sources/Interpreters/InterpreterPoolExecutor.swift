@@ -147,9 +147,10 @@ public final class InterpreterPoolExecutor: Executor {
     }
 }
 
-/// A guest call queued on an interpreter pool.
+/// A guest call queued on an interpreter pool. A class, so that the pool moves one reference
+/// rather than copying the call's fields.
 @usableFromInline
-struct InterpreterTask: WorkerTask {
+final class InterpreterTask: WorkerTask {
     typealias Output = Value
 
     let future: (any FutureHandle)?

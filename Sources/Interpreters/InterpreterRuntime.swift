@@ -29,7 +29,24 @@ final class InterpreterRuntime: @unchecked Sendable {
     var initializer: GuestInvocation?
     private var initializerPending = false
     /// The function called last, so that a run of calls to one function skips the lookups.
-    private var lastCall: (moduleID: Int, name: String, entry: Loaded, function: Function, type: FunctionType)?
+    private var lastCall: CallSite?
+
+    /// A resolved export, kept as one reference so that repeated calls copy nothing.
+    private final class CallSite {
+        let moduleID: Int
+        let name: String
+        let entry: Loaded
+        let function: Function
+        let type: FunctionType
+
+        init(moduleID: Int, name: String, entry: Loaded, function: Function, type: FunctionType) {
+            self.moduleID = moduleID
+            self.name = name
+            self.entry = entry
+            self.function = function
+            self.type = type
+        }
+    }
 
     init(interpreterID: Int, limits: InterpreterLimits) {
         self.interpreterID = interpreterID
@@ -98,12 +115,11 @@ final class InterpreterRuntime: @unchecked Sendable {
                     interpreterID: interpreterID)
             }
         }
-        let entry: Loaded
-        let function: Function
-        let type: FunctionType
+        let site: CallSite
         if let last = lastCall, last.moduleID == module.id, last.name == name {
-            (entry, function, type) = (last.entry, last.function, last.type)
+            site = last
         } else {
+            let function: Function
             var loadedEntry = try load(module, fuel: fuel)
             if let cached = loadedEntry.functions[name] {
                 function = cached
@@ -117,14 +133,13 @@ final class InterpreterRuntime: @unchecked Sendable {
                 loadedEntry.functions[name] = found
                 loaded[module.id] = loadedEntry
             }
-            entry = loadedEntry
-            type = function.type
-            lastCall = (module.id, name, entry, function, type)
+            site = CallSite(moduleID: module.id, name: name, entry: loadedEntry, function: function, type: function.type)
+            lastCall = site
         }
         var allocations: [UInt32] = []
         let lowered: [WasmKit.Value]
         do {
-            lowered = try lower(arguments, to: type.parameters, entry: entry, allocations: &allocations)
+            lowered = try lower(arguments, to: site.type.parameters, entry: site.entry, allocations: &allocations)
         } catch {
             // Guest memory may hold buffers allocated for the earlier arguments, or the allocator
             // itself may have trapped: start the next call from fresh instances.
@@ -136,7 +151,7 @@ final class InterpreterRuntime: @unchecked Sendable {
         let ticket = limits.timeLimit.map { CallWatchdog.shared.arm(store, deadline: Deadline.after($0)!) }
         let results: [WasmKit.Value]
         do {
-            results = try function.invoke(lowered, on: &stack)
+            results = try site.function.invoke(lowered, on: &stack)
         } catch {
             isPoisoned = true
             if let ticket, CallWatchdog.shared.disarm(ticket) {
@@ -149,7 +164,7 @@ final class InterpreterRuntime: @unchecked Sendable {
         if let ticket { _ = CallWatchdog.shared.disarm(ticket) }
         let returned = context.returned
         context.returned = nil
-        if !allocations.isEmpty, let free = entry.instance.exports[function: "cf_free"] {
+        if !allocations.isEmpty, let free = site.entry.instance.exports[function: "cf_free"] {
             for pointer in allocations { _ = try? free.invoke([.i32(pointer)], on: &stack) }
         }
         if let returned { return returned }
