@@ -29,6 +29,10 @@ public protocol Executor: AnyObject, Sendable {
 }
 
 extension Executor {
+    /// Submits each call in turn and returns their futures in the same order.
+    ///
+    /// - Throws: What ``submit(_:)`` throws; on a failure, the futures already
+    ///   submitted are cancelled (those still queued never run) before the error is rethrown.
     public func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>] {
         var futures: [Future<Result>] = []
         futures.reserveCapacity(calls.count)

@@ -55,6 +55,9 @@ public protocol AnyJob: Sendable {
 }
 
 extension Job: AnyJob {
+    /// Decodes `argument` as `Input`, runs the job and encodes its result.
+    ///
+    /// - Throws: `DecodingError`, `EncodingError`, or what the job throws.
     public func invoke(encoded argument: Value) throws -> Value {
         try ValueEncoder().encode(body(try ValueDecoder().decode(Argument.self, from: argument)))
     }

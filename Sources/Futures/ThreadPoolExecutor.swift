@@ -152,6 +152,8 @@ public final class ThreadPoolExecutor: JobExecutor {
             })
     }
 
+    /// Stops accepting work and ends the worker threads once the queue drains.
+    /// See ``Executor/shutdown(wait:cancelFutures:)``; it never throws.
     public func shutdown(wait: Bool, cancelFutures: Bool) {
         pool.shutdown(wait: wait, cancelFutures: cancelFutures)
     }

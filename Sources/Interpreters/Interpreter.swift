@@ -165,6 +165,7 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
         if waiters.load(ordering: .relaxed) > 0 { gate.withLock { gate.broadcast() } }
     }
 
+    /// Two handles are equal when they are the same interpreter.
     public static func == (lhs: Interpreter, rhs: Interpreter) -> Bool { lhs === rhs }
     public func hash(into hasher: inout Hasher) { hasher.combine(id) }
     /// `Interpreter(<id>)`.

@@ -142,6 +142,8 @@ public final class InterpreterPoolExecutor: Executor {
         }
     }
 
+    /// Stops accepting work; each worker closes its interpreter once the queue drains.
+    /// See ``Executor/shutdown(wait:cancelFutures:)``; it never throws.
     public func shutdown(wait: Bool, cancelFutures: Bool) {
         pool.shutdown(wait: wait, cancelFutures: cancelFutures)
     }

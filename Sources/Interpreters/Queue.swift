@@ -111,6 +111,7 @@ public final class Queue: Sendable, Hashable, CustomStringConvertible {
         return try await runBlocking { try storage.get(deadline: deadline) }
     }
 
+    /// Two handles are equal when they name the same queue.
     public static func == (lhs: Queue, rhs: Queue) -> Bool { lhs.id == rhs.id }
     public func hash(into hasher: inout Hasher) { hasher.combine(id) }
     /// `Queue(<id>)`.

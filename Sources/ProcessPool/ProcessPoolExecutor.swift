@@ -163,6 +163,8 @@ public final class ProcessPoolExecutor: JobExecutor {
         return futures
     }
 
+    /// Stops accepting work; each worker asks its child process to exit once the queue drains.
+    /// See ``Executor/shutdown(wait:cancelFutures:)``; it never throws.
     public func shutdown(wait: Bool, cancelFutures: Bool) {
         pool.shutdown(wait: wait, cancelFutures: cancelFutures)
     }
