@@ -74,6 +74,7 @@ let package = Package(
         .executableTarget(
             name: "futures",
             dependencies: [
+                "CFuturesShims",
                 "ConcurrentFutures",
                 "BenchJobs",
                 "futures-worker",

@@ -141,3 +141,38 @@ int cf_wait_readable(int fd, int timeout_ms) {
         if (errno != EINTR) return -errno;
     }
 }
+
+#include <signal.h>
+
+static volatile sig_atomic_t cf_interrupt_fd = -1;
+
+static void cf_interrupt_handler(int sig) {
+    (void)sig;
+    int saved = errno;
+    int fd = cf_interrupt_fd;
+    if (fd >= 0) {
+        char byte = 1;
+        ssize_t ignored = write(fd, &byte, 1);
+        (void)ignored;
+    }
+    errno = saved;
+}
+
+int cf_interrupt_pipe_install(int fd) {
+    cf_interrupt_fd = fd;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = cf_interrupt_handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    return sigaction(SIGINT, &action, NULL) == 0 ? 0 : errno;
+}
+
+void cf_interrupt_pipe_remove(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = SIG_DFL;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, NULL);
+    cf_interrupt_fd = -1;
+}

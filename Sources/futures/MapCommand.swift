@@ -1,4 +1,5 @@
 import ArgumentParser
+import CFuturesShims
 import ConcurrentFutures
 import Dispatch
 @preconcurrency import Foundation
@@ -242,26 +243,49 @@ final class LineReader {
 
 /// Ctrl-C handling: the first SIGINT runs `onInterrupt` (cancelling the queued work); the map
 /// then stops reading, lets running calls end, and reports.
+///
+/// A signal handler writes to a pipe that a thread of its own reads. The handler is in place when
+/// `init` returns, so a Ctrl-C that comes later is never lost; a Dispatch signal source registers
+/// asynchronously, and a signal that came before it was dropped.
 final class Interruption: @unchecked Sendable {
-    private let source: any DispatchSourceSignal
+    private let readEnd: Int32
+    private let writeEnd: Int32
     private let flag = NSLock()
     private var interrupted = false
 
     init(onInterrupt: @escaping @Sendable () -> Void) {
-        signal(SIGINT, SIG_IGN)
-        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        source.setEventHandler { [unowned self] in
-            self.flag.withLock { self.interrupted = true }
-            onInterrupt()
+        var ends: [Int32] = [-1, -1]
+        if pipe(&ends) == 0 {
+            ends.forEach(cf_set_cloexec)
+        } else {
+            ends = [-1, -1]
         }
-        source.resume()
+        (readEnd, writeEnd) = (ends[0], ends[1])
+        guard readEnd >= 0 else { return }  // no pipe: Ctrl-C keeps its default action
+        _ = cf_interrupt_pipe_install(writeEnd)
+        Thread.detachNewThread { [self] in
+            var byte: UInt8 = 0
+            while true {
+                let count = read(readEnd, &byte, 1)
+                if count < 0, errno == EINTR { continue }
+                guard count == 1 else { break }
+                let first = flag.withLock {
+                    defer { interrupted = true }
+                    return !interrupted
+                }
+                if first { onInterrupt() }
+            }
+            close(readEnd)
+        }
     }
 
     var happened: Bool { flag.withLock { interrupted } }
 
+    /// Restores Ctrl-C's default action and ends the reading thread.
     func stop() {
-        source.cancel()
-        signal(SIGINT, SIG_DFL)
+        guard writeEnd >= 0 else { return }
+        cf_interrupt_pipe_remove()
+        close(writeEnd)
     }
 }
 

@@ -26,10 +26,23 @@ struct Run {
     var outputLines: [String] { output.split(separator: "\n").map(String.init) }
 }
 
+/// Standard input read from an unlinked temporary file holding `text`.
+///
+/// Not `.string(text)`: swift-subprocess writes such input through a pipe from a task of its own,
+/// and when the tool exits before reading it (bad usage, `--fail-fast`) that write ends the test
+/// process with SIGPIPE, or the cancelled writer trips the library's "was not closed" check.
+func standardInput(_ text: String) throws -> FileDescriptorInput {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("futures-input-\(UUID().uuidString)").path
+    try text.write(toFile: path, atomically: false, encoding: .utf8)
+    defer { unlink(path) }
+    let descriptor = try FileDescriptor.open(FilePath(path), .readOnly)
+    return .fileDescriptor(descriptor, closeAfterSpawningProcess: true)
+}
+
 /// Runs `futures` as a user would: arguments, standard input, and both outputs collected.
 func futures(_ arguments: [String], input: String = "") async throws -> Run {
     let result = try await run(
-        .path(FilePath(futuresPath)), arguments: Arguments(arguments), input: .string(input),
+        .path(FilePath(futuresPath)), arguments: Arguments(arguments), input: try standardInput(input),
         output: .string(limit: 1 << 22), error: .string(limit: 1 << 22))
     return Run(status: result.terminationStatus, output: result.standardOutput, error: result.standardError)
 }
@@ -145,20 +158,26 @@ struct FuturesCLITests {
     /// Ctrl-C cancels the queued inputs, lets the running calls end, reports what was done, and
     /// leaves no worker process behind.
     @Test func interruptingAMapLeavesNoWorkerBehind() async throws {
-        let input = Array(repeating: "60000000", count: 12).joined(separator: "\n")
+        // 200 calls of at least 1 s on 2 workers: the map is still running when Ctrl-C comes,
+        // however long busy sibling tests delay this test's task.
+        let input = Array(repeating: "60000000", count: 200).joined(separator: "\n")
         let result = try await run(
             // The time limit ends the running calls soon after Ctrl-C, even in a slow (sanitized) build.
             .path(FilePath(futuresPath)),
             arguments: ["map", "Tasks.wasm", "cpu_bound", "--executor", "process", "--workers", "2", "--timeout", "1"],
-            input: .string(input), output: .string(limit: 1 << 20), error: .string(limit: 1 << 20)
+            input: try standardInput(input), output: .string(limit: 1 << 20), error: .string(limit: 1 << 20)
         ) { execution in
-            try await Task.sleep(for: .milliseconds(400))
+            // Workers exist once the map is under way, and by then Ctrl-C is handled.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while workers(of: execution.processIdentifier.value).count < 2, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             try execution.send(signal: .interrupt)
             return execution.processIdentifier.value
         }
         #expect(result.terminationStatus == .exited(130))
         #expect(result.standardError.contains("interrupted:"))
-        #expect(result.standardOutput.split(separator: "\n").count < 12)
+        #expect(result.standardError.split(separator: "\n").count < 100, "the queued inputs were cancelled")
         let parent = result.closureResult
         try await Task.sleep(for: .milliseconds(200))
         #expect(workers(of: parent).isEmpty, "no worker process is left")

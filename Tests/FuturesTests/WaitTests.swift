@@ -74,10 +74,8 @@ struct WaitTests {
     @Test func asyncWaitFollowsTheSameRules() async throws {
         let a = Future<Int>()
         let b = Future<Int>()
-        Task.detached {
-            try await Task.sleep(for: .milliseconds(20))
-            try a.setError(Boom(id: 4))
-        }
+        // A Dispatch timer, not a sleeping task: sibling tests may keep the cooperative pool busy.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { try? a.setError(Boom(id: 4)) }
         let first = await wait([a, b], timeout: .seconds(5), returnWhen: .firstError)
         #expect(first.done == [a])
         let timedOut = await wait([b], timeout: .milliseconds(20))

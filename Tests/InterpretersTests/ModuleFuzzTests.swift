@@ -37,6 +37,12 @@ struct ModuleFuzzTests {
         var rejected = 0
         var untyped: [String] = []
         let limits = InterpreterLimits(fuel: 20_000, memoryBytes: 1 << 20, maxValueBytes: 4096, stackBytes: 64 << 10)
+        // Queues are process-wide by id, as in PEP 734, and the queue fixture's exports take a
+        // queue id: integer arguments name a queue of this test's own, never another test's.
+        // Gets must not wait for their timeout (the same integer), so the queue starts full enough.
+        let sandbox = Interpreters.createQueue()
+        for item in 0..<10_000 { try sandbox.putNowait(item) }
+        let integer = Value.int(Int64(sandbox.id))
         for round in 0..<10_000 {
             var bytes: [UInt8]
             if round % 5 == 0 {
@@ -75,7 +81,7 @@ struct ModuleFuzzTests {
                 continue
             }
             for export in module.functions {
-                let arguments = export.parameters.map { type -> Value in type.hasPrefix("f") ? .double(1) : .int(1) }
+                let arguments = export.parameters.map { type -> Value in type.hasPrefix("f") ? .double(1) : integer }
                 do {
                     _ = try interpreter.call(export.name, arguments)
                 } catch is ExecutionFailed {
@@ -87,5 +93,6 @@ struct ModuleFuzzTests {
         #expect(loaded + rejected == 10_000)
         #expect(rejected > 0 && loaded > 0)
         #expect(untyped.isEmpty, "\(untyped.prefix(5))")
+        withExtendedLifetime(sandbox) {}
     }
 }

@@ -38,3 +38,11 @@ void cf_set_cloexec(int fd);
 /// Waits up to `timeout_ms` for `fd` to become readable (or closed). Returns 1 when it is,
 /// 0 on timeout, -errno on error.
 int cf_wait_readable(int fd, int timeout_ms);
+
+/// Makes every SIGINT write one byte to `fd` (the self-pipe trick), so a thread reading the other
+/// end learns of Ctrl-C; installed synchronously, so no signal after this call is lost.
+/// Returns 0 or an errno value.
+int cf_interrupt_pipe_install(int fd);
+
+/// Gives SIGINT its default action again and forgets the descriptor.
+void cf_interrupt_pipe_remove(void);
