@@ -69,7 +69,11 @@ let package = Package(
         .executableTarget(
             name: "futures-worker",
             dependencies: ["BenchJobs", "ProcessPool"],
-            swiftSettings: strict
+            swiftSettings: strict,
+            // Linked with the Swift runtime inside: a worker process starts without loading the
+            // runtime's shared libraries (about 2 ms less per worker). Only this executable has
+            // the flag; the library products are unaffected.
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]
         ),
         .executableTarget(
             name: "futures",

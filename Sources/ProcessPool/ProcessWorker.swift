@@ -44,6 +44,10 @@ public enum ProcessWorker {
             _ = cf_set_parent_death_signal(SIGKILL)
             if getppid() != parent { _exit(0) }
         }
+        // Ctrl-C at a terminal signals the whole foreground process group: the parent decides
+        // what it means (futures map lets running calls end); a worker keeps serving, and leaves
+        // when its parent does.
+        signal(SIGINT, SIG_IGN)
         let channel = FrameChannel(fd: 3)
         cf_set_cloexec(3)  // processes the jobs start must not hold the channel open
         var registry: [String: any AnyJob] = [:]

@@ -156,8 +156,11 @@ struct FuturesCLITests {
     }
 
     /// Ctrl-C cancels the queued inputs, lets the running calls end, reports what was done, and
-    /// leaves no worker process behind.
+    /// leaves no worker process behind. As at a terminal, SIGINT goes to the tool's whole process
+    /// group, workers included.
     @Test func interruptingAMapLeavesNoWorkerBehind() async throws {
+        var ownGroup = PlatformOptions()
+        ownGroup.processGroupID = 0
         // 200 calls of at least 1 s on 2 workers: the map is still running when Ctrl-C comes,
         // however long busy sibling tests delay this test's task.
         let input = Array(repeating: "60000000", count: 200).joined(separator: "\n")
@@ -165,6 +168,7 @@ struct FuturesCLITests {
             // The time limit ends the running calls soon after Ctrl-C, even in a slow (sanitized) build.
             .path(FilePath(futuresPath)),
             arguments: ["map", "Tasks.wasm", "cpu_bound", "--executor", "process", "--workers", "2", "--timeout", "1"],
+            platformOptions: ownGroup,
             input: try standardInput(input), output: .string(limit: 1 << 20), error: .string(limit: 1 << 20)
         ) { execution in
             // Workers exist once the map is under way, and by then Ctrl-C is handled.
@@ -172,11 +176,12 @@ struct FuturesCLITests {
             while workers(of: execution.processIdentifier.value).count < 2, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(20))
             }
-            try execution.send(signal: .interrupt)
+            try execution.send(signal: .interrupt, toProcessGroup: true)
             return execution.processIdentifier.value
         }
         #expect(result.terminationStatus == .exited(130))
         #expect(result.standardError.contains("interrupted:"))
+        #expect(!result.standardError.contains("SIGINT"), "the running calls ended; no worker died of the signal")
         #expect(result.standardError.split(separator: "\n").count < 100, "the queued inputs were cancelled")
         let parent = result.closureResult
         try await Task.sleep(for: .milliseconds(200))
