@@ -54,14 +54,17 @@ int cf_spawn_worker(const char *path, char *const argv[], char *const envp[], in
     posix_spawn_file_actions_adddup2(&actions, source, 3);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addclosefrom_np(&actions, 4);
-    sigset_t empty, defaults;
-    sigemptyset(&empty);
+    // SIGINT starts blocked: the worker ignores it and then unblocks it, so a Ctrl-C while it
+    // starts stays pending and is discarded instead of killing it.
+    sigset_t mask, defaults;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
     sigemptyset(&defaults);
     sigaddset(&defaults, SIGPIPE);
     sigaddset(&defaults, SIGINT);
     sigaddset(&defaults, SIGTERM);
     sigaddset(&defaults, SIGCHLD);
-    posix_spawnattr_setsigmask(&attributes, &empty);
+    posix_spawnattr_setsigmask(&attributes, &mask);
     posix_spawnattr_setsigdefault(&attributes, &defaults);
     posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     int result = posix_spawn(pid, path, &actions, &attributes, argv, envp);
@@ -165,7 +168,21 @@ int cf_interrupt_pipe_install(int fd) {
     action.sa_handler = cf_interrupt_handler;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
-    return sigaction(SIGINT, &action, NULL) == 0 ? 0 : errno;
+    if (sigaction(SIGINT, &action, NULL) != 0) return errno;
+    // A process started from a thread that blocks SIGINT (libdispatch's worker threads block
+    // most signals) inherits that mask: unblock it here, or the signal would stay pending.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    return pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
+}
+
+void cf_ignore_interrupts(void) {
+    signal(SIGINT, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
 }
 
 void cf_interrupt_pipe_remove(void) {

@@ -46,8 +46,8 @@ public enum ProcessWorker {
         }
         // Ctrl-C at a terminal signals the whole foreground process group: the parent decides
         // what it means (futures map lets running calls end); a worker keeps serving, and leaves
-        // when its parent does.
-        signal(SIGINT, SIG_IGN)
+        // when its parent does. SIGINT was blocked since the spawn, so none is lost in between.
+        cf_ignore_interrupts()
         let channel = FrameChannel(fd: 3)
         cf_set_cloexec(3)  // processes the jobs start must not hold the channel open
         var registry: [String: any AnyJob] = [:]

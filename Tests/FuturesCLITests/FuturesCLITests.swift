@@ -158,35 +158,66 @@ struct FuturesCLITests {
     /// Ctrl-C cancels the queued inputs, lets the running calls end, reports what was done, and
     /// leaves no worker process behind. As at a terminal, SIGINT goes to the tool's whole process
     /// group, workers included.
-    @Test func interruptingAMapLeavesNoWorkerBehind() async throws {
-        var ownGroup = PlatformOptions()
-        ownGroup.processGroupID = 0
-        // 200 calls of at least 1 s on 2 workers: the map is still running when Ctrl-C comes,
-        // however long busy sibling tests delay this test's task.
-        let input = Array(repeating: "60000000", count: 200).joined(separator: "\n")
-        let result = try await run(
-            // The time limit ends the running calls soon after Ctrl-C, even in a slow (sanitized) build.
-            .path(FilePath(futuresPath)),
-            arguments: ["map", "Tasks.wasm", "cpu_bound", "--executor", "process", "--workers", "2", "--timeout", "1"],
-            platformOptions: ownGroup,
-            input: try standardInput(input), output: .string(limit: 1 << 20), error: .string(limit: 1 << 20)
-        ) { execution in
-            // Workers exist once the map is under way, and by then Ctrl-C is handled.
-            let deadline = ContinuousClock.now + .seconds(60)
-            while workers(of: execution.processIdentifier.value).count < 2, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            try execution.send(signal: .interrupt, toProcessGroup: true)
-            return execution.processIdentifier.value
-        }
-        #expect(result.terminationStatus == .exited(130))
-        #expect(result.standardError.contains("interrupted:"))
-        #expect(!result.standardError.contains("SIGINT"), "the running calls ended; no worker died of the signal")
-        #expect(result.standardError.split(separator: "\n").count < 100, "the queued inputs were cancelled")
-        let parent = result.closureResult
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(workers(of: parent).isEmpty, "no worker process is left")
+    ///
+    /// Synchronous on purpose: an async test's continuations wait for a free thread of the
+    /// cooperative pool, which sibling tests may hold for minutes in a sanitized build, and the
+    /// signal must come while the map runs.
+    @Test func interruptingAMapLeavesNoWorkerBehind() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("futures-interrupt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let files = ["in", "out", "err"].map { directory.appendingPathComponent($0).path }
+        // 200 calls of at least 1 s on 2 workers; the time limit ends the running ones soon after
+        // Ctrl-C, even in a slow (sanitized) build.
+        try Array(repeating: "60000000", count: 200).joined(separator: "\n").write(toFile: files[0], atomically: false, encoding: .utf8)
+        let tool = try spawnInOwnProcessGroup(
+            [futuresPath, "map", "Tasks.wasm", "cpu_bound", "--executor", "process", "--workers", "2", "--timeout", "1"],
+            standardInput: files[0], standardOutput: files[1], standardError: files[2])
+        // Workers exist once the map is under way, and by then Ctrl-C is handled.
+        let deadline = ContinuousClock.now + .seconds(120)
+        while workers(of: tool).count < 2, ContinuousClock.now < deadline { usleep(20_000) }
+        #expect(workers(of: tool).count == 2, "the map started its workers")
+        kill(-tool, SIGINT)
+        var status: Int32 = 0
+        while waitpid(tool, &status, 0) < 0, errno == EINTR {}
+        let errors = try String(contentsOfFile: files[2], encoding: .utf8)
+        #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 130, "exit status 130, got wait status \(status)")
+        #expect(errors.contains("interrupted:"))
+        #expect(!errors.contains("SIGINT"), "the running calls ended; no worker died of the signal")
+        #expect(errors.split(separator: "\n").count < 100, "the queued inputs were cancelled")
+        usleep(200_000)
+        #expect(workers(of: tool).isEmpty, "no worker process is left")
     }
+}
+
+/// Starts `arguments` in a process group of its own, its standard streams on the given files.
+func spawnInOwnProcessGroup(
+    _ arguments: [String], standardInput: String, standardOutput: String, standardError: String
+) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, standardInput, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, standardOutput, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, standardError, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var noSignals = sigset_t()
+    sigemptyset(&noSignals)
+    var interrupt = sigset_t()
+    sigemptyset(&interrupt)
+    sigaddset(&interrupt, SIGINT)
+    posix_spawnattr_setpgroup(&attributes, 0)
+    posix_spawnattr_setsigmask(&attributes, &noSignals)
+    posix_spawnattr_setsigdefault(&attributes, &interrupt)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let argv = arguments.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let status = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
+    guard status == 0 else { throw POSIXError(POSIXErrorCode(rawValue: status) ?? .EIO) }
+    return pid
 }
 
 /// Processes whose environment says they are workers of `parent`.

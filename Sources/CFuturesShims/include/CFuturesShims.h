@@ -16,7 +16,8 @@ int cf_socketpair(int fds[2]);
 
 /// Spawns `path` with `argv` and `envp` as a process-pool worker: `channel` becomes its fd 3,
 /// its stdin reads /dev/null, stdout and stderr are inherited, every other descriptor is closed,
-/// and signal handling starts from the defaults. Returns 0 and sets `*pid`, or an errno value.
+/// signal handling starts from the defaults, and SIGINT starts blocked (the worker calls
+/// `cf_ignore_interrupts`). Returns 0 and sets `*pid`, or an errno value.
 int cf_spawn_worker(const char *path, char *const argv[], char *const envp[], int channel, pid_t *pid);
 
 /// Sends all `count` bytes on a socket without raising SIGPIPE. Returns 0 or an errno value.
@@ -40,9 +41,12 @@ void cf_set_cloexec(int fd);
 int cf_wait_readable(int fd, int timeout_ms);
 
 /// Makes every SIGINT write one byte to `fd` (the self-pipe trick), so a thread reading the other
-/// end learns of Ctrl-C; installed synchronously, so no signal after this call is lost.
-/// Returns 0 or an errno value.
+/// end learns of Ctrl-C; installed synchronously, so no signal after this call is lost. Also
+/// unblocks SIGINT in the calling thread. Returns 0 or an errno value.
 int cf_interrupt_pipe_install(int fd);
+
+/// Ignores SIGINT, discarding one that is pending, then unblocks it: a worker's Ctrl-C policy.
+void cf_ignore_interrupts(void);
 
 /// Gives SIGINT its default action again and forgets the descriptor.
 void cf_interrupt_pipe_remove(void);
