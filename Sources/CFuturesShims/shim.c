@@ -30,6 +30,7 @@ int cf_available_cpus(void) {
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -101,6 +102,54 @@ int cf_receive_all(int fd, void *bytes, size_t count) {
         count -= (size_t)received;
     }
     return 0;
+}
+
+int cf_receive_within(int fd, void *bytes, size_t count, int first_ms, int stall_ms) {
+    char *cursor = bytes;
+    int first = 1;
+    while (count > 0) {
+        struct pollfd entry = { .fd = fd, .events = POLLIN };
+        int ready = poll(&entry, 1, first ? first_ms : stall_ms);
+        if (ready < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        if (ready == 0) return ETIMEDOUT;
+        ssize_t received = recv(fd, cursor, count, 0);
+        if (received == 0) return -1;
+        if (received < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            return errno;
+        }
+        first = 0;
+        cursor += received;
+        count -= (size_t)received;
+    }
+    return 0;
+}
+
+int cf_move_descriptor(int fd, int minimum) {
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, minimum);
+    if (moved < 0) return -1;
+    close(fd);
+    return moved;
+}
+
+#include <stdio.h>
+
+char cf_process_state(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *file = fopen(path, "r");
+    if (!file) return 0;
+    char buffer[512];
+    size_t length = fread(buffer, 1, sizeof buffer - 1, file);
+    fclose(file);
+    buffer[length] = 0;
+    // The command name is in parentheses and may contain anything: the state follows the last ')'.
+    char *close_paren = strrchr(buffer, ')');
+    if (!close_paren || close_paren[1] != ' ') return 0;
+    return close_paren[2];
 }
 
 int cf_wait_for_exit(pid_t pid, int timeout_ms, int *status) {

@@ -78,13 +78,16 @@ package struct GuestInvocation: Sendable {
     package let arguments: [Value]
     /// A fuel budget for this call, overriding the executor's.
     package let fuel: UInt64?
+    /// A time limit for this call, overriding the executor's.
+    package let timeLimit: Duration?
 
     @usableFromInline
-    package init(module: any GuestModuleHandle, function: String, arguments: [Value], fuel: UInt64?) {
+    package init(module: any GuestModuleHandle, function: String, arguments: [Value], fuel: UInt64?, timeLimit: Duration? = nil) {
         self.module = module
         self.function = function
         self.arguments = arguments
         self.fuel = fuel
+        self.timeLimit = timeLimit
     }
 }
 

@@ -117,10 +117,16 @@ extension Executor {
     }
 }
 
-/// Runs blocking `body` on a new thread and suspends until it returns.
+/// Runs blocking `body` on a new thread and suspends until it returns. When no thread can be
+/// started, `body` runs in the calling task instead (blocking it), so that it is never skipped.
 package func runOnDedicatedThread(_ body: @escaping @Sendable () -> Void) async {
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        WorkerThread.start(name: "futures-wait", pool: nil) {
+        do {
+            try WorkerThread.start(name: "futures-wait", pool: nil) {
+                body()
+                continuation.resume()
+            }
+        } catch {
             body()
             continuation.resume()
         }

@@ -13,6 +13,7 @@
 /// | ``Code-swift.struct/invalidState`` | `InvalidStateError` | a future was resolved twice |
 /// | ``Code-swift.struct/shutdown`` | `RuntimeError` | work was submitted after `shutdown` |
 /// | ``Code-swift.struct/invalidArgument`` | `ValueError` | an argument is out of range |
+/// | ``Code-swift.struct/resourceExhausted`` | `RuntimeError` | the system could not start a thread |
 public struct ExecutorError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What went wrong. Compare with the static members: `error.code == .cancelled`.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
@@ -38,6 +39,9 @@ public struct ExecutorError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let shutdown = Code("shutdown")
         /// An argument was out of its allowed range.
         public static let invalidArgument = Code("invalidArgument")
+        /// The system refused a resource the executor needed (a thread), and no worker was left
+        /// to run the work: Python's `RuntimeError("can't start new thread")`.
+        public static let resourceExhausted = Code("resourceExhausted")
 
         /// Whether this code means a broken executor of any kind (thread, interpreter, process).
         public var isBrokenExecutor: Bool {
@@ -93,6 +97,10 @@ public struct ExecutorError: Error, Sendable, Hashable, CustomStringConvertible 
 
     /// The error for work submitted after shutdown.
     package static let shutdownError = ExecutorError(.shutdown, "cannot schedule new futures after shutdown")
+
+    /// The error for work submitted while the program exits (after the exit hook ran).
+    package static let exitingError = ExecutorError(
+        .shutdown, "cannot schedule new futures after interpreter shutdown: the program is exiting")
 }
 
 private func signalName(_ signal: Int32) -> String? {

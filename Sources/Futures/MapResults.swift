@@ -6,7 +6,13 @@
 /// - the `timeout` given to `map` is a deadline for the whole iteration, measured from the call;
 /// - with a `bufferSize`, at most that many calls are in flight; each step submits one more;
 /// - when a call fails or times out, that error is the last element, and every call not yet
-///   started is cancelled; the same happens when iteration stops early (the iterator is dropped).
+///   started is cancelled; the same happens when iteration stops early (the iterator is dropped
+///   after its first step);
+/// - without a `bufferSize`, every call is submitted before `map` returns and runs even if the
+///   results are never read: dropping the results unread cancels nothing, as in Python. With a
+///   `bufferSize`, dropping them cancels the calls in flight that have not started.
+///
+/// Results are released as they are yielded: the sequence keeps only those not yet consumed.
 ///
 /// The sequence is single-pass: a second iteration continues where the first stopped.
 public struct MapResults<Element: Sendable>: Sequence {
@@ -130,13 +136,15 @@ public struct AsyncMapResults<Element: Sendable>: AsyncSequence, Sendable {
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(state: state) }
 }
 
-/// Ends the map when the iterator that owns it is dropped, as Python closes a map generator.
+/// Ends the map when the iterator that owns it is dropped, as Python closes a map generator:
+/// only once iteration started (a generator never started has nothing to close), or when the
+/// map is buffered.
 @usableFromInline
 final class Stopper: Sendable {
-    private let abort: @Sendable () -> Void
+    private let stop: @Sendable () -> Void
     @usableFromInline
-    init<Element>(_ state: MapState<Element>) { abort = { state.abort() } }
-    deinit { abort() }
+    init<Element>(_ state: MapState<Element>) { stop = { state.stopIfStartedOrBuffered() } }
+    deinit { stop() }
 }
 
 /// The shared state of one `map`: the futures in input order and the inputs not yet submitted.
@@ -146,15 +154,22 @@ final class MapState<Element: Sendable>: @unchecked Sendable {
     let deadline: Deadline?
     @usableFromInline
     let lock = ConditionLock()
-    /// The submitted futures; those before `head` were handed out already.
+    /// The submitted futures; those before `head` were handed out already and are released
+    /// (`nil`), so that consumed results are not kept alive.
     @usableFromInline
-    var futures: [Future<Element>] = []
+    var futures: [Future<Element>?] = []
     @usableFromInline
     var head = 0
     @usableFromInline
     var pull: (() throws -> Future<Element>?)?
     @usableFromInline
     var finished = false
+    /// Whether iteration took a first step.
+    @usableFromInline
+    var started = false
+    /// Whether the map keeps a bounded window of calls in flight (`bufferSize`).
+    @usableFromInline
+    let isBuffered: Bool
 
     /// Inputs submitted at once by an unbuffered map, so that one lock acquisition queues many.
     @inlinable
@@ -171,6 +186,7 @@ final class MapState<Element: Sendable>: @unchecked Sendable {
             throw ExecutorError(.invalidArgument, "bufferSize must be nil or > 0, got \(bufferSize)")
         }
         deadline = Deadline.after(timeout)
+        isBuffered = bufferSize != nil
         var iterator = inputs.makeIterator()
         // Submits up to `count` more inputs and returns their futures.
         let pull: (Int) throws -> [Future<Element>] = { count in
@@ -192,14 +208,16 @@ final class MapState<Element: Sendable>: @unchecked Sendable {
                 }
             }
         } catch {
-            for future in futures { future.cancel() }
+            for future in futures { future?.cancel() }
             throw error
         }
     }
 
     @inlinable
     deinit {
-        for future in futures[head...] { future.cancel() }
+        if started || isBuffered {
+            for future in futures[head...] { future?.cancel() }
+        }
     }
 
     /// Submits one more input when buffered, then removes and returns the oldest future.
@@ -207,6 +225,7 @@ final class MapState<Element: Sendable>: @unchecked Sendable {
     @inlinable
     func nextFuture() -> Result<Future<Element>, any Error>? {
         lock.withLock {
+            started = true
             guard !finished else { return nil }
             if let pull {
                 do {
@@ -214,19 +233,19 @@ final class MapState<Element: Sendable>: @unchecked Sendable {
                 } catch {
                     finished = true
                     self.pull = nil
-                    for future in futures[head...] { future.cancel() }
+                    for future in futures[head...] { future?.cancel() }
                     futures.removeAll()
                     head = 0
                     return .failure(error)
                 }
             }
-            guard head < futures.count else {
+            guard head < futures.count, let future = futures[head] else {
                 finished = true
                 return nil
             }
-            let future = futures[head]
+            futures[head] = nil
             head += 1
-            if head >= 1024, head * 2 >= futures.count {
+            if head >= 64, head * 2 >= futures.count {
                 futures.removeFirst(head)
                 head = 0
             }
@@ -237,7 +256,7 @@ final class MapState<Element: Sendable>: @unchecked Sendable {
     /// Ends the map, cancelling every call not yet started.
     @inlinable
     func abort() {
-        let cancelled: ArraySlice<Future<Element>> = lock.withLock {
+        let cancelled: ArraySlice<Future<Element>?> = lock.withLock {
             finished = true
             pull = nil
             let taken = futures[head...]
@@ -245,6 +264,12 @@ final class MapState<Element: Sendable>: @unchecked Sendable {
             head = 0
             return taken
         }
-        for future in cancelled { future.cancel() }
+        for future in cancelled { future?.cancel() }
+    }
+
+    /// What dropping an iterator does: ends the map once iteration started, or when buffered.
+    func stopIfStartedOrBuffered() {
+        let stop = lock.withLock { started || isBuffered }
+        if stop { abort() }
     }
 }

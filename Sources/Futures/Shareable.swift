@@ -14,7 +14,10 @@
 /// without an encoding) cannot conform, so passing them to a guest function does not compile.
 public protocol Shareable: Sendable {
     /// The value that crosses for `self`.
-    var shareableValue: Value { get }
+    ///
+    /// - Throws: ``NotShareableError`` when the value has no form that can cross (a `Codable`
+    ///   value whose encoding throws, an integer beyond 64 bits), with the reason.
+    var shareableValue: Value { get throws(NotShareableError) }
 
     /// Rebuilds a value that crossed.
     ///
@@ -27,11 +30,16 @@ public protocol Shareable: Sendable {
 
 extension Shareable where Self: Codable {
     /// The value tree ``ValueEncoder`` produces for `self`.
+    ///
+    /// - Throws: ``NotShareableError`` carrying the encoder's reason when `encode(to:)` throws or
+    ///   an unsigned integer exceeds `Int64.max`.
     public var shareableValue: Value {
-        do {
-            return try ValueEncoder().encode(self)
-        } catch {
-            preconditionFailure("\(Self.self) is Shareable but failed to encode: \(error)")
+        get throws(NotShareableError) {
+            do {
+                return try ValueEncoder().encode(self)
+            } catch {
+                throw NotShareableError("a \(Self.self) cannot be encoded: \(error)")
+            }
         }
     }
 
@@ -101,11 +109,17 @@ extension Float: Shareable {
 public protocol ShareableInteger: FixedWidthInteger, Shareable {}
 
 extension ShareableInteger {
+    /// The value as ``Value/int(_:)``.
+    ///
+    /// - Throws: ``NotShareableError`` when it does not fit in the 64-bit signed integer a
+    ///   ``Value`` carries.
     public var shareableValue: Value {
-        guard let number = Int64(exactly: self) else {
-            preconditionFailure("\(self) does not fit in the 64-bit signed integer a Value carries")
+        get throws(NotShareableError) {
+            guard let number = Int64(exactly: self) else {
+                throw NotShareableError("\(self) does not fit in the 64-bit signed integer a Value carries")
+            }
+            return .int(number)
         }
-        return .int(number)
     }
 
     public init(shareableValue value: Value) throws {
@@ -134,7 +148,9 @@ extension UInt32: ShareableInteger {}
 
 extension Optional: Shareable where Wrapped: Shareable {
     /// `nil` crosses as ``Value/none``.
-    public var shareableValue: Value { self?.shareableValue ?? .none }
+    public var shareableValue: Value {
+        get throws(NotShareableError) { try self?.shareableValue ?? .none }
+    }
     public init(shareableValue value: Value) throws {
         self = value == .none ? nil : try Wrapped(shareableValue: value)
     }
@@ -144,8 +160,13 @@ extension Optional: Shareable where Wrapped: Shareable {
 extension Array: Shareable where Element: Shareable {
     /// `[UInt8]` crosses as ``Value/bytes(_:)``; other arrays as ``Value/array(_:)``.
     public var shareableValue: Value {
-        if let bytes = self as? [UInt8] { return .bytes(bytes) }
-        return .array(map { $0.shareableValue })
+        get throws(NotShareableError) {
+            if let bytes = self as? [UInt8] { return .bytes(bytes) }
+            var values: [Value] = []
+            values.reserveCapacity(count)
+            for element in self { values.append(try element.shareableValue) }
+            return .array(values)
+        }
     }
 
     public init(shareableValue value: Value) throws {

@@ -21,7 +21,7 @@ public struct ValueEncoder: Sendable {
 
 private func encodeAny(_ value: some Encodable, path: [any CodingKey]) throws -> Value {
     if let shareable = value as? any Shareable, type(of: shareable).isNativelyShareable {
-        return shareable.shareableValue
+        return try shareable.shareableValue
     }
     let node = EncodingNode(path: path)
     try value.encode(to: node)
@@ -97,7 +97,7 @@ private final class EncodingNode: Encoder {
 
     func set(_ value: some Encodable) throws {
         if let shareable = value as? any Shareable, type(of: shareable).isNativelyShareable {
-            content = .single(shareable.shareableValue)
+            content = .single(try shareable.shareableValue)
         } else {
             try value.encode(to: self)
         }

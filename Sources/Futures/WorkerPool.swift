@@ -48,14 +48,22 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
     private let cancelQueued = Atomic<Bool>(false)
     private var brokenError: ExecutorError?
 
-    /// Creates a pool; no thread starts before the first submission.
+    /// Creates a pool; no thread starts before the first submission. The pool joins the
+    /// program's exit hook (see ``ExitHook``): work it accepted runs before the program exits.
     package init(configuration: Configuration, makeContext: @escaping @Sendable (_ workerIndex: Int) -> Context) {
         self.configuration = configuration
         self.makeContext = makeContext
+        ExitHook.register(self)
     }
 
     /// The number of worker threads alive now.
     package var workerCount: Int { lock.withLock { liveWorkers } }
+
+    /// Stops accepting work (as `shutdown` does, without cancelling) and waits for the workers:
+    /// what the exit hook does to every pool.
+    func joinAtExit() {
+        shutdown(wait: true, cancelFutures: false)
+    }
 
     /// The broken-pool error, once the pool is broken.
     package var broken: ExecutorError? { lock.withLock { brokenError } }
@@ -69,7 +77,12 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
         defer { lock.unlock() }
         if task.future != nil { try checkAcceptingLocked() }
         queue.append(task)
-        dispatchLocked(count: 1)
+        do {
+            try dispatchLocked(count: 1)
+        } catch {
+            queue.removeLast()
+            throw error
+        }
     }
 
     /// Queues every task in `tasks` under one acquisition of the lock, or none of them.
@@ -80,22 +93,37 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
         defer { lock.unlock() }
         try checkAcceptingLocked()
         queue.append(contentsOf: tasks)
-        dispatchLocked(count: tasks.count)
+        do {
+            try dispatchLocked(count: tasks.count)
+        } catch {
+            queue.removeLast(tasks.count)
+            throw error
+        }
     }
 
     private func checkAcceptingLocked() throws(ExecutorError) {
         if let brokenError { throw brokenError }
+        if ExitHook.isExiting { throw ExecutorError.exitingError }
         if isShutdown { throw ExecutorError.shutdownError }
     }
 
     /// Finds workers for `count` new tasks: idle workers first, then new threads, and wakes
     /// sleepers that are not already being woken.
-    private func dispatchLocked(count: Int) {
+    ///
+    /// - Throws: ``ExecutorError`` `.resourceExhausted` when no thread can be started and no
+    ///   worker is alive to take the tasks (with a live worker, the tasks wait for it).
+    private func dispatchLocked(count: Int) throws(ExecutorError) {
         for _ in 0..<count {
             if idleTokens > 0 {
                 idleTokens -= 1
             } else if liveWorkers < configuration.maxWorkers {
-                startWorkerLocked()
+                do {
+                    try startWorkerLocked()
+                } catch {
+                    if liveWorkers == 0 { throw error }
+                    futuresLogger.warning("\(error); the pool's \(liveWorkers) live workers take the work")
+                    break
+                }
             } else {
                 break
             }
@@ -127,21 +155,26 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
         if wait { waitForWorkers() }
     }
 
-    /// Blocks until every worker ended (all but the calling one, when called from a worker).
-    package func waitForWorkers() {
+    /// Blocks until every worker ended (all but the calling one, when called from a worker), or
+    /// until `deadline`; returns whether they all ended.
+    @discardableResult
+    package func waitForWorkers(until deadline: Deadline? = nil) -> Bool {
         let selfCount = WorkerThread.current?.pool == ObjectIdentifier(self) ? 1 : 0
-        lock.withLock {
-            while liveWorkers > selfCount { lock.wait(until: nil) }
+        return lock.withLock {
+            while liveWorkers > selfCount {
+                if !lock.wait(until: deadline), liveWorkers > selfCount { return false }
+            }
+            return true
         }
     }
 
-    private func startWorkerLocked() {
+    private func startWorkerLocked() throws(ExecutorError) {
         let index = startedWorkers
-        startedWorkers += 1
-        liveWorkers += 1
-        WorkerThread.start(name: "\(configuration.threadNamePrefix)_\(index)", pool: ObjectIdentifier(self)) {
+        try WorkerThread.start(name: "\(configuration.threadNamePrefix)_\(index)", pool: ObjectIdentifier(self)) {
             self.work(index: index)
         }
+        startedWorkers += 1
+        liveWorkers += 1
     }
 
     /// Marks the pool broken and fails every queued future.
@@ -209,44 +242,48 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
                 continue
             }
             tokenReleased = false
-            let tasks = batch
-            batch.removeAll(keepingCapacity: true)
-            lock.unlock()
-
-            let start = Deadline.now.nanoseconds
-            if Context.runsBatchesTogether && tasks.count > 1 {
-                let started = tasks.filter { task in task.future.map { (try? $0.setRunningOrNotifyCancel()) == true } ?? true }
-                let outcomes = initialized
-                    ? context.run(batch: started)
-                    : started.map { _ in .failure(broken ?? ExecutorError(configuration.brokenCode, configuration.brokenMessage)) }
-                lock.lock()
-                refillAndReleaseToken(&tokenReleased, refill)
+            // The tasks live in this block only: they are released before the lock is taken
+            // again, because a task may hold the last reference to its executor, whose deinit
+            // takes the lock.
+            let perTask: UInt64 = {
+                let tasks = batch
+                batch.removeAll(keepingCapacity: true)
                 lock.unlock()
-                for (task, outcome) in zip(started, outcomes) { task.finish(outcome) }
-            } else {
-                for (position, task) in tasks.enumerated() {
-                    if let future = task.future {
-                        if position > 0, cancelQueued.load(ordering: .relaxed) {
-                            future.cancel()
-                            continue
+                let start = Deadline.now.nanoseconds
+                if Context.runsBatchesTogether && tasks.count > 1 {
+                    let started = tasks.filter { task in task.future.map { (try? $0.setRunningOrNotifyCancel()) == true } ?? true }
+                    let outcomes = initialized
+                        ? context.run(batch: started)
+                        : started.map { _ in .failure(broken ?? ExecutorError(configuration.brokenCode, configuration.brokenMessage)) }
+                    lock.lock()
+                    refillAndReleaseToken(&tokenReleased, refill)
+                    lock.unlock()
+                    for (task, outcome) in zip(started, outcomes) { task.finish(outcome) }
+                } else {
+                    for (position, task) in tasks.enumerated() {
+                        if let future = task.future {
+                            if position > 0, cancelQueued.load(ordering: .relaxed) {
+                                future.cancel()
+                                continue
+                            }
+                            guard (try? future.setRunningOrNotifyCancel()) == true else { continue }
                         }
-                        guard (try? future.setRunningOrNotifyCancel()) == true else { continue }
+                        let outcome: Result<Context.Task.Output, any Error>
+                        if !initialized, task.future != nil {
+                            outcome = .failure(broken ?? ExecutorError(configuration.brokenCode, configuration.brokenMessage))
+                        } else {
+                            outcome = Result { try context.run(task) }
+                        }
+                        if position == tasks.count - 1 {
+                            lock.lock()
+                            refillAndReleaseToken(&tokenReleased, refill)
+                            lock.unlock()
+                        }
+                        task.finish(outcome)
                     }
-                    let outcome: Result<Context.Task.Output, any Error>
-                    if !initialized, task.future != nil {
-                        outcome = .failure(broken ?? ExecutorError(configuration.brokenCode, configuration.brokenMessage))
-                    } else {
-                        outcome = Result { try context.run(task) }
-                    }
-                    if position == tasks.count - 1 {
-                        lock.lock()
-                        refillAndReleaseToken(&tokenReleased, refill)
-                        lock.unlock()
-                    }
-                    task.finish(outcome)
                 }
-            }
-            let perTask = (Deadline.now.nanoseconds &- start) / UInt64(tasks.count)
+                return (Deadline.now.nanoseconds &- start) / UInt64(tasks.count)
+            }()
             averageNanoseconds = averageNanoseconds == .max ? perTask : (averageNanoseconds * 3 + perTask) / 4
             lock.lock()
         }

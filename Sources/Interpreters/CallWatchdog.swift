@@ -34,14 +34,17 @@ final class CallWatchdog: @unchecked Sendable {
     private var started = false
 
     /// Starts watching a call on `store` that must end by `deadline`.
-    func arm(_ store: Store, deadline: Deadline) -> Ticket {
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.resourceExhausted` when the watchdog thread cannot
+    ///   be started (the call must not run unwatched).
+    func arm(_ store: Store, deadline: Deadline) throws(ExecutorError) -> Ticket {
         let ticket = Ticket(deadline: deadline, store: store)
-        lock.withLock {
-            tickets.append(ticket)
+        try lock.withLock { () throws(ExecutorError) in
             if !started {
+                try WorkerThread.start(name: "futures-watchdog", pool: nil) { self.watch() }
                 started = true
-                WorkerThread.start(name: "futures-watchdog", pool: nil) { self.watch() }
             }
+            tickets.append(ticket)
             lock.broadcast()
         }
         return ticket

@@ -20,33 +20,56 @@ public struct GuestFunction<Result: Shareable>: Sendable, CustomStringConvertibl
     public let name: String
     /// A fuel budget for each call, overriding the executor's limits; `nil` keeps them.
     public let fuel: UInt64?
+    /// A wall-clock limit for each call, overriding the executor's limits; `nil` keeps them.
+    public let timeLimit: Duration?
 
     /// Creates a handle; prefer ``GuestModule/function(_:returning:)``, which checks the export.
-    public init(module: GuestModule, name: String, fuel: UInt64? = nil) {
+    public init(module: GuestModule, name: String, fuel: UInt64? = nil, timeLimit: Duration? = nil) {
         self.module = module
         self.name = name
         self.fuel = fuel
+        self.timeLimit = timeLimit
     }
 
     /// The same function with a fuel budget of `fuel` per call.
     public func withFuel(_ fuel: UInt64?) -> GuestFunction {
-        GuestFunction(module: module, name: name, fuel: fuel)
+        GuestFunction(module: module, name: name, fuel: fuel, timeLimit: timeLimit)
+    }
+
+    /// The same function with a wall-clock limit of `timeLimit` per call (see
+    /// ``InterpreterLimits/timeLimit``). It applies on every executor, the thread pool's shared
+    /// main interpreter included.
+    public func withTimeLimit(_ timeLimit: Duration?) -> GuestFunction {
+        GuestFunction(module: module, name: name, fuel: fuel, timeLimit: timeLimit)
     }
 
     /// The same function, returning another type.
     public func returning<Other: Shareable>(_ type: Other.Type) -> GuestFunction<Other> {
-        GuestFunction<Other>(module: module, name: name, fuel: fuel)
+        GuestFunction<Other>(module: module, name: name, fuel: fuel, timeLimit: timeLimit)
     }
 
     /// `module.name`.
     public var description: String { "\(module.name).\(name)" }
 
     /// Binds the function to `arguments`, for ``Futures/Executor/submit(_:)``.
+    ///
+    /// An argument that cannot cross (a `Codable` value whose encoding throws) does not fail
+    /// here: the call's future fails with ``Futures/NotShareableError``, carrying the encoder's
+    /// reason, on every executor.
     @inlinable
     public func call<each Argument: Shareable>(_ arguments: repeat each Argument) -> Call<Result> {
-        let (invocation, keepAlive) = invocation(repeat each arguments)
+        let summary = "guest function '\(name)'"
+        let invocation: GuestInvocation
+        let keepAlive: [any AnyObject & Sendable]
+        do {
+            (invocation, keepAlive) = try self.invocation(repeat each arguments)
+        } catch {
+            return Call(
+                summary: summary, local: { throw error }, remote: .unencodable(error),
+                decode: { _ in throw error })
+        }
         return Call(
-            summary: "guest function '\(name)'",
+            summary: summary,
             local: {
                 withExtendedLifetime(keepAlive) {}
                 return try Result(shareableValue: Interpreters.runInMain(invocation))
@@ -59,13 +82,17 @@ public struct GuestFunction<Result: Shareable>: Sendable, CustomStringConvertibl
     }
 
     /// The invocation for `arguments`, and the queues it names (kept alive with the call).
+    ///
+    /// - Throws: ``Futures/NotShareableError`` when an argument cannot be encoded.
     @inlinable
-    func invocation<each Argument: Shareable>(_ arguments: repeat each Argument) -> (invocation: GuestInvocation, keepAlive: [any AnyObject & Sendable]) {
+    func invocation<each Argument: Shareable>(
+        _ arguments: repeat each Argument
+    ) throws(NotShareableError) -> (invocation: GuestInvocation, keepAlive: [any AnyObject & Sendable]) {
         var values: [Value] = []
-        for argument in repeat each arguments { values.append(argument.shareableValue) }
+        for argument in repeat each arguments { values.append(try argument.shareableValue) }
         var keepAlive: [any AnyObject & Sendable] = []
         collectQueues(values, into: &keepAlive)
-        return (GuestInvocation(module: module, function: name, arguments: values, fuel: fuel), keepAlive)
+        return (GuestInvocation(module: module, function: name, arguments: values, fuel: fuel, timeLimit: timeLimit), keepAlive)
     }
 }
 

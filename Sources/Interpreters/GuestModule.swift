@@ -31,10 +31,19 @@ public final class GuestModule: Sendable, GuestModuleHandle {
 
     /// Parses and validates `bytes`.
     ///
+    /// - Parameter limits: What loading may cost: modules over ``InterpreterLimits/maxModuleBytes``
+    ///   are refused before parsing, and initial memory and tables over
+    ///   ``InterpreterLimits/memoryBytes`` before they are allocated. Give the limits of the
+    ///   interpreters that will run the module when they are larger than the defaults.
     /// - Throws: ``ModuleError`` `.malformed` when the bytes are not a module, `.invalid` when it
     ///   fails validation, `.missingImports` (naming every one) when it imports what the host does
-    ///   not provide.
-    public init(bytes: [UInt8], name: String = "module") throws(ModuleError) {
+    ///   not provide, `.unsupportedFeature` when it uses exception handling, `.tooLarge` when it
+    ///   exceeds `limits`.
+    public init(bytes: [UInt8], name: String = "module", limits: InterpreterLimits = .default) throws(ModuleError) {
+        guard bytes.count <= limits.maxModuleBytes else {
+            throw ModuleError(
+                .tooLarge, "\(name) is \(bytes.count) bytes, over the module size limit of \(limits.maxModuleBytes) bytes")
+        }
         var parsed: WasmKit.Module
         do {
             parsed = try parseWasm(bytes: bytes)
@@ -45,12 +54,18 @@ public final class GuestModule: Sendable, GuestModuleHandle {
         } catch {
             throw ModuleError(.malformed, "\(name) is not a valid WebAssembly module: \(error)")
         }
+        if let feature = GuestModule.unsupportedFeature(in: bytes) {
+            throw ModuleError(
+                .unsupportedFeature,
+                "\(name) uses \(feature), which this host does not run: rebuild the guest without exceptions "
+                    + "(for C, -fno-exceptions; Embedded Swift never emits them)")
+        }
         self.name = name
         wasmBytes = bytes
         id = GuestModule.nextID.wrappingAdd(1, ordering: .relaxed).newValue
         digest = fnv1a(bytes)
         self.parsed = parsed
-        let inspection = try GuestModule.inspect(parsed, name: name)
+        let inspection = try GuestModule.inspect(parsed, name: name, limits: limits)
         functions = inspection.functions
         imports = inspection.imports
         memories = inspection.memories
@@ -70,24 +85,30 @@ public final class GuestModule: Sendable, GuestModuleHandle {
     /// Compiles WebAssembly text (WAT) and loads the result.
     ///
     /// - Throws: ``ModuleError`` `.malformed` when the text does not parse, or what
-    ///   ``init(bytes:name:)`` throws.
-    public convenience init(wat: String, name: String = "module") throws(ModuleError) {
-        try self.init(bytes: GuestModule.compile(wat: wat, name: name), name: name)
+    ///   ``init(bytes:name:limits:)`` throws.
+    public convenience init(wat: String, name: String = "module", limits: InterpreterLimits = .default) throws(ModuleError) {
+        try self.init(bytes: GuestModule.compile(wat: wat, name: name), name: name, limits: limits)
     }
 
     /// Reads and loads a `.wasm` (or `.wat`) file.
     ///
-    /// - Throws: ``ModuleError`` `.unreadable` when the file cannot be read, or what
-    ///   ``init(bytes:name:)`` throws.
-    public convenience init(contentsOf path: String) throws(ModuleError) {
-        guard let bytes = readFile(path) else {
+    /// - Throws: ``ModuleError`` `.unreadable` when the file cannot be read, `.tooLarge` when it is
+    ///   larger than ``InterpreterLimits/maxModuleBytes`` (checked before reading), or what
+    ///   ``init(bytes:name:limits:)`` throws.
+    public convenience init(contentsOf path: String, limits: InterpreterLimits = .default) throws(ModuleError) {
+        let name = String(path.split(separator: "/").last ?? Substring(path))
+        let bytes: [UInt8]
+        switch readFile(path, maxBytes: limits.maxModuleBytes) {
+        case .success(let contents): bytes = contents
+        case .failure(.tooLarge(let size)):
+            throw ModuleError(.tooLarge, "\(path) is \(size) bytes, over the module size limit of \(limits.maxModuleBytes) bytes")
+        case .failure(.unreadable):
             throw ModuleError(.unreadable, "cannot read \(path)")
         }
-        let name = String(path.split(separator: "/").last ?? Substring(path))
         if path.hasSuffix(".wat") {
-            try self.init(wat: String(decoding: bytes, as: UTF8.self), name: name)
+            try self.init(wat: String(decoding: bytes, as: UTF8.self), name: name, limits: limits)
         } else {
-            try self.init(bytes: bytes, name: name)
+            try self.init(bytes: bytes, name: name, limits: limits)
         }
     }
 
@@ -161,7 +182,7 @@ extension GuestModule {
 
     /// Checks imports, validates every function body by instantiating the module once in a
     /// scratch store with eager compilation (start function skipped), and lists exports.
-    static func inspect(_ module: WasmKit.Module, name: String) throws(ModuleError) -> Inspection {
+    static func inspect(_ module: WasmKit.Module, name: String, limits: InterpreterLimits) throws(ModuleError) -> Inspection {
         var inspection = Inspection()
         let imported = classifyImports(of: module)
         inspection.imports = imported.imports
@@ -184,10 +205,16 @@ extension GuestModule {
         scratch.dropStartFunction()
         let engine = Engine(configuration: EngineConfiguration(compilationMode: .eager, memoryBoundsChecking: .software))
         let store = Store(engine: engine)
-        store.resourceLimiter = MemoryLimiter(maxMemoryBytes: nil)
+        // The scratch instance allocates the module's initial memory and tables: the limit
+        // applies before they are allocated, as it does in an interpreter.
+        let account = ResourceAccount(limit: limits.memoryBytes, action: .failCall)
+        store.resourceLimiter = MemoryLimiter(account: account)
         let instance: Instance
         do {
-            instance = try scratch.instantiate(store: store, imports: HostImports.imports(store: store, context: HostContext(interpreterID: -1)))
+            instance = try scratch.instantiate(
+                store: store, imports: HostImports.imports(store: store, context: HostContext(interpreterID: -1, account: account)))
+        } catch let fault as GuestFault where fault.kind == .memoryLimit {
+            throw ModuleError(.tooLarge, "\(name) declares more initial memory and tables than allowed: \(fault.message)")
         } catch {
             throw ModuleError(.invalid, "\(name) failed validation: \(firstLine(of: error))")
         }
@@ -241,20 +268,29 @@ func fnv1a(_ bytes: [UInt8]) -> String {
     return String(repeating: "0", count: 16 - hex.count) + hex
 }
 
-/// Reads a whole file, or `nil` when it cannot be read.
-func readFile(_ path: String) -> [UInt8]? {
-    #if canImport(Glibc)
-    guard let file = fopen(path, "rb") else { return nil }
+/// Why ``readFile(_:maxBytes:)`` returned nothing.
+enum ReadFileError: Error {
+    case unreadable
+    case tooLarge(Int)
+}
+
+/// Reads a whole file of at most `maxBytes` bytes; its size is checked before it is read.
+func readFile(_ path: String, maxBytes: Int = .max) -> Result<[UInt8], ReadFileError> {
+    guard let file = fopen(path, "rb") else { return .failure(.unreadable) }
     defer { fclose(file) }
+    var status = stat()
+    if fstat(fileno(file), &status) == 0, (status.st_mode & S_IFMT) == S_IFREG, Int(status.st_size) > maxBytes {
+        return .failure(.tooLarge(Int(status.st_size)))
+    }
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65_536)
     while true {
         let count = fread(&buffer, 1, buffer.count, file)
         if count > 0 { bytes.append(contentsOf: buffer[0..<count]) }
+        if bytes.count > maxBytes { return .failure(.tooLarge(bytes.count)) }
         if count < buffer.count { break }
     }
-    return ferror(file) == 0 ? bytes : nil
-    #endif
+    return ferror(file) == 0 ? .success(bytes) : .failure(.unreadable)
 }
 
 #if canImport(Glibc)

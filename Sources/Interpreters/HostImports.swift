@@ -1,5 +1,6 @@
 @_spi(Fuzzing) import WasmKit
 import Futures
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -12,10 +13,33 @@ import Glibc
 final class HostContext: @unchecked Sendable {
     let interpreterID: Int
     var maxValueBytes: Int = InterpreterLimits.default.maxValueBytes
+    /// What the interpreter's guests hold of the host's memory.
+    let account: ResourceAccount
     /// A value the guest returned through `cf.return_*` during the current call.
     var returned: Futures.Value?
+    /// How many guest callbacks (`cf_alloc`, `cf_free`) the host is inside now: while one runs,
+    /// host functions that would call the guest again fail instead of recursing.
+    var callbackDepth = 0
+    /// When the current call must end (its time limit): blocking host functions wait no longer.
+    var callDeadline: Deadline?
 
-    init(interpreterID: Int) { self.interpreterID = interpreterID }
+    init(interpreterID: Int, account: ResourceAccount) {
+        self.interpreterID = interpreterID
+        self.account = account
+    }
+
+    /// The deadline for a host function that blocks: the guest's own, capped by the call's.
+    /// `capped` tells whether the call's deadline is the earlier one.
+    func blockingDeadline(_ guest: Deadline?) -> (deadline: Deadline?, capped: Bool) {
+        guard let callDeadline else { return (guest, false) }
+        guard let guest, guest < callDeadline else { return (callDeadline, true) }
+        return (guest, false)
+    }
+
+    /// The error for a host function that waited until the call's deadline.
+    func waitTimedOut(_ what: String) -> GuestFault {
+        GuestFault(kind: .timedOut, message: "the call reached its time limit while \(what)")
+    }
 }
 
 /// A failure the host detects in a guest's request (a bad pointer, a malformed value...). Thrown
@@ -26,30 +50,126 @@ struct GuestFault: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// A memory and table cap for a store. Refusing growth by throwing aborts the call with a clear
-/// error instead of handing the guest a `-1` it may not check.
-final class MemoryLimiter: ResourceLimiter {
-    let maxMemoryBytes: Int?
-    let failCall: Bool
-    static let maxTableElements = 1 << 20
+/// What one interpreter's guests make the host hold, counted against
+/// ``InterpreterLimits/memoryBytes`` before anything is allocated: linear memories, tables, and
+/// the values they put in queues that are still queued.
+///
+/// Memories and tables are counted by the store's ``MemoryLimiter`` on the thread that runs the
+/// interpreter; queued bytes are released by whichever thread takes the value, hence an atomic.
+final class ResourceAccount: @unchecked Sendable {
+    /// The most bytes; `nil` for no limit.
+    let limit: Int?
+    let action: MemoryLimitAction
+    /// Committed linear memory per module instance (a module has at most one memory, and only its
+    /// own code can grow it, so a growth belongs to ``activeModule``).
+    private var memories: [Int: Int] = [:]
+    private(set) var memoryBytes = 0
+    private(set) var tableBytes = 0
+    /// The module whose code runs now.
+    var activeModule = 0
+    /// Bytes of values this interpreter's guests put in queues, still queued.
+    let queuedBytes = Atomic<Int>(0)
+    /// The store whose fuel pays for growth; weak, since the store owns the limiter.
+    weak var store: Store?
 
-    init(maxMemoryBytes: Int?, action: MemoryLimitAction = .failCall) {
-        self.maxMemoryBytes = maxMemoryBytes
-        failCall = action == .failCall
+    /// Bytes a table element counts for.
+    static let tableElementBytes = 8
+    /// The most elements any one table may have, whatever the limit.
+    static let maxTableElements = 1 << 24
+
+    init(limit: Int?, action: MemoryLimitAction) {
+        self.limit = limit
+        self.action = action
     }
 
-    func limitMemoryGrowth(to desired: Int) throws -> Bool {
-        if let maxMemoryBytes, desired > maxMemoryBytes {
-            guard failCall else { return false }
+    /// Everything counted now.
+    var committed: Int { memoryBytes + tableBytes + queuedBytes.load(ordering: .relaxed) }
+
+    /// Forgets the memories and tables of a store that was replaced.
+    func reset() {
+        memories = [:]
+        memoryBytes = 0
+        tableBytes = 0
+    }
+
+    /// Whether `extra` more bytes fit; throws under ``MemoryLimitAction/failCall``.
+    func admit(_ extra: Int, what: String) throws(GuestFault) -> Bool {
+        guard let limit else { return true }
+        let total = committed &+ extra
+        guard extra < 0 || (total >= 0 && total <= limit) else {
+            if action == .refuseGrowth { return false }
             throw GuestFault(
                 kind: .memoryLimit,
-                message: "memory would grow to \(desired) bytes, past the interpreter's limit of \(maxMemoryBytes) bytes")
+                message: "\(what) would bring the interpreter's memory to \(total) bytes, past its limit of \(limit) bytes")
         }
         return true
     }
 
+    /// Charges one unit of fuel per 64 bytes that a growth commits: software-checked memory and
+    /// tables are copied whole when they grow, so the work is the new size, not the increment.
+    func chargeFuel(forBytes bytes: Int) throws(GuestFault) {
+        guard let store, let fuel = store.fuel else { return }
+        let cost = UInt64(max(0, bytes) / 64)
+        guard fuel.remaining >= cost else {
+            store.fuel = Fuel(remaining: 0)
+            throw GuestFault(kind: .outOfFuel, message: "out of fuel: growing to \(bytes) bytes costs \(cost) units")
+        }
+        store.fuel = Fuel(remaining: fuel.remaining - cost)
+    }
+
+    func growMemory(to desired: Int) throws(GuestFault) -> Bool {
+        let old = memories[activeModule] ?? 0
+        guard try admit(desired - old, what: "growing linear memory to \(desired) bytes") else { return false }
+        try chargeFuel(forBytes: desired)
+        memories[activeModule] = desired
+        memoryBytes += desired - old
+        return true
+    }
+
+    func growTable(to elements: Int) throws(GuestFault) -> Bool {
+        guard elements <= Self.maxTableElements else {
+            if action == .refuseGrowth { return false }
+            throw GuestFault(
+                kind: .memoryLimit, message: "a table of \(elements) elements is over the limit of \(Self.maxTableElements)")
+        }
+        let bytes = elements * Self.tableElementBytes
+        guard try admit(bytes, what: "a table of \(elements) elements") else { return false }
+        try chargeFuel(forBytes: bytes)
+        tableBytes += bytes
+        return true
+    }
+
+    /// Reserves `bytes` for a value put in a queue; `nil` when they do not fit.
+    func reserveQueued(_ bytes: Int) -> QueueCharge? {
+        if let limit, committed + bytes > limit { return nil }
+        queuedBytes.wrappingAdd(bytes, ordering: .relaxed)
+        return QueueCharge(account: self, bytes: bytes)
+    }
+}
+
+/// Bytes a queued value counts against the interpreter that put it, released when it leaves the
+/// queue.
+struct QueueCharge: Sendable {
+    let account: ResourceAccount
+    let bytes: Int
+
+    func release() { account.queuedBytes.wrappingSubtract(bytes, ordering: .relaxed) }
+}
+
+/// The store's resource limiter: asks the interpreter's ``ResourceAccount``. Refusing growth by
+/// throwing aborts the call with a clear error instead of handing the guest a `-1` it may not
+/// check.
+final class MemoryLimiter: ResourceLimiter {
+    let account: ResourceAccount
+
+    init(account: ResourceAccount) { self.account = account }
+
+    func limitMemoryGrowth(to desired: Int) throws -> Bool {
+        try account.growMemory(to: desired)
+    }
+
     func limitTableGrowth(to desired: Int) throws -> Bool {
-        desired <= Self.maxTableElements
+        try account.growTable(to: desired)
     }
 }
 
@@ -92,10 +212,27 @@ enum GuestMemory {
         try write(memory, pointer: pointer, bytes: (0..<size).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) })
     }
 
+    /// Runs a guest callback (`cf_alloc`, `cf_free`) for the host. Re-entry is bounded: a
+    /// callback may call host functions, but not one that calls the guest again.
+    static func callback(
+        _ function: Function, _ arguments: [WasmKit.Value], context: HostContext,
+        invoke: (Function, [WasmKit.Value]) throws -> [WasmKit.Value]
+    ) throws -> [WasmKit.Value] {
+        guard context.callbackDepth == 0 else {
+            throw GuestFault(
+                kind: .reentrantCall,
+                message: "the guest called back into the host (cf.queue_get) from inside cf_alloc or cf_free; "
+                    + "the host does not re-enter a guest callback")
+        }
+        context.callbackDepth += 1
+        defer { context.callbackDepth -= 1 }
+        return try invoke(function, arguments)
+    }
+
     /// Asks the guest's `cf_alloc` for `count` bytes and checks what it returns. `invoke` runs
     /// the allocator (on the caller's stack when the caller has one free).
     static func allocate(
-        _ count: Int, in instance: Instance, memory: Memory,
+        _ count: Int, in instance: Instance, memory: Memory, context: HostContext,
         invoke: (Function, [WasmKit.Value]) throws -> [WasmKit.Value] = { try $0.invoke($1) }
     ) throws -> UInt32 {
         guard let allocate = instance.exports[function: "cf_alloc"] else {
@@ -104,7 +241,7 @@ enum GuestMemory {
         guard count <= Int(Int32.max) else {
             throw GuestFault(kind: .valueTooLarge, message: "\(count) bytes do not fit in guest memory")
         }
-        let results = try invoke(allocate, [.i32(UInt32(count))])
+        let results = try callback(allocate, [.i32(UInt32(count))], context: context, invoke: invoke)
         guard results.count == 1, case .i32(let pointer) = results[0] else {
             throw GuestFault(kind: .badArguments, message: "cf_alloc must return one i32")
         }
@@ -185,10 +322,12 @@ enum HostImports {
         }
         define("queue_put_int") { _, arguments in
             guard let queue = QueueRegistry.shared.lookup(Int(arguments[0].i32)) else { return status(.noSuchQueue) }
+            let wait = context.blockingDeadline(deadline(arguments[2]))
             do {
-                try queue.put(.int(Int64(bitPattern: arguments[1].i64)), deadline: deadline(arguments[2]), unbound: nil)
+                try queue.put(.int(Int64(bitPattern: arguments[1].i64)), deadline: wait.deadline, unbound: nil)
                 return status(.ok)
             } catch {
+                if wait.capped { throw context.waitTimedOut("waiting to put into queue \(queue.id)") }
                 return status(.timedOut)
             }
         }
@@ -196,10 +335,12 @@ enum HostImports {
             guard let queue = QueueRegistry.shared.lookup(Int(arguments[0].i32)) else { return status(.noSuchQueue) }
             let memory = try GuestMemory.memory(of: caller)
             try GuestMemory.checkRange(memory, pointer: arguments[2].i32, count: 8)
+            let wait = context.blockingDeadline(deadline(arguments[1]))
             let value: Futures.Value?
             do {
-                value = try queue.take(deadline: deadline(arguments[1])) { if case .int = $0 { true } else { false } }?.value
+                value = try queue.take(deadline: wait.deadline) { if case .int = $0 { true } else { false } }?.value
             } catch is QueueEmpty {
+                if wait.capped { throw context.waitTimedOut("waiting on queue \(queue.id)") }
                 return status(.timedOut)
             } catch {
                 return status(.badValue)
@@ -213,10 +354,20 @@ enum HostImports {
             let memory = try GuestMemory.memory(of: caller)
             let bytes = try GuestMemory.read(memory, pointer: arguments[1].i32, count: arguments[2].i32, limit: context.maxValueBytes)
             guard let value = try? Futures.Value(decoding: bytes) else { return status(.badValue) }
+            // A queued value is held by the host: it counts against the putter's memory limit
+            // until it leaves the queue.
+            guard let charge = context.account.reserveQueued(bytes.count) else {
+                throw GuestFault(
+                    kind: .memoryLimit,
+                    message: "putting \(bytes.count) bytes into queue \(queue.id) would bring the interpreter past its memory "
+                        + "limit of \(context.account.limit ?? 0) bytes (values it put that are still queued count)")
+            }
+            let wait = context.blockingDeadline(deadline(arguments[3]))
             do {
-                try queue.put(value, deadline: deadline(arguments[3]), unbound: nil)
+                try queue.put(value, deadline: wait.deadline, unbound: nil, charge: charge)
                 return status(.ok)
             } catch {
+                if wait.capped { throw context.waitTimedOut("waiting to put into queue \(queue.id)") }
                 return status(.timedOut)
             }
         }
@@ -225,10 +376,19 @@ enum HostImports {
             guard let instance = caller.instance else { return status(.badValue) }
             let memory = try GuestMemory.memory(of: caller)
             try GuestMemory.checkRange(memory, pointer: arguments[2].i32, count: 8)
+            guard context.callbackDepth == 0 else {
+                // Checked before taking an item: cf_alloc would be called inside cf_alloc.
+                throw GuestFault(
+                    kind: .reentrantCall,
+                    message: "cf.queue_get was called from inside cf_alloc or cf_free; it calls cf_alloc itself, "
+                        + "and the host does not re-enter a guest callback")
+            }
+            let wait = context.blockingDeadline(deadline(arguments[1]))
             let item: QueueStorage.Item
             do {
-                item = try queue.take(deadline: deadline(arguments[1]))
+                item = try queue.take(deadline: wait.deadline)
             } catch is QueueEmpty {
+                if wait.capped { throw context.waitTimedOut("waiting on queue \(queue.id)") }
                 return status(.timedOut)
             } catch {
                 return status(.badValue)
@@ -240,7 +400,7 @@ enum HostImports {
             }
             let pointer: UInt32
             do {
-                pointer = try GuestMemory.allocate(bytes.count, in: instance, memory: memory)
+                pointer = try GuestMemory.allocate(bytes.count, in: instance, memory: memory, context: context)
             } catch {
                 queue.restore(item)
                 throw error

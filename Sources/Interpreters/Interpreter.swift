@@ -9,7 +9,8 @@ import Synchronization
 /// ``InterpreterError`` `.running` (never a data race). The main interpreter is the exception:
 /// ``ThreadPoolExecutor`` queues its guest calls on it, one at a time (the GIL of this world).
 ///
-/// Create interpreters with ``Interpreters/create(limits:)``; close them with ``close()``.
+/// Create interpreters with ``Interpreters/create(limits:)``; close them with ``close()``, or
+/// let the last reference go.
 public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     /// The interpreter's id: 0 for the main interpreter, then 1, 2, ...
     public let id: Int
@@ -17,10 +18,11 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     public let limits: InterpreterLimits
 
     /// `true` while a call runs: the run lock that serializes calls. Whoever holds it owns
-    /// ``runtime``.
+    /// ``runtime``. Written only under `gate`; read without it by ``isRunning``.
     private let running = Atomic<Bool>(false)
-    /// Threads waiting for the run lock (``ThreadPoolExecutor`` calls on the main interpreter).
-    private let waiters = Atomic<Int>(0)
+    /// Threads waiting for the run lock (``ThreadPoolExecutor`` calls on the main interpreter),
+    /// counted under `gate`.
+    private nonisolated(unsafe) var waiters = 0
     private let gate = ConditionLock()
     private let closed = Atomic<Bool>(false)
     /// The engine, store and instances; read and written only by the holder of the run lock.
@@ -29,6 +31,15 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     init(id: Int, limits: InterpreterLimits) {
         self.id = id
         self.limits = limits
+    }
+
+    /// An interpreter nobody references any more is destroyed, as Python destroys an interpreter
+    /// whose object is collected: it leaves ``Interpreters/list()``, its memory is freed and its
+    /// queued items get their unbound policy.
+    deinit {
+        guard id != 0, !closed.load(ordering: .relaxed) else { return }
+        Interpreters.registry.forget(id)
+        QueueRegistry.shared.interpreterClosed(id)
     }
 
     /// Whether the interpreter is running a call now. The main interpreter, like Python's, always
@@ -44,14 +55,12 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     ///   it is already closed, `.running` while it runs a call.
     public func close() throws(InterpreterError) {
         if id == 0 { throw InterpreterError(.mainInterpreter, "cannot close the main interpreter") }
-        guard running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
-            throw InterpreterError(.running, "interpreter \(id) is running")
-        }
+        guard acquire(wait: false) else { throw InterpreterError(.running, "interpreter \(id) is running") }
         defer { release() }
         let wasClosed = closed.exchange(true, ordering: .acquiringAndReleasing)
         runtime = nil
         if wasClosed { throw InterpreterError(.notFound, "interpreter \(id) was closed") }
-        Interpreters.registry.remove(self)
+        Interpreters.registry.forget(id)
         QueueRegistry.shared.interpreterClosed(id)
     }
 
@@ -61,7 +70,7 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: ``InterpreterError`` when closed or running; ``ExecutionFailed`` when
     ///   instantiation traps or exceeds the memory limit.
     public func exec(_ module: GuestModule) throws {
-        try withRuntime(wait: false) { runtime in _ = try runtime.load(module, fuel: nil) }
+        try withRuntime(wait: false) { runtime in _ = try runtime.load(module) }
     }
 
     /// Loads a module from WebAssembly bytes. See ``exec(_:)``.
@@ -99,7 +108,7 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     public func call<each Argument: Shareable, Result: Shareable>(
         _ function: GuestFunction<Result>, _ arguments: repeat each Argument
     ) throws -> Result {
-        let invocation = function.invocation(repeat each arguments)
+        let invocation = try function.invocation(repeat each arguments)
         return try Result(shareableValue: run(invocation.invocation, wait: false))
     }
 
@@ -108,8 +117,12 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     public func callInThread(_ name: String, _ arguments: [Value] = []) -> Future<Value> {
         let future = Future<Value>()
         _ = try? future.setRunningOrNotifyCancel()
-        WorkerThread.start(name: "interpreter-\(id)", pool: nil) {
-            future.complete(Swift.Result { try self.call(name, arguments) })
+        do {
+            try WorkerThread.start(name: "interpreter-\(id)", pool: nil) {
+                future.complete(Swift.Result { try self.call(name, arguments) })
+            }
+        } catch {
+            future.complete(.failure(error))
         }
         return future
     }
@@ -119,10 +132,9 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     ///
     /// - Throws: What ``call(_:_:)`` throws.
     package func install(initializer: GuestInvocation) throws -> Value {
-        let module = unsafeDowncast(initializer.module, to: GuestModule.self)
+        let module = try Self.module(of: initializer)
         return try withRuntime(wait: false) { runtime in
-            let result = try runtime.call(
-                module: module, initializer.function, arguments: initializer.arguments, fuel: initializer.fuel)
+            let result = try runtime.call(initializer, module: module)
             runtime.initializer = initializer
             return result
         }
@@ -130,24 +142,38 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
 
     /// Runs a guest invocation; `wait` queues behind a running call instead of failing.
     package func run(_ invocation: GuestInvocation, wait: Bool) throws -> Value {
-        // GuestModule is the only GuestModuleHandle.
-        let module = unsafeDowncast(invocation.module, to: GuestModule.self)
-        return try withRuntime(wait: wait) { runtime in
-            try runtime.call(module: module, invocation.function, arguments: invocation.arguments, fuel: invocation.fuel)
+        let module = try Self.module(of: invocation)
+        return try withRuntime(wait: wait) { runtime in try runtime.call(invocation, module: module) }
+    }
+
+    private static func module(of invocation: GuestInvocation) throws(NotShareableError) -> GuestModule {
+        guard let module = invocation.module as? GuestModule else {
+            throw NotShareableError("\(type(of: invocation.module)) is not a GuestModule")
+        }
+        return module
+    }
+
+    /// Takes the run lock; with `wait`, waits for it instead of returning `false`.
+    ///
+    /// The flag and the waiter count change only under `gate`, so a release cannot miss a
+    /// waiter that is about to sleep (the lost wake-up a store-then-load on two atomics allows).
+    private func acquire(wait: Bool) -> Bool {
+        gate.withLock {
+            if !running.load(ordering: .relaxed) {
+                running.store(true, ordering: .relaxed)
+                return true
+            }
+            guard wait else { return false }
+            waiters += 1
+            while running.load(ordering: .relaxed) { gate.wait(until: nil) }
+            waiters -= 1
+            running.store(true, ordering: .relaxed)
+            return true
         }
     }
 
     private func withRuntime<T>(wait: Bool, _ body: (InterpreterRuntime) throws -> T) throws -> T {
-        if !running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
-            guard wait else { throw InterpreterError(.running, "interpreter \(id) is already running") }
-            waiters.wrappingAdd(1, ordering: .relaxed)
-            gate.withLock {
-                while !running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
-                    gate.wait(until: nil)
-                }
-            }
-            waiters.wrappingSubtract(1, ordering: .relaxed)
-        }
+        guard acquire(wait: wait) else { throw InterpreterError(.running, "interpreter \(id) is already running") }
         defer { release() }
         if closed.load(ordering: .relaxed) { throw InterpreterError(.notFound, "interpreter \(id) was closed") }
         let runtime = self.runtime ?? InterpreterRuntime(interpreterID: id, limits: limits)
@@ -161,8 +187,10 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
 
     /// Releases the run lock and wakes a waiting caller, if any.
     private func release() {
-        running.store(false, ordering: .releasing)
-        if waiters.load(ordering: .relaxed) > 0 { gate.withLock { gate.broadcast() } }
+        gate.withLock {
+            running.store(false, ordering: .relaxed)
+            if waiters > 0 { gate.signal() }
+        }
     }
 
     /// Two handles are equal when they are the same interpreter.

@@ -48,7 +48,7 @@ public struct ExecutionFailed: Error, Sendable, Hashable, CustomStringConvertibl
             let all: [Kind] = [
                 .unreachable, .memoryOutOfBounds, .divideByZero, .integerOverflow, .invalidConversion,
                 .stackExhausted, .outOfFuel, .memoryLimit, .indirectCall, .invalidPointer, .malformedValue,
-                .valueTooLarge, .missingFunction, .badArguments, .invalidModule, .timedOut, .trap,
+                .valueTooLarge, .missingFunction, .badArguments, .invalidModule, .timedOut, .reentrantCall, .trap,
             ]
             return all.first { $0.name == name } ?? .trap
         }
@@ -83,9 +83,14 @@ public struct ExecutionFailed: Error, Sendable, Hashable, CustomStringConvertibl
         public static let badArguments = Kind("badArguments")
         /// The module failed validation when the function was first compiled.
         public static let invalidModule = Kind("invalidModule")
+        /// The guest called a host function that calls back into the guest (`cf.queue_get`, which
+        /// calls `cf_alloc`) while the host was already inside a guest callback (`cf_alloc` or
+        /// `cf_free`): re-entry is bounded to one level, so a guest cannot recurse through the host.
+        public static let reentrantCall = Kind("reentrantCall")
         /// The call ran past ``InterpreterLimits/timeLimit`` and was stopped. The limit is
         /// enforced from another thread, within about 100 µs of the deadline while the guest runs
-        /// WebAssembly code; a guest blocked in a host function stops when that function returns.
+        /// WebAssembly code (its start function, `cf_alloc` and `cf_free` included); a guest
+        /// waiting on a queue stops waiting at the deadline.
         public static let timedOut = Kind("timedOut")
         /// Any other trap.
         public static let trap = Kind("trap")
@@ -127,7 +132,8 @@ public struct ModuleError: Error, Sendable, Hashable, CustomStringConvertible {
 
         /// The code with this ``name`` (as sent between processes); unknown names read as ``invalid``.
         package static func named(_ name: String) -> Code {
-            [Code.malformed, .invalid, .missingImports, .unreadable, .noSuchExport].first { $0.name == name } ?? .invalid
+            [Code.malformed, .invalid, .missingImports, .unreadable, .noSuchExport, .unsupportedFeature, .tooLarge]
+                .first { $0.name == name } ?? .invalid
         }
 
         /// The bytes are not a WebAssembly module, or the WAT text does not parse.
@@ -140,6 +146,11 @@ public struct ModuleError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let unreadable = Code("unreadable")
         /// The module has no export of that name, or not a function.
         public static let noSuchExport = Code("noSuchExport")
+        /// The module uses a WebAssembly feature the host refuses to run (exception handling).
+        public static let unsupportedFeature = Code("unsupportedFeature")
+        /// The module is larger than ``InterpreterLimits/maxModuleBytes``, or declares more initial
+        /// memory and tables than ``InterpreterLimits/memoryBytes`` allows.
+        public static let tooLarge = Code("tooLarge")
 
         public var description: String { name }
     }

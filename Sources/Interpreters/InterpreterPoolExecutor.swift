@@ -97,7 +97,7 @@ public final class InterpreterPoolExecutor: Executor {
     @inlinable
     public func submit<Result: Sendable>(_ call: Call<Result>) throws -> Future<Result> {
         let future = Future<Result>()
-        try enqueue(try Self.task(call, future))
+        if let task = try Self.task(call, future) { try enqueue(task) }
         return future
     }
 
@@ -113,7 +113,7 @@ public final class InterpreterPoolExecutor: Executor {
         for call in calls {
             let future = Future<Result>()
             futures.append(future)
-            tasks.append(try Self.task(call, future))
+            if let task = try Self.task(call, future) { tasks.append(task) }
         }
         try enqueue(contentsOf: tasks)
         return futures
@@ -131,9 +131,18 @@ public final class InterpreterPoolExecutor: Executor {
         try pool.submit(contentsOf: tasks)
     }
 
+    /// The task for `call`, or `nil` when its arguments could not be encoded (its future has
+    /// then failed with that ``Futures/NotShareableError`` already).
     @inlinable
-    static func task<Result>(_ call: Call<Result>, _ future: Future<Result>) throws -> InterpreterTask {
-        guard case .guest(let invocation) = call.remote else {
+    static func task<Result>(_ call: Call<Result>, _ future: Future<Result>) throws -> InterpreterTask? {
+        let invocation: GuestInvocation
+        switch call.remote {
+        case .guest(let guest)?:
+            invocation = guest
+        case .unencodable(let error)?:
+            future.complete(.failure(error))
+            return nil
+        default:
             throw NotShareableError("\(call.summary) is host code and cannot run in an interpreter")
         }
         let decode = call.decode

@@ -38,6 +38,8 @@ final class InterpreterRuntime: @unchecked Sendable {
         let entry: Loaded
         let function: Function
         let type: FunctionType
+        /// The module's `cf_free`, looked up once.
+        let free: Function?
 
         init(moduleID: Int, name: String, entry: Loaded, function: Function, type: FunctionType) {
             self.moduleID = moduleID
@@ -45,6 +47,7 @@ final class InterpreterRuntime: @unchecked Sendable {
             self.entry = entry
             self.function = function
             self.type = type
+            free = entry.instance.exports[function: "cf_free"]
         }
     }
 
@@ -54,32 +57,50 @@ final class InterpreterRuntime: @unchecked Sendable {
         engine = Engine(
             configuration: EngineConfiguration(
                 stackSize: limits.stackBytes, memoryBoundsChecking: .software, fuelMetering: true))
-        context = HostContext(interpreterID: interpreterID)
+        context = HostContext(
+            interpreterID: interpreterID, account: ResourceAccount(limit: limits.memoryBytes, action: limits.onMemoryLimit))
         context.maxValueBytes = limits.maxValueBytes
         store = Store(engine: engine)
-        store.resourceLimiter = MemoryLimiter(maxMemoryBytes: limits.memoryBytes, action: limits.onMemoryLimit)
-        imports = HostImports.imports(store: store, context: context)
+        imports = Imports()
         stack = ExecutionStack(engine: engine)
+        prepareStore()
+    }
+
+    /// Gives the current store its limiter and host functions.
+    private func prepareStore() {
+        context.account.reset()
+        context.account.store = store
+        store.resourceLimiter = MemoryLimiter(account: context.account)
+        imports = HostImports.imports(store: store, context: context)
     }
 
     /// The modules loaded into this interpreter, in load order.
     var modules: [GuestModule] { namespace }
 
-    /// Loads `module` (instantiating it, which runs its start function) unless it is loaded.
+    /// Loads `module` (instantiating it, which runs its start function under the interpreter's
+    /// fuel and time limits) unless it is loaded.
     ///
     /// - Throws: ``ExecutionFailed`` when instantiation traps (in the start function, or for
-    ///   memory over the limit).
+    ///   memory over the limit) or runs past a limit.
     @discardableResult
-    func load(_ module: GuestModule, fuel: UInt64?) throws -> Loaded {
+    func load(_ module: GuestModule) throws -> Loaded {
         renewIfPoisoned()
         if let existing = loaded[module.id] { return existing }
-        store.fuel = (fuel ?? limits.fuel).map { Fuel(remaining: $0) }
+        return try limited(fuel: nil, timeLimit: nil, function: "\(module.name) (instantiation)") {
+            try instantiate(module)
+        }
+    }
+
+    /// Instantiates `module`; the caller has set the call's limits.
+    private func instantiate(_ module: GuestModule) throws -> Loaded {
+        if let existing = loaded[module.id] { return existing }
+        context.account.activeModule = module.id
         let instance: Instance
         do {
             instance = try module.parsed.instantiate(store: store, imports: imports)
         } catch {
             isPoisoned = true
-            throw classify(error, function: "\(module.name) (instantiation)")
+            throw error
         }
         let entry = Loaded(module: module, instance: instance, memory: instance.exports[memory: "memory"], functions: [:])
         loaded[module.id] = entry
@@ -88,25 +109,36 @@ final class InterpreterRuntime: @unchecked Sendable {
     }
 
     /// Calls the exported function `name`, searching the modules loaded latest first.
-    func call(_ name: String, arguments: [Futures.Value], fuel: UInt64?) throws -> Futures.Value {
+    func call(_ name: String, arguments: [Futures.Value], fuel: UInt64?, timeLimit: Duration? = nil) throws -> Futures.Value {
         renewIfPoisoned()
         for module in namespace.reversed() where module.export(named: name) != nil {
-            return try call(module: module, name, arguments: arguments, fuel: fuel)
+            return try call(module: module, name, arguments: arguments, fuel: fuel, timeLimit: timeLimit)
         }
         throw ExecutionFailed(
             kind: .missingFunction, function: name,
             message: "no loaded module exports a function named '\(name)'", interpreterID: interpreterID)
     }
 
+    /// Runs `invocation`, loading its module first if needed.
+    func call(_ invocation: GuestInvocation, module: GuestModule) throws -> Futures.Value {
+        try call(
+            module: module, invocation.function, arguments: invocation.arguments, fuel: invocation.fuel,
+            timeLimit: invocation.timeLimit)
+    }
+
     /// Calls `name` exported by `module`, loading the module first if needed.
-    func call(module: GuestModule, _ name: String, arguments: [Futures.Value], fuel: UInt64?) throws -> Futures.Value {
+    ///
+    /// Everything the call runs in the guest counts against its fuel and time limit: the start
+    /// function when the module is first instantiated, `cf_alloc` for the arguments, the
+    /// function, and `cf_free` after it.
+    func call(
+        module: GuestModule, _ name: String, arguments: [Futures.Value], fuel: UInt64?, timeLimit: Duration? = nil
+    ) throws -> Futures.Value {
         renewIfPoisoned()
-        if initializerPending, let initializer {
+        if initializerPending, let initializer, let initialModule = initializer.module as? GuestModule {
             initializerPending = false
             do {
-                _ = try call(
-                    module: unsafeDowncast(initializer.module, to: GuestModule.self), initializer.function,
-                    arguments: initializer.arguments, fuel: initializer.fuel)
+                _ = try call(initializer, module: initialModule)
             } catch {
                 isPoisoned = true
                 throw ExecutionFailed(
@@ -115,60 +147,97 @@ final class InterpreterRuntime: @unchecked Sendable {
                     interpreterID: interpreterID)
             }
         }
-        let site: CallSite
-        if let last = lastCall, last.moduleID == module.id, last.name == name {
-            site = last
-        } else {
-            let function: Function
-            var loadedEntry = try load(module, fuel: fuel)
-            if let cached = loadedEntry.functions[name] {
-                function = cached
-            } else {
-                guard let found = loadedEntry.instance.exports[function: name] else {
-                    throw ExecutionFailed(
-                        kind: .missingFunction, function: name,
-                        message: "\(module.name) exports no function named '\(name)'", interpreterID: interpreterID)
+        return try limited(fuel: fuel, timeLimit: timeLimit, function: name) {
+            let site = try resolve(module, name)
+            context.account.activeModule = site.moduleID
+            var allocations: [UInt32] = []
+            let lowered: [WasmKit.Value]
+            do {
+                lowered = try lower(arguments, to: site.type.parameters, entry: site.entry, allocations: &allocations)
+            } catch {
+                // Guest memory may hold buffers allocated for the earlier arguments, or the allocator
+                // itself may have trapped: start the next call from fresh instances.
+                if !allocations.isEmpty || !(error is GuestFault) { isPoisoned = true }
+                throw error
+            }
+            context.returned = nil
+            let results: [WasmKit.Value]
+            do {
+                results = try site.function.invoke(lowered, on: &stack)
+            } catch {
+                isPoisoned = true
+                throw error
+            }
+            let returned = context.returned
+            context.returned = nil
+            if !allocations.isEmpty, let free = site.free {
+                do {
+                    for pointer in allocations {
+                        _ = try GuestMemory.callback(free, [.i32(pointer)], context: context) { function, arguments in
+                            try function.invoke(arguments, on: &stack)
+                        }
+                    }
+                } catch {
+                    // The result stands; the guest's heap may not, so the next call starts afresh.
+                    isPoisoned = true
                 }
-                function = found
-                loadedEntry.functions[name] = found
-                loaded[module.id] = loadedEntry
             }
-            site = CallSite(moduleID: module.id, name: name, entry: loadedEntry, function: function, type: function.type)
-            lastCall = site
+            if let returned { return returned }
+            return try lift(results, function: name)
         }
-        var allocations: [UInt32] = []
-        let lowered: [WasmKit.Value]
-        do {
-            lowered = try lower(arguments, to: site.type.parameters, entry: site.entry, allocations: &allocations)
-        } catch {
-            // Guest memory may hold buffers allocated for the earlier arguments, or the allocator
-            // itself may have trapped: start the next call from fresh instances.
-            if !allocations.isEmpty || !(error is GuestFault) { isPoisoned = true }
-            throw classify(error, function: name)
-        }
-        store.fuel = (fuel ?? limits.fuel).map { Fuel(remaining: $0) }
-        context.returned = nil
-        let ticket = limits.timeLimit.map { CallWatchdog.shared.arm(store, deadline: Deadline.after($0)!) }
-        let results: [WasmKit.Value]
-        do {
-            results = try site.function.invoke(lowered, on: &stack)
-        } catch {
-            isPoisoned = true
-            if let ticket, CallWatchdog.shared.disarm(ticket) {
+    }
+
+    /// The call site of `name` in `module`, instantiating the module when it is not loaded.
+    private func resolve(_ module: GuestModule, _ name: String) throws -> CallSite {
+        if let last = lastCall, last.moduleID == module.id, last.name == name { return last }
+        var entry = try instantiate(module)
+        let function: Function
+        if let cached = entry.functions[name] {
+            function = cached
+        } else {
+            guard let found = entry.instance.exports[function: name] else {
                 throw ExecutionFailed(
-                    kind: .timedOut, function: name,
-                    message: "the call ran longer than its time limit of \(limits.timeLimit!)", interpreterID: interpreterID)
+                    kind: .missingFunction, function: name,
+                    message: "\(module.name) exports no function named '\(name)'", interpreterID: interpreterID)
             }
-            throw classify(error, function: name)
+            function = found
+            entry.functions[name] = found
+            loaded[module.id] = entry
         }
-        if let ticket { _ = CallWatchdog.shared.disarm(ticket) }
-        let returned = context.returned
-        context.returned = nil
-        if !allocations.isEmpty, let free = site.entry.instance.exports[function: "cf_free"] {
-            for pointer in allocations { _ = try? free.invoke([.i32(pointer)], on: &stack) }
+        let site = CallSite(moduleID: module.id, name: name, entry: entry, function: function, type: function.type)
+        lastCall = site
+        return site
+    }
+
+    /// Runs `body` under a call's fuel budget and time limit (the interpreter's unless given):
+    /// sets the store's fuel, arms the watchdog and caps host waits at the deadline. Errors come
+    /// out as ``ExecutionFailed``, `.timedOut` when the watchdog stopped the call.
+    private func limited<T>(
+        fuel: UInt64?, timeLimit: Duration?, function: String, _ body: () throws -> T
+    ) throws -> T {
+        store.fuel = (fuel ?? limits.fuel).map { Fuel(remaining: $0) }
+        let limit = timeLimit ?? limits.timeLimit
+        let deadline = limit.flatMap { Deadline.after($0) }
+        let ticket = try deadline.map { deadline throws(ExecutorError) in try CallWatchdog.shared.arm(store, deadline: deadline) }
+        let outer = context.callDeadline
+        context.callDeadline = deadline
+        defer { context.callDeadline = outer }
+        do {
+            let value = try body()
+            if let ticket, CallWatchdog.shared.disarm(ticket) {
+                // Stopped in `cf_free`, after the function returned: the result stands.
+                isPoisoned = true
+            }
+            return value
+        } catch {
+            if let ticket, CallWatchdog.shared.disarm(ticket) {
+                isPoisoned = true
+                throw ExecutionFailed(
+                    kind: .timedOut, function: function,
+                    message: "the call ran longer than its time limit of \(limit!)", interpreterID: interpreterID)
+            }
+            throw classify(error, function: function)
         }
-        if let returned { return returned }
-        return try lift(results, function: name)
     }
 
     /// Turns arguments into WebAssembly values following the guest ABI: scalars as parameters,
@@ -233,8 +302,8 @@ final class InterpreterRuntime: @unchecked Sendable {
                 guard let memory = entry.memory else {
                     throw GuestFault(kind: .badArguments, message: "the module exports no memory to pass \(argument.kindName) arguments in")
                 }
-                let pointer = try GuestMemory.allocate(bytes.count, in: entry.instance, memory: memory) { function, arguments in
-                    try function.invoke(arguments, on: &stack)
+                let pointer = try GuestMemory.allocate(bytes.count, in: entry.instance, memory: memory, context: context) {
+                    function, arguments in try function.invoke(arguments, on: &stack)
                 }
                 allocations.append(pointer)
                 try GuestMemory.write(memory, pointer: pointer, bytes: bytes)
@@ -292,13 +361,13 @@ final class InterpreterRuntime: @unchecked Sendable {
         lastCall = nil
         loaded = [:]
         store = Store(engine: engine)
-        store.resourceLimiter = MemoryLimiter(maxMemoryBytes: limits.memoryBytes, action: limits.onMemoryLimit)
-        imports = HostImports.imports(store: store, context: context)
+        prepareStore()
     }
 
     /// Maps an engine or host error to ``ExecutionFailed``.
     private func classify(_ error: any Error, function: String) -> any Error {
         if let failed = error as? ExecutionFailed { return failed }
+        if error is ExecutorError { return error }
         if let fault = error as? GuestFault {
             return ExecutionFailed(kind: fault.kind, function: function, message: fault.message, interpreterID: interpreterID)
         }

@@ -74,10 +74,15 @@ public enum Interpreters {
     }()
 }
 
-/// Every live interpreter, by id.
+/// Every live interpreter, by id. Interpreters are held weakly: one that nobody references is
+/// destroyed (the main interpreter is held for the life of the process).
 final class InterpreterRegistry: Sendable {
+    private struct Entry {
+        weak var interpreter: Interpreter?
+    }
+
     private struct State {
-        var interpreters: [Int: Interpreter] = [:]
+        var interpreters: [Int: Entry] = [:]
         var nextID = 1
         var main: Interpreter?
     }
@@ -87,7 +92,7 @@ final class InterpreterRegistry: Sendable {
     func create(limits: InterpreterLimits) -> Interpreter {
         state.withLock { state in
             let interpreter = Interpreter(id: state.nextID, limits: limits)
-            state.interpreters[state.nextID] = interpreter
+            state.interpreters[state.nextID] = Entry(interpreter: interpreter)
             state.nextID += 1
             return interpreter
         }
@@ -98,17 +103,17 @@ final class InterpreterRegistry: Sendable {
             if let main = state.main { return main }
             let main = Interpreter(id: 0, limits: .default)
             state.main = main
-            state.interpreters[0] = main
+            state.interpreters[0] = Entry(interpreter: main)
             return main
         }
     }
 
     var all: [Interpreter] {
         _ = main
-        return state.withLock { $0.interpreters.values.sorted { $0.id < $1.id } }
+        return state.withLock { $0.interpreters.values.compactMap(\.interpreter).sorted { $0.id < $1.id } }
     }
 
-    func remove(_ interpreter: Interpreter) {
-        _ = state.withLock { $0.interpreters.removeValue(forKey: interpreter.id) }
+    func forget(_ id: Int) {
+        _ = state.withLock { $0.interpreters.removeValue(forKey: id) }
     }
 }

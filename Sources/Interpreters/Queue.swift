@@ -44,16 +44,18 @@ public final class Queue: Sendable, Hashable, CustomStringConvertible {
 
     /// Appends a copy of `value`, waiting up to `timeout` (forever when `nil`) for room.
     ///
-    /// - Throws: ``QueueFull`` when `timeout` passes with the queue still full.
+    /// - Throws: ``QueueFull`` when `timeout` passes with the queue still full;
+    ///   ``Futures/NotShareableError`` when `value` cannot be encoded.
     @available(*, noasync, message: "Blocks the thread; use the async form")
-    public func put(_ value: some Shareable, timeout: Duration? = nil, unboundItems: UnboundItems? = nil) throws(QueueFull) {
+    public func put(_ value: some Shareable, timeout: Duration? = nil, unboundItems: UnboundItems? = nil) throws {
         try storage.put(value.shareableValue, deadline: Deadline.after(timeout), unbound: unboundItems)
     }
 
     /// Appends a copy of `value` without waiting.
     ///
-    /// - Throws: ``QueueFull`` when the queue is full.
-    public func putNowait(_ value: some Shareable, unboundItems: UnboundItems? = nil) throws(QueueFull) {
+    /// - Throws: ``QueueFull`` when the queue is full; ``Futures/NotShareableError`` when
+    ///   `value` cannot be encoded.
+    public func putNowait(_ value: some Shareable, unboundItems: UnboundItems? = nil) throws {
         try storage.put(value.shareableValue, deadline: Deadline.now, unbound: unboundItems)
     }
 
@@ -82,33 +84,32 @@ public final class Queue: Sendable, Hashable, CustomStringConvertible {
         try storage.get(deadline: Deadline.now)
     }
 
-    /// The async twin of ``put(_:timeout:unboundItems:)``: waits for room without blocking the
-    /// caller's thread.
+    /// The async twin of ``put(_:timeout:unboundItems:)``: waits for room without blocking a
+    /// thread (the waiting task is registered with the queue and resumed when room appears).
     ///
-    /// - Throws: ``QueueFull`` when `timeout` passes.
+    /// - Throws: ``QueueFull`` when `timeout` passes; `CancellationError` when the task is
+    ///   cancelled while waiting (the value is then not put); ``Futures/NotShareableError``
+    ///   when `value` cannot be encoded.
     public func put(_ value: some Shareable, timeout: Duration? = nil, unboundItems: UnboundItems? = nil) async throws {
-        let item = value.shareableValue
-        let storage = self.storage
-        let deadline = Deadline.after(timeout)
-        try await runBlocking { try storage.put(item, deadline: deadline, unbound: unboundItems) }
+        try await storage.put(value.shareableValue, deadline: Deadline.after(timeout), unbound: unboundItems)
     }
 
     /// The async twin of ``get(as:timeout:)``.
     ///
-    /// - Throws: ``QueueEmpty`` when `timeout` passes, or ``Futures/ValueCodingError`` when the
-    ///   item is not a `T`.
+    /// - Throws: What ``get(timeout:)`` throws, `CancellationError`, or
+    ///   ``Futures/ValueCodingError`` when the item is not a `T`.
     public func get<T: Shareable>(as type: T.Type, timeout: Duration? = nil) async throws -> T {
         try T(shareableValue: await get(timeout: timeout))
     }
 
-    /// The async twin of ``get(timeout:)``: waits for an item without blocking the caller's
-    /// thread.
+    /// The async twin of ``get(timeout:)``: waits for an item without blocking a thread (the
+    /// waiting task is registered with the queue and resumed with the next item).
     ///
-    /// - Throws: ``QueueEmpty`` when `timeout` passes.
+    /// - Throws: ``QueueEmpty`` when `timeout` passes; `CancellationError` when the task is
+    ///   cancelled while waiting (no item is taken then); ``QueueError``
+    ///   `.itemInterpreterDestroyed` for an item unbound under ``UnboundItems/error``.
     public func get(timeout: Duration? = nil) async throws -> Value {
-        let storage = self.storage
-        let deadline = Deadline.after(timeout)
-        return try await runBlocking { try storage.get(deadline: deadline) }
+        try await storage.get(deadline: Deadline.after(timeout))
     }
 
     /// Two handles are equal when they name the same queue.
@@ -116,6 +117,31 @@ public final class Queue: Sendable, Hashable, CustomStringConvertible {
     public func hash(into hasher: inout Hasher) { hasher.combine(id) }
     /// `Queue(<id>)`.
     public var description: String { "Queue(\(id))" }
+}
+
+extension Queue: AsyncSequence {
+    public typealias Element = Value
+
+    /// Takes items as they come, for ever: `for try await item in queue { ... }`. Iteration ends
+    /// (returns `nil`) when the consuming task is cancelled; an item unbound under
+    /// ``UnboundItems/error`` throws ``QueueError``.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let storage: QueueStorage
+
+        /// The next item; `nil` once the task is cancelled.
+        ///
+        /// - Throws: ``QueueError`` `.itemInterpreterDestroyed`.
+        public mutating func next() async throws -> Value? {
+            do {
+                return try await storage.get(deadline: nil)
+            } catch is CancellationError {
+                return nil
+            }
+        }
+    }
+
+    /// An iterator that takes items from the queue.
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(storage: storage) }
 }
 
 extension Queue: Shareable {
@@ -134,20 +160,29 @@ extension Queue: Shareable {
     public static var isNativelyShareable: Bool { true }
 }
 
-/// Runs a blocking body on a dedicated thread and returns its outcome.
-func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    let result = Locked<Result<T, any Error>?>(nil)
-    await runOnDedicatedThread { result.withLock { $0 = Result { try body() } } }
-    return try result.withLock { $0! }.get()
-}
-
 /// The shared state of one queue.
+///
+/// Threads wait on a condition variable; tasks wait as continuations registered here (no thread
+/// each): a put hands its value straight to the oldest waiting task, and a get admits the oldest
+/// task waiting for room. A timed wait of a task is ended by a timer task; cancelling the waiting
+/// task removes it at once.
 package final class QueueStorage: @unchecked Sendable {
     struct Item {
         var value: Value
         var interpreterID: Int
         var unbound: UnboundItems
         var orphaned = false
+        /// What the value counts against the memory limit of the guest that put it.
+        var charge: QueueCharge?
+    }
+
+    /// A task waiting for an item, or for room to put one.
+    final class Waiter: @unchecked Sendable {
+        var continuation: CheckedContinuation<Value, any Error>?
+        /// For a putter: the item it waits to put.
+        var item: Item?
+        var cancelled = false
+        var timer: Task<Void, Never>?
     }
 
     let id: Int
@@ -155,6 +190,8 @@ package final class QueueStorage: @unchecked Sendable {
     let defaultUnbound: UnboundItems
     private let lock = ConditionLock()
     private var items = Deque<Item>()
+    private var getters = Deque<Waiter>()
+    private var putters = Deque<Waiter>()
 
     init(id: Int, maxSize: Int, unbound: UnboundItems) {
         self.id = id
@@ -165,20 +202,40 @@ package final class QueueStorage: @unchecked Sendable {
     deinit { QueueRegistry.shared.remove(id) }
 
     var count: Int { lock.withLock { items.count } }
-    var isFull: Bool { lock.withLock { maxSize > 0 && items.count >= maxSize } }
+    var isFull: Bool { lock.withLock { isFullLocked } }
+    private var isFullLocked: Bool { maxSize > 0 && items.count >= maxSize }
 
-    func put(_ value: Value, deadline: Deadline?, unbound: UnboundItems?) throws(QueueFull) {
-        let item = Item(value: value, interpreterID: Interpreters.currentID, unbound: unbound ?? defaultUnbound)
+    private func makeItem(_ value: Value, unbound: UnboundItems?, charge: QueueCharge?) -> Item {
+        Item(value: value, interpreterID: Interpreters.currentID, unbound: unbound ?? defaultUnbound, charge: charge)
+    }
+
+    func put(_ value: Value, deadline: Deadline?, unbound: UnboundItems?, charge: QueueCharge? = nil) throws(QueueFull) {
+        let item = makeItem(value, unbound: unbound, charge: charge)
         lock.lock()
-        defer { lock.unlock() }
-        while maxSize > 0, items.count >= maxSize {
+        while isFullLocked {
             guard lock.wait(until: deadline) else {
-                if items.count < maxSize { break }
+                if !isFullLocked { break }
+                lock.unlock()
+                charge?.release()
                 throw QueueFull(queueID: id)
             }
         }
+        let resume = enqueueLocked(item)
+        lock.unlock()
+        resume?()
+    }
+
+    /// Adds `item`, or hands it to the oldest waiting task; returns the resumption to run
+    /// outside the lock.
+    private func enqueueLocked(_ item: Item) -> (() -> Void)? {
+        while let getter = getters.popFirst() {
+            guard let continuation = getter.take() else { continue }
+            item.charge?.release()
+            return { continuation.resume(returning: item.value) }
+        }
         items.append(item)
         lock.broadcast()
+        return nil
     }
 
     func get(deadline: Deadline?) throws -> Value {
@@ -197,39 +254,198 @@ package final class QueueStorage: @unchecked Sendable {
     /// `accept` refuses its value.
     func take(deadline: Deadline?, accept: (Value) -> Bool) throws -> Item? {
         lock.lock()
-        defer { lock.unlock() }
         while items.isEmpty {
             guard lock.wait(until: deadline) else {
                 if !items.isEmpty { break }
+                lock.unlock()
                 throw QueueEmpty(queueID: id)
             }
         }
-        guard items[0].orphaned || accept(items[0].value) else { return nil }
-        let item = items.removeFirst()
-        lock.broadcast()
+        guard items[0].orphaned || accept(items[0].value) else {
+            lock.unlock()
+            return nil
+        }
+        let (item, admitted) = removeFirstLocked()
+        lock.unlock()
+        for resume in admitted { resume() }
         if item.orphaned {
             throw QueueError(.itemInterpreterDestroyed, "item's original interpreter \(item.interpreterID) was closed")
         }
         return item
     }
 
+    /// Removes the head item, releasing its charge, and admits waiting putters into the room it
+    /// leaves; returns the item and the resumptions to run outside the lock.
+    private func removeFirstLocked() -> (Item, [() -> Void]) {
+        let item = items.removeFirst()
+        item.charge?.release()
+        lock.broadcast()
+        return (item, admitPuttersLocked())
+    }
+
+    private func admitPuttersLocked() -> [() -> Void] {
+        var resumptions: [() -> Void] = []
+        while !isFullLocked, let putter = putters.popFirst() {
+            guard let item = putter.item, let continuation = putter.take() else { continue }
+            if let handed = enqueueLocked(item) { resumptions.append(handed) }
+            resumptions.append { continuation.resume(returning: .none) }
+        }
+        return resumptions
+    }
+
     /// Puts back an item taken with ``take(deadline:)`` at the head, when it could not be delivered.
     func restore(_ item: Item) {
-        lock.withLock {
+        var item = item
+        item.charge = nil
+        let resume: (() -> Void)? = lock.withLock {
+            if !getters.isEmpty { return enqueueLocked(item) }
             items.insert(item, at: 0)
             lock.broadcast()
+            return nil
         }
+        resume?()
     }
 
     /// Applies each item's unbound policy after `interpreterID` was closed.
     func interpreterClosed(_ interpreterID: Int) {
-        lock.withLock {
-            items.removeAll { $0.interpreterID == interpreterID && $0.unbound == .remove }
+        let admitted: [() -> Void] = lock.withLock {
+            var kept = Deque<Item>()
+            for item in items {
+                if item.interpreterID == interpreterID && item.unbound == .remove {
+                    item.charge?.release()
+                } else {
+                    kept.append(item)
+                }
+            }
+            items = kept
             for index in items.indices where items[index].interpreterID == interpreterID && items[index].unbound == .error {
                 items[index].orphaned = true
             }
             lock.broadcast()
+            return admitPuttersLocked()
         }
+        for resume in admitted { resume() }
+    }
+
+    // MARK: Tasks
+
+    /// Takes the oldest item, suspending the task (not blocking a thread) until one comes or
+    /// `deadline` passes.
+    func get(deadline: Deadline?) async throws -> Value {
+        let waiter = Waiter()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+                lock.lock()
+                if !items.isEmpty {
+                    let (item, admitted) = removeFirstLocked()
+                    lock.unlock()
+                    for resume in admitted { resume() }
+                    if item.orphaned {
+                        continuation.resume(throwing: QueueError(
+                            .itemInterpreterDestroyed, "item's original interpreter \(item.interpreterID) was closed"))
+                    } else {
+                        continuation.resume(returning: item.value)
+                    }
+                    return
+                }
+                if waiter.cancelled {
+                    lock.unlock()
+                    continuation.resume(throwing: CancellationError())
+                    return
+                }
+                if let deadline, deadline.hasPassed {
+                    lock.unlock()
+                    continuation.resume(throwing: QueueEmpty(queueID: id))
+                    return
+                }
+                waiter.continuation = continuation
+                Self.append(waiter, to: &getters)
+                lock.unlock()
+                if let deadline { startTimer(waiter, deadline: deadline, error: QueueEmpty(queueID: id)) }
+            }
+        } onCancel: {
+            abandon(waiter, with: CancellationError())
+        }
+    }
+
+    /// Puts `value`, suspending the task until there is room or `deadline` passes.
+    func put(_ value: Value, deadline: Deadline?, unbound: UnboundItems?) async throws {
+        let waiter = Waiter()
+        let item = makeItem(value, unbound: unbound, charge: nil)
+        _ = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+                lock.lock()
+                if !isFullLocked {
+                    let resume = enqueueLocked(item)
+                    lock.unlock()
+                    resume?()
+                    continuation.resume(returning: .none)
+                    return
+                }
+                if waiter.cancelled {
+                    lock.unlock()
+                    continuation.resume(throwing: CancellationError())
+                    return
+                }
+                if let deadline, deadline.hasPassed {
+                    lock.unlock()
+                    continuation.resume(throwing: QueueFull(queueID: id))
+                    return
+                }
+                waiter.item = item
+                waiter.continuation = continuation
+                Self.append(waiter, to: &putters)
+                lock.unlock()
+                if let deadline { startTimer(waiter, deadline: deadline, error: QueueFull(queueID: id)) }
+            }
+        } onCancel: {
+            abandon(waiter, with: CancellationError())
+        }
+    }
+
+    private func startTimer(_ waiter: Waiter, deadline: Deadline, error: any Error & Sendable) {
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: deadline.remaining)
+            if Task.isCancelled { return }
+            self?.abandon(waiter, with: error)
+        }
+        let cancelAtOnce = lock.withLock {
+            waiter.timer = timer
+            return waiter.continuation == nil
+        }
+        if cancelAtOnce { timer.cancel() }
+    }
+
+    /// Ends a waiting task with `error` (cancellation or timeout), if it still waits. The waiter
+    /// stays in its list, inert, until it is popped or compacted away.
+    private func abandon(_ waiter: Waiter, with error: any Error) {
+        let continuation: CheckedContinuation<Value, any Error>? = lock.withLock {
+            waiter.cancelled = true
+            return waiter.take()
+        }
+        continuation?.resume(throwing: error)
+    }
+
+    /// Appends a waiter, dropping abandoned ones whenever the list doubles, so that tasks that
+    /// time out or are cancelled do not accumulate.
+    private static func append(_ waiter: Waiter, to list: inout Deque<Waiter>) {
+        if list.count >= 64, list.count.nonzeroBitCount == 1 {
+            list.removeAll { $0.continuation == nil }
+        }
+        list.append(waiter)
+    }
+}
+
+extension QueueStorage.Waiter {
+    /// The continuation, once: later callers get `nil`. The queue's lock must be held. Cancels
+    /// the waiter's timer.
+    func take() -> CheckedContinuation<Value, any Error>? {
+        defer {
+            continuation = nil
+            timer?.cancel()
+            timer = nil
+        }
+        return continuation
     }
 }
 

@@ -90,7 +90,14 @@ struct ProcessContext: WorkerContext {
         let limits: InterpreterLimits
         let initializer: RemoteCall?
         let registry: WorkerRegistry
+        /// How long a worker may stay stopped while it owes replies before it is killed.
+        let stoppedWorkerTimeout: Duration
     }
+
+    /// Added to the sum of the calls' time limits before a silent worker is killed: the worker
+    /// enforces the limits itself, and this only catches one that cannot (blocked outside guest
+    /// code).
+    static let timeLimitGrace: Duration = .seconds(5)
 
     let setup: Setup
     private var process: WorkerProcess?
@@ -134,10 +141,16 @@ struct ProcessContext: WorkerContext {
         do {
             try sendModules(for: calls, to: process)
             let results: [Result<Value, any Error>]
+            let deadline = replyDeadline(for: calls)
+            let stopped = setup.stoppedWorkerTimeout
             if calls.count == 1 {
-                results = [try WireMessage.decodeOutcome(process.request(WireMessage.request(for: calls[0])))]
+                results = [
+                    try WireMessage.decodeOutcome(
+                        process.request(WireMessage.request(for: calls[0]), deadline: deadline, stoppedTimeout: stopped))
+                ]
             } else {
-                let reply = try process.request([.int(WireMessage.batch), .array(calls.map(WireMessage.request))])
+                let reply = try process.request(
+                    [.int(WireMessage.batch), .array(calls.map(WireMessage.request))], deadline: deadline, stoppedTimeout: stopped)
                 guard case .array(let fields) = reply, fields.count == 2, fields[0] == .int(WireMessage.batchResult),
                     case .array(let outcomes) = fields[1], outcomes.count == calls.count
                 else { throw ChannelError.malformed("expected a batch result for \(calls.count) calls") }
@@ -155,6 +168,19 @@ struct ProcessContext: WorkerContext {
         retire()
     }
 
+    /// When the replies to `calls` are overdue: the sum of their time limits plus a grace, or
+    /// `nil` when a call has no limit (a job, or a guest call without a time limit).
+    private func replyDeadline(for calls: [RemoteCall]) -> Deadline? {
+        var total = Self.timeLimitGrace
+        for call in calls {
+            guard case .guest(let invocation) = call, let limit = invocation.timeLimit ?? setup.limits.timeLimit else {
+                return nil
+            }
+            total += limit
+        }
+        return Deadline.after(total)
+    }
+
     /// Starts a worker process, configures it and runs the initializer.
     private mutating func start() throws -> WorkerProcess {
         let process = try WorkerProcess.spawn(executable: setup.executable, environment: setup.environment)
@@ -165,13 +191,15 @@ struct ProcessContext: WorkerContext {
                 .int(WireMessage.configure), limits.fuel.map { .int(Int64(clamping: $0)) } ?? .none,
                 limits.memoryBytes.map { .int(Int64($0)) } ?? .none, .int(Int64(limits.maxValueBytes)),
                 .int(Int64(limits.stackBytes)),
-                limits.timeLimit.map { .int($0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000) } ?? .none,
+                limits.timeLimit.map { .int(WireMessage.nanoseconds($0)) } ?? .none,
                 .bool(limits.onMemoryLimit == .refuseGrowth),
             ])
             if let initializer = setup.initializer {
                 try sendModules(for: [initializer], to: process)
                 let request: Value = [.int(WireMessage.initialize), WireMessage.request(for: initializer)]
-                if case .failure(let error) = try WireMessage.decodeOutcome(process.request(request)) {
+                let reply = try process.request(
+                    request, deadline: replyDeadline(for: [initializer]), stoppedTimeout: setup.stoppedWorkerTimeout)
+                if case .failure(let error) = try WireMessage.decodeOutcome(reply) {
                     process.stop()
                     setup.registry.remove(process.pid)
                     throw error
@@ -206,9 +234,12 @@ struct ProcessContext: WorkerContext {
     /// The error for a process that failed while running `what`: it is reaped and forgotten, so
     /// the next task starts a new one.
     private mutating func died(_ process: WorkerProcess, while what: String, because error: any Error) -> ExecutorError {
-        var malformed = false
-        if case ChannelError.malformed = error { malformed = true }
-        let exit = malformed ? process.stop(kill: true) : process.reapAfterFailure()
+        var killed = false
+        switch error {
+        case ChannelError.malformed, ChannelError.unresponsive: killed = true
+        default: break
+        }
+        let exit = killed ? process.stop(kill: true) : process.reapAfterFailure()
         setup.registry.remove(process.pid)
         if self.process === process { self.process = nil }
         tasksRun = 0
@@ -221,6 +252,9 @@ struct ProcessContext: WorkerContext {
         if case ChannelError.malformed(let detail) = error {
             message = "A worker process broke the protocol while running \(what): worker \(process.pid) sent a malformed "
                 + "frame (\(detail)) and was killed; the next task starts a new worker"
+        } else if case ChannelError.unresponsive(let detail) = error {
+            message = "A worker process was killed while running \(what): worker \(process.pid) did not answer, \(detail); "
+                + "the next task starts a new worker"
         } else {
             let how = exit.map { "\($0)" } ?? "stopped responding"
             message = "A process in the process pool was terminated abruptly while running \(what): worker \(process.pid) \(how)"

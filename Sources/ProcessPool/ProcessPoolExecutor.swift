@@ -46,6 +46,10 @@ public final class ProcessPoolExecutor: JobExecutor {
     ///   - limits: Limits for guest calls in the workers.
     ///   - initializer: A job or guest call run once in each worker process before its first
     ///     task. If it fails, the pool breaks (``Futures/ExecutorError`` `.brokenProcessPool`).
+    ///   - stoppedWorkerTimeout: How long a worker that owes replies may stay stopped (`SIGSTOP`,
+    ///     a debugger) before it is killed: its tasks then fail with `.brokenProcessPool` and the
+    ///     next task starts a fresh worker. A stopped worker costs its tasks this long, and
+    ///     `shutdown` at most this long plus two seconds.
     /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for `maxWorkers` or
     ///   `maxTasksPerChild` below 1, or when called inside a worker process (a worker that
     ///   forgot ``ProcessWorker/runIfRequested(jobs:)`` would otherwise start workers of its own);
@@ -56,7 +60,8 @@ public final class ProcessPoolExecutor: JobExecutor {
         workerExecutable: String? = nil,
         environment: [String: String] = [:],
         limits: InterpreterLimits = .default,
-        initializer: Call<Initial>?
+        initializer: Call<Initial>?,
+        stoppedWorkerTimeout: Duration = .seconds(10)
     ) throws {
         let maxWorkers = maxWorkers ?? ProcessorCount.available
         guard maxWorkers > 0 else {
@@ -86,7 +91,7 @@ public final class ProcessPoolExecutor: JobExecutor {
         self.registry = registry
         let setup = ProcessContext.Setup(
             executable: self.workerExecutable, environment: environment, maxTasksPerChild: maxTasksPerChild,
-            limits: limits, initializer: initial, registry: registry)
+            limits: limits, initializer: initial, registry: registry, stoppedWorkerTimeout: stoppedWorkerTimeout)
         pool = WorkerPool(
             configuration: .init(
                 maxWorkers: maxWorkers, threadNamePrefix: "ProcessPoolExecutor-\(nextExecutorNumber())",
@@ -96,7 +101,7 @@ public final class ProcessPoolExecutor: JobExecutor {
     }
 
     /// Creates a pool without an initializer. See
-    /// ``init(maxWorkers:maxTasksPerChild:workerExecutable:environment:limits:initializer:)``.
+    /// ``init(maxWorkers:maxTasksPerChild:workerExecutable:environment:limits:initializer:stoppedWorkerTimeout:)``.
     ///
     /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for bad sizes or inside a worker.
     public convenience init(
@@ -104,11 +109,13 @@ public final class ProcessPoolExecutor: JobExecutor {
         maxTasksPerChild: Int? = nil,
         workerExecutable: String? = nil,
         environment: [String: String] = [:],
-        limits: InterpreterLimits = .default
+        limits: InterpreterLimits = .default,
+        stoppedWorkerTimeout: Duration = .seconds(10)
     ) throws {
         try self.init(
             maxWorkers: maxWorkers, maxTasksPerChild: maxTasksPerChild, workerExecutable: workerExecutable,
-            environment: environment, limits: limits, initializer: Call<Value>?.none)
+            environment: environment, limits: limits, initializer: Call<Value>?.none,
+            stoppedWorkerTimeout: stoppedWorkerTimeout)
     }
 
     deinit {
@@ -172,16 +179,29 @@ public final class ProcessPoolExecutor: JobExecutor {
     /// Stops everything now with SIGTERM: queued work is cancelled, running work fails with
     /// ``Futures/ExecutorError`` `.brokenProcessPool`, and the pool shuts down. Python 3.14's
     /// `terminate_workers()`.
+    ///
+    /// Stopped workers are continued so that they receive the signal; a worker still alive
+    /// ``forceGrace`` after it (one that handles or ignores SIGTERM) is killed, so this returns
+    /// within that time.
     public func terminateWorkers() { forceShutdown(signal: SIGTERM, name: "terminateWorkers()") }
 
     /// Like ``terminateWorkers()`` with SIGKILL. Python 3.14's `kill_workers()`.
     public func killWorkers() { forceShutdown(signal: SIGKILL, name: "killWorkers()") }
 
+    /// How long ``terminateWorkers()`` waits for workers to end before it kills them.
+    public static let forceGrace: Duration = .seconds(2)
+
     private func forceShutdown(signal: Int32, name: String) {
         registry.forcedBy(name)
         pool.shutdown(wait: false, cancelFutures: true)
-        for pid in registry.pids { kill(pid, signal) }
-        pool.waitForWorkers()
+        for pid in registry.pids {
+            kill(pid, signal)
+            kill(pid, SIGCONT)  // a stopped process acts on no signal but SIGKILL until continued
+        }
+        if !pool.waitForWorkers(until: Deadline.after(Self.forceGrace)) {
+            for pid in registry.pids { kill(pid, SIGKILL) }
+            pool.waitForWorkers()
+        }
     }
 }
 

@@ -23,6 +23,8 @@ public enum ProcessWorker {
     /// The environment variable that marks a worker process.
     public static let environmentKey = "CONCURRENT_FUTURES_WORKER"
     static let parentKey = "CONCURRENT_FUTURES_PARENT_PID"
+    /// The lowest descriptor the worker moves its channel to.
+    static let channelDescriptorMinimum: Int32 = 100
 
     /// Whether this process was started as a worker.
     public static var isWorkerProcess: Bool { getenv(environmentKey) != nil }
@@ -48,16 +50,20 @@ public enum ProcessWorker {
         // what it means (futures map lets running calls end); a worker keeps serving, and leaves
         // when its parent does. SIGINT was blocked since the spawn, so none is lost in between.
         cf_ignore_interrupts()
-        let channel = FrameChannel(fd: 3)
-        cf_set_cloexec(3)  // processes the jobs start must not hold the channel open
+        // The channel leaves fd 3 for a high, close-on-exec descriptor: ordinary code that writes
+        // to fd 3, or to the first descriptor it opens, cannot reach it by accident, and the
+        // processes jobs start do not inherit it.
+        let fd = cf_move_descriptor(3, channelDescriptorMinimum)
+        guard fd >= 0 else { _exit(70) }
+        let channel = FrameChannel(fd: fd)
         var registry: [String: any AnyJob] = [:]
         for job in jobs where registry[job.name] == nil { registry[job.name] = job }
         var state = WorkerState(registry: registry)
         do {
-            try channel.send([.int(WireMessage.ready), .int(Int64(getpid())), .int(WireMessage.protocolVersion)])
+            try channel.send([.int(WireMessage.ready), .int(Int64(getpid())), .int(WireMessage.protocolVersion)], id: 0)
             while true {
                 let request = try channel.receive()
-                if let reply = state.handle(request) { try channel.send(reply) }
+                if let reply = state.handle(request.message) { try channel.send(reply, id: request.id) }
             }
         } catch {
             exit(0)
@@ -86,7 +92,7 @@ private struct WorkerState {
                 case .bytes(let bytes) = fields[3]
             else { return nil }
             do {
-                modules[id] = try GuestModule(bytes: bytes, name: name)
+                modules[id] = try GuestModule(bytes: bytes, name: name, limits: limits)
             } catch {
                 moduleErrors[id] = error
             }
@@ -134,7 +140,7 @@ private struct WorkerState {
             }
             return Result { try job.invoke(encoded: fields[2]) }
         case WireMessage.callGuest:
-            guard fields.count == 5, case .int(let id) = fields[1], case .string(let function) = fields[2],
+            guard fields.count == 6, case .int(let id) = fields[1], case .string(let function) = fields[2],
                 case .array(let arguments) = fields[3]
             else { return .failure(RemoteError(.jobFailed, "unreadable guest call")) }
             if let error = moduleErrors[id] { return .failure(error) }
@@ -143,9 +149,12 @@ private struct WorkerState {
             }
             var fuel: UInt64?
             if case .int(let budget) = fields[4] { fuel = UInt64(clamping: budget) }
+            var timeLimit: Duration?
+            if case .int(let nanoseconds) = fields[5] { timeLimit = .nanoseconds(nanoseconds) }
             let interpreter = self.interpreter ?? Interpreters.create(limits: limits)
             self.interpreter = interpreter
-            let invocation = GuestInvocation(module: module, function: function, arguments: arguments, fuel: fuel)
+            let invocation = GuestInvocation(
+                module: module, function: function, arguments: arguments, fuel: fuel, timeLimit: timeLimit)
             if install { return Result { try interpreter.install(initializer: invocation) } }
             return Result { try interpreter.run(invocation, wait: false) }
         default:

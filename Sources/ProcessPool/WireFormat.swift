@@ -1,15 +1,22 @@
 import Futures
 import Interpreters
 
-/// The messages between a process pool and its workers, on a socket pair: each frame is a
-/// 4-byte little-endian length and a ``Futures/Value`` in its binary form, always an array whose
-/// first element is the message tag. Values, errors and whole batches reuse the one encoding.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The messages between a process pool and its workers, on a socket pair. Each frame is a
+/// 16-byte header (the marker `CFW2`, the payload length as a little-endian `UInt32`, and the
+/// request id as a little-endian `UInt64`) and a ``Futures/Value`` in its binary form, always an
+/// array whose first element is the message tag. Values, errors and whole batches reuse the one
+/// encoding. A reply carries the id of the request it answers; the parent kills a worker whose
+/// reply names another request, or whose frame is malformed, as corrupt.
 enum WireMessage {
     // Parent to worker.
     static let loadModule: Int64 = 1  // [1, module id, name, bytes]
     static let configure: Int64 = 2  // [2, fuel | none, memory | none, max value, stack, time limit ns | none, refuse growth]
     static let callJob: Int64 = 3  // [3, job name, argument]
-    static let callGuest: Int64 = 4  // [4, module id, function, [arguments], fuel | none]
+    static let callGuest: Int64 = 4  // [4, module id, function, [arguments], fuel | none, time limit ns | none]
     static let batch: Int64 = 5  // [5, [call, ...]]
     static let initialize: Int64 = 6  // [6, call]: run now, and again after the interpreter is reset
     // Worker to parent.
@@ -18,7 +25,7 @@ enum WireMessage {
     static let failure: Int64 = 18  // [18, error]
     static let batchResult: Int64 = 19  // [19, [[17, value] | [18, error], ...]]
 
-    static let protocolVersion: Int64 = 1
+    static let protocolVersion: Int64 = 2
     /// The largest frame either side accepts.
     static let maximumFrame = 1 << 30
 
@@ -32,10 +39,20 @@ enum WireMessage {
             return [
                 .int(callGuest), .int(Int64(id)), .string(invocation.function), .array(invocation.arguments),
                 invocation.fuel.map { .int(Int64(clamping: $0)) } ?? .none,
+                invocation.timeLimit.map { .int(nanoseconds($0)) } ?? .none,
             ]
-        case .unencodable(let error):
-            preconditionFailure("an unencodable call reached the wire: \(error)")
+        case .unencodable:
+            // Never sent: the call's future failed when it was submitted. Should one get here, the
+            // worker answers it with an error.
+            return [.int(callJob), .string(""), .none]
         }
+    }
+
+    /// A duration in whole nanoseconds, clamped to `Int64`.
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? (seconds < 0 ? .min : .max) : whole &+ attoseconds / 1_000_000_000
     }
 
     static func outcome(_ result: Result<Value, any Error>) -> Value {
@@ -112,37 +129,83 @@ enum WireMessage {
     }
 }
 
-/// One end of the socket between a pool and a worker, exchanging length-prefixed frames.
+/// One frame: the id of the request it belongs to, and its message.
+struct Frame {
+    let id: UInt64
+    let message: Value
+}
+
+/// One end of the socket between a pool and a worker, exchanging framed messages.
 struct FrameChannel {
     let fd: Int32
 
-    func send(_ message: Value) throws(ChannelError) {
+    /// `CFW2`, the first four bytes of every frame.
+    static let marker: UInt32 = 0x3257_4643
+    static let headerBytes = 16
+    /// How long the rest of a frame may take once its first byte arrived: the sender writes a
+    /// frame in one go, so a longer stall means the stream is corrupt (a stray write that looked
+    /// like the start of a frame), not that the peer is slow.
+    static let stallMilliseconds: Int32 = 10_000
+
+    func send(_ message: Value, id: UInt64) throws(ChannelError) {
         var writer = ByteWriter(capacity: 64)
         writer.writeFixed(UInt32(0))
+        writer.writeFixed(UInt32(0))
+        writer.writeFixed(UInt64(0))
         writer.write(message)
-        let length = UInt32(writer.bytes.count - 4)
-        writer.bytes.withUnsafeMutableBytes { raw in raw.storeBytes(of: length.littleEndian, as: UInt32.self) }
+        let length = UInt32(writer.bytes.count - Self.headerBytes)
+        writer.bytes.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: Self.marker.littleEndian, toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: length.littleEndian, toByteOffset: 4, as: UInt32.self)
+            raw.storeBytes(of: id.littleEndian, toByteOffset: 8, as: UInt64.self)
+        }
         let status = writer.bytes.withUnsafeBytes { cf_send_all(fd, $0.baseAddress, $0.count) }
         if status != 0 { throw ChannelError.closed(errno: status) }
     }
 
-    func receive() throws(ChannelError) -> Value {
-        var header: UInt32 = 0
-        let status = withUnsafeMutableBytes(of: &header) { cf_receive_all(fd, $0.baseAddress, 4) }
-        if status == -1 { throw ChannelError.endOfStream }
-        if status != 0 { throw ChannelError.closed(errno: status) }
-        let length = Int(UInt32(littleEndian: header))
+    /// Receives one frame, waiting up to `firstMilliseconds` for it to start (negative: forever).
+    func receive(firstMilliseconds: Int32 = -1) throws(ChannelError) -> Frame {
+        // The marker first: bytes that are not a frame are refused as soon as four arrived.
+        var marker: UInt32 = 0
+        let markerStatus = withUnsafeMutableBytes(of: &marker) {
+            cf_receive_within(fd, $0.baseAddress, 4, firstMilliseconds, Self.stallMilliseconds)
+        }
+        try check(markerStatus, during: "a frame header")
+        guard UInt32(littleEndian: marker) == Self.marker else {
+            throw ChannelError.malformed("bytes that are not a frame (marker 0x\(String(UInt32(littleEndian: marker), radix: 16)))")
+        }
+        var header = [UInt8](repeating: 0, count: Self.headerBytes - 4)
+        let status = header.withUnsafeMutableBytes {
+            cf_receive_within(fd, $0.baseAddress, Self.headerBytes - 4, Self.stallMilliseconds, Self.stallMilliseconds)
+        }
+        try check(status, during: "a frame header")
+        let (length, id) = header.withUnsafeBytes { raw in
+            (
+                Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self))),
+                UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 4, as: UInt64.self))
+            )
+        }
         guard length > 0, length <= WireMessage.maximumFrame else {
             throw ChannelError.malformed("a frame of \(length) bytes")
         }
         var payload = [UInt8](repeating: 0, count: length)
-        let bodyStatus = payload.withUnsafeMutableBytes { cf_receive_all(fd, $0.baseAddress, length) }
-        if bodyStatus == -1 { throw ChannelError.endOfStream }
-        if bodyStatus != 0 { throw ChannelError.closed(errno: bodyStatus) }
+        let bodyStatus = payload.withUnsafeMutableBytes {
+            cf_receive_within(fd, $0.baseAddress, length, Self.stallMilliseconds, Self.stallMilliseconds)
+        }
+        try check(bodyStatus, during: "a frame of \(length) bytes")
         do {
-            return try Value(decoding: payload)
+            return Frame(id: id, message: try Value(decoding: payload))
         } catch {
             throw ChannelError.malformed("\(error)")
+        }
+    }
+
+    private func check(_ status: Int32, during what: String) throws(ChannelError) {
+        switch status {
+        case 0: return
+        case -1: throw ChannelError.endOfStream
+        case ETIMEDOUT: throw ChannelError.malformed("\(what) stopped arriving for \(Self.stallMilliseconds / 1000) s")
+        default: throw ChannelError.closed(errno: status)
         }
     }
 }
@@ -152,12 +215,15 @@ enum ChannelError: Error, CustomStringConvertible {
     case endOfStream
     case closed(errno: Int32)
     case malformed(String)
+    /// The worker did not answer in time (stopped, or past the calls' time limits): it is killed.
+    case unresponsive(String)
 
     var description: String {
         switch self {
         case .endOfStream: "the connection was closed"
         case .closed(let errno): "the connection failed (errno \(errno))"
         case .malformed(let what): "malformed frame: \(what)"
+        case .unresponsive(let what): what
         }
     }
 }

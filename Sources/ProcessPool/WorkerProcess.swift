@@ -13,6 +13,8 @@ final class WorkerProcess {
     private var exited: ExecutorError.WorkerExit?
     /// The modules already sent to this process.
     var loadedModules: Set<Int> = []
+    /// The id of the last request; each request gets the next, and its reply must carry it.
+    private var lastRequestID = UInt64.random(in: 1...(UInt64.max / 2))
 
     private init(pid: pid_t, fd: Int32) {
         self.pid = pid
@@ -54,10 +56,30 @@ final class WorkerProcess {
             guard cf_wait_readable(fds[0], WorkerProcess.readyTimeoutMilliseconds) == 1 else {
                 throw ChannelError.malformed("no ready message within \(WorkerProcess.readyTimeoutMilliseconds / 1000) s")
             }
-            let hello = try process.channel.receive()
+            let hello = try process.channel.receive().message
             guard case .array(let fields) = hello, fields.first == .int(WireMessage.ready) else {
                 throw ChannelError.malformed("expected the ready message, got \(hello)")
             }
+            guard fields.count >= 3, fields[2] == .int(WireMessage.protocolVersion) else {
+                let exit = process.stop(kill: true)
+                let theirs = fields.count >= 3 ? "\(fields[2])" : "an unknown version"
+                throw ExecutorError(
+                    .brokenProcessPool,
+                    "A worker process did not start: \(executable) speaks worker protocol version \(theirs), this library "
+                        + "speaks version \(WireMessage.protocolVersion). Rebuild the worker program with the same "
+                        + "ConcurrentFutures version as the program that starts it.",
+                    workerExit: exit)
+            }
+        } catch let error as ExecutorError {
+            throw error
+        } catch ChannelError.malformed(let detail) where detail.hasPrefix("bytes that are not a frame") {
+            let exit = process.stop(kill: true)
+            throw ExecutorError(
+                .brokenProcessPool,
+                "A worker process did not start: \(executable) answered in another worker protocol (\(detail)); this "
+                    + "library speaks version \(WireMessage.protocolVersion). Rebuild the worker program with the same "
+                    + "ConcurrentFutures version as the program that starts it.",
+                workerExit: exit)
         } catch {
             let exit = process.stop(kill: true)
             throw ExecutorError(
@@ -73,14 +95,56 @@ final class WorkerProcess {
 
     /// Sends a request that has no reply.
     func post(_ message: Value) throws(ChannelError) {
-        try channel.send(message)
+        lastRequestID &+= 1
+        try channel.send(message, id: lastRequestID)
     }
 
-    /// Sends a request and waits for the reply.
-    func request(_ message: Value) throws(ChannelError) -> Value {
-        try channel.send(message)
-        return try channel.receive()
+    /// Sends a request and waits for its reply.
+    ///
+    /// The wait is bounded: by `deadline` when the request has one (calls under a time limit),
+    /// and by `stoppedTimeout` while the process is stopped (`SIGSTOP`, a debugger). Past either,
+    /// the process is killed and the request fails with ``ChannelError/unresponsive(_:)``.
+    ///
+    /// - Throws: ``ChannelError``; `.malformed` for a reply that is not well formed or answers
+    ///   another request (something else wrote to the channel).
+    func request(_ message: Value, deadline: Deadline? = nil, stoppedTimeout: Duration) throws(ChannelError) -> Value {
+        lastRequestID &+= 1
+        let id = lastRequestID
+        try channel.send(message, id: id)
+        var stoppedSince: Deadline?
+        while true {
+            let wait = Int32(clamping: Self.pollMilliseconds)
+            switch cf_wait_readable(channel.fd, wait) {
+            case 1:
+                let reply = try channel.receive(firstMilliseconds: 0)
+                guard reply.id == id else {
+                    throw ChannelError.malformed(
+                        "a reply to request \(reply.id) while request \(id) was waiting (something other than the worker "
+                            + "wrote to its channel)")
+                }
+                return reply.message
+            case 0:
+                break
+            default:
+                throw ChannelError.closed(errno: errno)
+            }
+            if let deadline, deadline.hasPassed {
+                throw ChannelError.unresponsive("it did not answer within the calls' time limits")
+            }
+            if cf_process_state(pid) == CChar(UInt8(ascii: "T")) || cf_process_state(pid) == CChar(UInt8(ascii: "t")) {
+                let since = stoppedSince ?? Deadline.now
+                stoppedSince = since
+                if Deadline.now.nanoseconds &- since.nanoseconds >= UInt64(WireMessage.nanoseconds(stoppedTimeout)) {
+                    throw ChannelError.unresponsive("it was stopped (SIGSTOP or a debugger) for more than \(stoppedTimeout)")
+                }
+            } else {
+                stoppedSince = nil
+            }
+        }
     }
+
+    /// How often a waiting request checks its deadline and whether the process is stopped.
+    static let pollMilliseconds = 200
 
     /// Ends the process: closes the channel (the worker exits on end of file), waits a moment,
     /// then kills it. With `kill`, kills at once. Reaps it and returns how it ended.

@@ -3,17 +3,25 @@ import Foundation
 /// Formats benchmark rows as a table or JSON.
 enum BenchReport {
     static func json(_ rows: [BenchRow]) -> String {
-        let objects: [[String: Any]] = rows.map { row in
+        var objects: [[String: Any]] = rows.map { row in
             var object: [String: Any] = [
                 "benchmark": row.benchmark, "executor": row.executor, "guest": row.guest,
                 "workers": row.workers, "runs": row.seconds.count,
                 "median_s": row.median, "min_s": row.min, "max_s": row.max,
             ]
-            for (key, value) in row.extra { object[key] = value }
+            // JSON has no infinities or NaNs: a figure that is not finite is written as null.
+            for (key, value) in row.extra { object[key] = value.isFinite ? value : NSNull() }
             if !row.note.isEmpty { object["note"] = row.note }
             return object
         }
-        let data = try! JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])
+        for index in objects.indices {
+            for key in ["median_s", "min_s", "max_s"] where !((objects[index][key] as? Double)?.isFinite ?? true) {
+                objects[index][key] = NSNull()
+            }
+        }
+        guard let data = try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys]) else {
+            return "[]"
+        }
         return String(decoding: data, as: UTF8.self)
     }
 

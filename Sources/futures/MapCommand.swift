@@ -1,6 +1,7 @@
 import ArgumentParser
 import CFuturesShims
 import ConcurrentFutures
+import DequeModule
 import Dispatch
 @preconcurrency import Foundation
 
@@ -16,10 +17,14 @@ struct MapCommand: FuturesSubcommand {
         abstract: "Run a guest function over inputs (one per line) on an executor; results in input order.",
         discussion: """
             Each input line is one JSON value (null, true, 42, 1.5, "text", [1, "two"]); a line that does \
-            not start like JSON is a bare string. Results are written one JSON value per line. A failing \
-            input is reported on standard error with its line number and the map goes on; the exit \
-            status is 1 when any input failed, 130 when interrupted. Ctrl-C cancels the queued inputs, \
-            lets running calls end, and reports what was done.
+            not start like JSON is a bare string. Output line N is input line N's result, as one JSON value; \
+            an input that fails gives {"line": N, "error": "..."} instead (a result is never a JSON object with an "error" key), \
+            and a blank input line gives a blank output line. Failures are also reported on standard error \
+            with their line numbers, and the map goes on; the exit status is 1 when any input failed, 130 \
+            when interrupted. Results are written as they come, line by line, even into a pipe. What guests \
+            and workers print goes to standard error, never among the results. Ctrl-C cancels the queued \
+            inputs, lets running calls end, and reports what was done; a second Ctrl-C stops at once, \
+            workers included.
             """)
 
     @Argument(help: "A .wasm or .wat file (or a bundled module: Tasks.wasm, Examples.wasm, faults.wasm).")
@@ -43,7 +48,7 @@ struct MapCommand: FuturesSubcommand {
     @Option(help: "A fuel budget per call (about one unit per WebAssembly instruction).")
     var fuel: UInt64?
 
-    @Option(help: "A time limit per call, in seconds.")
+    @Option(help: "A time limit per call, in seconds (on every executor).")
     var timeout: Double?
 
     @Flag(help: "Stop at the first failing input.")
@@ -57,7 +62,9 @@ struct MapCommand: FuturesSubcommand {
 
     mutating func validate() throws {
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
-        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+        if let timeout, !(timeout > 0) || timeout > 1e9 {
+            throw ValidationError("--timeout must be a positive number of seconds")
+        }
         if let input, input != "-", !FileManager.default.isReadableFile(atPath: input) {
             throw ValidationError("cannot read input file \(input)")
         }
@@ -65,22 +72,27 @@ struct MapCommand: FuturesSubcommand {
 
     func execute() async throws {
         let guest = try ModuleLoading.module(module)
-        let call: GuestFunction<Value>
+        var call: GuestFunction<Value>
         do {
             call = try guest.function(function, returning: Value.self)
         } catch {
             throw CommandFailure(error.message)
         }
-        let limits = InterpreterLimits(fuel: fuel, timeLimit: timeout.map { .nanoseconds(Int64($0 * 1e9)) })
+        let timeLimit = timeout.map { Duration.nanoseconds(Int64($0 * 1e9)) }
+        let limits = InterpreterLimits(fuel: fuel, timeLimit: timeLimit)
+        // The thread pool runs guests in the shared main interpreter: the limits go with each call.
+        call = call.withFuel(fuel).withTimeLimit(timeLimit)
         let workers = self.workers ?? ProcessorCount.available
+        let results = try ResultWriter()
         let outcome: MapOutcome
         switch executor {
         case .interpreter:
-            outcome = try run(on: InterpreterPoolExecutor(maxWorkers: workers, modules: [guest], limits: limits), call)
+            outcome = try run(on: InterpreterPoolExecutor(maxWorkers: workers, modules: [guest], limits: limits), call, results)
         case .thread:
-            outcome = try run(on: ThreadPoolExecutor(maxWorkers: workers), call.withFuel(fuel))
+            outcome = try run(on: ThreadPoolExecutor(maxWorkers: workers), call, results)
         case .process:
-            outcome = try run(on: ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path, limits: limits), call)
+            let pool = try ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path, limits: limits)
+            outcome = try run(on: pool, call, results) { for pid in pool.workerProcessIDs { kill(pid, SIGKILL) } }
         }
         if outcome.interrupted {
             writeError("interrupted: \(outcome.succeeded + outcome.failed) of \(outcome.read) inputs done, "
@@ -100,83 +112,115 @@ struct MapCommand: FuturesSubcommand {
         var interrupted = false
     }
 
-    /// Streams the inputs through `pool`, a window of them in flight at a time.
-    private func run<E: Executor>(on pool: E, _ function: GuestFunction<Value>) throws -> MapOutcome {
+    /// Streams the inputs through `pool`: a thread of its own reads, parses and submits lines
+    /// (a window of them in flight at a time), while this one writes each result as soon as it
+    /// is its turn, so that neither waits for the other. `stopWorkers` kills worker processes on
+    /// a second Ctrl-C.
+    private func run<E: Executor>(
+        on pool: E, _ function: GuestFunction<Value>, _ results: ResultWriter, stopWorkers: @escaping @Sendable () -> Void = {}
+    ) throws -> MapOutcome {
         let lines = try LineReader(path: input)
-        let total = lines.countIfFile()
-        let interruption = Interruption { pool.shutdown(wait: false, cancelFutures: true) }
+        let progress = Progress(enabled: !quiet && isatty(2) == 1)
+        if progress.enabled, let path = lines.path { progress.countLines(of: path) }
+        let intake = Intake(window: Swift.max(8, (workers ?? ProcessorCount.available) * 8))
+        let interruption = Interruption(
+            onInterrupt: {
+                intake.stop()
+                pool.shutdown(wait: false, cancelFutures: true)
+            },
+            onSecondInterrupt: {
+                writeError("\ninterrupted again: stopping now")
+                stopWorkers()
+                _exit(130)
+            })
         defer { interruption.stop() }
-        let progress = Progress(total: total, enabled: !quiet && isatty(2) == 1)
-        var outcome = MapOutcome()
-        var pending: [(line: Int, future: Future<Value>)] = []
-        var lineNumber = 0
-        var exhausted = false
-        let window = Swift.max(8, (workers ?? ProcessorCount.available) * 8)
-        var stop = false
+        let spread = self.spread
+        Thread.detachNewThread {
+            Self.feed(lines, to: intake, pool: pool, function: function, spread: spread)
+        }
 
-        func report(_ line: Int, _ result: Result<Value, any Error>) {
+        var outcome = MapOutcome()
+        var stop = false
+        func report(_ entry: Intake.Entry, _ result: Result<Value, any Error>?) {
+            let prefix = unordered ? "\(entry.line)\t" : ""
             switch result {
-            case .success(let value):
+            case nil:
+                results.write(prefix)
+            case .success(let value)?:
                 outcome.succeeded += 1
-                writeOutput(unordered ? "\(line)\t\(ValueJSON.render(value))" : ValueJSON.render(value))
-            case .failure(let error as ExecutorError) where error.code == .cancelled:
+                results.write(prefix + ValueJSON.render(value))
+            case .failure(let error as ExecutorError)? where error.code == .cancelled:
                 break
-            case .failure(let error):
+            case .failure(let error)?:
                 outcome.failed += 1
+                let message = describe(error)
                 progress.clear()
-                writeError("line \(line): \(describe(error))")
+                writeError("line \(entry.line): \(message)")
+                results.write(prefix + "{\"line\":\(entry.line),\"error\":\(ValueJSON.quote(message))}")
                 if failFast { stop = true }
             }
+            intake.completed()
             progress.update(done: outcome.succeeded + outcome.failed)
         }
 
+        var pending: [Intake.Entry] = []
         while !stop, !interruption.happened {
-            while !exhausted, !stop, pending.count < window, !interruption.happened {
-                guard let text = lines.next() else {
-                    exhausted = true
-                    break
-                }
-                lineNumber += 1
-                if text.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-                outcome.read += 1
-                let value: Value
-                do {
-                    value = try ValueJSON.parse(line: text)
-                } catch {
-                    // Reported in its turn, so that errors come in input order too.
-                    let failed = Future<Value>()
-                    failed.complete(.failure(CommandFailure("cannot parse the input: \(error)")))
-                    pending.append((lineNumber, failed))
-                    continue
-                }
-                let arguments: [Value]
-                if spread, case .array(let elements) = value { arguments = elements } else { arguments = [value] }
-                do {
-                    pending.append((lineNumber, try pool.submit(function.call(arguments: arguments))))
-                } catch {
-                    report(lineNumber, .failure(error))
-                    exhausted = true
-                }
-            }
-            if pending.isEmpty { break }
             if unordered {
-                let done = wait(pending.map(\.future), returnWhen: .firstCompleted).done
-                let (finished, rest) = (pending.filter { done.contains($0.future) }, pending.filter { !done.contains($0.future) })
-                pending = rest
-                for (line, future) in finished.sorted(by: { $0.line < $1.line }) { report(line, result(of: future)) }
+                pending += pending.isEmpty ? intake.next().map { [$0] } ?? [] : intake.available()
+                if pending.isEmpty { break }
+                let done = wait(pending.compactMap(\.future), timeout: .milliseconds(100), returnWhen: .firstCompleted).done
+                let finished = pending.filter { $0.future.map(done.contains) ?? true }
+                pending.removeAll { $0.future.map(done.contains) ?? true }
+                for entry in finished.sorted(by: { $0.line < $1.line }) { report(entry, entry.future.map(result)) }
             } else {
-                let (line, future) = pending.removeFirst()
-                report(line, result(of: future))
+                guard let entry = intake.next() else { break }
+                report(entry, entry.future.map(result))
             }
         }
-        if stop {
-            for entry in pending { entry.future.cancel() }
-        }
+        intake.stop()
         pool.shutdown(wait: true, cancelFutures: true)
-        for (line, future) in pending where future.done && !future.cancelled && !stop { report(line, result(of: future)) }
+        // After Ctrl-C: what finished is still reported, in order, up to the first line that did not.
+        if !stop {
+            for entry in pending + intake.available() {
+                if let future = entry.future, !future.done || future.cancelled { break }
+                report(entry, entry.future.map(result))
+            }
+        }
         progress.clear()
+        outcome.read = intake.read
         outcome.interrupted = interruption.happened
         return outcome
+    }
+
+    /// Reads, parses and submits the lines until the input ends or the intake stops.
+    private static func feed<E: Executor>(
+        _ lines: LineReader, to intake: Intake, pool: E, function: GuestFunction<Value>, spread: Bool
+    ) {
+        var lineNumber = 0
+        while let next = lines.next() {
+            lineNumber += 1
+            var future: Future<Value>?
+            do {
+                if let value = try ValueJSON.parse(line: next.get()) {
+                    let arguments: [Value]
+                    if spread, case .array(let elements) = value { arguments = elements } else { arguments = [value] }
+                    do {
+                        future = try pool.submit(function.call(arguments: arguments))
+                    } catch {
+                        future = Future<Value>()
+                        future?.complete(.failure(error))
+                        _ = intake.push(Intake.Entry(line: lineNumber, future: future), counted: true)
+                        break
+                    }
+                }
+            } catch {
+                // Reported in its turn, so that output and errors stay in input order.
+                future = Future<Value>()
+                future?.complete(.failure(CommandFailure("cannot parse the input: \(error)")))
+            }
+            guard intake.push(Intake.Entry(line: lineNumber, future: future), counted: future != nil) else { break }
+        }
+        intake.finish()
     }
 
     private func result(of future: Future<Value>) -> Result<Value, any Error> {
@@ -206,10 +250,132 @@ extension GuestFunction {
     }
 }
 
-/// Reads lines from a file or standard input, one at a time.
-final class LineReader {
+/// The lines in flight between the thread that reads and submits them and the one that writes
+/// their results: at most `window` at a time, in input order.
+final class Intake: @unchecked Sendable {
+    /// One input line: its number and the future of its result (`nil` for a blank line).
+    struct Entry {
+        let line: Int
+        let future: Future<Value>?
+    }
+
+    private let condition = NSCondition()
+    private var entries = Deque<Entry>()
+    private var inFlight = 0
+    private var finished = false
+    private var stopped = false
+    private var readCount = 0
+    let window: Int
+
+    init(window: Int) { self.window = window }
+
+    /// The number of inputs read (blank lines not counted).
+    var read: Int { condition.withLock { readCount } }
+
+    /// Adds an entry, waiting while the window is full; `false` once stopped.
+    func push(_ entry: Entry, counted: Bool) -> Bool {
+        condition.withLock {
+            while inFlight >= window, !stopped { condition.wait() }
+            guard !stopped else {
+                entry.future?.cancel()
+                return false
+            }
+            if counted { readCount += 1 }
+            inFlight += 1
+            entries.append(entry)
+            condition.broadcast()
+            return true
+        }
+    }
+
+    /// The next entry in input order, waiting for it; `nil` at the end or once stopped.
+    func next() -> Entry? {
+        condition.withLock {
+            while entries.isEmpty, !finished, !stopped { condition.wait() }
+            return stopped ? nil : entries.popFirst()
+        }
+    }
+
+    /// The entries ready now, without waiting.
+    func available() -> [Entry] {
+        condition.withLock {
+            defer { entries.removeAll() }
+            return Array(entries)
+        }
+    }
+
+    /// One entry was reported: room for another.
+    func completed() {
+        condition.withLock {
+            inFlight -= 1
+            condition.broadcast()
+        }
+    }
+
+    /// The input ended.
+    func finish() {
+        condition.withLock {
+            finished = true
+            condition.broadcast()
+        }
+    }
+
+    /// No more lines are read or handed out.
+    func stop() {
+        condition.withLock {
+            stopped = true
+            condition.broadcast()
+        }
+    }
+}
+
+/// Where results go: the original standard output, written line by line with `write(2)`, so
+/// that a consumer at the other end of a pipe sees each result as soon as it is known.
+///
+/// Standard output itself (descriptor 1) is pointed at standard error for the rest of the run:
+/// whatever else writes there (a guest's `cf.write(1, ...)`, a library's `print`, worker
+/// processes, which inherit it) lands on standard error and never among the results.
+final class ResultWriter {
+    private let fd: Int32
+
+    init() throws {
+        fd = dup(1)
+        guard fd >= 0 else { throw CommandFailure("cannot duplicate standard output") }
+        cf_set_cloexec(fd)
+        fflush(stdout)
+        dup2(2, 1)
+    }
+
+    deinit { close(fd) }
+
+    func write(_ line: String) {
+        var text = line + "\n"
+        text.withUTF8 { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                offset += written
+            }
+        }
+    }
+}
+
+/// Reads lines from a file or standard input, one at a time, as they come.
+///
+/// A line is bytes up to `\n`, with a trailing `\r` removed (CRLF input). A line holding a
+/// NUL byte or bytes that are not UTF-8 is refused on its own; the others go on.
+final class LineReader: @unchecked Sendable {
     private let file: UnsafeMutablePointer<FILE>
-    private let path: String?
+    /// The input file, or `nil` for standard input.
+    let path: String?
+
+    struct BadLine: Error, CustomStringConvertible {
+        let description: String
+    }
 
     init(path: String?) throws {
         self.path = path == "-" ? nil : path
@@ -223,26 +389,27 @@ final class LineReader {
 
     deinit { if path != nil { fclose(file) } }
 
-    func next() -> String? {
+    /// The next line, `.failure` for a line that cannot be text, or `nil` at the end.
+    func next() -> Result<String, BadLine>? {
         var line: UnsafeMutablePointer<CChar>?
         var capacity = 0
         defer { free(line) }
         let length = getline(&line, &capacity, file)
         guard length >= 0, let line else { return nil }
-        var text = String(cString: line)
-        if text.hasSuffix("\n") { text.removeLast() }
-        return text
-    }
-
-    /// The number of non-empty lines, when reading a file.
-    func countIfFile() -> Int? {
-        guard let path, let data = FileManager.default.contents(atPath: path) else { return nil }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.count
+        var bytes = UnsafeRawBufferPointer(start: line, count: length)
+        if bytes.last == 0x0A { bytes = UnsafeRawBufferPointer(rebasing: bytes.dropLast()) }
+        if bytes.last == 0x0D { bytes = UnsafeRawBufferPointer(rebasing: bytes.dropLast()) }
+        if bytes.contains(0) { return .failure(BadLine(description: "the line contains a NUL byte")) }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            return .failure(BadLine(description: "the line is not UTF-8 text"))
+        }
+        return .success(text)
     }
 }
 
 /// Ctrl-C handling: the first SIGINT runs `onInterrupt` (cancelling the queued work); the map
-/// then stops reading, lets running calls end, and reports.
+/// then stops reading, lets running calls end, and reports. A second SIGINT runs
+/// `onSecondInterrupt`, which ends the run at once.
 ///
 /// A signal handler writes to a pipe that a thread of its own reads. The handler is in place when
 /// `init` returns, so a Ctrl-C that comes later is never lost; a Dispatch signal source registers
@@ -253,7 +420,7 @@ final class Interruption: @unchecked Sendable {
     private let flag = NSLock()
     private var interrupted = false
 
-    init(onInterrupt: @escaping @Sendable () -> Void) {
+    init(onInterrupt: @escaping @Sendable () -> Void, onSecondInterrupt: @escaping @Sendable () -> Void) {
         var ends: [Int32] = [-1, -1]
         if pipe(&ends) == 0 {
             ends.forEach(cf_set_cloexec)
@@ -273,7 +440,13 @@ final class Interruption: @unchecked Sendable {
                     defer { interrupted = true }
                     return !interrupted
                 }
-                if first { onInterrupt() }
+                if first {
+                    // Cancelling runs on a thread of its own, so that this one is free for a
+                    // second Ctrl-C even while the cancellation waits on the pool.
+                    Thread.detachNewThread { onInterrupt() }
+                } else {
+                    onSecondInterrupt()
+                }
             }
             close(readEnd)
         }
@@ -290,15 +463,42 @@ final class Interruption: @unchecked Sendable {
 }
 
 /// A progress bar with rate and ETA on standard error.
-final class Progress {
-    private let total: Int?
-    private let enabled: Bool
+final class Progress: @unchecked Sendable {
+    let enabled: Bool
     private let start = Date()
     private var lastDraw = Date.distantPast
+    private let lock = NSLock()
+    private var total: Int?
 
-    init(total: Int?, enabled: Bool) {
-        self.total = total
+    init(enabled: Bool) {
         self.enabled = enabled
+    }
+
+    /// Counts the non-blank lines of `path` on a thread of its own, reading it in chunks, so that
+    /// neither the first result nor memory waits for a large input; the bar shows a total once
+    /// the count is known.
+    func countLines(of path: String) {
+        Thread.detachNewThread { [self] in
+            guard let file = fopen(path, "r") else { return }
+            defer { fclose(file) }
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            var count = 0
+            var lineHasText = false
+            while true {
+                let read = fread(&buffer, 1, buffer.count, file)
+                if read <= 0 { break }
+                for byte in buffer[0..<read] {
+                    if byte == 0x0A {
+                        if lineHasText { count += 1 }
+                        lineHasText = false
+                    } else if byte != 0x20, byte != 0x09, byte != 0x0D {
+                        lineHasText = true
+                    }
+                }
+            }
+            if lineHasText { count += 1 }
+            lock.withLock { total = count }
+        }
     }
 
     func update(done: Int) {
@@ -307,10 +507,10 @@ final class Progress {
         let elapsed = Date().timeIntervalSince(start)
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         var line = "\r\(done)"
-        if let total, total > 0 {
+        if let total = lock.withLock({ total }), total > 0 {
             let fraction = Swift.min(1, Double(done) / Double(total))
             let filled = Int(fraction * 30)
-            let eta = rate > 0 ? Double(total - done) / rate : 0
+            let eta = rate > 0 ? Double(Swift.max(0, total - done)) / rate : 0
             line = "\r[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
                 + "] \(done)/\(total)  \(Int(rate))/s  ETA \(Int(eta) / 60):" + String(format: "%02d", Int(eta) % 60)
         } else {
@@ -322,10 +522,6 @@ final class Progress {
     func clear() {
         if enabled { writeStandardErrorRaw("\r\u{1B}[K") }
     }
-}
-
-func writeOutput(_ line: String) {
-    print(line)
 }
 
 func writeError(_ line: String) {

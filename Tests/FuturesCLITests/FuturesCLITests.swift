@@ -24,6 +24,12 @@ struct Run {
         return nil
     }
     var outputLines: [String] { output.split(separator: "\n").map(String.init) }
+    /// Every output line, blank ones included.
+    var allOutputLines: [String] {
+        var lines = output.components(separatedBy: "\n")
+        if lines.last == "" { lines.removeLast() }
+        return lines
+    }
 }
 
 /// Standard input read from an unlinked temporary file holding `text`.
@@ -85,11 +91,50 @@ struct FuturesCLITests {
     @Test func failingAndUnparseableInputsAreReportedByLineAndTheMapGoesOn() async throws {
         let run = try await futures(["map", "faults.wasm", "divide", "--spread"], input: "[10, 2]\n[1, 0]\n[oops\n[9, 3]\n")
         #expect(run.exitCode == 1)
-        #expect(run.outputLines == ["5", "3"])
+        let lines = run.allOutputLines
+        #expect(lines.count == 4 && lines[0] == "5" && lines[3] == "3", "\(lines)")
+        #expect(lines[1].hasPrefix("{\"line\":2,\"error\":\"divideByZero in divide"))
+        #expect(lines[2].hasPrefix("{\"line\":3,\"error\":\"cannot parse the input"))
         let errors = run.error.split(separator: "\n").map(String.init)
         #expect(errors.contains { $0.hasPrefix("line 2: divideByZero in divide") })
         #expect(errors.contains { $0.hasPrefix("line 3: cannot parse the input") })
         #expect(errors.last == "2 of 4 inputs failed")
+    }
+
+    /// Output line N is input line N's result, whatever the input holds: blank lines, CRLF,
+    /// NUL bytes, surrogate-pair escapes, integers beyond 64 bits.
+    @Test(arguments: ["interpreter", "thread", "process"])
+    func outputStaysAlignedWithInput(executor: String) async throws {
+        let input = "\"Ada\"\r\n\nGr\u{0}ace\n\"\\ud83d\\ude00\"\n123456789012345678901234567890\n18446744073709551615\nLinus\n"
+        let run = try await futures(["map", "Examples.wasm", "greet", "--executor", executor], input: input)
+        #expect(run.exitCode == 1)
+        let lines = run.allOutputLines
+        #expect(lines.count == 7, "\(lines)")
+        guard lines.count == 7 else { return }
+        #expect(lines[0] == "\"Hello, Ada!\"", "CRLF is a line end")
+        #expect(lines[1] == "", "a blank line gives a blank line")
+        #expect(lines[2].hasPrefix("{\"line\":3,\"error\":") && lines[2].contains("NUL"))
+        #expect(lines[3] == "\"Hello, 😀!\"", "a surrogate pair is one character")
+        #expect(lines[4].hasPrefix("{\"line\":5,\"error\":") && lines[4].contains("does not fit"))
+        #expect(lines[5].hasPrefix("{\"line\":6,\"error\":") && lines[5].contains("does not fit"))
+        #expect(lines[6] == "\"Hello, Linus!\"")
+        #expect(run.error.contains("3 of 6 inputs failed"))
+    }
+
+    /// What a guest writes to its standard output goes to the tool's standard error: it cannot
+    /// forge result lines.
+    @Test(arguments: ["interpreter", "thread", "process"])
+    func guestOutputNeverMixesWithResults(executor: String) async throws {
+        let run = try await futures(["map", "Examples.wasm", "print_hello", "--executor", executor, "--spread"], input: "[]\n[]\n")
+        #expect(run.exitCode == 0, "\(run.error)")
+        #expect(run.allOutputLines == ["null", "null"])
+        #expect(run.error.contains("hello from print in Examples.wasm"))
+    }
+
+    @Test func theThreadExecutorHonoursTheTimeout() async throws {
+        let run = try await futures(["map", "Examples.wasm", "spin", "--spread", "--timeout", "0.05", "--executor", "thread"], input: "[]\n")
+        #expect(run.exitCode == 1)
+        #expect(run.error.contains("line 1: timedOut"))
     }
 
     @Test func failFastStopsAtTheFirstFailure() async throws {
@@ -108,7 +153,8 @@ struct FuturesCLITests {
     @Test func fuelAndTimeoutApplyPerCall() async throws {
         let fuel = try await futures(["map", "Tasks.wasm", "cpu_bound", "--fuel", "100000"], input: "10\n10000000\n")
         #expect(fuel.exitCode == 1)
-        #expect(fuel.outputLines == ["285"])
+        #expect(fuel.outputLines.first == "285")
+        #expect(fuel.outputLines.last?.hasPrefix("{\"line\":2,\"error\":\"outOfFuel") == true)
         #expect(fuel.error.contains("line 2: outOfFuel"))
         let timeout = try await futures(["map", "Examples.wasm", "spin", "--spread", "--timeout", "0.05"], input: "[]\n")
         #expect(timeout.exitCode == 1)
@@ -185,6 +231,77 @@ struct FuturesCLITests {
         #expect(errors.contains("interrupted:"))
         #expect(!errors.contains("SIGINT"), "the running calls ended; no worker died of the signal")
         #expect(errors.split(separator: "\n").count < 100, "the queued inputs were cancelled")
+        usleep(200_000)
+        #expect(workers(of: tool).isEmpty, "no worker process is left")
+    }
+}
+
+extension FuturesCLITests {
+    /// Results stream: the first result is written (and flushed, into a file or a pipe) while
+    /// the input is still open, and reading an input file does not wait for its end.
+    @Test func mapStreamsItsInputAndItsResults() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("futures-stream-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let fifo = directory.appendingPathComponent("in").path
+        let files = ["out", "err"].map { directory.appendingPathComponent($0).path }
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let tool = try spawnInOwnProcessGroup(
+            [futuresPath, "map", "Tasks.wasm", "square", "-i", fifo], standardInput: "/dev/null",
+            standardOutput: files[0], standardError: files[1])
+        let writer = open(fifo, O_WRONLY)
+        #expect(writer >= 0)
+        _ = "7\n".withCString { write(writer, $0, 2) }
+        let deadline = ContinuousClock.now + .seconds(60)
+        var output = ""
+        while !output.contains("49"), ContinuousClock.now < deadline {
+            usleep(20_000)
+            output = (try? String(contentsOfFile: files[0], encoding: .utf8)) ?? ""
+        }
+        #expect(output == "49\n", "the first result came while the input was still open")
+        _ = "8\n".withCString { write(writer, $0, 2) }
+        close(writer)
+        var status: Int32 = 0
+        while waitpid(tool, &status, 0) < 0, errno == EINTR {}
+        #expect(try String(contentsOfFile: files[0], encoding: .utf8) == "49\n64\n")
+    }
+
+    /// A second Ctrl-C ends the run at once, workers included, even with calls that would run
+    /// for minutes.
+    @Test func aSecondInterruptStopsAtOnce() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("futures-interrupt2-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let files = ["in", "out", "err"].map { directory.appendingPathComponent($0).path }
+        try Array(repeating: "100000000000", count: 20).joined(separator: "\n").write(toFile: files[0], atomically: false, encoding: .utf8)
+        let tool = try spawnInOwnProcessGroup(
+            [futuresPath, "map", "Tasks.wasm", "cpu_bound", "--executor", "process", "--workers", "2"],
+            standardInput: files[0], standardOutput: files[1], standardError: files[2])
+        let deadline = ContinuousClock.now + .seconds(120)
+        while workers(of: tool).count < 2, ContinuousClock.now < deadline { usleep(20_000) }
+        let started = workers(of: tool)
+        #expect(started.count == 2, "the map started its workers")
+        kill(-tool, SIGINT)
+        usleep(300_000)
+        kill(-tool, SIGINT)
+        var status: Int32 = 0
+        let stopBy = ContinuousClock.now + .seconds(60)
+        var reaped = false
+        while ContinuousClock.now < stopBy {
+            if waitpid(tool, &status, WNOHANG) == tool {
+                reaped = true
+                break
+            }
+            usleep(20_000)
+        }
+        if !reaped {
+            kill(-tool, SIGKILL)
+            waitpid(tool, &status, 0)
+        }
+        #expect(reaped, "the second Ctrl-C ended the run")
+        #expect((status >> 8) & 0xff == 130, "exit status 130, got wait status \(status)")
+        let errors = try String(contentsOfFile: files[2], encoding: .utf8)
+        #expect(errors.contains("interrupted again"))
         usleep(200_000)
         #expect(workers(of: tool).isEmpty, "no worker process is left")
     }

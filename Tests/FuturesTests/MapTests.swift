@@ -156,4 +156,54 @@ struct MapTests {
         #expect(collected == [0, 1, 2])
         await pool.shutdown()
     }
+
+    /// Python submits every input of an unbuffered map before `map` returns, and the work runs
+    /// even when the results are never read.
+    @Test func droppingUnreadResultsCancelsNothing() throws {
+        let ran = Counter()
+        try ThreadPoolExecutor(maxWorkers: 2).run { pool throws in
+            _ = try pool.map(0..<20) { value -> Int in
+                usleep(1000)
+                ran.increment()
+                return value
+            }
+            let iterated = try pool.map(0..<20) { value -> Int in
+                ran.increment()
+                return value
+            }
+            _ = iterated.makeIterator()  // made, never advanced: still not started
+        }
+        #expect(ran.count == 40)
+        // With a buffer, dropping the results cancels the window not yet started.
+        let gate = Gate()
+        let buffered = Counter()
+        try ThreadPoolExecutor(maxWorkers: 1).run { pool throws in
+            _ = try pool.map(0..<5, bufferSize: 3) { value -> Int in
+                if value == 0 { gate.wait() }
+                buffered.increment()
+                return value
+            }
+            gate.open()
+        }
+        #expect(buffered.count <= 1)
+    }
+
+    /// Results are released as they are yielded: a long map keeps only what is not yet consumed.
+    @Test func consumedResultsAreReleased() throws {
+        let alive = Counter()
+        final class Tracked: Sendable {
+            let alive: Counter
+            init(_ alive: Counter) {
+                self.alive = alive
+                alive.increment()
+            }
+            deinit { alive.decrement() }
+        }
+        try ThreadPoolExecutor(maxWorkers: 2).run { pool throws in
+            var iterator = try pool.map(0..<1000) { _ in Tracked(alive) }.makeIterator()
+            for _ in 0..<900 { _ = try iterator.next()?.get() }
+            pool.shutdown()
+            #expect(alive.count <= 100, "\(alive.count) results alive after 900 of 1,000 were consumed")
+        }
+    }
 }

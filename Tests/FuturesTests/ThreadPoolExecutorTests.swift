@@ -1,4 +1,7 @@
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import Testing
 
@@ -211,5 +214,24 @@ struct ThreadPoolExecutorTests {
         }
         #expect(try future.result(timeout: .seconds(5)))
         pool.shutdown()
+    }
+
+    /// A task that holds the last reference to its executor: the executor's deinit runs on the
+    /// worker thread when the task is released, and must not find the pool's lock held.
+    @Test func aTaskHoldingTheLastReferenceToItsExecutorEndsCleanly() throws {
+        let ran = Future<Int>()
+        let inner: WorkerPool<ThreadContext>
+        do {
+            let pool = try ThreadPoolExecutor(maxWorkers: 1)
+            inner = pool.pool
+            _ = try pool.submit {
+                usleep(20_000)
+                withExtendedLifetime(pool) {}
+                try? ran.setResult(1)
+            }
+        }
+        #expect(try ran.result(timeout: .seconds(10)) == 1)
+        waitUntil { inner.workerCount == 0 }
+        #expect(inner.workerCount == 0, "the worker ended: the executor's deinit shut the pool down")
     }
 }

@@ -23,8 +23,12 @@ struct SplitMix: RandomNumberGenerator {
 @Suite("Module fuzzing")
 struct ModuleFuzzTests {
     /// 10,000 random and mutated modules: each is rejected with a `ModuleError` or loads; a
-    /// loaded one is instantiated and its exports called under fuel and memory limits. Nothing
-    /// may crash the host, and every failure must be one of the package's typed errors.
+    /// loaded one is instantiated and its exports called under fuel, time and memory limits, with
+    /// numbers and with a string (which goes through the guest's `cf_alloc` and `cf_free`).
+    /// Nothing may crash or hang the host, and every failure must be one of the package's typed
+    /// errors. The seeds include every kind of hostile guest the host was hardened against:
+    /// exception handling, a re-entrant allocator, loops in the start function, `cf_alloc` and
+    /// `cf_free`, and memory, table, exception and queue growth.
     @Test func randomAndMutatedModulesNeverCrashTheHost() throws {
         var random = SplitMix(state: UInt64(getenv("FUTURES_FUZZ_SEED").flatMap { Int(String(cString: $0)) } ?? 0x5EED))
         let seeds: [[UInt8]] = [
@@ -32,11 +36,12 @@ struct ModuleFuzzTests {
             BundledGuests.bytes(named: "faults.wasm")!,
             try GuestModule(wat: Fixtures.basic).wasmBytes,
             try GuestModule(wat: Fixtures.queues).wasmBytes,
-        ]
+        ] + HostileGuests.all.map { try GuestModule.compile(wat: $0) }
         var loaded = 0
         var rejected = 0
         var untyped: [String] = []
-        let limits = InterpreterLimits(fuel: 20_000, memoryBytes: 1 << 20, maxValueBytes: 4096, stackBytes: 64 << 10)
+        let limits = InterpreterLimits(
+            fuel: 20_000, memoryBytes: 1 << 20, maxValueBytes: 4096, stackBytes: 64 << 10, timeLimit: .milliseconds(500))
         // Queues are process-wide by id, as in PEP 734, and the queue fixture's exports take a
         // queue id: integer arguments name a queue of this test's own, never another test's.
         // Gets must not wait for their timeout (the same integer), so the queue starts full enough.
@@ -81,14 +86,23 @@ struct ModuleFuzzTests {
                 continue
             }
             for export in module.functions {
-                let arguments = export.parameters.map { type -> Value in type.hasPrefix("f") ? .double(1) : integer }
-                do {
-                    _ = try interpreter.call(export.name, arguments)
-                } catch is ExecutionFailed {
-                } catch {
-                    untyped.append("call \(round) \(export.name): \(error)")
+                let numbers = export.parameters.map { type -> Value in type.hasPrefix("f") ? .double(1) : integer }
+                var argumentSets = [numbers]
+                if export.parameters.starts(with: ["i32", "i32"]) {
+                    argumentSets.append(["fuzz"] + numbers.dropFirst(2))
+                }
+                for arguments in argumentSets {
+                    do {
+                        _ = try interpreter.call(export.name, arguments)
+                    } catch is ExecutionFailed {
+                    } catch {
+                        untyped.append("call \(round) \(export.name): \(error)")
+                    }
                 }
             }
+            // Guests may flood the queue; keep it small, and full enough that gets never wait.
+            while sandbox.count > 12_000 { _ = try? sandbox.getNowait() }
+            while sandbox.count < 2_000 { try sandbox.putNowait(0) }
         }
         #expect(loaded + rejected == 10_000)
         #expect(rejected > 0 && loaded > 0)

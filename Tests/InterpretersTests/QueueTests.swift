@@ -99,4 +99,79 @@ struct QueueTests {
         }
         #expect(try queue.get() == 12)
     }
+
+    /// 30,000 tasks awaiting one queue hold no thread each: they are continuations registered
+    /// with the queue (one OS thread per await exhausted the process before).
+    @Test func thirtyThousandAwaitingTasksEachGetOneItem() async throws {
+        let queue = Interpreters.createQueue()
+        let count = 30_000
+        let total = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<count {
+                group.addTask { try await queue.get(as: Int.self) }
+            }
+            // Let the getters register, then feed them from a plain thread.
+            try await Task.sleep(for: .milliseconds(200))
+            for value in 1...count { try queue.putNowait(value) }
+            var sum = 0
+            for try await value in group { sum += value }
+            return sum
+        }
+        #expect(total == count * (count + 1) / 2, "every item went to exactly one task")
+        #expect(queue.isEmpty)
+    }
+
+    @Test func cancellingAnAwaitingTaskTakesNoItem() async throws {
+        let queue = Interpreters.createQueue()
+        let waiting = Task { try await queue.get() }
+        try await Task.sleep(for: .milliseconds(50))
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        try queue.putNowait(1)
+        #expect(queue.count == 1, "the cancelled task did not take the item")
+        // A task waiting for room is cancelled without putting.
+        let full = Interpreters.createQueue(maxSize: 1)
+        try full.putNowait(0)
+        let putter = Task { try await full.put(99) }
+        try await Task.sleep(for: .milliseconds(50))
+        putter.cancel()
+        await #expect(throws: CancellationError.self) { try await putter.value }
+        #expect(try full.getNowait() == 0)
+        #expect(full.isEmpty)
+    }
+
+    @Test func anAwaitingPutterIsAdmittedWhenRoomAppears() async throws {
+        let queue = Interpreters.createQueue(maxSize: 1)
+        try await queue.put(1)
+        let putter = Task { try await queue.put(2) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(queue.count == 1)
+        #expect(try await queue.get() == 1)
+        try await putter.value
+        #expect(try await queue.get(timeout: .seconds(5)) == 2)
+        await #expect(throws: QueueFull.self) {
+            try await queue.put(3)
+            try await queue.put(4, timeout: .milliseconds(20))
+        }
+    }
+
+    @Test func aQueueIsAnAsyncSequence() async throws {
+        let queue = Interpreters.createQueue()
+        for value in 0..<5 { try queue.putNowait(value) }
+        var seen: [Value] = []
+        for try await item in queue {
+            seen.append(item)
+            if seen.count == 3 { break }
+        }
+        #expect(seen == [0, 1, 2])
+        #expect(queue.count == 2)
+        // Iteration ends when the consuming task is cancelled.
+        let drained = Task { () -> Int in
+            var count = 0
+            for try await _ in queue { count += 1 }
+            return count
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        drained.cancel()
+        #expect(try await drained.value == 2)
+    }
 }

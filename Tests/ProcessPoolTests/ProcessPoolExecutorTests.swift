@@ -43,6 +43,20 @@ func makePool(
         maxWorkers: maxWorkers, maxTasksPerChild: maxTasksPerChild, workerExecutable: workerPath, limits: limits)
 }
 
+/// Runs a shell command and returns what it wrote to stdout and stderr.
+func runProgram(_ command: String) throws -> String {
+    guard let pipe = popen(command + " 2>&1", "r") else { throw Boom(id: 0) }
+    var output = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = fread(&buffer, 1, buffer.count, pipe)
+        if count <= 0 { break }
+        output += buffer[0..<count]
+    }
+    pclose(pipe)
+    return String(decoding: output, as: UTF8.self)
+}
+
 func brokenError<T>(_ future: Future<T>) -> ExecutorError? {
     (try? future.exception(timeout: .seconds(30))).flatMap { $0 as? ExecutorError }
 }
@@ -151,11 +165,117 @@ struct ProcessPoolExecutorTests {
 
     @Test func aMalformedFrameIsTheWorkersDeathNotTheParents() throws {
         try makePool(maxWorkers: 1).run { pool throws in
-            let error = try #require(brokenError(try pool.submit(TestJobs.garbage, 0)))
+            let error = try #require(brokenError(try pool.submit(TestJobs.forge, 0)))
             #expect(error.code == .brokenProcessPool)
             #expect(error.message.contains("malformed frame"))
             #expect(try pool.submit(TestJobs.double, 4).result() == 8)
         }
+    }
+
+    /// A job that writes to fd 3, where the channel used to be, reaches nothing: results stay
+    /// with their requests (it used to shift every later result of its worker by one).
+    @Test func writingToDescriptorThreeCannotMisdirectResults() throws {
+        try makePool(maxWorkers: 1).run { pool throws in
+            #expect(try pool.submit(TestJobs.writeDescriptor3, 5).result(timeout: .seconds(30)) == 10)
+            for value in 10..<20 { #expect(try pool.submit(TestJobs.double, value).result(timeout: .seconds(30)) == value * 2) }
+        }
+    }
+
+    /// A reply that names another request kills its worker as corrupt; later results are right.
+    @Test func aReplyToAnotherRequestKillsTheWorker() throws {
+        try makePool(maxWorkers: 1).run { pool throws in
+            let error = try #require(brokenError(try pool.submit(TestJobs.forge, 2)))
+            #expect(error.code == .brokenProcessPool)
+            #expect(error.message.contains("a reply to request 12345"), "\(error.message)")
+            for value in 10..<15 { #expect(try pool.submit(TestJobs.double, value).result(timeout: .seconds(30)) == value * 2) }
+        }
+    }
+
+    /// A plausible header announcing bytes that never come: the frame stalls, and the worker is
+    /// killed instead of the future waiting for ever.
+    @Test func aStalledFrameDoesNotHangThePool() throws {
+        try makePool(maxWorkers: 1).run { pool throws in
+            let error = try #require(brokenError(try pool.submit(TestJobs.forge, 1)))
+            #expect(error.code == .brokenProcessPool)
+            #expect(error.message.contains("stopped arriving"), "\(error.message)")
+            #expect(try pool.submit(TestJobs.double, 4).result(timeout: .seconds(30)) == 8)
+        }
+    }
+
+    @Test(arguments: ["old-protocol", "version-99"])
+    func aWorkerOfAnotherProtocolVersionIsAClearError(mode: String) throws {
+        let pool = try ProcessPoolExecutor(
+            maxWorkers: 1, workerExecutable: workerPath, environment: ["FUTURES_TEST_WORKER_MODE": mode])
+        defer { pool.shutdown() }
+        let error = try #require(brokenError(try pool.submit(TestJobs.double, 1)))
+        #expect(error.code == .brokenProcessPool)
+        #expect(error.message.contains("protocol"), "\(error.message)")
+        #expect(error.message.contains("Rebuild the worker program"))
+    }
+
+    /// A stopped worker costs its tasks `stoppedWorkerTimeout`, then it is killed and replaced.
+    @Test func aStoppedWorkerIsKilledAfterItsTimeout() throws {
+        let pool = try ProcessPoolExecutor(maxWorkers: 1, workerExecutable: workerPath, stoppedWorkerTimeout: .milliseconds(500))
+        defer { pool.shutdown() }
+        let pid = try pool.submit(TestJobs.pid, 0).result()
+        let slow = try pool.submit(TestJobs.sleep, 3_000)
+        waitUntil { slow.running }
+        kill(Int32(pid), SIGSTOP)
+        let error = try #require(brokenError(slow))
+        #expect(error.code == .brokenProcessPool)
+        #expect(error.message.contains("stopped"), "\(error.message)")
+        #expect(error.workerExit == .signaled(SIGKILL))
+        #expect(try pool.submit(TestJobs.double, 21).result(timeout: .seconds(30)) == 42)
+        waitUntil { isGone(Int32(pid)) }
+        #expect(isGone(Int32(pid)))
+    }
+
+    /// `terminateWorkers()` reaches stopped workers too, and returns.
+    @Test func terminateWorkersEndsStoppedWorkers() throws {
+        let pool = try makePool(maxWorkers: 2)
+        let pids = try (0..<2).map { _ in try pool.submit(TestJobs.sleep, 200) }.map { try $0.result() }
+        let running = try pool.submit(TestJobs.sleep, 10_000)
+        waitUntil { running.running }
+        for pid in Set(pids) { kill(Int32(pid), SIGSTOP) }
+        pool.terminateWorkers()
+        #expect(brokenError(running)?.code == .brokenProcessPool)
+        for pid in Set(pids) {
+            waitUntil { isGone(Int32(pid)) }
+            #expect(isGone(Int32(pid)))
+        }
+    }
+
+    /// The parent kills a worker that stays silent past the calls' time limits (plus a grace),
+    /// and a guest call's own time limit is enforced inside the worker.
+    @Test func guestTimeLimitsHoldInWorkerProcesses() throws {
+        let start = try GuestModule(wat: "(module (func $spin (loop $l (br $l))) (start $spin) (func (export \"f\") (result i64) (i64.const 1)))")
+        let pool = try makePool(maxWorkers: 1, limits: InterpreterLimits(timeLimit: .milliseconds(100)))
+        defer { pool.shutdown() }
+        let error = try #require(try pool.submit(start.function("f", returning: Int.self)).exception(timeout: .seconds(30)) as? ExecutionFailed)
+        #expect(error.kind == .timedOut)
+        #expect(try pool.submit(TestJobs.double, 2).result(timeout: .seconds(30)) == 4)
+    }
+
+    /// Work accepted before the program ends runs before it exits, as Python joins its pools.
+    @Test(arguments: ["thread-no-shutdown", "thread-shutdown-nowait", "process"])
+    func acceptedWorkRunsBeforeTheProgramExits(variant: String) throws {
+        let output = try runProgram("\(workerPath) exit-hook \(variant)")
+        #expect(output.contains("main returns"))
+        #expect(output.contains("apple"), "\(output)")
+        if variant == "thread-shutdown-nowait" { #expect(output.contains("banana")) }
+    }
+
+    @Test func submittingAfterTheExitHookFailsClearly() throws {
+        let output = try runProgram("\(workerPath) exit-hook submit-after-exit")
+        #expect(output.contains("apple"))
+        #expect(output.contains("refused: shutdown: cannot schedule new futures after interpreter shutdown"), "\(output)")
+        #expect(!output.contains("never"))
+    }
+
+    @Test func theExitHookCanBeTurnedOff() throws {
+        let output = try runProgram("CONCURRENT_FUTURES_EXIT_WAIT=0 \(workerPath) exit-hook thread-no-shutdown")
+        #expect(output.contains("main returns"))
+        #expect(!output.contains("apple"))
     }
 
     @Test func maxTasksPerChildRotatesWorkersThroughABacklog() throws {

@@ -54,12 +54,28 @@ package enum TestJobs {
         fflush(stdout)
         return value + 1
     }
-    package static let garbage = Job("garbage") { (_: Int) -> Int in
-        // Writes straight onto the protocol socket: a frame header announcing 3 bytes of junk.
-        let junk: [UInt8] = [3, 0, 0, 0, 0xff, 0xfe, 0xfd]
-        _ = junk.withUnsafeBytes { write(3, $0.baseAddress, $0.count) }
-        usleep(2_000_000)
-        return 0
+    /// Writes to descriptor 3, where the channel used to be, what looks like a frame header
+    /// and then a well-formed reply: ordinary code that reaches for fd 3 by accident.
+    package static let writeDescriptor3 = Job("writeDescriptor3") { (value: Int) -> Int in
+        let header: [UInt8] = [0x43, 0x46, 0x57, 0x32, 0x00, 0x10, 0, 0] + [UInt8](repeating: 0, count: 8)
+        _ = header.withUnsafeBytes { write(3, $0.baseAddress, $0.count) }
+        let reply = forgedFrame(id: 1, Value.array([.int(17), .int(1)]))
+        _ = reply.withUnsafeBytes { write(3, $0.baseAddress, $0.count) }
+        return value * 2
+    }
+    /// Finds the worker's real channel and writes into it on purpose: 0 junk bytes, 1 a
+    /// plausible header announcing more bytes than ever come, 2 a well-formed reply to another
+    /// request.
+    package static let forge = Job("forge") { (kind: Int) -> Int in
+        guard let channel = channelDescriptor() else { return -1 }
+        let bytes: [UInt8]
+        switch kind {
+        case 0: bytes = [0xff, 0xfe, 0xfd, 0x00, 0x01, 0x02, 0x03, 0x04]
+        case 1: bytes = [0x43, 0x46, 0x57, 0x32, 0x00, 0x10, 0, 0] + [UInt8](repeating: 0, count: 8) + [7, 7, 7]
+        default: bytes = forgedFrame(id: 12_345, Value.array([.int(17), .int(1)]))
+        }
+        _ = bytes.withUnsafeBytes { write(channel, $0.baseAddress, $0.count) }
+        return kind
     }
     package static let initialize = Job("initialize") { (value: Int) -> Int in
         initializedValue.store(value, ordering: .relaxed)
@@ -74,7 +90,23 @@ package enum TestJobs {
     package static let unknown = Job("not-registered") { (value: Int) in value }
 
     package static let all: [any AnyJob] = [
-        double, pid, sum, sleep, fail, crash, exit, killSelf, chatty, garbage, initialize, initialized,
+        double, pid, sum, sleep, fail, crash, exit, killSelf, chatty, writeDescriptor3, forge, initialize, initialized,
         failingInitializer, unencodable,
     ]
+}
+
+/// A frame of the worker protocol (version 2): marker, length, request id, payload.
+func forgedFrame(id: UInt64, _ message: Value) -> [UInt8] {
+    let payload = message.encoded()
+    return [0x43, 0x46, 0x57, 0x32] + withUnsafeBytes(of: UInt32(payload.count).littleEndian, Array.init)
+        + withUnsafeBytes(of: id.littleEndian, Array.init) + payload
+}
+
+/// The worker's channel: the socket among its high descriptors.
+func channelDescriptor() -> Int32? {
+    for fd in Int32(100)..<Int32(200) {
+        var status = stat()
+        if fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFSOCK { return fd }
+    }
+    return nil
 }

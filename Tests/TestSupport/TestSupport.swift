@@ -41,6 +41,7 @@ package final class Counter: Sendable {
     private let value = Atomic<Int>(0)
     package init() {}
     @discardableResult package func increment() -> Int { value.wrappingAdd(1, ordering: .relaxed).newValue }
+    @discardableResult package func decrement() -> Int { value.wrappingSubtract(1, ordering: .relaxed).newValue }
     package var count: Int { value.load(ordering: .relaxed) }
 }
 

@@ -26,6 +26,19 @@ int cf_send_all(int fd, const void *bytes, size_t count);
 /// Receives exactly `count` bytes. Returns 0, -1 at end of stream, or an errno value.
 int cf_receive_all(int fd, void *bytes, size_t count);
 
+/// Receives exactly `count` bytes, waiting at most `first_ms` for the first byte (negative:
+/// forever) and at most `stall_ms` for each later one. Returns 0, -1 at end of stream, ETIMEDOUT
+/// when a wait ran out, or another errno value.
+int cf_receive_within(int fd, void *bytes, size_t count, int first_ms, int stall_ms);
+
+/// Moves descriptor `fd` to the lowest free descriptor at or above `minimum`, close-on-exec,
+/// and closes `fd`. Returns the new descriptor, or -1 (errno).
+int cf_move_descriptor(int fd, int minimum);
+
+/// The state letter of process `pid` from /proc (`R`, `S`, `T` for stopped...), or 0 when it
+/// cannot be read.
+char cf_process_state(pid_t pid);
+
 /// Waits up to `timeout_ms` for `pid` to exit (negative waits forever), reaping it. Returns 1 and
 /// sets `*status` when reaped, 0 on timeout, or -errno.
 int cf_wait_for_exit(pid_t pid, int timeout_ms, int *status);

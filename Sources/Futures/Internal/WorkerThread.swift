@@ -30,6 +30,10 @@ package enum WorkerThread {
         return key
     }()
 
+    /// For tests: how many coming ``start(name:pool:_:)`` calls for thread names with a given
+    /// prefix fail as if the system had no thread left.
+    package static let simulatedFailures = Locked<[String: Int]>([:])
+
     /// The identity of the current thread, when it is a pool worker.
     package static var current: Identity? {
         guard let pointer = pthread_getspecific(key) else { return nil }
@@ -37,7 +41,12 @@ package enum WorkerThread {
     }
 
     /// Starts a detached thread named `name` (the OS keeps the first 15 bytes) that runs `body`.
-    package static func start(name: String, pool: ObjectIdentifier?, _ body: @escaping @Sendable () -> Void) {
+    ///
+    /// - Throws: ``ExecutorError`` `.resourceExhausted` when the system cannot start another
+    ///   thread (`body` then never runs).
+    package static func start(
+        name: String, pool: ObjectIdentifier?, _ body: @escaping @Sendable () -> Void
+    ) throws(ExecutorError) {
         final class Start {
             let identity: Identity
             let body: @Sendable () -> Void
@@ -46,20 +55,30 @@ package enum WorkerThread {
                 self.body = body
             }
         }
+        let simulated = simulatedFailures.withLock { failures -> Bool in
+            guard let prefix = failures.keys.first(where: { name.hasPrefix($0) }), failures[prefix]! > 0 else { return false }
+            failures[prefix]! -= 1
+            return true
+        }
+        if simulated { throw ExecutorError(.resourceExhausted, "cannot start thread \(name): simulated failure") }
         let start = Start(identity: Identity(name: name, pool: pool), body: body)
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
         pthread_attr_setstacksize(&attributes, 8 << 20)
         var thread = pthread_t()
+        let retained = Unmanaged.passRetained(start)
         let status = pthread_create(&thread, &attributes, { argument in
             let start = Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue()
             pthread_setspecific(WorkerThread.key, Unmanaged.passRetained(start.identity).toOpaque())
             cf_set_thread_name(start.identity.name)
             start.body()
             return nil
-        }, Unmanaged.passRetained(start).toOpaque())
+        }, retained.toOpaque())
         pthread_attr_destroy(&attributes)
-        precondition(status == 0, "pthread_create failed with status \(status)")
+        if status != 0 {
+            retained.release()
+            throw ExecutorError(.resourceExhausted, "cannot start thread \(name): pthread_create failed (errno \(status))")
+        }
     }
 }
