@@ -53,8 +53,12 @@ public enum ProcessWorker {
         // The channel leaves fd 3 for a high, close-on-exec descriptor: ordinary code that writes
         // to fd 3, or to the first descriptor it opens, cannot reach it by accident, and the
         // processes jobs start do not inherit it.
-        let fd = cf_move_descriptor(3, channelDescriptorMinimum)
-        guard fd >= 0 else { _exit(70) }
+        var fd = cf_move_descriptor(3, channelDescriptorMinimum)
+        if fd < 0 {
+            // No descriptor that high (a low RLIMIT_NOFILE): stay on 3, close-on-exec.
+            fd = 3
+            cf_set_cloexec(3)
+        }
         let channel = FrameChannel(fd: fd)
         var registry: [String: any AnyJob] = [:]
         for job in jobs where registry[job.name] == nil { registry[job.name] = job }

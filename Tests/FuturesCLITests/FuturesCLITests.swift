@@ -281,6 +281,8 @@ extension FuturesCLITests {
         while workers(of: tool).count < 2, ContinuousClock.now < deadline { usleep(20_000) }
         let started = workers(of: tool)
         #expect(started.count == 2, "the map started its workers")
+        // The calls are running once both workers have used CPU time.
+        while started.contains(where: { cpuTicks(of: $0) < 20 }), ContinuousClock.now < deadline { usleep(20_000) }
         kill(-tool, SIGINT)
         usleep(300_000)
         kill(-tool, SIGINT)
@@ -335,6 +337,15 @@ func spawnInOwnProcessGroup(
     let status = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
     guard status == 0 else { throw POSIXError(POSIXErrorCode(rawValue: status) ?? .EIO) }
     return pid
+}
+
+/// The user CPU time of process `pid`, in clock ticks (from /proc), or 0.
+func cpuTicks(of pid: Int32) -> Int {
+    guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/stat"),
+        let text = String(data: stat, encoding: .utf8), let end = text.lastIndex(of: ")")
+    else { return 0 }
+    let fields = text[text.index(after: end)...].split(separator: " ")
+    return fields.count > 12 ? Int(fields[11]) ?? 0 : 0
 }
 
 /// Processes whose environment says they are workers of `parent`.

@@ -30,6 +30,9 @@ enum TestPrograms {
         case "thread-no-shutdown":
             let pool = try ThreadPoolExecutor(maxWorkers: 1)
             _ = try pool.submit { usleep(300_000); print("apple") }
+        case "thread-slow":
+            let pool = try ThreadPoolExecutor(maxWorkers: 1)
+            _ = try pool.submit { sleep(5); print("apple") }
         case "thread-shutdown-nowait":
             let pool = try ThreadPoolExecutor(maxWorkers: 1)
             _ = try pool.submit { usleep(300_000); print("apple") }

@@ -36,7 +36,7 @@ struct ModuleFuzzTests {
             BundledGuests.bytes(named: "faults.wasm")!,
             try GuestModule(wat: Fixtures.basic).wasmBytes,
             try GuestModule(wat: Fixtures.queues).wasmBytes,
-        ] + HostileGuests.all.map { try GuestModule.compile(wat: $0) }
+        ] + (try HostileGuests.all.map { try GuestModule.compile(wat: $0) })
         var loaded = 0
         var rejected = 0
         var untyped: [String] = []

@@ -191,6 +191,21 @@ struct ProcessPoolExecutorTests {
         }
     }
 
+    /// Random bytes written into the channel, bare or behind a frame header: the worker dies as
+    /// corrupt or its reply is unaffected, and no later result is misdirected.
+    @Test func corruptChannelsNeverMisdirectResults() throws {
+        try makePool(maxWorkers: 1).run { pool throws in
+            for kind in 3..<43 {
+                let forged = try pool.submit(TestJobs.forge, kind)
+                switch Result(catching: { try forged.result(timeout: .seconds(30)) }) {
+                case .success(let value): #expect(value == kind)
+                case .failure(let error): #expect((error as? ExecutorError)?.code == .brokenProcessPool, "\(error)")
+                }
+                #expect(try pool.submit(TestJobs.double, kind).result(timeout: .seconds(30)) == kind * 2)
+            }
+        }
+    }
+
     /// A plausible header announcing bytes that never come: the frame stalls, and the worker is
     /// killed instead of the future waiting for ever.
     @Test func aStalledFrameDoesNotHangThePool() throws {
@@ -273,7 +288,7 @@ struct ProcessPoolExecutorTests {
     }
 
     @Test func theExitHookCanBeTurnedOff() throws {
-        let output = try runProgram("CONCURRENT_FUTURES_EXIT_WAIT=0 \(workerPath) exit-hook thread-no-shutdown")
+        let output = try runProgram("CONCURRENT_FUTURES_EXIT_WAIT=0 \(workerPath) exit-hook thread-slow")
         #expect(output.contains("main returns"))
         #expect(!output.contains("apple"))
     }

@@ -65,14 +65,28 @@ package enum TestJobs {
     }
     /// Finds the worker's real channel and writes into it on purpose: 0 junk bytes, 1 a
     /// plausible header announcing more bytes than ever come, 2 a well-formed reply to another
-    /// request.
+    /// request, 3 and more random bytes (seeded by the number), half of them behind a frame
+    /// header of the right length.
     package static let forge = Job("forge") { (kind: Int) -> Int in
         guard let channel = channelDescriptor() else { return -1 }
-        let bytes: [UInt8]
+        var bytes: [UInt8]
         switch kind {
         case 0: bytes = [0xff, 0xfe, 0xfd, 0x00, 0x01, 0x02, 0x03, 0x04]
         case 1: bytes = [0x43, 0x46, 0x57, 0x32, 0x00, 0x10, 0, 0] + [UInt8](repeating: 0, count: 8) + [7, 7, 7]
-        default: bytes = forgedFrame(id: 12_345, Value.array([.int(17), .int(1)]))
+        case 2: bytes = forgedFrame(id: 12_345, Value.array([.int(17), .int(1)]))
+        default:
+            var state = UInt64(kind) &* 0x9E37_79B9_7F4A_7C15
+            func random() -> UInt8 {
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return UInt8(truncatingIfNeeded: state >> 33)
+            }
+            let payload = (0..<(1 + Int(random()) % 48)).map { _ in random() }
+            if kind % 2 == 0 {
+                bytes = [0x43, 0x46, 0x57, 0x32] + withUnsafeBytes(of: UInt32(payload.count).littleEndian, Array.init)
+                    + (0..<8).map { _ in random() } + payload
+            } else {
+                bytes = payload
+            }
         }
         _ = bytes.withUnsafeBytes { write(channel, $0.baseAddress, $0.count) }
         return kind
