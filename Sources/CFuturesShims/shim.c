@@ -104,28 +104,18 @@ int cf_receive_all(int fd, void *bytes, size_t count) {
     return 0;
 }
 
-int cf_receive_within(int fd, void *bytes, size_t count, int first_ms, int stall_ms) {
-    char *cursor = bytes;
-    int first = 1;
-    while (count > 0) {
+long cf_receive_some(int fd, void *bytes, size_t count, int timeout_ms) {
+    for (;;) {
+        ssize_t received = recv(fd, bytes, count, timeout_ms < 0 ? 0 : MSG_DONTWAIT);
+        if (received >= 0) return (long)received;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
         struct pollfd entry = { .fd = fd, .events = POLLIN };
-        int ready = poll(&entry, 1, first ? first_ms : stall_ms);
-        if (ready < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        if (ready == 0) return ETIMEDOUT;
-        ssize_t received = recv(fd, cursor, count, 0);
-        if (received == 0) return -1;
-        if (received < 0) {
-            if (errno == EINTR || errno == EAGAIN) continue;
-            return errno;
-        }
-        first = 0;
-        cursor += received;
-        count -= (size_t)received;
+        int ready;
+        do { ready = poll(&entry, 1, timeout_ms); } while (ready < 0 && errno == EINTR);
+        if (ready < 0) return -errno;
+        if (ready == 0) return -ETIMEDOUT;
     }
-    return 0;
 }
 
 int cf_move_descriptor(int fd, int minimum) {

@@ -62,40 +62,16 @@ public struct Call<Result: Sendable>: Sendable {
 /// The form of a call that can cross to another interpreter or process.
 @usableFromInline
 package enum RemoteCall: Sendable {
-    /// A function exported by a WebAssembly guest module.
-    case guest(GuestInvocation)
+    /// A call of code this module does not know (a guest function), which the executors that
+    /// know it recognize by its type.
+    case invocation(any RemoteInvocation)
     /// A Swift job registered by name in the worker program.
     case job(name: String, argument: Value)
     /// A call whose arguments could not be encoded: its future fails with this error.
     case unencodable(NotShareableError)
 }
 
-/// A guest function call with its arguments copied into values.
+/// A call of code defined outside this module, such as a guest function. `Futures` only carries
+/// it; the module that defines the conforming type runs it.
 @usableFromInline
-package struct GuestInvocation: Sendable {
-    package let module: any GuestModuleHandle
-    package let function: String
-    package let arguments: [Value]
-    /// A fuel budget for this call, overriding the executor's.
-    package let fuel: UInt64?
-    /// A time limit for this call, overriding the executor's.
-    package let timeLimit: Duration?
-
-    @usableFromInline
-    package init(module: any GuestModuleHandle, function: String, arguments: [Value], fuel: UInt64?, timeLimit: Duration? = nil) {
-        self.module = module
-        self.function = function
-        self.arguments = arguments
-        self.fuel = fuel
-        self.timeLimit = timeLimit
-    }
-}
-
-/// A loaded guest module, as seen from this module (the `Interpreters` module implements it).
-@usableFromInline
-package protocol GuestModuleHandle: AnyObject, Sendable {
-    /// The module's WebAssembly bytes.
-    var wasmBytes: [UInt8] { get }
-    /// A digest of the bytes: equal digests mean the same module in every process.
-    var digest: String { get }
-}
+package protocol RemoteInvocation: AnyObject, Sendable {}

@@ -32,36 +32,35 @@ public enum ExitHook {
     private static let enabled = Atomic<Bool>(getenv("CONCURRENT_FUTURES_EXIT_WAIT").map { String(cString: $0) != "0" } ?? true)
     private static let exiting = Atomic<Bool>(false)
 
-    private struct Entry {
-        weak var pool: (any AnyObject & Sendable)?
-        let join: @Sendable (AnyObject) -> Void
-    }
-
-    private static let pools = Locked<[ObjectIdentifier: Entry]>([:])
+    /// The pools with live workers, held strongly: a pool's workers keep it alive anyway, and
+    /// it leaves this table when its last worker ends.
+    private static let pools = Locked<[ObjectIdentifier: any ExitJoinable]>([:])
     private static let installed = Atomic<Bool>(false)
 
-    /// Adds a pool to those the hook joins; installs the hook on first use.
-    static func register<Context>(_ pool: WorkerPool<Context>) {
+    /// Adds a pool that has started its first worker; installs the hook on first use.
+    static func register(_ pool: some ExitJoinable) {
         if !installed.exchange(true, ordering: .acquiringAndReleasing) {
             atexit { ExitHook.run() }
         }
-        let entry = Entry(pool: pool) { object in (object as? WorkerPool<Context>)?.joinAtExit() }
-        pools.withLock { entries in
-            // Forget pools that are gone, now and then, so the table stays as small as the live set.
-            if entries.count >= 64, entries.count.nonzeroBitCount == 1 {
-                entries = entries.filter { $0.value.pool != nil }
-            }
-            entries[ObjectIdentifier(pool)] = entry
-        }
+        pools.withLock { $0[ObjectIdentifier(pool)] = pool }
+    }
+
+    /// Removes a pool whose last worker ended.
+    static func unregister(_ pool: some ExitJoinable) {
+        _ = pools.withLock { $0.removeValue(forKey: ObjectIdentifier(pool)) }
     }
 
     /// Joins every live pool. Runs once, from `exit`.
     static func run() {
         exiting.store(true, ordering: .releasing)
         guard waitsForAcceptedWork else { return }
-        let live: [(AnyObject, @Sendable (AnyObject) -> Void)] = pools.withLock { entries in
-            entries.values.compactMap { entry in entry.pool.map { ($0, entry.join) } }
-        }
-        for (pool, join) in live { join(pool) }
+        let live = pools.withLock { Array($0.values) }
+        for pool in live { pool.joinAtExit() }
     }
+}
+
+/// A pool the exit hook can join.
+package protocol ExitJoinable: AnyObject, Sendable {
+    /// Stops accepting work and waits for the work accepted.
+    func joinAtExit()
 }

@@ -83,6 +83,14 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         return .success(storedValue!)
     }
 
+    /// Drops the future's reference to its value, once the value was read: for a future that
+    /// nobody else can read (one `map` made and hands out only as values), so that the value is
+    /// released as soon as it is consumed.
+    @inlinable
+    package func dropValue() {
+        storedValue = nil
+    }
+
     /// The outcome if the future is done: a result, or `.failure(.cancelled)`.
     package func settledOutcome() -> Result<Result<Value, any Error>, ExecutorError>? {
         switch core.settled {

@@ -25,14 +25,30 @@ extension Value {
 
     /// Decodes a value from its binary form.
     ///
+    /// - Parameter maximumSize: The most bytes the decoded value may take in memory (see
+    ///   ``memorySize``): an array of empty elements takes about 24 times its encoding, so an
+    ///   untrusted encoding needs a bound on what it decodes to, not only on its length.
     /// - Throws: ``ValueCodingError`` when the bytes are truncated, carry an unknown tag, invalid
-    ///   UTF-8, nesting deeper than ``maximumDepth``, or trailing bytes.
-    public init(decoding bytes: some Collection<UInt8>) throws(ValueCodingError) {
+    ///   UTF-8, nesting deeper than ``maximumDepth``, or trailing bytes, or when the value would
+    ///   take more than `maximumSize` bytes.
+    public init(decoding bytes: some Collection<UInt8>, maximumSize: Int = .max) throws(ValueCodingError) {
         let array = Array(bytes)
         var reader = ByteReader(array)
+        reader.budget = maximumSize
         self = try reader.readValue(depth: 0)
         guard reader.isAtEnd else {
             throw ValueCodingError(.malformed, "\(reader.remaining) trailing bytes after the value")
+        }
+    }
+
+    /// About how many bytes the value takes in memory: one ``Value`` slot per value, plus the
+    /// bytes of its strings and byte strings.
+    public var memorySize: Int {
+        switch self {
+        case .string(let text): MemoryLayout<Value>.stride + text.utf8.count
+        case .bytes(let raw): MemoryLayout<Value>.stride + raw.count
+        case .array(let values): values.reduce(MemoryLayout<Value>.stride) { $0 + $1.memorySize }
+        default: MemoryLayout<Value>.stride
         }
     }
 }
@@ -121,7 +137,17 @@ package struct ByteReader {
         self.offset = offset
     }
 
+    /// What the values decoded so far may still take in memory; see ``Value/memorySize``.
+    package var budget = Int.max
+
     package var isAtEnd: Bool { offset == bytes.count }
+
+    private mutating func spend(_ size: Int) throws(ValueCodingError) {
+        guard size <= budget else {
+            throw ValueCodingError(.malformed, "the value would take more than its limit of memory once decoded")
+        }
+        budget -= size
+    }
     package var remaining: Int { bytes.count - offset }
     package var position: Int { offset }
 
@@ -193,6 +219,7 @@ package struct ByteReader {
             throw ValueCodingError(.malformed, "values nested deeper than \(Value.maximumDepth) levels")
         }
         let tag = try readByte()
+        try spend(MemoryLayout<Value>.stride)
         switch tag {
         case 0x00: return .none
         case 0x01: return .bool(false)
@@ -200,12 +227,17 @@ package struct ByteReader {
         case 0x03: return .int(try readSigned())
         case 0x04: return .double(Double(bitPattern: try readFixed64()))
         case 0x05:
-            let raw = try read(count: try readLength())
+            let length = try readLength()
+            try spend(length)
+            let raw = try read(count: length)
             guard let text = String(validating: raw, as: UTF8.self) else {
                 throw ValueCodingError(.malformed, "string is not valid UTF-8")
             }
             return .string(text)
-        case 0x06: return .bytes(Array(try read(count: try readLength())))
+        case 0x06:
+            let length = try readLength()
+            try spend(length)
+            return .bytes(Array(try read(count: length)))
         case 0x07:
             let count = try readLength()  // every element takes at least one byte
             var values: [Value] = []

@@ -14,7 +14,7 @@ import Synchronization
 ///
 /// A worker publishes its idle token *before* resolving the future of the task it just ran, so
 /// a caller woken by that future and submitting again finds the worker idle and reuses it.
-package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
+package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked Sendable {
     /// How a pool's workers are named and what a broken pool reports.
     package struct Configuration: Sendable {
         package var maxWorkers: Int
@@ -48,12 +48,12 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
     private let cancelQueued = Atomic<Bool>(false)
     private var brokenError: ExecutorError?
 
-    /// Creates a pool; no thread starts before the first submission. The pool joins the
-    /// program's exit hook (see ``ExitHook``): work it accepted runs before the program exits.
+    /// Creates a pool; no thread starts before the first submission. While it has workers, the
+    /// pool is in the program's exit hook (see ``ExitHook``): work it accepted runs before the
+    /// program exits.
     package init(configuration: Configuration, makeContext: @escaping @Sendable (_ workerIndex: Int) -> Context) {
         self.configuration = configuration
         self.makeContext = makeContext
-        ExitHook.register(self)
     }
 
     /// The number of worker threads alive now.
@@ -61,7 +61,7 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
 
     /// Stops accepting work (as `shutdown` does, without cancelling) and waits for the workers:
     /// what the exit hook does to every pool.
-    func joinAtExit() {
+    package func joinAtExit() {
         shutdown(wait: true, cancelFutures: false)
     }
 
@@ -173,6 +173,9 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
         try WorkerThread.start(name: "\(configuration.threadNamePrefix)_\(index)", pool: ObjectIdentifier(self)) {
             self.work(index: index)
         }
+        // A pool with workers is alive (they hold it) and has work to join at exit; one without
+        // has none. So the exit hook holds the pool from its first worker to its last.
+        if liveWorkers == 0 { ExitHook.register(self) }
         startedWorkers += 1
         liveWorkers += 1
     }
@@ -244,8 +247,9 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
             tokenReleased = false
             // The tasks live in this block only: they are released before the lock is taken
             // again, because a task may hold the last reference to its executor, whose deinit
-            // takes the lock.
-            let perTask: UInt64 = {
+            // takes the lock. (A block, not a closure: a closure here would not be specialized.)
+            let perTask: UInt64
+            do {
                 let tasks = batch
                 batch.removeAll(keepingCapacity: true)
                 lock.unlock()
@@ -282,8 +286,8 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
                         task.finish(outcome)
                     }
                 }
-                return (Deadline.now.nanoseconds &- start) / UInt64(tasks.count)
-            }()
+                perTask = (Deadline.now.nanoseconds &- start) / UInt64(tasks.count)
+            }
             averageNanoseconds = averageNanoseconds == .max ? perTask : (averageNanoseconds * 3 + perTask) / 4
             lock.lock()
         }
@@ -291,6 +295,7 @@ package final class WorkerPool<Context: WorkerContext>: @unchecked Sendable {
         if initialized { context.finalize() }
         lock.withLock {
             liveWorkers -= 1
+            if liveWorkers == 0 { ExitHook.unregister(self) }
             if tokenReleased { idleTokens = max(0, idleTokens - 1) }
             lock.broadcast()
         }

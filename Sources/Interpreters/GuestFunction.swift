@@ -74,7 +74,7 @@ public struct GuestFunction<Result: Shareable>: Sendable, CustomStringConvertibl
                 withExtendedLifetime(keepAlive) {}
                 return try Result(shareableValue: Interpreters.runInMain(invocation))
             },
-            remote: .guest(invocation),
+            remote: .invocation(invocation),
             decode: { value in
                 withExtendedLifetime(keepAlive) {}
                 return try Result(shareableValue: value)
@@ -129,5 +129,36 @@ extension Executor {
         bufferSize: Int? = nil
     ) throws -> MapResults<Result> {
         try map(inputs, timeout: timeout, bufferSize: bufferSize) { function.call($0) }
+    }
+}
+
+/// A guest function call with its arguments copied into values: what crosses to a worker's
+/// interpreter, or to a worker process. A class, so that the pool moves one reference.
+@usableFromInline
+package final class GuestInvocation: RemoteInvocation {
+    package let module: GuestModule
+    package let function: String
+    package let arguments: [Value]
+    /// A fuel budget for this call, overriding the executor's.
+    package let fuel: UInt64?
+    /// A time limit for this call, overriding the executor's.
+    package let timeLimit: Duration?
+
+    @usableFromInline
+    package init(module: GuestModule, function: String, arguments: [Value], fuel: UInt64?, timeLimit: Duration? = nil) {
+        self.module = module
+        self.function = function
+        self.arguments = arguments
+        self.fuel = fuel
+        self.timeLimit = timeLimit
+    }
+}
+
+extension RemoteCall {
+    /// The guest call, when this is one.
+    @inlinable
+    package var guestInvocation: GuestInvocation? {
+        if case .invocation(let invocation) = self { return invocation as? GuestInvocation }
+        return nil
     }
 }

@@ -11,7 +11,7 @@ import WasmParser
 /// module imports is something the host provides (the `cf` host functions of the guest ABI), and
 /// records its exports. Pools share one `GuestModule` between all their workers; each worker
 /// instantiates it in its own interpreter, with its own memory and globals.
-public final class GuestModule: Sendable, GuestModuleHandle {
+public final class GuestModule: Sendable {
     /// The module's name (the file name or a name you gave it).
     public let name: String
     /// The module's bytes.

@@ -69,8 +69,11 @@ final class ResourceAccount: @unchecked Sendable {
     var activeModule = 0
     /// Bytes of values this interpreter's guests put in queues, still queued.
     let queuedBytes = Atomic<Int>(0)
-    /// The store whose fuel pays for growth; weak, since the store owns the limiter.
-    weak var store: Store?
+    /// The store whose fuel pays for growth. Not retained (the store owns the limiter, which
+    /// owns this account) and not weak (a weak reference would slow every retain of the store on
+    /// the call path): the runtime points it at each store it makes, and only that store's
+    /// limiter reads it, while the store is alive.
+    unowned(unsafe) var store: Store?
 
     /// Bytes a table element counts for.
     static let tableElementBytes = 8
@@ -289,7 +292,7 @@ enum HostImports {
         define("return_value") { caller, arguments in
             let bytes = try readArgument(caller, arguments, context)
             do {
-                context.returned = try Futures.Value(decoding: bytes)
+                context.returned = try Futures.Value(decoding: bytes, maximumSize: context.maxValueBytes)
             } catch {
                 throw GuestFault(kind: .malformedValue, message: "cf.return_value got bytes that are not an encoded value: \(error)")
             }
@@ -353,13 +356,15 @@ enum HostImports {
             guard let queue = QueueRegistry.shared.lookup(Int(arguments[0].i32)) else { return status(.noSuchQueue) }
             let memory = try GuestMemory.memory(of: caller)
             let bytes = try GuestMemory.read(memory, pointer: arguments[1].i32, count: arguments[2].i32, limit: context.maxValueBytes)
-            guard let value = try? Futures.Value(decoding: bytes) else { return status(.badValue) }
+            guard let value = try? Futures.Value(decoding: bytes, maximumSize: context.maxValueBytes) else {
+                return status(.badValue)
+            }
             // A queued value is held by the host: it counts against the putter's memory limit
             // until it leaves the queue.
-            guard let charge = context.account.reserveQueued(bytes.count) else {
+            guard let charge = context.account.reserveQueued(value.memorySize) else {
                 throw GuestFault(
                     kind: .memoryLimit,
-                    message: "putting \(bytes.count) bytes into queue \(queue.id) would bring the interpreter past its memory "
+                    message: "putting \(value.memorySize) bytes into queue \(queue.id) would bring the interpreter past its memory "
                         + "limit of \(context.account.limit ?? 0) bytes (values it put that are still queued count)")
             }
             let wait = context.blockingDeadline(deadline(arguments[3]))

@@ -18,11 +18,10 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     public let limits: InterpreterLimits
 
     /// `true` while a call runs: the run lock that serializes calls. Whoever holds it owns
-    /// ``runtime``. Written only under `gate`; read without it by ``isRunning``.
+    /// ``runtime``.
     private let running = Atomic<Bool>(false)
-    /// Threads waiting for the run lock (``ThreadPoolExecutor`` calls on the main interpreter),
-    /// counted under `gate`.
-    private nonisolated(unsafe) var waiters = 0
+    /// Threads waiting for the run lock (``ThreadPoolExecutor`` calls on the main interpreter).
+    private let waiters = Atomic<Int>(0)
     private let gate = ConditionLock()
     private let closed = Atomic<Bool>(false)
     /// The engine, store and instances; read and written only by the holder of the run lock.
@@ -132,9 +131,8 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     ///
     /// - Throws: What ``call(_:_:)`` throws.
     package func install(initializer: GuestInvocation) throws -> Value {
-        let module = try Self.module(of: initializer)
-        return try withRuntime(wait: false) { runtime in
-            let result = try runtime.call(initializer, module: module)
+        try withRuntime(wait: false) { runtime in
+            let result = try runtime.call(initializer)
             runtime.initializer = initializer
             return result
         }
@@ -142,34 +140,29 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
 
     /// Runs a guest invocation; `wait` queues behind a running call instead of failing.
     package func run(_ invocation: GuestInvocation, wait: Bool) throws -> Value {
-        let module = try Self.module(of: invocation)
-        return try withRuntime(wait: wait) { runtime in try runtime.call(invocation, module: module) }
-    }
-
-    private static func module(of invocation: GuestInvocation) throws(NotShareableError) -> GuestModule {
-        guard let module = invocation.module as? GuestModule else {
-            throw NotShareableError("\(type(of: invocation.module)) is not a GuestModule")
-        }
-        return module
+        try withRuntime(wait: wait) { runtime in try runtime.call(invocation) }
     }
 
     /// Takes the run lock; with `wait`, waits for it instead of returning `false`.
     ///
-    /// The flag and the waiter count change only under `gate`, so a release cannot miss a
-    /// waiter that is about to sleep (the lost wake-up a store-then-load on two atomics allows).
+    /// A waiter counts itself, then tries the flag; a release clears the flag, then reads the
+    /// count. Both pairs are sequentially consistent, so one of them sees the other: either the
+    /// waiter takes the flag, or the release sees the waiter and wakes it under `gate` (with
+    /// weaker orderings the two reads could both miss, and the waiter would sleep until some
+    /// later caller came). The uncontended path is one compare-and-swap.
     private func acquire(wait: Bool) -> Bool {
-        gate.withLock {
-            if !running.load(ordering: .relaxed) {
-                running.store(true, ordering: .relaxed)
-                return true
-            }
-            guard wait else { return false }
-            waiters += 1
-            while running.load(ordering: .relaxed) { gate.wait(until: nil) }
-            waiters -= 1
-            running.store(true, ordering: .relaxed)
+        if running.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged {
             return true
         }
+        guard wait else { return false }
+        waiters.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        gate.withLock {
+            while !running.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged {
+                gate.wait(until: nil)
+            }
+        }
+        waiters.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        return true
     }
 
     private func withRuntime<T>(wait: Bool, _ body: (InterpreterRuntime) throws -> T) throws -> T {
@@ -187,10 +180,8 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
 
     /// Releases the run lock and wakes a waiting caller, if any.
     private func release() {
-        gate.withLock {
-            running.store(false, ordering: .relaxed)
-            if waiters > 0 { gate.signal() }
-        }
+        running.store(false, ordering: .sequentiallyConsistent)
+        if waiters.load(ordering: .sequentiallyConsistent) > 0 { gate.withLock { gate.broadcast() } }
     }
 
     /// Two handles are equal when they are the same interpreter.

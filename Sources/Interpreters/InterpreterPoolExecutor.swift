@@ -50,7 +50,7 @@ public final class InterpreterPoolExecutor: Executor {
         }
         var initialInvocation: GuestInvocation?
         if let initializer {
-            guard case .guest(let invocation) = initializer.remote else {
+            guard let invocation = initializer.remote?.guestInvocation else {
                 throw NotShareableError("the initializer (\(initializer.summary)) cannot run in an interpreter")
             }
             initialInvocation = invocation
@@ -135,14 +135,11 @@ public final class InterpreterPoolExecutor: Executor {
     /// then failed with that ``Futures/NotShareableError`` already).
     @inlinable
     static func task<Result>(_ call: Call<Result>, _ future: Future<Result>) throws -> InterpreterTask? {
-        let invocation: GuestInvocation
-        switch call.remote {
-        case .guest(let guest)?:
-            invocation = guest
-        case .unencodable(let error)?:
+        if case .unencodable(let error)? = call.remote {
             future.complete(.failure(error))
             return nil
-        default:
+        }
+        guard let invocation = call.remote?.guestInvocation else {
             throw NotShareableError("\(call.summary) is host code and cannot run in an interpreter")
         }
         let decode = call.decode

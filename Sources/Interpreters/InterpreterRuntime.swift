@@ -86,9 +86,12 @@ final class InterpreterRuntime: @unchecked Sendable {
     func load(_ module: GuestModule) throws -> Loaded {
         renewIfPoisoned()
         if let existing = loaded[module.id] { return existing }
-        return try limited(fuel: nil, timeLimit: nil, function: "\(module.name) (instantiation)") {
-            try instantiate(module)
+        var entry: Loaded?
+        _ = try limited(fuel: nil, timeLimit: nil, function: "\(module.name) (instantiation)") {
+            entry = try instantiate(module)
+            return .none
         }
+        return entry!
     }
 
     /// Instantiates `module`; the caller has set the call's limits.
@@ -120,9 +123,9 @@ final class InterpreterRuntime: @unchecked Sendable {
     }
 
     /// Runs `invocation`, loading its module first if needed.
-    func call(_ invocation: GuestInvocation, module: GuestModule) throws -> Futures.Value {
+    func call(_ invocation: GuestInvocation) throws -> Futures.Value {
         try call(
-            module: module, invocation.function, arguments: invocation.arguments, fuel: invocation.fuel,
+            module: invocation.module, invocation.function, arguments: invocation.arguments, fuel: invocation.fuel,
             timeLimit: invocation.timeLimit)
     }
 
@@ -135,10 +138,10 @@ final class InterpreterRuntime: @unchecked Sendable {
         module: GuestModule, _ name: String, arguments: [Futures.Value], fuel: UInt64?, timeLimit: Duration? = nil
     ) throws -> Futures.Value {
         renewIfPoisoned()
-        if initializerPending, let initializer, let initialModule = initializer.module as? GuestModule {
+        if initializerPending, let initializer {
             initializerPending = false
             do {
-                _ = try call(initializer, module: initialModule)
+                _ = try call(initializer)
             } catch {
                 isPoisoned = true
                 throw ExecutionFailed(
@@ -212,9 +215,12 @@ final class InterpreterRuntime: @unchecked Sendable {
     /// Runs `body` under a call's fuel budget and time limit (the interpreter's unless given):
     /// sets the store's fuel, arms the watchdog and caps host waits at the deadline. Errors come
     /// out as ``ExecutionFailed``, `.timedOut` when the watchdog stopped the call.
-    private func limited<T>(
-        fuel: UInt64?, timeLimit: Duration?, function: String, _ body: () throws -> T
-    ) throws -> T {
+    ///
+    /// Not generic on purpose: it is on every call's path, and a generic version was left
+    /// unspecialized, looking up type metadata on every call.
+    private func limited(
+        fuel: UInt64?, timeLimit: Duration?, function: String, _ body: () throws -> Futures.Value
+    ) throws -> Futures.Value {
         store.fuel = (fuel ?? limits.fuel).map { Fuel(remaining: $0) }
         let limit = timeLimit ?? limits.timeLimit
         let deadline = limit.flatMap { Deadline.after($0) }

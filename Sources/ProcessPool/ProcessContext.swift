@@ -34,7 +34,7 @@ final class RemoteBatch: FutureHandle, @unchecked Sendable {
         case .unencodable(let error)?:
             future.complete(.failure(error))
             return nil
-        case .guest(let invocation)? where invocation.arguments.contains(where: containsQueue):
+        case .invocation(let form)? where (form as? GuestInvocation)?.arguments.contains(where: containsQueue) == true:
             throw NotShareableError("queues live in one process: \(call.summary) cannot take one to a worker process")
         case let remote?:
             let decode = call.decode
@@ -173,7 +173,7 @@ struct ProcessContext: WorkerContext {
     private func replyDeadline(for calls: [RemoteCall]) -> Deadline? {
         var total = Self.timeLimitGrace
         for call in calls {
-            guard case .guest(let invocation) = call, let limit = invocation.timeLimit ?? setup.limits.timeLimit else {
+            guard let invocation = call.guestInvocation, let limit = invocation.timeLimit ?? setup.limits.timeLimit else {
                 return nil
             }
             total += limit
@@ -214,9 +214,7 @@ struct ProcessContext: WorkerContext {
     /// Sends the modules `calls` need that the process does not have yet.
     private func sendModules(for calls: [RemoteCall], to process: WorkerProcess) throws(ChannelError) {
         for call in calls {
-            guard case .guest(let invocation) = call, let module = invocation.module as? GuestModule,
-                !process.loadedModules.contains(module.id)
-            else { continue }
+            guard let module = call.guestInvocation?.module, !process.loadedModules.contains(module.id) else { continue }
             try process.post([.int(WireMessage.loadModule), .int(Int64(module.id)), .string(module.name), .bytes(module.wasmBytes)])
             process.loadedModules.insert(module.id)
         }
@@ -274,7 +272,7 @@ private func containsQueue(_ value: Value) -> Bool {
 private func describeCall(_ call: RemoteCall) -> String {
     switch call {
     case .job(let name, _): "job '\(name)'"
-    case .guest(let invocation): "guest function '\(invocation.function)'"
+    case .invocation(let form): "guest function '\((form as? GuestInvocation)?.function ?? "?")'"
     case .unencodable: "a call"
     }
 }

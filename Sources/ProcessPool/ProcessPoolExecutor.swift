@@ -78,7 +78,7 @@ public final class ProcessPoolExecutor: JobExecutor {
         var initial: RemoteCall?
         if let initializer {
             switch initializer.remote {
-            case .job?, .guest?: initial = initializer.remote
+            case .job?, .invocation?: initial = initializer.remote
             case .unencodable(let error)?: throw error
             case nil: throw NotShareableError("the initializer (\(initializer.summary)) cannot run in a worker process")
             }

@@ -65,10 +65,10 @@ public enum ProcessWorker {
         var state = WorkerState(registry: registry)
         do {
             try channel.send([.int(WireMessage.ready), .int(Int64(getpid())), .int(WireMessage.protocolVersion)], id: 0)
-            while true {
-                let request = try channel.receive()
+            while let request = try channel.receive() {
                 if let reply = state.handle(request.message) { try channel.send(reply, id: request.id) }
             }
+            exit(0)
         } catch {
             exit(0)
         }

@@ -34,8 +34,9 @@ enum WireMessage {
         switch call {
         case .job(let name, let argument):
             return [.int(callJob), .string(name), argument]
-        case .guest(let invocation):
-            let id = (invocation.module as? GuestModule)?.id ?? -1
+        case .invocation(let form):
+            guard let invocation = form as? GuestInvocation else { return [.int(callJob), .string(""), .none] }
+            let id = invocation.module.id
             return [
                 .int(callGuest), .int(Int64(id)), .string(invocation.function), .array(invocation.arguments),
                 invocation.fuel.map { .int(Int64(clamping: $0)) } ?? .none,
@@ -163,36 +164,44 @@ struct FrameChannel {
         if status != 0 { throw ChannelError.closed(errno: status) }
     }
 
-    /// Receives one frame, waiting up to `firstMilliseconds` for it to start (negative: forever).
-    func receive(firstMilliseconds: Int32 = -1) throws(ChannelError) -> Frame {
-        // The marker first: bytes that are not a frame are refused as soon as four arrived.
-        var marker: UInt32 = 0
-        let markerStatus = withUnsafeMutableBytes(of: &marker) {
-            cf_receive_within(fd, $0.baseAddress, 4, firstMilliseconds, Self.stallMilliseconds)
+    /// Receives one frame, waiting up to `firstMilliseconds` for it to start (negative: forever);
+    /// `nil` when nothing came in that time.
+    ///
+    /// Bytes that do not start with the marker are refused as soon as four have arrived; once a
+    /// frame started, its other bytes must keep coming (``stallMilliseconds``).
+    func receive(firstMilliseconds: Int32 = -1) throws(ChannelError) -> Frame? {
+        var header = [UInt8](repeating: 0, count: Self.headerBytes)
+        var received = 0
+        while received < Self.headerBytes {
+            let count = try receiveSome(
+                into: &header, at: received, timeout: received == 0 ? firstMilliseconds : Self.stallMilliseconds,
+                during: "a frame header")
+            if count == nil { return nil }
+            received += count!
+            if received >= 4 {
+                let marker = header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+                guard marker == Self.marker else {
+                    throw ChannelError.malformed("bytes that are not a frame (marker 0x\(String(marker, radix: 16)))")
+                }
+            }
         }
-        try check(markerStatus, during: "a frame header")
-        guard UInt32(littleEndian: marker) == Self.marker else {
-            throw ChannelError.malformed("bytes that are not a frame (marker 0x\(String(UInt32(littleEndian: marker), radix: 16)))")
-        }
-        var header = [UInt8](repeating: 0, count: Self.headerBytes - 4)
-        let status = header.withUnsafeMutableBytes {
-            cf_receive_within(fd, $0.baseAddress, Self.headerBytes - 4, Self.stallMilliseconds, Self.stallMilliseconds)
-        }
-        try check(status, during: "a frame header")
         let (length, id) = header.withUnsafeBytes { raw in
             (
-                Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self))),
-                UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 4, as: UInt64.self))
+                Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self))),
+                UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
             )
         }
         guard length > 0, length <= WireMessage.maximumFrame else {
             throw ChannelError.malformed("a frame of \(length) bytes")
         }
         var payload = [UInt8](repeating: 0, count: length)
-        let bodyStatus = payload.withUnsafeMutableBytes {
-            cf_receive_within(fd, $0.baseAddress, length, Self.stallMilliseconds, Self.stallMilliseconds)
+        var bodyReceived = 0
+        while bodyReceived < length {
+            guard let count = try receiveSome(
+                into: &payload, at: bodyReceived, timeout: Self.stallMilliseconds, during: "a frame of \(length) bytes")
+            else { throw ChannelError.malformed("a frame of \(length) bytes stopped arriving for \(Self.stallMilliseconds / 1000) s") }
+            bodyReceived += count
         }
-        try check(bodyStatus, during: "a frame of \(length) bytes")
         do {
             return Frame(id: id, message: try Value(decoding: payload))
         } catch {
@@ -200,12 +209,21 @@ struct FrameChannel {
         }
     }
 
-    private func check(_ status: Int32, during what: String) throws(ChannelError) {
-        switch status {
-        case 0: return
-        case -1: throw ChannelError.endOfStream
-        case ETIMEDOUT: throw ChannelError.malformed("\(what) stopped arriving for \(Self.stallMilliseconds / 1000) s")
-        default: throw ChannelError.closed(errno: status)
+    /// Receives what is there (at least one byte) into `buffer` from `offset`; `nil` when
+    /// nothing came within `timeout` milliseconds.
+    private func receiveSome(
+        into buffer: inout [UInt8], at offset: Int, timeout: Int32, during what: String
+    ) throws(ChannelError) -> Int? {
+        let result = buffer.withUnsafeMutableBytes { raw in
+            cf_receive_some(fd, raw.baseAddress! + offset, raw.count - offset, timeout)
+        }
+        switch result {
+        case 0: throw ChannelError.endOfStream
+        case Int(-ETIMEDOUT):
+            if offset == 0 { return nil }
+            throw ChannelError.malformed("\(what) stopped arriving for \(Self.stallMilliseconds / 1000) s")
+        case ..<0: throw ChannelError.closed(errno: Int32(-result))
+        default: return result
         }
     }
 }

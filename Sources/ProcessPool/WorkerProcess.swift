@@ -56,7 +56,9 @@ final class WorkerProcess {
             guard cf_wait_readable(fds[0], WorkerProcess.readyTimeoutMilliseconds) == 1 else {
                 throw ChannelError.malformed("no ready message within \(WorkerProcess.readyTimeoutMilliseconds / 1000) s")
             }
-            let hello = try process.channel.receive().message
+            guard let hello = try process.channel.receive(firstMilliseconds: 0)?.message else {
+                throw ChannelError.malformed("no ready message")
+            }
             guard case .array(let fields) = hello, fields.first == .int(WireMessage.ready) else {
                 throw ChannelError.malformed("expected the ready message, got \(hello)")
             }
@@ -113,20 +115,13 @@ final class WorkerProcess {
         try channel.send(message, id: id)
         var stoppedSince: Deadline?
         while true {
-            let wait = Int32(clamping: Self.pollMilliseconds)
-            switch cf_wait_readable(channel.fd, wait) {
-            case 1:
-                let reply = try channel.receive(firstMilliseconds: 0)
+            if let reply = try channel.receive(firstMilliseconds: Int32(clamping: Self.pollMilliseconds)) {
                 guard reply.id == id else {
                     throw ChannelError.malformed(
                         "a reply to request \(reply.id) while request \(id) was waiting (something other than the worker "
                             + "wrote to its channel)")
                 }
                 return reply.message
-            case 0:
-                break
-            default:
-                throw ChannelError.closed(errno: errno)
             }
             if let deadline, deadline.hasPassed {
                 throw ChannelError.unresponsive("it did not answer within the calls' time limits")

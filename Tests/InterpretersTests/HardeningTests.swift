@@ -200,6 +200,25 @@ struct HardeningTests {
         #expect(queue.count == held, "taking values out gives the room back")
     }
 
+    /// An encoding of empty elements decodes to about 24 times its size: the value limit bounds
+    /// what a returned value takes in host memory, not only its bytes.
+    @Test func aReturnedValueCannotAmplifyIntoHostMemory() throws {
+        let amplifier = """
+            (module
+              (import "cf" "return_value" (func $return (param i32 i32)))
+              (memory (export "memory") 2)
+              ;; An array of 65,000 nones: tag 7, the count in LEB128, then 65,000 zero bytes.
+              (data (i32.const 0) "\\07\\e8\\fb\\03")
+              (func (export "amplify") (call $return (i32.const 0) (i32.const 65004))))
+            """
+        let interpreter = Interpreters.create(limits: InterpreterLimits(maxValueBytes: 65_536))
+        try interpreter.exec(wat: amplifier)
+        expectFailure(.malformedValue) { _ = try interpreter.call("amplify") }
+        let roomy = Interpreters.create(limits: InterpreterLimits(maxValueBytes: 4 << 20))
+        try roomy.exec(wat: amplifier)
+        #expect(try roomy.call("amplify") == .array(Array(repeating: .none, count: 65_000)))
+    }
+
     @Test func loadingAModuleRespectsTheLimitsBeforeAllocating() throws {
         // A module declaring 1 GiB of initial memory, with data written across it.
         var data = ""

@@ -26,10 +26,10 @@ int cf_send_all(int fd, const void *bytes, size_t count);
 /// Receives exactly `count` bytes. Returns 0, -1 at end of stream, or an errno value.
 int cf_receive_all(int fd, void *bytes, size_t count);
 
-/// Receives exactly `count` bytes, waiting at most `first_ms` for the first byte (negative:
-/// forever) and at most `stall_ms` for each later one. Returns 0, -1 at end of stream, ETIMEDOUT
-/// when a wait ran out, or another errno value.
-int cf_receive_within(int fd, void *bytes, size_t count, int first_ms, int stall_ms);
+/// Receives between 1 and `count` bytes, waiting at most `timeout_ms` for them (negative:
+/// forever). Reads at once what is already there, without a poll. Returns the number of bytes,
+/// 0 at end of stream, -ETIMEDOUT when the wait ran out, or another -errno.
+long cf_receive_some(int fd, void *bytes, size_t count, int timeout_ms);
 
 /// Moves descriptor `fd` to the lowest free descriptor at or above `minimum`, close-on-exec,
 /// and closes `fd`. Returns the new descriptor, or -1 (errno).
