@@ -201,7 +201,7 @@ struct TimeLimitTests {
         let module = Fixtures.module(Fixtures.basic)
         let spin = try module.function("spin", returning: Value.self)
         let add = try module.function("add", returning: Int.self)
-        try InterpreterPoolExecutor(maxWorkers: 1, modules: [module], limits: InterpreterLimits(timeLimit: .milliseconds(20))).run { pool throws in
+        try InterpreterPoolExecutor(maxWorkers: 1, modules: [module], limits: InterpreterLimits(timeLimit: .milliseconds(250))).run { pool throws in
             let error = try #require(throws: ExecutionFailed.self) { try pool.submit(spin).result(timeout: .seconds(30)) }
             #expect(error.kind == .timedOut)
             #expect(try pool.submit(add, 2, 2).result() == 4)
