@@ -34,7 +34,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
-            name: "Interpreters",
+            name: "WasmInterpreters",
             dependencies: [
                 "Futures",
                 .product(name: "WasmKit", package: "WasmKit"),
@@ -47,12 +47,12 @@ let package = Package(
         .target(name: "CFuturesShims"),
         .target(
             name: "ProcessPool",
-            dependencies: ["Futures", "Interpreters", "CFuturesShims"],
+            dependencies: ["Futures", "WasmInterpreters", "CFuturesShims"],
             swiftSettings: strict
         ),
         .target(
             name: "ConcurrentFutures",
-            dependencies: ["Futures", "Interpreters", "ProcessPool"],
+            dependencies: ["Futures", "WasmInterpreters", "ProcessPool"],
             swiftSettings: strict
         ),
         .target(
@@ -62,7 +62,7 @@ let package = Package(
         ),
         .target(
             name: "BundledGuests",
-            dependencies: ["Interpreters"],
+            dependencies: ["WasmInterpreters"],
             swiftSettings: strict
         ),
         .target(name: "BenchJobs", dependencies: ["Futures"], swiftSettings: strict),
@@ -162,7 +162,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "InterpretersTests",
+            name: "WasmInterpretersTests",
             dependencies: ["ConcurrentFutures", "TestSupport", "BundledGuests", "GuestBuilder"],
             swiftSettings: strict
         ),

@@ -54,7 +54,7 @@ let benchmarks: @Sendable () -> Void = {
 }
 
 /// Runs `body` on `executor` as the measured part of a benchmark run, then shuts it down.
-func measure<E: Executor>(_ benchmark: Benchmark, on executor: E, _ body: (E) throws -> Void) throws {
+func measure<E: PoolExecutor>(_ benchmark: Benchmark, on executor: E, _ body: (E) throws -> Void) throws {
     defer { executor.shutdown() }
     benchmark.startMeasurement()
     try body(executor)

@@ -16,7 +16,7 @@ ProcessWorker.runIfRequested()
 
 let cpuBound = try BundledGuests.tasks.function("cpu_bound", returning: Int.self)
 
-func runBenchmark<E: Executor>(_ name: String, tasks: Int = 8, iterations: Int = 5_000_000, _ make: () throws -> E) throws {
+func runBenchmark<E: PoolExecutor>(_ name: String, tasks: Int = 8, iterations: Int = 5_000_000, _ make: () throws -> E) throws {
     let start = ContinuousClock.now
     try make().run { executor in
         let futures = try (0..<tasks).map { _ in try executor.submit(cpuBound, iterations) }

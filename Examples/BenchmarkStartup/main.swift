@@ -12,9 +12,9 @@ import Foundation
 
 ProcessWorker.runIfRequested()
 
-let noop = try BundledGuests.tasks.function("noop", returning: Value.self)
+let noop = try BundledGuests.tasks.function("noop", returning: ShareableValue.self)
 
-func runBenchmark<E: Executor>(_ name: String, workers: Int = 4, _ make: () throws -> E) throws {
+func runBenchmark<E: PoolExecutor>(_ name: String, workers: Int = 4, _ make: () throws -> E) throws {
     let start = ContinuousClock.now
     try make().run { executor in
         let futures = try (0..<workers).map { _ in try executor.submit(noop) }

@@ -14,7 +14,7 @@ ProcessWorker.runIfRequested()
 
 let double = try BundledGuests.tasks.function("double", returning: Int.self)
 
-func runBenchmark<E: Executor>(_ name: String, tasks: Int = 10_000, _ make: () throws -> E) throws {
+func runBenchmark<E: PoolExecutor>(_ name: String, tasks: Int = 10_000, _ make: () throws -> E) throws {
     let inputs = Array(0..<tasks)
     let start = ContinuousClock.now
     let results = try make().run { executor in try executor.map(double, inputs).collect() }

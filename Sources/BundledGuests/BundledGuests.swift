@@ -1,5 +1,5 @@
 import Foundation
-public import Interpreters
+public import WasmInterpreters
 
 /// The guest modules this repository builds from `Guests/` (with `futures build-guest`), ready to
 /// load: the benchmark guest and the examples' guests.

@@ -3,5 +3,5 @@
 // One import gives the whole library: futures and the executor protocol (`Futures`), the
 // interpreters and the interpreter pool (`Interpreters`), and the process pool (`ProcessPool`).
 @_exported import Futures
-@_exported import Interpreters
+@_exported import WasmInterpreters
 @_exported import ProcessPool

@@ -12,18 +12,18 @@ import Synchronization
 /// - Parameters:
 ///   - futures: The futures to watch.
 ///   - timeout: The longest time the whole iteration may take; `nil` for no limit.
-public func asCompleted<Value>(_ futures: some Sequence<Future<Value>>, timeout: Duration? = nil) -> AsCompleted<Value> {
+public func asCompleted<Success>(_ futures: some Sequence<Future<Success>>, timeout: Duration? = nil) -> AsCompleted<Success> {
     AsCompleted(futures: futures, deadline: Deadline.after(timeout))
 }
 
 /// The futures of ``asCompleted(_:timeout:)``, as a blocking sequence of `Result`s or, through
 /// ``values``, an `AsyncSequence`.
-public struct AsCompleted<Value: Sendable>: Sequence {
-    private let futures: [Future<Value>]
+public struct AsCompleted<Success: Sendable>: Sequence {
+    private let futures: [Future<Success>]
     private let deadline: Deadline?
 
-    fileprivate init(futures: some Sequence<Future<Value>>, deadline: Deadline?) {
-        var seen = Set<Future<Value>>()
+    fileprivate init(futures: some Sequence<Future<Success>>, deadline: Deadline?) {
+        var seen = Set<Future<Success>>()
         self.futures = futures.filter { seen.insert($0).inserted }
         self.deadline = deadline
     }
@@ -32,14 +32,14 @@ public struct AsCompleted<Value: Sendable>: Sequence {
     public struct Iterator: IteratorProtocol {
         private let watch: Watch
 
-        fileprivate init(futures: [Future<Value>], deadline: Deadline?) {
+        fileprivate init(futures: [Future<Success>], deadline: Deadline?) {
             watch = Watch(futures: futures, deadline: deadline)
         }
 
         /// The next completed future, or `.failure` with ``ExecutorError`` `.timedOut` when the
         /// timeout passes (the iteration ends there).
         @available(*, noasync, message: "Blocks the thread; iterate 'values' with 'for try await'")
-        public mutating func next() -> Result<Future<Value>, any Error>? { watch.next() }
+        public mutating func next() -> Result<Future<Success>, any Error>? { watch.next() }
     }
 
     /// Returns a blocking iterator.
@@ -47,18 +47,18 @@ public struct AsCompleted<Value: Sendable>: Sequence {
 
     /// The completed futures as an `AsyncSequence`, suspending instead of blocking. It throws
     /// ``ExecutorError`` `.timedOut` when the timeout passes.
-    public var values: AsyncThrowingStream<Future<Value>, any Error> {
+    public var values: AsyncThrowingStream<Future<Success>, any Error> {
         let futures = self.futures
         let deadline = self.deadline
         return AsyncThrowingStream { continuation in
             let state = StreamState(remaining: futures.count)
-            @Sendable func deliver(_ future: Future<Value>) {
+            @Sendable func deliver(_ future: Future<Success>) {
                 continuation.yield(future)
                 if state.remaining.withLock({ $0 -= 1; return $0 == 0 }) { continuation.finish() }
             }
             if futures.isEmpty { continuation.finish() }
             let pending = futures.filter { future in
-                if future.done {
+                if future.isDone {
                     deliver(future)
                     return false
                 }
@@ -88,25 +88,25 @@ public struct AsCompleted<Value: Sendable>: Sequence {
 
     private final class StreamState: Sendable {
         let remaining: Locked<Int>
-        let registrations = Locked<[(Future<Value>, UInt64)]>([])
+        let registrations = Locked<[(Future<Success>, UInt64)]>([])
         init(remaining: Int) { self.remaining = Locked(remaining) }
     }
 
     /// The waiting state of one blocking iteration.
     private final class Watch {
-        private var ready: Deque<Future<Value>>
-        private var pending: [ObjectIdentifier: Future<Value>] = [:]
+        private var ready: Deque<Future<Success>>
+        private var pending: [ObjectIdentifier: Future<Success>] = [:]
         private let total: Int
         private let deadline: Deadline?
         private let waiter = Waiter()
         private var received = 0
         private var ended = false
 
-        init(futures: [Future<Value>], deadline: Deadline?) {
+        init(futures: [Future<Success>], deadline: Deadline?) {
             total = futures.count
             self.deadline = deadline
-            ready = Deque(futures.filter { $0.done })
-            for future in futures where !future.done {
+            ready = Deque(futures.filter { $0.isDone })
+            for future in futures where !future.isDone {
                 if future.addWaiter(waiter) {
                     pending[ObjectIdentifier(future)] = future
                 } else {
@@ -119,7 +119,7 @@ public struct AsCompleted<Value: Sendable>: Sequence {
             for future in pending.values { future.removeWaiter(waiter) }
         }
 
-        func next() -> Result<Future<Value>, any Error>? {
+        func next() -> Result<Future<Success>, any Error>? {
             guard !ended else { return nil }
             while ready.isEmpty {
                 guard !pending.isEmpty else {

@@ -9,23 +9,23 @@
 /// A host closure (``init(_:)``) can only run in this process; submitting it to an executor that
 /// isolates its workers fails with ``NotShareableError``, as a closure that captures state
 /// fails in Python. The concrete executor types only offer `submit { ... }` where it works, so
-/// the mistake is caught at compile time unless the executor is used through the ``Executor``
+/// the mistake is caught at compile time unless the executor is used through the ``PoolExecutor``
 /// protocol.
-public struct Call<Result: Sendable>: Sendable {
+public struct Call<Success: Sendable>: Sendable {
     /// How the call runs on a thread of this process; `nil` when it cannot.
     @usableFromInline
-    package let local: (@Sendable () throws -> Result)?
+    package let local: (@Sendable () throws -> Success)?
     /// How the call is described to another interpreter or process; `nil` when it cannot be.
     @usableFromInline
     package let remote: RemoteCall?
-    /// Turns what the call returned elsewhere back into `Result`.
+    /// Turns what the call returned elsewhere back into `Success`.
     @usableFromInline
-    package let decode: @Sendable (Value) throws -> Result
+    package let decode: @Sendable (ShareableValue) throws -> Success
     /// What the call is, for error messages: "closure", "guest function 'f'", "job 'j'".
     public let summary: String
 
     /// A call of a host closure: it runs only on ``ThreadPoolExecutor``.
-    public init(_ body: @escaping @Sendable () throws -> Result) {
+    public init(_ body: @escaping @Sendable () throws -> Success) {
         local = body
         remote = nil
         decode = { _ in throw NotShareableError("a host closure has no remote form") }
@@ -35,9 +35,9 @@ public struct Call<Result: Sendable>: Sendable {
     @usableFromInline
     package init(
         summary: String,
-        local: (@Sendable () throws -> Result)?,
+        local: (@Sendable () throws -> Success)?,
         remote: RemoteCall?,
-        decode: @escaping @Sendable (Value) throws -> Result
+        decode: @escaping @Sendable (ShareableValue) throws -> Success
     ) {
         self.summary = summary
         self.local = local
@@ -47,7 +47,7 @@ public struct Call<Result: Sendable>: Sendable {
 
     /// The same call with `transform` applied to its result, wherever it runs. The transform runs
     /// in this process, after the result has crossed back.
-    public func map<Other: Sendable>(_ transform: @escaping @Sendable (Result) throws -> Other) -> Call<Other> {
+    public func map<Other: Sendable>(_ transform: @escaping @Sendable (Success) throws -> Other) -> Call<Other> {
         let decode = self.decode
         var mappedLocal: (@Sendable () throws -> Other)?
         if let local = self.local {
@@ -66,7 +66,7 @@ package enum RemoteCall: Sendable {
     /// know it recognize by its type.
     case invocation(any RemoteInvocation)
     /// A Swift job registered by name in the worker program.
-    case job(name: String, argument: Value)
+    case job(name: String, argument: ShareableValue)
     /// A call whose arguments could not be encoded: its future fails with this error.
     case unencodable(NotShareableError)
 }

@@ -4,7 +4,7 @@ public enum ExecutorThread {
     ///
     /// The full name is kept here; the operating system's copy is cut to 15 bytes on Linux.
     public static var currentName: String? {
-        guard let identity = WorkerThread.current, identity.isPoolWorker else { return nil }
+        guard let identity = DetachedThread.current, identity.isPoolWorker else { return nil }
         return identity.name
     }
 }

@@ -8,7 +8,7 @@ extension Future {
     /// keeps waiting for its outcome.
     ///
     /// - Throws: The error the work threw, or ``ExecutorError`` `.cancelled`.
-    public var value: Value {
+    public var value: Success {
         get async throws {
             try await withTaskCancellationHandler {
                 try await awaitOutcome(until: nil).get().get()
@@ -22,7 +22,7 @@ extension Future {
     /// blocking ``result(timeout:)``; task cancellation is not forwarded to the future.
     ///
     /// - Throws: The error the work threw; ``ExecutorError`` `.cancelled` or `.timedOut`.
-    public func result(timeout: Duration? = nil) async throws -> Value {
+    public func result(timeout: Duration? = nil) async throws -> Success {
         try await awaitOutcome(until: Deadline.after(timeout)).get().get()
     }
 
@@ -39,10 +39,10 @@ extension Future {
 
     /// Suspends until the future is done or `deadline` passes. The outer result fails with
     /// ``ExecutorError`` `.cancelled` or `.timedOut`; the inner one is the work's outcome.
-    package func awaitOutcome(until deadline: Deadline?) async -> Result<Result<Value, any Error>, ExecutorError> {
+    package func awaitOutcome(until deadline: Deadline?) async -> Result<Result<Success, any Error>, ExecutorError> {
         if let settled = settledOutcome() { return settled }
         if let deadline, deadline.hasPassed { return settledOutcome() ?? .failure(Self.timeoutError) }
-        let resumer = Resumer<Result<Result<Value, any Error>, ExecutorError>>()
+        let resumer = Resumer<Result<Result<Success, any Error>, ExecutorError>>()
         return await withCheckedContinuation { continuation in
             resumer.install(continuation)
             let id = addCallbackUnlessDone { future in

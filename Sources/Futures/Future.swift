@@ -11,17 +11,17 @@ import Synchronization
 /// Unlike CPython (gh-92001), a future cancelled with ``cancel()`` or by
 /// `shutdown(cancelFutures: true)` is done for every observer at once, including ``wait(_:timeout:returnWhen:)``
 /// and ``asCompleted(_:timeout:)``.
-public final class Future<Value: Sendable>: @unchecked Sendable {
+public final class Future<Success: Sendable>: @unchecked Sendable {
     /// The stages a future goes through.
     public typealias State = FutureState
 
-    /// The state machine, kept free of `Value` so that hot paths need no generic metadata.
+    /// The state machine, kept free of `Success` so that hot paths need no generic metadata.
     @usableFromInline
     let core = FutureCore()
     /// Written once, under the core's lock, in the transition to `.finished`; read only after
     /// observing `.finished`, which the lock orders after the write.
     @usableFromInline
-    var storedValue: Value?
+    var storedValue: Success?
 
     /// Creates a pending future. Executors create the futures they return; create one yourself
     /// only to resolve it yourself, as a promise.
@@ -33,13 +33,13 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     public var state: State { core.state }
 
     /// Whether the future was cancelled.
-    public var cancelled: Bool { state == .cancelled }
+    public var isCancelled: Bool { state == .cancelled }
 
     /// Whether a worker is running the future now.
-    public var running: Bool { state == .running }
+    public var isRunning: Bool { state == .running }
 
     /// Whether the future finished or was cancelled.
-    public var done: Bool {
+    public var isDone: Bool {
         let state = self.state
         return state == .finished || state == .cancelled
     }
@@ -55,7 +55,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     ///   Timing out does not cancel the future.
     @available(*, noasync, message: "Blocks the thread; use 'await future.value' or 'await future.result(timeout:)'")
     @inlinable
-    public func result(timeout: Duration? = nil) throws -> Value {
+    public func result(timeout: Duration? = nil) throws -> Success {
         try waitForOutcome(until: Deadline.after(timeout)).get()
     }
 
@@ -78,7 +78,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
 
     /// Waits for the outcome; throws only for cancellation and timeout.
     @inlinable
-    package func waitForOutcome(until deadline: Deadline?) throws(ExecutorError) -> Result<Value, any Error> {
+    package func waitForOutcome(until deadline: Deadline?) throws(ExecutorError) -> Result<Success, any Error> {
         if let error = try core.waitUntilDone(until: deadline) { return .failure(error) }
         return .success(storedValue!)
     }
@@ -92,7 +92,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     /// The outcome if the future is done: a result, or `.failure(.cancelled)`.
-    package func settledOutcome() -> Result<Result<Value, any Error>, ExecutorError>? {
+    package func settledOutcome() -> Result<Result<Success, any Error>, ExecutorError>? {
         switch core.settled {
         case .none: return nil
         case .some(.cancelled): return .failure(.cancelled)
@@ -109,8 +109,8 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// otherwise it runs in the thread that completes the future. Callbacks run in the order they
     /// were added. A callback that throws is logged (logger `concurrent.futures`) and does not stop
     /// the others.
-    public func addDoneCallback(_ callback: @escaping @Sendable (Future<Value>) throws -> Void) {
-        let guarded: @Sendable (Future<Value>) -> Void = { future in
+    public func addDoneCallback(_ callback: @escaping @Sendable (Future<Success>) throws -> Void) {
+        let guarded: @Sendable (Future<Success>) -> Void = { future in
             do {
                 try callback(future)
             } catch {
@@ -123,7 +123,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     /// Registers a callback unless the future is done; returns its id, or `nil` when done.
-    package func addCallbackUnlessDone(_ callback: @escaping @Sendable (Future<Value>) -> Void) -> UInt64? {
+    package func addCallbackUnlessDone(_ callback: @escaping @Sendable (Future<Success>) -> Void) -> UInt64? {
         core.addCallbackUnlessDone { [self] in callback(self) }
     }
 
@@ -163,7 +163,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     ///
     /// - Throws: ``ExecutorError`` `.invalidState` when the future is already finished or
     ///   cancelled; the first outcome is kept.
-    public func setResult(_ value: Value) throws(ExecutorError) {
+    public func setResult(_ value: Success) throws(ExecutorError) {
         try resolve(.success(value))
     }
 
@@ -179,7 +179,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     ///
     /// - Throws: ``ExecutorError`` `.invalidState` when the future is already finished or cancelled.
     @inlinable
-    public func resolve(_ result: Result<Value, any Error>) throws(ExecutorError) {
+    public func resolve(_ result: Result<Success, any Error>) throws(ExecutorError) {
         let observers: FutureCore.Observers?
         switch result {
         case .success(let value): observers = core.finish(error: nil) { storedValue = value }
@@ -193,14 +193,14 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
 
     /// Resolves a running future; a second resolution is ignored (used by workers, which own it).
     @inlinable
-    package func complete(_ result: Result<Value, any Error>) {
+    package func complete(_ result: Result<Success, any Error>) {
         try? resolve(result)
     }
 }
 
 extension Future: FutureHandle {
     @usableFromInline
-    package var failed: Bool { core.failed }
+    package var isFailed: Bool { core.isFailed }
 
     @usableFromInline
     package func addWaiter(_ waiter: Waiter) -> Bool { core.addWaiter(waiter) }
@@ -219,9 +219,9 @@ extension Future: Hashable {
 extension Future: CustomStringConvertible {
     /// For example `Future<Int>(state: finished, returned Int)`.
     public var description: String {
-        var text = "Future<\(Value.self)>(state: \(state)"
+        var text = "Future<\(Success.self)>(state: \(state)"
         switch core.settled {
-        case .some(.succeeded): text += ", returned \(Value.self)"
+        case .some(.succeeded): text += ", returned \(Success.self)"
         case .some(.failed(let error)): text += ", raised \(type(of: error))"
         default: break
         }

@@ -60,7 +60,7 @@ public final class ThreadPoolExecutor: JobExecutor {
     /// Schedules `call`; every kind of call runs here, in this process.
     ///
     /// - Throws: ``ExecutorError`` `.shutdown` after shutdown, `.brokenThreadPool` once broken.
-    public func submit<Result: Sendable>(_ call: Call<Result>) throws -> Future<Result> {
+    public func submit<Success: Sendable>(_ call: Call<Success>) throws -> Future<Success> {
         try submit(try Self.body(of: call))
     }
 
@@ -69,12 +69,12 @@ public final class ThreadPoolExecutor: JobExecutor {
     /// - Throws: ``ExecutorError`` `.shutdown` after shutdown, `.brokenThreadPool` once broken;
     ///   then none of the calls is queued.
     @inlinable
-    public func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>] {
+    public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
         try submit(contentsOf: calls.map { try Self.body(of: $0) })
     }
 
     @inlinable
-    static func body<Result>(of call: Call<Result>) throws -> @Sendable () throws -> Result {
+    static func body<Success>(of call: Call<Success>) throws -> @Sendable () throws -> Success {
         guard let local = call.local else {
             throw NotShareableError("\(call.summary) cannot run in this process")
         }
@@ -85,8 +85,8 @@ public final class ThreadPoolExecutor: JobExecutor {
     ///
     /// - Throws: ``ExecutorError`` `.shutdown` after shutdown, `.brokenThreadPool` once broken.
     @inlinable
-    public func submit<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) throws -> Future<Result> {
-        let future = Future<Result>()
+    public func submit<Success: Sendable>(_ body: @escaping @Sendable () throws -> Success) throws -> Future<Success> {
+        let future = Future<Success>()
         try enqueue(Self.task(body, future))
         return future
     }
@@ -96,15 +96,15 @@ public final class ThreadPoolExecutor: JobExecutor {
     /// - Throws: ``ExecutorError`` `.shutdown` after shutdown, `.brokenThreadPool` once broken;
     ///   then none is queued.
     @inlinable
-    public func submit<Result: Sendable>(
-        contentsOf bodies: [@Sendable () throws -> Result]
-    ) throws -> [Future<Result>] {
-        var futures: [Future<Result>] = []
+    public func submit<Success: Sendable>(
+        contentsOf bodies: [@Sendable () throws -> Success]
+    ) throws -> [Future<Success>] {
+        var futures: [Future<Success>] = []
         var tasks: [ThreadTask] = []
         futures.reserveCapacity(bodies.count)
         tasks.reserveCapacity(bodies.count)
         for body in bodies {
-            let future = Future<Result>()
+            let future = Future<Success>()
             futures.append(future)
             tasks.append(Self.task(body, future))
         }
@@ -125,17 +125,17 @@ public final class ThreadPoolExecutor: JobExecutor {
     }
 
     @inlinable
-    static func task<Result>(
-        _ body: @escaping @Sendable () throws -> Result, _ future: Future<Result>
+    static func task<Success>(
+        _ body: @escaping @Sendable () throws -> Success, _ future: Future<Success>
     ) -> ThreadTask {
         ThreadTask(future: future) {
-            let outcome = Swift.Result { try body() }
+            let outcome = Result { try body() }
             return { future.complete(outcome) }
         }
     }
 
     /// Runs `transform` over `inputs` on the pool, results in input order.
-    /// See ``Executor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`.
+    /// See ``PoolExecutor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`.
     ///
     /// - Throws: ``ExecutorError`` `.invalidArgument` for a bad `bufferSize`; what `submit` throws.
     @inlinable
@@ -153,7 +153,7 @@ public final class ThreadPoolExecutor: JobExecutor {
     }
 
     /// Stops accepting work and ends the worker threads once the queue drains.
-    /// See ``Executor/shutdown(wait:cancelFutures:)``; it never throws.
+    /// See ``PoolExecutor/shutdown(wait:cancelFutures:)``; it never throws.
     public func shutdown(wait: Bool, cancelFutures: Bool) {
         pool.shutdown(wait: wait, cancelFutures: cancelFutures)
     }

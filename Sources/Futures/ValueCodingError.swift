@@ -31,7 +31,7 @@ public struct ValueCodingError: Error, Sendable, Hashable, CustomStringConvertib
 
     public var description: String { "\(code): \(message)" }
 
-    package static func mismatch(expected: String, got value: Value) -> ValueCodingError {
+    package static func mismatch(expected: String, got value: ShareableValue) -> ValueCodingError {
         ValueCodingError(.typeMismatch, "expected \(expected), got \(value.kindName) \(value)")
     }
 }
@@ -41,7 +41,7 @@ public struct ValueCodingError: Error, Sendable, Hashable, CustomStringConvertib
 ///
 /// Raised for host closures and Swift jobs submitted to an interpreter pool, for closures
 /// submitted to a process pool, for queues sent to another process, and for values that have no
-/// encoding. (A value too large to cross is an `ExecutionFailed` of kind `valueTooLarge`.)
+/// encoding. (A value too large to cross is an `GuestError` of kind `valueTooLarge`.)
 public struct NotShareableError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Why the object cannot cross.
     public let message: String

@@ -12,11 +12,11 @@ public enum ReturnWhen: Sendable, Hashable {
 }
 
 /// The two sets ``wait(_:timeout:returnWhen:)`` returns: Python's `DoneAndNotDoneFutures`.
-public struct DoneAndNotDone<Value: Sendable>: Sendable {
+public struct DoneAndNotDone<Success: Sendable>: Sendable {
     /// The futures that finished or were cancelled.
-    public let done: Set<Future<Value>>
+    public let done: Set<Future<Success>>
     /// The others.
-    public let notDone: Set<Future<Value>>
+    public let notDone: Set<Future<Success>>
 }
 
 /// Blocks until `futures` meet `returnWhen`, or `timeout` passes, and returns which are done.
@@ -29,18 +29,18 @@ public struct DoneAndNotDone<Value: Sendable>: Sendable {
 ///   - timeout: The longest wait; `nil` waits as long as it takes.
 ///   - returnWhen: The condition to wait for.
 @available(*, noasync, message: "Blocks the thread; use the async form")
-public func wait<Value>(
-    _ futures: some Sequence<Future<Value>>,
+public func wait<Success>(
+    _ futures: some Sequence<Future<Success>>,
     timeout: Duration? = nil,
     returnWhen: ReturnWhen = .allCompleted
-) -> DoneAndNotDone<Value> {
+) -> DoneAndNotDone<Success> {
     let deadline = Deadline.after(timeout)
     let unique = Array(Set(futures))
     var progress = WaitProgress(total: unique.count, returnWhen: returnWhen)
-    for future in unique where future.done { progress.record(future) }
+    for future in unique where future.isDone { progress.record(future) }
     if !progress.isSatisfied {
         let waiter = Waiter()
-        for future in unique where !future.done || !progress.contains(future) {
+        for future in unique where !future.isDone || !progress.contains(future) {
             if !future.addWaiter(waiter), !progress.contains(future) { progress.record(future) }
         }
         var received = 0
@@ -48,7 +48,7 @@ public func wait<Value>(
             let reached = waiter.wait(forNotifications: received + 1, until: deadline)
             for handle in waiter.takeCompleted() {
                 received += 1
-                if let future = handle as? Future<Value> { progress.record(future) }
+                if let future = handle as? Future<Success> { progress.record(future) }
             }
             if !reached { break }
         }
@@ -59,16 +59,16 @@ public func wait<Value>(
 
 /// Suspends until `futures` meet `returnWhen`, or `timeout` passes, and returns which are done.
 /// The async twin of the blocking ``wait(_:timeout:returnWhen:)``, with the same rules.
-public func wait<Value>(
-    _ futures: some Sequence<Future<Value>>,
+public func wait<Success>(
+    _ futures: some Sequence<Future<Success>>,
     timeout: Duration? = nil,
     returnWhen: ReturnWhen = .allCompleted
-) async -> DoneAndNotDone<Value> {
+) async -> DoneAndNotDone<Success> {
     let deadline = Deadline.after(timeout)
     let unique = Array(Set(futures))
     let progress = Locked(WaitProgress(total: unique.count, returnWhen: returnWhen))
     let resumer = Resumer<Void>()
-    let registrations = Locked<[(Future<Value>, UInt64)]>([])
+    let registrations = Locked<[(Future<Success>, UInt64)]>([])
     await withCheckedContinuation { continuation in
         resumer.install(continuation)
         for future in unique {
@@ -94,11 +94,11 @@ public func wait<Value>(
     return partition(unique)
 }
 
-private func partition<Value>(_ futures: [Future<Value>]) -> DoneAndNotDone<Value> {
-    var done = Set<Future<Value>>()
-    var notDone = Set<Future<Value>>()
+private func partition<Success>(_ futures: [Future<Success>]) -> DoneAndNotDone<Success> {
+    var done = Set<Future<Success>>()
+    var notDone = Set<Future<Success>>()
     for future in futures {
-        if future.done { done.insert(future) } else { notDone.insert(future) }
+        if future.isDone { done.insert(future) } else { notDone.insert(future) }
     }
     return DoneAndNotDone(done: done, notDone: notDone)
 }
@@ -119,7 +119,7 @@ private struct WaitProgress {
 
     mutating func record(_ future: some FutureHandle) {
         guard seen.insert(ObjectIdentifier(future)).inserted else { return }
-        if future.failed { sawError = true }
+        if future.isFailed { sawError = true }
     }
 
     var isSatisfied: Bool {

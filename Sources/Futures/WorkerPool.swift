@@ -159,7 +159,7 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
     /// until `deadline`; returns whether they all ended.
     @discardableResult
     package func waitForWorkers(until deadline: Deadline? = nil) -> Bool {
-        let selfCount = WorkerThread.current?.pool == ObjectIdentifier(self) ? 1 : 0
+        let selfCount = DetachedThread.current?.pool == ObjectIdentifier(self) ? 1 : 0
         return lock.withLock {
             while liveWorkers > selfCount {
                 if !lock.wait(until: deadline), liveWorkers > selfCount { return false }
@@ -170,7 +170,7 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
 
     private func startWorkerLocked() throws(ExecutorError) {
         let index = startedWorkers
-        try WorkerThread.start(name: "\(configuration.threadNamePrefix)_\(index)", pool: ObjectIdentifier(self)) {
+        try DetachedThread.start(name: "\(configuration.threadNamePrefix)_\(index)", pool: ObjectIdentifier(self)) {
             self.work(index: index)
         }
         // A pool with workers is alive (they hold it) and has work to join at exit; one without

@@ -1,5 +1,5 @@
 import Futures
-import Interpreters
+import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
@@ -10,11 +10,11 @@ import Glibc
 /// A plain submission is a batch of one; `map(chunkSize:)` makes bigger ones. The pool sees the
 /// batch as one future: starting it starts every call not cancelled, cancelling it cancels them
 /// all, failing it fails them all.
-final class RemoteBatch: FutureHandle, @unchecked Sendable {
+final class CallBatch: FutureHandle, @unchecked Sendable {
     struct Element: Sendable {
         let handle: any FutureHandle
         let call: RemoteCall
-        let resolve: @Sendable (Result<Value, any Error>) -> Void
+        let resolve: @Sendable (Result<ShareableValue, any Error>) -> Void
     }
 
     let elements: [Element]
@@ -27,7 +27,7 @@ final class RemoteBatch: FutureHandle, @unchecked Sendable {
     /// future has then already failed).
     ///
     /// - Throws: ``Futures/NotShareableError`` for a call with no remote form.
-    static func element<Result>(_ call: Call<Result>, _ future: Future<Result>) throws -> Element? {
+    static func element<Success>(_ call: Call<Success>, _ future: Future<Success>) throws -> Element? {
         switch call.remote {
         case nil:
             throw NotShareableError("\(call.summary) is host code and cannot run in a worker process")
@@ -39,7 +39,7 @@ final class RemoteBatch: FutureHandle, @unchecked Sendable {
         case let remote?:
             let decode = call.decode
             return Element(handle: future, call: remote) { outcome in
-                future.complete(outcome.flatMap { value in Swift.Result { try decode(value) } })
+                future.complete(outcome.flatMap { value in Result { try decode(value) } })
             }
         }
     }
@@ -57,17 +57,17 @@ final class RemoteBatch: FutureHandle, @unchecked Sendable {
         elements.reduce(true) { $1.handle.cancel() && $0 }
     }
 
-    var done: Bool { elements.allSatisfy { $0.handle.done } }
-    var failed: Bool { elements.contains { $0.handle.failed } }
+    var isDone: Bool { elements.allSatisfy { $0.handle.isDone } }
+    var isFailed: Bool { elements.contains { $0.handle.isFailed } }
     func addWaiter(_ waiter: Waiter) -> Bool { false }
     func removeWaiter(_ waiter: Waiter) {}
 }
 
 /// A batch queued on a process pool.
 struct ProcessTask: WorkerTask {
-    typealias Output = [Result<Value, any Error>]
+    typealias Output = [Result<ShareableValue, any Error>]
 
-    let batch: RemoteBatch
+    let batch: CallBatch
     var future: (any FutureHandle)? { batch }
 
     func finish(_ outcome: Result<Output, any Error>) {
@@ -100,7 +100,7 @@ struct ProcessContext: WorkerContext {
     static let timeLimitGrace: Duration = .seconds(5)
 
     let setup: Setup
-    private var process: WorkerProcess?
+    private var process: ChildWorker?
     private var tasksRun = 0
 
     init(setup: Setup) { self.setup = setup }
@@ -119,7 +119,7 @@ struct ProcessContext: WorkerContext {
 
     mutating func run(batch: [ProcessTask]) -> [Result<ProcessTask.Output, any Error>] {
         let calls = batch.flatMap { $0.batch.started.map(\.call) }
-        let results: [Result<Value, any Error>]
+        let results: [Result<ShareableValue, any Error>]
         do {
             results = try send(calls)
         } catch {
@@ -134,13 +134,13 @@ struct ProcessContext: WorkerContext {
     }
 
     /// Sends `calls` to the worker process in one request and returns their outcomes.
-    private mutating func send(_ calls: [RemoteCall]) throws -> [Result<Value, any Error>] {
+    private mutating func send(_ calls: [RemoteCall]) throws -> [Result<ShareableValue, any Error>] {
         let process = try self.process ?? start()
         self.process = process
         let describe = calls.count == 1 ? describeCall(calls[0]) : "a batch of \(calls.count) calls"
         do {
             try sendModules(for: calls, to: process)
-            let results: [Result<Value, any Error>]
+            let results: [Result<ShareableValue, any Error>]
             let deadline = replyDeadline(for: calls)
             let stopped = setup.stoppedWorkerTimeout
             if calls.count == 1 {
@@ -182,8 +182,8 @@ struct ProcessContext: WorkerContext {
     }
 
     /// Starts a worker process, configures it and runs the initializer.
-    private mutating func start() throws -> WorkerProcess {
-        let process = try WorkerProcess.spawn(executable: setup.executable, environment: setup.environment)
+    private mutating func start() throws -> ChildWorker {
+        let process = try ChildWorker.spawn(executable: setup.executable, environment: setup.environment)
         setup.registry.insert(process.pid)
         do {
             let limits = setup.limits
@@ -196,7 +196,7 @@ struct ProcessContext: WorkerContext {
             ])
             if let initializer = setup.initializer {
                 try sendModules(for: [initializer], to: process)
-                let request: Value = [.int(WireMessage.initialize), WireMessage.request(for: initializer)]
+                let request: ShareableValue = [.int(WireMessage.initialize), WireMessage.request(for: initializer)]
                 let reply = try process.request(
                     request, deadline: replyDeadline(for: [initializer]), stoppedTimeout: setup.stoppedWorkerTimeout)
                 if case .failure(let error) = try WireMessage.decodeOutcome(reply) {
@@ -212,7 +212,7 @@ struct ProcessContext: WorkerContext {
     }
 
     /// Sends the modules `calls` need that the process does not have yet.
-    private func sendModules(for calls: [RemoteCall], to process: WorkerProcess) throws(ChannelError) {
+    private func sendModules(for calls: [RemoteCall], to process: ChildWorker) throws(ChannelError) {
         for call in calls {
             guard let module = call.guestInvocation?.module, !process.loadedModules.contains(module.id) else { continue }
             try process.post([.int(WireMessage.loadModule), .int(Int64(module.id)), .string(module.name), .bytes(module.wasmBytes)])
@@ -231,7 +231,7 @@ struct ProcessContext: WorkerContext {
 
     /// The error for a process that failed while running `what`: it is reaped and forgotten, so
     /// the next task starts a new one.
-    private mutating func died(_ process: WorkerProcess, while what: String, because error: any Error) -> ExecutorError {
+    private mutating func died(_ process: ChildWorker, while what: String, because error: any Error) -> ExecutorError {
         var killed = false
         switch error {
         case ChannelError.malformed, ChannelError.unresponsive: killed = true
@@ -261,7 +261,7 @@ struct ProcessContext: WorkerContext {
     }
 }
 
-private func containsQueue(_ value: Value) -> Bool {
+private func containsQueue(_ value: ShareableValue) -> Bool {
     switch value {
     case .queue: true
     case .array(let elements): elements.contains(where: containsQueue)

@@ -1,5 +1,5 @@
 public import Futures
-public import Interpreters
+public import WasmInterpreters
 import CFuturesShims
 import Synchronization
 
@@ -114,7 +114,7 @@ public final class ProcessPoolExecutor: JobExecutor {
     ) throws {
         try self.init(
             maxWorkers: maxWorkers, maxTasksPerChild: maxTasksPerChild, workerExecutable: workerExecutable,
-            environment: environment, limits: limits, initializer: Call<Value>?.none,
+            environment: environment, limits: limits, initializer: Call<ShareableValue>?.none,
             stoppedWorkerTimeout: stoppedWorkerTimeout)
     }
 
@@ -132,21 +132,21 @@ public final class ProcessPoolExecutor: JobExecutor {
     ///
     /// - Throws: ``Futures/ExecutorError`` `.shutdown` after shutdown, `.brokenProcessPool` once
     ///   broken; ``Futures/NotShareableError`` for a host closure.
-    public func submit<Result: Sendable>(_ call: Call<Result>) throws -> Future<Result> {
+    public func submit<Success: Sendable>(_ call: Call<Success>) throws -> Future<Success> {
         try submit(contentsOf: [call])[0]
     }
 
     /// Schedules every call in `calls` with one acquisition of the queue's lock, or none.
     ///
     /// - Throws: What ``submit(_:)`` throws.
-    public func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>] {
-        var futures: [Future<Result>] = []
+    public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
+        var futures: [Future<Success>] = []
         var tasks: [ProcessTask] = []
         for call in calls {
-            let future = Future<Result>()
+            let future = Future<Success>()
             futures.append(future)
-            if let element = try RemoteBatch.element(call, future) {
-                tasks.append(ProcessTask(batch: RemoteBatch([element])))
+            if let element = try CallBatch.element(call, future) {
+                tasks.append(ProcessTask(batch: CallBatch([element])))
             }
         }
         try pool.submit(contentsOf: tasks)
@@ -155,23 +155,23 @@ public final class ProcessPoolExecutor: JobExecutor {
 
     /// Sends `chunkSize` calls at a time to the workers: each chunk is one request and one reply.
     /// Futures and results stay per call. Python's `map(chunksize=)`.
-    func submit<Result: Sendable>(chunksOf calls: [Call<Result>], chunkSize: Int) throws -> [Future<Result>] {
-        var futures: [Future<Result>] = []
-        var elements: [RemoteBatch.Element] = []
+    func submit<Success: Sendable>(chunksOf calls: [Call<Success>], chunkSize: Int) throws -> [Future<Success>] {
+        var futures: [Future<Success>] = []
+        var elements: [CallBatch.Element] = []
         for call in calls {
-            let future = Future<Result>()
+            let future = Future<Success>()
             futures.append(future)
-            if let element = try RemoteBatch.element(call, future) { elements.append(element) }
+            if let element = try CallBatch.element(call, future) { elements.append(element) }
         }
         let tasks = stride(from: 0, to: elements.count, by: chunkSize).map { start in
-            ProcessTask(batch: RemoteBatch(Array(elements[start..<min(start + chunkSize, elements.count)])))
+            ProcessTask(batch: CallBatch(Array(elements[start..<min(start + chunkSize, elements.count)])))
         }
         try pool.submit(contentsOf: tasks)
         return futures
     }
 
     /// Stops accepting work; each worker asks its child process to exit once the queue drains.
-    /// See ``Executor/shutdown(wait:cancelFutures:)``; it never throws.
+    /// See ``PoolExecutor/shutdown(wait:cancelFutures:)``; it never throws.
     public func shutdown(wait: Bool, cancelFutures: Bool) {
         pool.shutdown(wait: wait, cancelFutures: cancelFutures)
     }
@@ -207,15 +207,15 @@ public final class ProcessPoolExecutor: JobExecutor {
 
 extension ProcessPoolExecutor {
     /// Runs `job` over `inputs`, sending `chunkSize` inputs per request, results in input order.
-    /// See ``Futures/Executor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`
+    /// See ``Futures/PoolExecutor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`
     /// (which counts chunks, as in Python).
     ///
     /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
     ///   below 1; what `submit` throws.
-    public func map<Argument, Result>(
-        _ job: Job<Argument, Result>, _ inputs: some Sequence<Argument>, chunkSize: Int,
+    public func map<Argument, Success>(
+        _ job: Job<Argument, Success>, _ inputs: some Sequence<Argument>, chunkSize: Int,
         timeout: Duration? = nil, bufferSize: Int? = nil
-    ) throws -> MapResults<Result> {
+    ) throws -> MapResults<Success> {
         try mapChunks(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { job.call($0) }
     }
 
@@ -224,17 +224,17 @@ extension ProcessPoolExecutor {
     ///
     /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
     ///   below 1; what `submit` throws.
-    public func map<Input: Shareable, Result>(
-        _ function: GuestFunction<Result>, _ inputs: some Sequence<Input>, chunkSize: Int,
+    public func map<Input: Shareable, Success>(
+        _ function: GuestFunction<Success>, _ inputs: some Sequence<Input>, chunkSize: Int,
         timeout: Duration? = nil, bufferSize: Int? = nil
-    ) throws -> MapResults<Result> {
+    ) throws -> MapResults<Success> {
         try mapChunks(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { function.call($0) }
     }
 
-    private func mapChunks<Input, Result>(
+    private func mapChunks<Input, Success>(
         _ inputs: some Sequence<Input>, chunkSize: Int, timeout: Duration?, bufferSize: Int?,
-        _ makeCall: @escaping (Input) -> Call<Result>
-    ) throws -> MapResults<Result> {
+        _ makeCall: @escaping (Input) -> Call<Success>
+    ) throws -> MapResults<Success> {
         guard chunkSize >= 1 else {
             throw ExecutorError(.invalidArgument, "chunkSize must be >= 1, got \(chunkSize)")
         }

@@ -1,6 +1,6 @@
 public import Futures
 import CFuturesShims
-import Interpreters
+import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
@@ -86,7 +86,7 @@ private struct WorkerState {
     init(registry: [String: any AnyJob]) { self.registry = registry }
 
     /// Handles one request; returns the reply, if the request has one.
-    mutating func handle(_ request: Value) -> Value? {
+    mutating func handle(_ request: ShareableValue) -> ShareableValue? {
         guard case .array(let fields) = request, case .int(let tag)? = fields.first else {
             return WireMessage.outcome(.failure(RemoteError(.jobFailed, "unreadable request")))
         }
@@ -125,7 +125,7 @@ private struct WorkerState {
     }
 
     /// Runs one job or guest call.
-    mutating func call(_ request: Value, install: Bool = false) -> Result<Value, any Error> {
+    mutating func call(_ request: ShareableValue, install: Bool = false) -> Result<ShareableValue, any Error> {
         guard case .array(let fields) = request, case .int(let tag)? = fields.first else {
             return .failure(RemoteError(.jobFailed, "unreadable call"))
         }

@@ -1,5 +1,5 @@
 import Futures
-import Interpreters
+import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
@@ -7,7 +7,7 @@ import Glibc
 
 /// The messages between a process pool and its workers, on a socket pair. Each frame is a
 /// 16-byte header (the marker `CFW2`, the payload length as a little-endian `UInt32`, and the
-/// request id as a little-endian `UInt64`) and a ``Futures/Value`` in its binary form, always an
+/// request id as a little-endian `UInt64`) and a ``Futures/ShareableValue`` in its binary form, always an
 /// array whose first element is the message tag. Values, errors and whole batches reuse the one
 /// encoding. A reply carries the id of the request it answers; the parent kills a worker whose
 /// reply names another request, or whose frame is malformed, as corrupt.
@@ -30,7 +30,7 @@ enum WireMessage {
     static let maximumFrame = 1 << 30
 
     /// The request for one remote call.
-    static func request(for call: RemoteCall) -> Value {
+    static func request(for call: RemoteCall) -> ShareableValue {
         switch call {
         case .job(let name, let argument):
             return [.int(callJob), .string(name), argument]
@@ -56,14 +56,14 @@ enum WireMessage {
         return overflow ? (seconds < 0 ? .min : .max) : whole &+ attoseconds / 1_000_000_000
     }
 
-    static func outcome(_ result: Result<Value, any Error>) -> Value {
+    static func outcome(_ result: Result<ShareableValue, any Error>) -> ShareableValue {
         switch result {
         case .success(let value): return [.int(success), value]
         case .failure(let error): return [.int(failure), encode(error)]
         }
     }
 
-    static func decodeOutcome(_ value: Value) throws(ValueCodingError) -> Result<Value, any Error> {
+    static func decodeOutcome(_ value: ShareableValue) throws(ValueCodingError) -> Result<ShareableValue, any Error> {
         guard case .array(let fields) = value, fields.count == 2, case .int(let tag) = fields[0] else {
             throw ValueCodingError(.malformed, "not an outcome: \(value)")
         }
@@ -75,11 +75,11 @@ enum WireMessage {
     }
 
     /// Encodes an error so that the parent can rebuild it with its type.
-    static func encode(_ error: any Error) -> Value {
+    static func encode(_ error: any Error) -> ShareableValue {
         switch error {
-        case let error as ExecutionFailed:
+        case let error as GuestError:
             return [
-                "ExecutionFailed", .string(error.kind.name), .string(error.function), .string(error.message),
+                "GuestError", .string(error.kind.name), .string(error.function), .string(error.message),
                 .int(Int64(error.interpreterID)),
             ]
         case let error as NotShareableError:
@@ -101,7 +101,7 @@ enum WireMessage {
         }
     }
 
-    static func decodeError(_ value: Value) -> any Error {
+    static func decodeError(_ value: ShareableValue) -> any Error {
         guard case .array(let fields) = value, case .string(let type)? = fields.first else {
             return RemoteError(.jobFailed, "the worker sent an unreadable error: \(value)")
         }
@@ -110,10 +110,10 @@ enum WireMessage {
             return ""
         }
         switch type {
-        case "ExecutionFailed":
+        case "GuestError":
             var interpreterID = -1
             if fields.count > 4, case .int(let id) = fields[4] { interpreterID = Int(id) }
-            return ExecutionFailed(kind: .named(text(1)), function: text(2), message: text(3), interpreterID: interpreterID)
+            return GuestError(kind: .named(text(1)), function: text(2), message: text(3), interpreterID: interpreterID)
         case "NotShareableError":
             return NotShareableError(text(1))
         case "ModuleError":
@@ -133,7 +133,7 @@ enum WireMessage {
 /// One frame: the id of the request it belongs to, and its message.
 struct Frame {
     let id: UInt64
-    let message: Value
+    let message: ShareableValue
 }
 
 /// One end of the socket between a pool and a worker, exchanging framed messages.
@@ -148,7 +148,7 @@ struct FrameChannel {
     /// like the start of a frame), not that the peer is slow.
     static let stallMilliseconds: Int32 = 10_000
 
-    func send(_ message: Value, id: UInt64) throws(ChannelError) {
+    func send(_ message: ShareableValue, id: UInt64) throws(ChannelError) {
         var writer = ByteWriter(capacity: 64)
         writer.writeFixed(UInt32(0))
         writer.writeFixed(UInt32(0))
@@ -203,7 +203,7 @@ struct FrameChannel {
             bodyReceived += count
         }
         do {
-            return Frame(id: id, message: try Value(decoding: payload))
+            return Frame(id: id, message: try ShareableValue(decoding: payload))
         } catch {
             throw ChannelError.malformed("\(error)")
         }

@@ -49,7 +49,7 @@ struct BenchTarget {
 
     /// A target whose code is specialized for the concrete executor type `E`, as a program
     /// that names its executor is.
-    static func make<E: Executor>(
+    static func make<E: PoolExecutor>(
         _ executor: String, _ guest: String, _ make: @escaping (Int) throws -> E,
         cpu: Call<Int>, noop: Call<Int>, double: @escaping @Sendable (Int) -> Call<Int>,
         transfer: ((E, [Int]) throws -> [Int])? = nil
@@ -94,7 +94,7 @@ struct BenchSuite {
         let tasks = BundledGuests.tasks
         let cpuGuest = try tasks.function("cpu_bound", returning: Int.self)
         let doubleGuest = try tasks.function("double", returning: Int.self)
-        let noopGuest = try tasks.function("noop", returning: Value.self)
+        let noopGuest = try tasks.function("noop", returning: ShareableValue.self)
         let iterations = sizes.iterations
         let cpuWasm = cpuGuest.call(iterations)
         let noopWasm = noopGuest.call().map { _ in 0 }

@@ -72,9 +72,9 @@ struct MapCommand: FuturesSubcommand {
 
     func execute() async throws {
         let guest = try ModuleLoading.module(module)
-        var call: GuestFunction<Value>
+        var call: GuestFunction<ShareableValue>
         do {
-            call = try guest.function(function, returning: Value.self)
+            call = try guest.function(function, returning: ShareableValue.self)
         } catch {
             throw CommandFailure(error.message)
         }
@@ -116,8 +116,8 @@ struct MapCommand: FuturesSubcommand {
     /// (a window of them in flight at a time), while this one writes each result as soon as it
     /// is its turn, so that neither waits for the other. `stopWorkers` kills worker processes on
     /// a second Ctrl-C.
-    private func run<E: Executor>(
-        on pool: E, _ function: GuestFunction<Value>, _ results: ResultWriter, stopWorkers: @escaping @Sendable () -> Void = {}
+    private func run<E: PoolExecutor>(
+        on pool: E, _ function: GuestFunction<ShareableValue>, _ results: ResultWriter, stopWorkers: @escaping @Sendable () -> Void = {}
     ) throws -> MapOutcome {
         let lines = try LineReader(path: input)
         let progress = Progress(enabled: !quiet && isatty(2) == 1)
@@ -141,7 +141,7 @@ struct MapCommand: FuturesSubcommand {
 
         var outcome = MapOutcome()
         var stop = false
-        func report(_ entry: Intake.Entry, _ result: Result<Value, any Error>?) {
+        func report(_ entry: Intake.Entry, _ result: Result<ShareableValue, any Error>?) {
             let prefix = unordered ? "\(entry.line)\t" : ""
             switch result {
             case nil:
@@ -182,7 +182,7 @@ struct MapCommand: FuturesSubcommand {
         // After Ctrl-C: what finished is still reported, in order, up to the first line that did not.
         if !stop {
             for entry in pending + intake.available() {
-                if let future = entry.future, !future.done || future.cancelled { break }
+                if let future = entry.future, !future.isDone || future.isCancelled { break }
                 report(entry, entry.future.map(result))
             }
         }
@@ -193,21 +193,21 @@ struct MapCommand: FuturesSubcommand {
     }
 
     /// Reads, parses and submits the lines until the input ends or the intake stops.
-    private static func feed<E: Executor>(
-        _ lines: LineReader, to intake: Intake, pool: E, function: GuestFunction<Value>, spread: Bool
+    private static func feed<E: PoolExecutor>(
+        _ lines: LineReader, to intake: Intake, pool: E, function: GuestFunction<ShareableValue>, spread: Bool
     ) {
         var lineNumber = 0
         while let next = lines.next() {
             lineNumber += 1
-            var future: Future<Value>?
+            var future: Future<ShareableValue>?
             do {
                 if let value = try ValueJSON.parse(line: next.get()) {
-                    let arguments: [Value]
+                    let arguments: [ShareableValue]
                     if spread, case .array(let elements) = value { arguments = elements } else { arguments = [value] }
                     do {
                         future = try pool.submit(function.call(arguments: arguments))
                     } catch {
-                        future = Future<Value>()
+                        future = Future<ShareableValue>()
                         future?.complete(.failure(error))
                         _ = intake.push(Intake.Entry(line: lineNumber, future: future), counted: true)
                         break
@@ -215,7 +215,7 @@ struct MapCommand: FuturesSubcommand {
                 }
             } catch {
                 // Reported in its turn, so that output and errors stay in input order.
-                future = Future<Value>()
+                future = Future<ShareableValue>()
                 future?.complete(.failure(CommandFailure("cannot parse the input: \(error)")))
             }
             guard intake.push(Intake.Entry(line: lineNumber, future: future), counted: future != nil) else { break }
@@ -223,13 +223,13 @@ struct MapCommand: FuturesSubcommand {
         intake.finish()
     }
 
-    private func result(of future: Future<Value>) -> Result<Value, any Error> {
+    private func result(of future: Future<ShareableValue>) -> Result<ShareableValue, any Error> {
         Result { try future.result() }
     }
 
     private func describe(_ error: any Error) -> String {
         switch error {
-        case let error as ExecutionFailed: "\(error.kind) in \(error.function): \(error.message)"
+        case let error as GuestError: "\(error.kind) in \(error.function): \(error.message)"
         case let error as ExecutorError: error.message
         default: String(describing: error)
         }
@@ -238,14 +238,14 @@ struct MapCommand: FuturesSubcommand {
 
 extension GuestFunction {
     /// Binds the function to a list of dynamic arguments.
-    func call(arguments: [Value]) -> Call<Result> {
+    func call(arguments: [ShareableValue]) -> Call<Success> {
         switch arguments.count {
         case 0: call()
         case 1: call(arguments[0])
         case 2: call(arguments[0], arguments[1])
         case 3: call(arguments[0], arguments[1], arguments[2])
         case 4: call(arguments[0], arguments[1], arguments[2], arguments[3])
-        default: call(Value.array(arguments))
+        default: call(ShareableValue.array(arguments))
         }
     }
 }
@@ -256,7 +256,7 @@ final class Intake: @unchecked Sendable {
     /// One input line: its number and the future of its result (`nil` for a blank line).
     struct Entry {
         let line: Int
-        let future: Future<Value>?
+        let future: Future<ShareableValue>?
     }
 
     private let condition = NSCondition()

@@ -17,7 +17,7 @@ enum ValueJSON {
     static let maximumDepth = 64
 
     /// Parses one input line; `nil` for a blank line.
-    static func parse(line: String) throws(ParseError) -> Value? {
+    static func parse(line: String) throws(ParseError) -> ShareableValue? {
         let trimmed = line.trimmingCharacters(in: .whitespaces)
         guard let first = trimmed.unicodeScalars.first else { return nil }
         if !"[{\"-0123456789".unicodeScalars.contains(first), !["null", "true", "false"].contains(trimmed) {
@@ -33,7 +33,7 @@ enum ValueJSON {
         return try value(object, depth: 0)
     }
 
-    private static func value(_ object: Any, depth: Int) throws(ParseError) -> Value {
+    private static func value(_ object: Any, depth: Int) throws(ParseError) -> ShareableValue {
         guard depth <= maximumDepth else {
             throw ParseError(description: "arrays nested deeper than \(maximumDepth) levels")
         }
@@ -43,7 +43,7 @@ enum ValueJSON {
         case let text as String:
             return .string(text)
         case let array as [Any]:
-            var values: [Value] = []
+            var values: [ShareableValue] = []
             values.reserveCapacity(array.count)
             for element in array { values.append(try value(element, depth: depth + 1)) }
             return .array(values)
@@ -65,7 +65,7 @@ enum ValueJSON {
     }
 
     /// Renders a value as one line of JSON.
-    static func render(_ value: Value) -> String {
+    static func render(_ value: ShareableValue) -> String {
         switch value {
         case .none: return "null"
         case .bool(let flag): return flag ? "true" : "false"

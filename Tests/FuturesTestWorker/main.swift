@@ -64,10 +64,10 @@ enum TestPrograms {
 
     /// Pretends to be a worker of another protocol: version 1 framing (a bare length prefix).
     static func fakeWorker(_ mode: String) -> Never {
-        var payload = Value.array([.int(16), .int(Int64(getpid())), .int(1)]).encoded()
+        var payload = ShareableValue.array([.int(16), .int(Int64(getpid())), .int(1)]).encoded()
         if mode == "version-99" {
             // This version's framing, another version number.
-            payload = Value.array([.int(16), .int(Int64(getpid())), .int(99)]).encoded()
+            payload = ShareableValue.array([.int(16), .int(Int64(getpid())), .int(99)]).encoded()
             var frame: [UInt8] = [0x43, 0x46, 0x57, 0x32]
             frame += withUnsafeBytes(of: UInt32(payload.count).littleEndian, Array.init)
             frame += [UInt8](repeating: 0, count: 8)

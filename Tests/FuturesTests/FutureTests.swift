@@ -13,11 +13,11 @@ struct FutureTests {
     @Test func startsPendingAndCancelsOnce() {
         let future = Future<Int>()
         #expect(future.state == .pending)
-        #expect(!future.done)
+        #expect(!future.isDone)
         let calls = Counter()
         future.addDoneCallback { _ in calls.increment() }
         #expect(future.cancel())
-        #expect(future.cancelled && future.done && !future.running)
+        #expect(future.isCancelled && future.isDone && !future.isRunning)
         #expect(future.cancel(), "cancelling again reports true")
         #expect(calls.count == 1, "callbacks run once")
         expectCode(.cancelled) { _ = try future.result() }
@@ -27,7 +27,7 @@ struct FutureTests {
     @Test func runningAndFinishedFuturesCannotBeCancelled() throws {
         let future = Future<Int>()
         #expect(try future.setRunningOrNotifyCancel())
-        #expect(future.running)
+        #expect(future.isRunning)
         #expect(!future.cancel())
         try future.setResult(7)
         #expect(!future.cancel())
@@ -57,7 +57,7 @@ struct FutureTests {
         future.cancel()
         #expect(try future.setRunningOrNotifyCancel() == false)
         expectCode(.invalidState) { try future.setResult(1) }
-        #expect(future.cancelled)
+        #expect(future.isCancelled)
     }
 
     @Test func resultTimesOutWithoutCancelling() {
@@ -122,7 +122,7 @@ struct FutureTests {
         try await Task.sleep(for: .milliseconds(20))
         waiter.cancel()
         let outcome = await waiter.result
-        #expect(future.cancelled)
+        #expect(future.isCancelled)
         #expect(throws: ExecutorError.cancelled) { try outcome.get() }
     }
 
@@ -133,7 +133,7 @@ struct FutureTests {
         try await Task.sleep(for: .milliseconds(20))
         waiter.cancel()
         try await Task.sleep(for: .milliseconds(20))
-        #expect(future.running)
+        #expect(future.isRunning)
         try future.setResult(11)
         #expect(try await waiter.value == 11)
     }

@@ -24,7 +24,7 @@ struct CountingSequence: Sequence {
     }
 }
 
-@Suite("Executor.map")
+@Suite("PoolExecutor.map")
 struct MapTests {
     @Test func resultsComeInInputOrder() throws {
         try ThreadPoolExecutor(maxWorkers: 4).run { pool throws in

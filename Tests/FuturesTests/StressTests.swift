@@ -38,8 +38,8 @@ struct StressTests {
         var finished = 0
         var cancelled = 0
         for (value, future) in all {
-            #expect(future.done)
-            if future.cancelled {
+            #expect(future.isDone)
+            if future.isCancelled {
                 cancelled += 1
             } else {
                 #expect(try future.result(timeout: .zero) == value * 3)

@@ -160,7 +160,7 @@ struct ThreadPoolExecutorTests {
         gate.awaitArrivals(1)
         let queued = try (0..<5).map { value in try pool.submit { value } }
         pool.shutdown(wait: false, cancelFutures: true)
-        #expect(queued.allSatisfy { $0.cancelled })
+        #expect(queued.allSatisfy { $0.isCancelled })
         gate.open()
         #expect(try running.result(timeout: .seconds(5)) == 7)
         pool.shutdown()
@@ -180,7 +180,7 @@ struct ThreadPoolExecutorTests {
     }
 
     @Test func genericCallsRunThroughTheExecutorProtocol() throws {
-        func runAnywhere(_ executor: some Executor) throws -> Int {
+        func runAnywhere(_ executor: some PoolExecutor) throws -> Int {
             try executor.submit(Call { 20 + 22 }).result()
         }
         try ThreadPoolExecutor(maxWorkers: 1).run { pool throws in

@@ -10,22 +10,22 @@ struct Point: Codable, Shareable, Equatable {
     var tags: [String]
 }
 
-@Suite("Value")
+@Suite("ShareableValue")
 struct ValueTests {
     @Test(arguments: [
-        Value.none, .bool(true), .bool(false), .int(0), .int(-1), .int(.max), .int(.min), .int(624_485),
+        ShareableValue.none, .bool(true), .bool(false), .int(0), .int(-1), .int(.max), .int(.min), .int(624_485),
         .double(1.5), .double(-.infinity), .string(""), .string("héllo ✓"), .bytes([0, 255, 7]),
         .array([]), .array([1, "two", [3.0, nil], .queue(4)]), .queue(12_345),
     ])
-    func binaryRoundTrip(value: Value) throws {
-        #expect(try Value(decoding: value.encoded()) == value)
+    func binaryRoundTrip(value: ShareableValue) throws {
+        #expect(try ShareableValue(decoding: value.encoded()) == value)
     }
 
     @Test func knownEncodings() {
-        #expect(Value.int(-2).encoded() == [0x03, 0x7e])
-        #expect(Value.int(624_485).encoded() == [0x03, 0xe5, 0x8e, 0x26])
-        #expect(Value.string("hi").encoded() == [0x05, 2, 0x68, 0x69])
-        #expect(Value.array([.none, .bool(true)]).encoded() == [0x07, 2, 0x00, 0x02])
+        #expect(ShareableValue.int(-2).encoded() == [0x03, 0x7e])
+        #expect(ShareableValue.int(624_485).encoded() == [0x03, 0xe5, 0x8e, 0x26])
+        #expect(ShareableValue.string("hi").encoded() == [0x05, 2, 0x68, 0x69])
+        #expect(ShareableValue.array([.none, .bool(true)]).encoded() == [0x07, 2, 0x00, 0x02])
     }
 
     @Test func malformedBytesAreRejectedWithATypedError() {
@@ -35,7 +35,7 @@ struct ValueTests {
             Array(repeating: 0x07, count: 400) + [1, 0],
         ]
         for bytes in cases {
-            #expect(throws: ValueCodingError.self) { try Value(decoding: bytes) }
+            #expect(throws: ValueCodingError.self) { try ShareableValue(decoding: bytes) }
         }
     }
 
@@ -44,7 +44,7 @@ struct ValueTests {
         var decoded = 0
         for _ in 0..<20_000 {
             let bytes = (0..<Int.random(in: 0..<24, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            if (try? Value(decoding: bytes)) != nil { decoded += 1 }
+            if (try? ShareableValue(decoding: bytes)) != nil { decoded += 1 }
         }
         #expect(decoded < 20_000)
     }
@@ -54,7 +54,7 @@ struct ValueTests {
         let value = try point.shareableValue
         #expect(value == ["x", 1, "y", 2.5, "tags", ["a"]], "synthesized Codable skips nil optionals")
         #expect(try Point(shareableValue: value) == point)
-        #expect(try Point(shareableValue: Value(decoding: value.encoded())) == point)
+        #expect(try Point(shareableValue: ShareableValue(decoding: value.encoded())) == point)
         #expect(!Point.isNativelyShareable)
     }
 
@@ -72,7 +72,7 @@ struct ValueTests {
         #expect(isShareable(1))
         #expect(isShareable("text"))
         #expect(isShareable([1, 2, 3]))
-        #expect(isShareable(Value.none))
+        #expect(isShareable(ShareableValue.none))
         #expect(!isShareable(Point(x: 0, y: 0, label: nil, tags: [])))
         #expect(!isShareable({ 1 }))
         #expect(!isShareable(Counter()))

@@ -86,7 +86,7 @@ struct ProcessPoolExecutorTests {
     @Test func sameGuestFunctionRunsOnAllThreeExecutors() throws {
         let square = try BundledGuests.tasks.function("square", returning: Int.self)
         let cpuBound = try BundledGuests.tasks.function("cpu_bound", returning: Int.self)
-        func run(on executor: some Executor) throws -> [Int] {
+        func run(on executor: some PoolExecutor) throws -> [Int] {
             try executor.map(square, 1...5).collect() + [executor.submit(cpuBound, 1000).result()]
         }
         let expected = [1, 4, 9, 16, 25, 332_833_500]
@@ -98,12 +98,12 @@ struct ProcessPoolExecutorTests {
     @Test func guestTrapsKeepTheirTypeAcrossProcesses() throws {
         let divide = try BundledGuests.faults.function("divide", returning: Int.self)
         try makePool(limits: InterpreterLimits(fuel: 1_000_000)).run { pool throws in
-            let error = try #require(throws: ExecutionFailed.self) { try pool.submit(divide, 1, 0).result() }
+            let error = try #require(throws: GuestError.self) { try pool.submit(divide, 1, 0).result() }
             #expect(error.kind == .divideByZero)
             #expect(error.function == "divide")
             #expect(try pool.submit(divide, 9, 3).result() == 3)
-            let spin = try BundledGuests.examples.function("spin", returning: Value.self)
-            let fuel = try #require(throws: ExecutionFailed.self) { try pool.submit(spin).result() }
+            let spin = try BundledGuests.examples.function("spin", returning: ShareableValue.self)
+            let fuel = try #require(throws: GuestError.self) { try pool.submit(spin).result() }
             #expect(fuel.kind == .outOfFuel, "the pool's limits reach the workers")
         }
     }
@@ -134,7 +134,7 @@ struct ProcessPoolExecutorTests {
         let first = try pool.submit(TestJobs.pid, 0).result()
         let running = try pool.submit(TestJobs.sleep, 10_000)
         let queued = try pool.submit(TestJobs.double, 5)
-        waitUntil { running.running }
+        waitUntil { running.isRunning }
         kill(Int32(first), SIGKILL)
         let error = try #require(brokenError(running))
         #expect(error.code == .brokenProcessPool)
@@ -234,7 +234,7 @@ struct ProcessPoolExecutorTests {
         defer { pool.shutdown() }
         let pid = try pool.submit(TestJobs.pid, 0).result()
         let slow = try pool.submit(TestJobs.sleep, 3_000)
-        waitUntil { slow.running }
+        waitUntil { slow.isRunning }
         kill(Int32(pid), SIGSTOP)
         let error = try #require(brokenError(slow))
         #expect(error.code == .brokenProcessPool)
@@ -250,7 +250,7 @@ struct ProcessPoolExecutorTests {
         let pool = try makePool(maxWorkers: 2)
         let pids = try (0..<2).map { _ in try pool.submit(TestJobs.sleep, 200) }.map { try $0.result() }
         let running = try pool.submit(TestJobs.sleep, 10_000)
-        waitUntil { running.running }
+        waitUntil { running.isRunning }
         for pid in Set(pids) { kill(Int32(pid), SIGSTOP) }
         pool.terminateWorkers()
         #expect(brokenError(running)?.code == .brokenProcessPool)
@@ -266,7 +266,7 @@ struct ProcessPoolExecutorTests {
         let start = try GuestModule(wat: "(module (func $spin (loop $l (br $l))) (start $spin) (func (export \"f\") (result i64) (i64.const 1)))")
         let pool = try makePool(maxWorkers: 1, limits: InterpreterLimits(timeLimit: .milliseconds(100)))
         defer { pool.shutdown() }
-        let error = try #require(try pool.submit(start.function("f", returning: Int.self)).exception(timeout: .seconds(30)) as? ExecutionFailed)
+        let error = try #require(try pool.submit(start.function("f", returning: Int.self)).exception(timeout: .seconds(30)) as? GuestError)
         #expect(error.kind == .timedOut)
         #expect(try pool.submit(TestJobs.double, 2).result(timeout: .seconds(30)) == 4)
     }
@@ -316,10 +316,10 @@ struct ProcessPoolExecutorTests {
     @Test func shutdownCancelsQueuedWork() throws {
         let pool = try makePool(maxWorkers: 1)
         let running = try pool.submit(TestJobs.sleep, 300)
-        waitUntil { running.running }
+        waitUntil { running.isRunning }
         let queued = try (0..<5).map { try pool.submit(TestJobs.double, $0) }
         pool.shutdown(wait: true, cancelFutures: true)
-        #expect(queued.allSatisfy { $0.cancelled })
+        #expect(queued.allSatisfy { $0.isCancelled })
         #expect(isGone(Int32(try running.result(timeout: .zero))))
     }
 
@@ -327,7 +327,7 @@ struct ProcessPoolExecutorTests {
     func terminateAndKillWorkers(useKill: Bool) throws {
         let pool = try makePool(maxWorkers: 2)
         let running = try (0..<2).map { _ in try pool.submit(TestJobs.sleep, 20_000) }
-        waitUntil { running.allSatisfy(\.running) }
+        waitUntil { running.allSatisfy(\.isRunning) }
         let pids = pool.workerProcessIDs
         let queued = try pool.submit(TestJobs.double, 1)
         if useKill { pool.killWorkers() } else { pool.terminateWorkers() }
@@ -337,7 +337,7 @@ struct ProcessPoolExecutorTests {
             #expect(error.workerExit == .signaled(useKill ? SIGKILL : SIGTERM))
             #expect(error.message.contains(useKill ? "killWorkers()" : "terminateWorkers()"))
         }
-        #expect(queued.cancelled)
+        #expect(queued.isCancelled)
         #expect(pids.count == 2 && pids.allSatisfy(isGone))
         expectCode(.shutdown) { _ = try pool.submit(TestJobs.double, 1) }
     }
@@ -398,10 +398,10 @@ struct ProcessPoolLimitTests {
     @Test func guestInitializersRunAgainInTheWorkerAfterATrap() throws {
         let module = try GuestModule(wat: Fixtures.counter)
         let bump = try module.function("bump", returning: Int.self)
-        let boom = try module.function("boom", returning: Value.self)
+        let boom = try module.function("boom", returning: ShareableValue.self)
         let pool = try ProcessPoolExecutor(maxWorkers: 1, workerExecutable: workerPath, initializer: bump.call())
         #expect(try pool.submit(bump).result() == 2)
-        #expect(throws: ExecutionFailed.self) { try pool.submit(boom).result() }
+        #expect(throws: GuestError.self) { try pool.submit(boom).result() }
         #expect(try pool.submit(bump).result() == 2)
         pool.shutdown()
     }

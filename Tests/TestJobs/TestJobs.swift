@@ -59,7 +59,7 @@ package enum TestJobs {
     package static let writeDescriptor3 = Job("writeDescriptor3") { (value: Int) -> Int in
         let header: [UInt8] = [0x43, 0x46, 0x57, 0x32, 0x00, 0x10, 0, 0] + [UInt8](repeating: 0, count: 8)
         _ = header.withUnsafeBytes { write(3, $0.baseAddress, $0.count) }
-        let reply = forgedFrame(id: 1, Value.array([.int(17), .int(1)]))
+        let reply = forgedFrame(id: 1, ShareableValue.array([.int(17), .int(1)]))
         _ = reply.withUnsafeBytes { write(3, $0.baseAddress, $0.count) }
         return value * 2
     }
@@ -73,7 +73,7 @@ package enum TestJobs {
         switch kind {
         case 0: bytes = [0xff, 0xfe, 0xfd, 0x00, 0x01, 0x02, 0x03, 0x04]
         case 1: bytes = [0x43, 0x46, 0x57, 0x32, 0x00, 0x10, 0, 0] + [UInt8](repeating: 0, count: 8) + [7, 7, 7]
-        case 2: bytes = forgedFrame(id: 12_345, Value.array([.int(17), .int(1)]))
+        case 2: bytes = forgedFrame(id: 12_345, ShareableValue.array([.int(17), .int(1)]))
         default:
             var state = UInt64(kind) &* 0x9E37_79B9_7F4A_7C15
             func random() -> UInt8 {
@@ -110,7 +110,7 @@ package enum TestJobs {
 }
 
 /// A frame of the worker protocol (version 2): marker, length, request id, payload.
-func forgedFrame(id: UInt64, _ message: Value) -> [UInt8] {
+func forgedFrame(id: UInt64, _ message: ShareableValue) -> [UInt8] {
     let payload = message.encoded()
     return [0x43, 0x46, 0x57, 0x32] + withUnsafeBytes(of: UInt32(payload.count).littleEndian, Array.init)
         + withUnsafeBytes(of: id.littleEndian, Array.init) + payload

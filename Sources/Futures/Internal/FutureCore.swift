@@ -2,7 +2,7 @@ import Synchronization
 
 /// The state machine of a ``Future``, without its value type.
 ///
-/// Keeping `Value` out of the locked state means that code which is generic over the value
+/// Keeping `ShareableValue` out of the locked state means that code which is generic over the value
 /// (most of this module, seen from a client) does not instantiate generic metadata on every
 /// transition; only the one stored value is typed.
 @usableFromInline
@@ -73,7 +73,7 @@ package final class FutureCore: @unchecked Sendable {
     deinit { mutex.destroy() }
 
     /// Runs `body` with the state locked.
-    private func withStorage<Result>(_ body: (inout Storage) throws -> Result) rethrows -> Result {
+    private func withStorage<T>(_ body: (inout Storage) throws -> T) rethrows -> T {
         mutex.lock()
         defer { mutex.unlock() }
         return try body(&storage)
@@ -90,7 +90,7 @@ package final class FutureCore: @unchecked Sendable {
     @usableFromInline
     var settled: Settled? { withStorage { $0.settled } }
 
-    var failed: Bool { withStorage { $0.state == .finished && $0.error != nil } }
+    var isFailed: Bool { withStorage { $0.state == .finished && $0.error != nil } }
 
     /// Moves to `.finished`, running `store` under the lock first. Returns `nil` when the future
     /// was already finished or cancelled (then `store` does not run).

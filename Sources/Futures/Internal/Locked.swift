@@ -41,7 +41,7 @@ package struct PThreadMutex: @unchecked Sendable {
     var pointer: UnsafeMutablePointer<pthread_mutex_t> { mutex }
 }
 
-/// A value protected by a ``PThreadMutex``: the package's replacement for `Mutex<Value>`.
+/// A value protected by a ``PThreadMutex``: the package's replacement for `Mutex<ShareableValue>`.
 package final class Locked<State>: @unchecked Sendable {
     private let mutex = PThreadMutex()
     private var state: State
@@ -51,7 +51,7 @@ package final class Locked<State>: @unchecked Sendable {
     deinit { mutex.destroy() }
 
     /// Runs `body` with exclusive access to the value.
-    package func withLock<Result>(_ body: (inout State) throws -> Result) rethrows -> Result {
+    package func withLock<T>(_ body: (inout State) throws -> T) rethrows -> T {
         mutex.lock()
         defer { mutex.unlock() }
         return try body(&state)

@@ -50,9 +50,9 @@ package protocol FutureHandle: AnyObject, Sendable {
     /// Cancels the future when it has not started.
     @discardableResult func cancel() -> Bool
     /// Whether the future finished or was cancelled.
-    var done: Bool { get }
+    var isDone: Bool { get }
     /// Whether the future finished with an error (cancellation is not an error here).
-    var failed: Bool { get }
+    var isFailed: Bool { get }
     /// Registers `waiter` unless the future is already done; returns whether it was registered.
     func addWaiter(_ waiter: Waiter) -> Bool
     /// Unregisters `waiter`.

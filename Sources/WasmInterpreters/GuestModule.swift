@@ -112,10 +112,10 @@ public final class GuestModule: Sendable {
         }
     }
 
-    /// A typed handle to the exported function `name`, returning `Result`.
+    /// A typed handle to the exported function `name`, returning `Success`.
     ///
     /// - Throws: ``ModuleError`` `.noSuchExport` when the module exports no function `name`.
-    public func function<Result: Shareable>(_ name: String, returning type: Result.Type = Result.self) throws(ModuleError) -> GuestFunction<Result> {
+    public func function<Success: Shareable>(_ name: String, returning type: Success.Type = Success.self) throws(ModuleError) -> GuestFunction<Success> {
         guard functions.contains(where: { $0.name == name }) else {
             let known = functions.map(\.name).joined(separator: ", ")
             throw ModuleError(.noSuchExport, "\(self.name) exports no function '\(name)' (it exports: \(known))")
@@ -137,7 +137,7 @@ public struct GuestExport: Sendable, Hashable, CustomStringConvertible {
     public let name: String
     /// Parameter types, as WAT names (`i32`, `i64`, `f32`, `f64`).
     public let parameters: [String]
-    /// Result types, as WAT names.
+    /// Success types, as WAT names.
     public let results: [String]
 
     /// `name(i64, i64) -> i64`.

@@ -1,12 +1,12 @@
-/// Encodes `Encodable` values into ``Value`` trees: the fallback by which any `Codable` type
+/// Encodes `Encodable` values into ``ShareableValue`` trees: the fallback by which any `Codable` type
 /// crosses between interpreters and processes.
 ///
 /// The mapping is fixed and documented, so a guest written in any language can read it:
 /// - natively shareable values (``Shareable/isNativelyShareable``) map to themselves;
 /// - a keyed container (a struct or class) becomes an array of alternating keys and values,
 ///   `[.string("x"), .int(1), .string("y"), .int(2)]`;
-/// - an unkeyed container becomes an array; `nil` becomes ``Value/none``.
-public struct ValueEncoder: Sendable {
+/// - an unkeyed container becomes an array; `nil` becomes ``ShareableValue/none``.
+public struct ShareableValueEncoder: Sendable {
     /// Creates an encoder.
     public init() {}
 
@@ -14,12 +14,12 @@ public struct ValueEncoder: Sendable {
     ///
     /// - Throws: `EncodingError` when the value's `encode(to:)` throws, or for an unsigned
     ///   integer above `Int64.max`.
-    public func encode(_ value: some Encodable) throws -> Value {
+    public func encode(_ value: some Encodable) throws -> ShareableValue {
         try encodeAny(value, path: [])
     }
 }
 
-private func encodeAny(_ value: some Encodable, path: [any CodingKey]) throws -> Value {
+private func encodeAny(_ value: some Encodable, path: [any CodingKey]) throws -> ShareableValue {
     if let shareable = value as? any Shareable, type(of: shareable).isNativelyShareable {
         return try shareable.shareableValue
     }
@@ -31,7 +31,7 @@ private func encodeAny(_ value: some Encodable, path: [any CodingKey]) throws ->
 private final class EncodingNode: Encoder {
     enum Content {
         case empty
-        case single(Value)
+        case single(ShareableValue)
         case keyed([(String, EncodingNode)], [String: Int])
         case unkeyed([EncodingNode])
     }
@@ -42,12 +42,12 @@ private final class EncodingNode: Encoder {
 
     init(path: [any CodingKey]) { codingPath = path }
 
-    func finish() throws -> Value {
+    func finish() throws -> ShareableValue {
         switch content {
         case .empty: return .none
         case .single(let value): return value
         case .keyed(let pairs, _):
-            var values: [Value] = []
+            var values: [ShareableValue] = []
             values.reserveCapacity(pairs.count * 2)
             for (key, node) in pairs {
                 values.append(.string(key))
@@ -93,7 +93,7 @@ private final class EncodingNode: Encoder {
 
     func singleValueContainer() -> any SingleValueEncodingContainer { SingleContainer(node: self) }
 
-    func set(_ value: Value) { content = .single(value) }
+    func set(_ value: ShareableValue) { content = .single(value) }
 
     func set(_ value: some Encodable) throws {
         if let shareable = value as? any Shareable, type(of: shareable).isNativelyShareable {
@@ -104,7 +104,7 @@ private final class EncodingNode: Encoder {
     }
 }
 
-private func integer<T: FixedWidthInteger>(_ value: T, _ path: [any CodingKey]) throws -> Value {
+private func integer<T: FixedWidthInteger>(_ value: T, _ path: [any CodingKey]) throws -> ShareableValue {
     guard let exact = Int64(exactly: value) else {
         throw EncodingError.invalidValue(
             value, .init(codingPath: path, debugDescription: "\(value) does not fit in a 64-bit signed integer"))

@@ -65,23 +65,23 @@ struct InterpreterPoolExecutorTests {
     }
 
     @Test func faultsFailOnlyTheirTask() throws {
-        let boom = try module.function("boom", returning: Value.self)
-        let div = try module.function("div", returning: Value.self)
-        let spin = try module.function("spin", returning: Value.self)
+        let boom = try module.function("boom", returning: ShareableValue.self)
+        let div = try module.function("div", returning: ShareableValue.self)
+        let spin = try module.function("spin", returning: ShareableValue.self)
         let add = try module.function("add", returning: Int.self)
         try InterpreterPoolExecutor(maxWorkers: 2, modules: [module], limits: InterpreterLimits(fuel: 1_000_000)).run { pool throws in
             let futures = try [pool.submit(boom), pool.submit(div, 1, 0), pool.submit(spin)]
-            let kinds = futures.map { future -> ExecutionFailed.Kind? in
-                (try? future.exception(timeout: .seconds(30))).flatMap { $0 as? ExecutionFailed }?.kind
+            let kinds = futures.map { future -> GuestError.Kind? in
+                (try? future.exception(timeout: .seconds(30))).flatMap { $0 as? GuestError }?.kind
             }
             #expect(kinds == [.unreachable, .divideByZero, .outOfFuel])
             #expect(try pool.submit(add, 2, 3).result() == 5)
-            #expect(try pool.submit(spin.withFuel(10)).exception(timeout: .seconds(30)) is ExecutionFailed)
+            #expect(try pool.submit(spin.withFuel(10)).exception(timeout: .seconds(30)) is GuestError)
         }
     }
 
     @Test func failingInitializerBreaksThePool() throws {
-        let boom = try module.function("boom", returning: Value.self)
+        let boom = try module.function("boom", returning: ShareableValue.self)
         let add = try module.function("add", returning: Int.self)
         let pool = try InterpreterPoolExecutor(maxWorkers: 2, modules: [module], initializer: boom.call())
         let future = try pool.submit(add, 1, 2)
@@ -129,10 +129,10 @@ struct ResetTests {
 
     @Test func theInitializerRunsAgainAfterATrapResetsTheInterpreter() throws {
         let bump = try module.function("bump", returning: Int.self)
-        let boom = try module.function("boom", returning: Value.self)
+        let boom = try module.function("boom", returning: ShareableValue.self)
         try InterpreterPoolExecutor(maxWorkers: 1, modules: [module], initializer: bump.call()).run { pool throws in
             #expect(try pool.submit(bump).result() == 2)
-            #expect(throws: ExecutionFailed.self) { try pool.submit(boom).result() }
+            #expect(throws: GuestError.self) { try pool.submit(boom).result() }
             #expect(try pool.submit(bump).result() == 2, "fresh instances, initialized again")
         }
     }

@@ -125,7 +125,7 @@ struct GuestFaultTests {
         let interpreter = Interpreters.create()
         defer { try? interpreter.close() }
         try interpreter.exec(module)
-        let error = try #require(throws: ExecutionFailed.self) { try interpreter.call("boom") }
+        let error = try #require(throws: GuestError.self) { try interpreter.call("boom") }
         #expect(error.function == "boom")
         #expect(error.interpreterID == interpreter.id)
         #expect(error.message == "unreachable")
@@ -199,10 +199,10 @@ struct TimeLimitTests {
 
     @Test func timeLimitsReachPoolWorkers() throws {
         let module = Fixtures.module(Fixtures.basic)
-        let spin = try module.function("spin", returning: Value.self)
+        let spin = try module.function("spin", returning: ShareableValue.self)
         let add = try module.function("add", returning: Int.self)
         try InterpreterPoolExecutor(maxWorkers: 1, modules: [module], limits: InterpreterLimits(timeLimit: .milliseconds(250))).run { pool throws in
-            let error = try #require(throws: ExecutionFailed.self) { try pool.submit(spin).result(timeout: .seconds(30)) }
+            let error = try #require(throws: GuestError.self) { try pool.submit(spin).result(timeout: .seconds(30)) }
             #expect(error.kind == .timedOut)
             #expect(try pool.submit(add, 2, 2).result() == 4)
         }

@@ -1,4 +1,4 @@
-/// The binary form of ``Value``: one tag byte, then the payload.
+/// The binary form of ``ShareableValue``: one tag byte, then the payload.
 ///
 /// | tag | case | payload |
 /// |---|---|---|
@@ -12,7 +12,7 @@
 /// | `0x08` | queue | unsigned LEB128 queue id |
 ///
 /// LEB128 is WebAssembly's own integer encoding, so guests decode it with a few lines of code.
-extension Value {
+extension ShareableValue {
     /// The most deeply nested arrays a decoder accepts, so a hostile input cannot exhaust the stack.
     public static let maximumDepth = 128
 
@@ -41,14 +41,14 @@ extension Value {
         }
     }
 
-    /// About how many bytes the value takes in memory: one ``Value`` slot per value, plus the
+    /// About how many bytes the value takes in memory: one ``ShareableValue`` slot per value, plus the
     /// bytes of its strings and byte strings.
     public var memorySize: Int {
         switch self {
-        case .string(let text): MemoryLayout<Value>.stride + text.utf8.count
-        case .bytes(let raw): MemoryLayout<Value>.stride + raw.count
-        case .array(let values): values.reduce(MemoryLayout<Value>.stride) { $0 + $1.memorySize }
-        default: MemoryLayout<Value>.stride
+        case .string(let text): MemoryLayout<ShareableValue>.stride + text.utf8.count
+        case .bytes(let raw): MemoryLayout<ShareableValue>.stride + raw.count
+        case .array(let values): values.reduce(MemoryLayout<ShareableValue>.stride) { $0 + $1.memorySize }
+        default: MemoryLayout<ShareableValue>.stride
         }
     }
 }
@@ -62,7 +62,7 @@ package struct ByteWriter {
         bytes.reserveCapacity(capacity)
     }
 
-    package mutating func write(_ value: Value) {
+    package mutating func write(_ value: ShareableValue) {
         switch value {
         case .none: bytes.append(0x00)
         case .bool(let flag): bytes.append(flag ? 0x02 : 0x01)
@@ -137,7 +137,7 @@ package struct ByteReader {
         self.offset = offset
     }
 
-    /// What the values decoded so far may still take in memory; see ``Value/memorySize``.
+    /// What the values decoded so far may still take in memory; see ``ShareableValue/memorySize``.
     package var budget = Int.max
 
     package var isAtEnd: Bool { offset == bytes.count }
@@ -214,12 +214,12 @@ package struct ByteReader {
         return Int(length)
     }
 
-    package mutating func readValue(depth: Int) throws(ValueCodingError) -> Value {
-        guard depth <= Value.maximumDepth else {
-            throw ValueCodingError(.malformed, "values nested deeper than \(Value.maximumDepth) levels")
+    package mutating func readValue(depth: Int) throws(ValueCodingError) -> ShareableValue {
+        guard depth <= ShareableValue.maximumDepth else {
+            throw ValueCodingError(.malformed, "values nested deeper than \(ShareableValue.maximumDepth) levels")
         }
         let tag = try readByte()
-        try spend(MemoryLayout<Value>.stride)
+        try spend(MemoryLayout<ShareableValue>.stride)
         switch tag {
         case 0x00: return .none
         case 0x01: return .bool(false)
@@ -240,7 +240,7 @@ package struct ByteReader {
             return .bytes(Array(try read(count: length)))
         case 0x07:
             let count = try readLength()  // every element takes at least one byte
-            var values: [Value] = []
+            var values: [ShareableValue] = []
             values.reserveCapacity(count)
             for _ in 0..<count { values.append(try readValue(depth: depth + 1)) }
             return .array(values)

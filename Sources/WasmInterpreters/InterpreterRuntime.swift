@@ -80,7 +80,7 @@ final class InterpreterRuntime: @unchecked Sendable {
     /// Loads `module` (instantiating it, which runs its start function under the interpreter's
     /// fuel and time limits) unless it is loaded.
     ///
-    /// - Throws: ``ExecutionFailed`` when instantiation traps (in the start function, or for
+    /// - Throws: ``GuestError`` when instantiation traps (in the start function, or for
     ///   memory over the limit) or runs past a limit.
     @discardableResult
     func load(_ module: GuestModule) throws -> Loaded {
@@ -112,18 +112,18 @@ final class InterpreterRuntime: @unchecked Sendable {
     }
 
     /// Calls the exported function `name`, searching the modules loaded latest first.
-    func call(_ name: String, arguments: [Futures.Value], fuel: UInt64?, timeLimit: Duration? = nil) throws -> Futures.Value {
+    func call(_ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration? = nil) throws -> ShareableValue {
         renewIfPoisoned()
         for module in namespace.reversed() where module.export(named: name) != nil {
             return try call(module: module, name, arguments: arguments, fuel: fuel, timeLimit: timeLimit)
         }
-        throw ExecutionFailed(
+        throw GuestError(
             kind: .missingFunction, function: name,
             message: "no loaded module exports a function named '\(name)'", interpreterID: interpreterID)
     }
 
     /// Runs `invocation`, loading its module first if needed.
-    func call(_ invocation: GuestInvocation) throws -> Futures.Value {
+    func call(_ invocation: GuestInvocation) throws -> ShareableValue {
         try call(
             module: invocation.module, invocation.function, arguments: invocation.arguments, fuel: invocation.fuel,
             timeLimit: invocation.timeLimit)
@@ -135,8 +135,8 @@ final class InterpreterRuntime: @unchecked Sendable {
     /// function when the module is first instantiated, `cf_alloc` for the arguments, the
     /// function, and `cf_free` after it.
     func call(
-        module: GuestModule, _ name: String, arguments: [Futures.Value], fuel: UInt64?, timeLimit: Duration? = nil
-    ) throws -> Futures.Value {
+        module: GuestModule, _ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration? = nil
+    ) throws -> ShareableValue {
         renewIfPoisoned()
         if initializerPending, let initializer {
             initializerPending = false
@@ -144,8 +144,8 @@ final class InterpreterRuntime: @unchecked Sendable {
                 _ = try call(initializer)
             } catch {
                 isPoisoned = true
-                throw ExecutionFailed(
-                    kind: (error as? ExecutionFailed)?.kind ?? .trap, function: name,
+                throw GuestError(
+                    kind: (error as? GuestError)?.kind ?? .trap, function: name,
                     message: "the initializer failed when the interpreter was reset after a trap: \(error)",
                     interpreterID: interpreterID)
             }
@@ -199,7 +199,7 @@ final class InterpreterRuntime: @unchecked Sendable {
             function = cached
         } else {
             guard let found = entry.instance.exports[function: name] else {
-                throw ExecutionFailed(
+                throw GuestError(
                     kind: .missingFunction, function: name,
                     message: "\(module.name) exports no function named '\(name)'", interpreterID: interpreterID)
             }
@@ -214,13 +214,13 @@ final class InterpreterRuntime: @unchecked Sendable {
 
     /// Runs `body` under a call's fuel budget and time limit (the interpreter's unless given):
     /// sets the store's fuel, arms the watchdog and caps host waits at the deadline. Errors come
-    /// out as ``ExecutionFailed``, `.timedOut` when the watchdog stopped the call.
+    /// out as ``GuestError``, `.timedOut` when the watchdog stopped the call.
     ///
     /// Not generic on purpose: it is on every call's path, and a generic version was left
     /// unspecialized, looking up type metadata on every call.
     private func limited(
-        fuel: UInt64?, timeLimit: Duration?, function: String, _ body: () throws -> Futures.Value
-    ) throws -> Futures.Value {
+        fuel: UInt64?, timeLimit: Duration?, function: String, _ body: () throws -> ShareableValue
+    ) throws -> ShareableValue {
         store.fuel = (fuel ?? limits.fuel).map { Fuel(remaining: $0) }
         let limit = timeLimit ?? limits.timeLimit
         let deadline = limit.flatMap { Deadline.after($0) }
@@ -238,7 +238,7 @@ final class InterpreterRuntime: @unchecked Sendable {
         } catch {
             if let ticket, CallWatchdog.shared.disarm(ticket) {
                 isPoisoned = true
-                throw ExecutionFailed(
+                throw GuestError(
                     kind: .timedOut, function: function,
                     message: "the call ran longer than its time limit of \(limit!)", interpreterID: interpreterID)
             }
@@ -249,7 +249,7 @@ final class InterpreterRuntime: @unchecked Sendable {
     /// Turns arguments into WebAssembly values following the guest ABI: scalars as parameters,
     /// strings, bytes and arrays copied into guest memory and passed as (pointer, length).
     private func lower(
-        _ arguments: [Futures.Value], to parameters: [ValueType], entry: Loaded, allocations: inout [UInt32]
+        _ arguments: [ShareableValue], to parameters: [ValueType], entry: Loaded, allocations: inout [UInt32]
     ) throws -> [WasmKit.Value] {
         var lowered: [WasmKit.Value] = []
         lowered.reserveCapacity(parameters.count)
@@ -321,7 +321,7 @@ final class InterpreterRuntime: @unchecked Sendable {
         return lowered
     }
 
-    private func signatureError(_ arguments: [Futures.Value], _ parameters: [ValueType]) -> GuestFault {
+    private func signatureError(_ arguments: [ShareableValue], _ parameters: [ValueType]) -> GuestFault {
         GuestFault(
             kind: .badArguments,
             message: "arguments (\(arguments.map(\.kindName).joined(separator: ", "))) do not fit the parameters "
@@ -329,7 +329,7 @@ final class InterpreterRuntime: @unchecked Sendable {
     }
 
     /// Turns WebAssembly results into a value: none, one scalar, or an array of scalars.
-    private func lift(_ results: [WasmKit.Value], function: String) throws -> Futures.Value {
+    private func lift(_ results: [WasmKit.Value], function: String) throws -> ShareableValue {
         // The common cases, without building an array.
         if results.isEmpty { return .none }
         if results.count == 1 {
@@ -339,14 +339,14 @@ final class InterpreterRuntime: @unchecked Sendable {
             default: break
             }
         }
-        let values = try results.map { result -> Futures.Value in
+        let values = try results.map { result -> ShareableValue in
             switch result {
             case .i32(let bits): return .int(Int64(Int32(bitPattern: bits)))
             case .i64(let bits): return .int(Int64(bitPattern: bits))
             case .f32(let bits): return .double(Double(Float(bitPattern: bits)))
             case .f64(let bits): return .double(Double(bitPattern: bits))
             default:
-                throw ExecutionFailed(
+                throw GuestError(
                     kind: .badArguments, function: function,
                     message: "the function returns a reference or vector, which cannot cross", interpreterID: interpreterID)
             }
@@ -370,16 +370,16 @@ final class InterpreterRuntime: @unchecked Sendable {
         prepareStore()
     }
 
-    /// Maps an engine or host error to ``ExecutionFailed``.
+    /// Maps an engine or host error to ``GuestError``.
     private func classify(_ error: any Error, function: String) -> any Error {
-        if let failed = error as? ExecutionFailed { return failed }
+        if let failed = error as? GuestError { return failed }
         if error is ExecutorError { return error }
         if let fault = error as? GuestFault {
-            return ExecutionFailed(kind: fault.kind, function: function, message: fault.message, interpreterID: interpreterID)
+            return GuestError(kind: fault.kind, function: function, message: fault.message, interpreterID: interpreterID)
         }
         let line = firstLine(of: error)
         let reason = line.hasPrefix("Trap: ") ? String(line.dropFirst(6)) : line
-        let kind: ExecutionFailed.Kind
+        let kind: GuestError.Kind
         switch reason {
         case "unreachable": kind = .unreachable
         case "out of bounds memory access": kind = .memoryOutOfBounds
@@ -399,6 +399,6 @@ final class InterpreterRuntime: @unchecked Sendable {
                 kind = .trap
             }
         }
-        return ExecutionFailed(kind: kind, function: function, message: reason, interpreterID: interpreterID)
+        return GuestError(kind: kind, function: function, message: reason, interpreterID: interpreterID)
     }
 }

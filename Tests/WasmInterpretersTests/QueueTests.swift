@@ -12,10 +12,10 @@ struct QueueTests {
         try queue.putNowait(1)
         try queue.putNowait("two")
         #expect(queue.isFull && queue.count == 2)
-        #expect(throws: QueueFull(queueID: queue.id)) { try queue.putNowait(3) }
+        #expect(throws: QueueFullError(queueID: queue.id)) { try queue.putNowait(3) }
         #expect(try queue.getNowait() == 1)
         #expect(try queue.getNowait() == "two")
-        #expect(throws: QueueEmpty(queueID: queue.id)) { try queue.getNowait() }
+        #expect(throws: QueueEmptyError(queueID: queue.id)) { try queue.getNowait() }
         let unbounded = Interpreters.createQueue()
         for value in 0..<1000 { try unbounded.putNowait(value) }
         #expect(!unbounded.isFull)
@@ -25,11 +25,11 @@ struct QueueTests {
     @Test func timeoutsReallyWait() throws {
         let queue = Interpreters.createQueue(maxSize: 1)
         let start = Deadline.now
-        #expect(throws: QueueEmpty.self) { try queue.get(timeout: .milliseconds(200)) }
+        #expect(throws: QueueEmptyError.self) { try queue.get(timeout: .milliseconds(200)) }
         #expect(Deadline.now.nanoseconds - start.nanoseconds >= 200_000_000, "a 0.2 s timeout waits 0.2 s")
         try queue.put(1)
         let again = Deadline.now
-        #expect(throws: QueueFull.self) { try queue.put(2, timeout: .milliseconds(200)) }
+        #expect(throws: QueueFullError.self) { try queue.put(2, timeout: .milliseconds(200)) }
         #expect(Deadline.now.nanoseconds - again.nanoseconds >= 200_000_000)
     }
 
@@ -62,18 +62,18 @@ struct QueueTests {
     @Test func queuesCrossAsHandlesToTheSameQueue() throws {
         let queue = Interpreters.createQueue()
         #expect(queue.shareableValue == .queue(queue.id))
-        let again = try Queue(shareableValue: queue.shareableValue)
+        let again = try InterpreterQueue(shareableValue: queue.shareableValue)
         try again.put("shared")
         #expect(try queue.get() == "shared")
         #expect(isShareable(queue))
-        #expect(throws: QueueError.self) { try Queue(id: 987_654) }
+        #expect(throws: QueueError.self) { try InterpreterQueue(id: 987_654) }
     }
 
     @Test func asyncPutAndGet() async throws {
         let queue = Interpreters.createQueue(maxSize: 1)
         try await queue.put(5)
         #expect(try await queue.get(timeout: .seconds(1)) == 5)
-        await #expect(throws: QueueEmpty.self) { try await queue.get(timeout: .milliseconds(10)) }
+        await #expect(throws: QueueEmptyError.self) { try await queue.get(timeout: .milliseconds(10)) }
     }
 
     /// Items are copies owned by the queue: by default they outlive the interpreter that put
@@ -148,7 +148,7 @@ struct QueueTests {
         #expect(try await queue.get() == 1)
         try await putter.value
         #expect(try await queue.get(timeout: .seconds(5)) == 2)
-        await #expect(throws: QueueFull.self) {
+        await #expect(throws: QueueFullError.self) {
             try await queue.put(3)
             try await queue.put(4, timeout: .milliseconds(20))
         }
@@ -157,7 +157,7 @@ struct QueueTests {
     @Test func aQueueIsAnAsyncSequence() async throws {
         let queue = Interpreters.createQueue()
         for value in 0..<5 { try queue.putNowait(value) }
-        var seen: [Value] = []
+        var seen: [ShareableValue] = []
         for try await item in queue {
             seen.append(item)
             if seen.count == 3 { break }

@@ -34,8 +34,8 @@ public enum Interpreters {
     /// - Parameters:
     ///   - maxSize: The most items it holds; 0 or less means unbounded.
     ///   - unboundItems: What happens to an item when the interpreter that put it is closed.
-    public static func createQueue(maxSize: Int = 0, unboundItems: UnboundItems = .keep) -> Queue {
-        Queue(storage: QueueRegistry.shared.create(maxSize: maxSize, unbound: unboundItems))
+    public static func createQueue(maxSize: Int = 0, unboundItems: UnboundItems = .keep) -> InterpreterQueue {
+        InterpreterQueue(storage: QueueRegistry.shared.create(maxSize: maxSize, unbound: unboundItems))
     }
 
     /// Whether `object` can cross to an interpreter without being encoded. See ``Futures/isShareable(_:)``.
@@ -45,7 +45,7 @@ public enum Interpreters {
 
     /// Runs `invocation` in the main interpreter, waiting for it when it is busy.
     @usableFromInline
-    static func runInMain(_ invocation: GuestInvocation) throws -> Value {
+    static func runInMain(_ invocation: GuestInvocation) throws -> ShareableValue {
         try main.run(invocation, wait: true)
     }
 

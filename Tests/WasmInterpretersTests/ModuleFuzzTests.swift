@@ -47,7 +47,7 @@ struct ModuleFuzzTests {
         // Gets must not wait for their timeout (the same integer), so the queue starts full enough.
         let sandbox = Interpreters.createQueue()
         for item in 0..<10_000 { try sandbox.putNowait(item) }
-        let integer = Value.int(Int64(sandbox.id))
+        let integer = ShareableValue.int(Int64(sandbox.id))
         for round in 0..<10_000 {
             var bytes: [UInt8]
             if round % 5 == 0 {
@@ -79,14 +79,14 @@ struct ModuleFuzzTests {
             defer { try? interpreter.close() }
             do {
                 try interpreter.exec(module)
-            } catch is ExecutionFailed {
+            } catch is GuestError {
                 continue
             } catch {
                 untyped.append("exec \(round): \(error)")
                 continue
             }
             for export in module.functions {
-                let numbers = export.parameters.map { type -> Value in type.hasPrefix("f") ? .double(1) : integer }
+                let numbers = export.parameters.map { type -> ShareableValue in type.hasPrefix("f") ? .double(1) : integer }
                 var argumentSets = [numbers]
                 if export.parameters.starts(with: ["i32", "i32"]) {
                     argumentSets.append(["fuzz"] + numbers.dropFirst(2))
@@ -94,7 +94,7 @@ struct ModuleFuzzTests {
                 for arguments in argumentSets {
                     do {
                         _ = try interpreter.call(export.name, arguments)
-                    } catch is ExecutionFailed {
+                    } catch is GuestError {
                     } catch {
                         untyped.append("call \(round) \(export.name): \(error)")
                     }

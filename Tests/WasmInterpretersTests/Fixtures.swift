@@ -70,14 +70,14 @@ enum Fixtures {
 }
 
 func expectFailure(
-    _ kind: ExecutionFailed.Kind, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
+    _ kind: GuestError.Kind, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
 ) {
     do {
         try body()
-        Issue.record("expected ExecutionFailed(\(kind)), nothing thrown", sourceLocation: sourceLocation)
-    } catch let error as ExecutionFailed {
+        Issue.record("expected GuestError(\(kind)), nothing thrown", sourceLocation: sourceLocation)
+    } catch let error as GuestError {
         #expect(error.kind == kind, "\(error)", sourceLocation: sourceLocation)
     } catch {
-        Issue.record("expected ExecutionFailed(\(kind)), got \(error)", sourceLocation: sourceLocation)
+        Issue.record("expected GuestError(\(kind)), got \(error)", sourceLocation: sourceLocation)
     }
 }

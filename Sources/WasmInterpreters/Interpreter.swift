@@ -66,7 +66,7 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     /// Loads `module` into the interpreter's namespace: the analog of exec'ing a module's source.
     /// Its start function, if any, runs now, in the calling thread.
     ///
-    /// - Throws: ``InterpreterError`` when closed or running; ``ExecutionFailed`` when
+    /// - Throws: ``InterpreterError`` when closed or running; ``GuestError`` when
     ///   instantiation traps or exceeds the memory limit.
     public func exec(_ module: GuestModule) throws {
         try withRuntime(wait: false) { runtime in _ = try runtime.load(module) }
@@ -94,31 +94,31 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     /// Calls the function `name` exported by a loaded module (the latest loaded that exports it)
     /// with `arguments`, in the calling thread, and returns its result.
     ///
-    /// - Throws: ``InterpreterError`` when closed or running; ``ExecutionFailed`` when the call
+    /// - Throws: ``InterpreterError`` when closed or running; ``GuestError`` when the call
     ///   traps, runs out of fuel, passes a bad pointer, or the function does not exist.
-    public func call(_ name: String, _ arguments: [Value] = []) throws -> Value {
+    public func call(_ name: String, _ arguments: [ShareableValue] = []) throws -> ShareableValue {
         try withRuntime(wait: false) { try $0.call(name, arguments: arguments, fuel: nil) }
     }
 
     /// Calls a guest function with typed arguments and result, loading its module if needed.
     ///
     /// - Throws: What ``call(_:_:)`` throws, and ``Futures/ValueCodingError`` when the result is
-    ///   not a `Result`.
-    public func call<each Argument: Shareable, Result: Shareable>(
-        _ function: GuestFunction<Result>, _ arguments: repeat each Argument
-    ) throws -> Result {
+    ///   not a `Success`.
+    public func call<each Argument: Shareable, Success: Shareable>(
+        _ function: GuestFunction<Success>, _ arguments: repeat each Argument
+    ) throws -> Success {
         let invocation = try function.invocation(repeat each arguments)
-        return try Result(shareableValue: run(invocation.invocation, wait: false))
+        return try Success(shareableValue: run(invocation.invocation, wait: false))
     }
 
     /// Runs ``call(_:_:)`` on a new thread and returns the future of its result. (Python's
     /// `call_in_thread` returns the thread and drops the result; the future gives both.)
-    public func callInThread(_ name: String, _ arguments: [Value] = []) -> Future<Value> {
-        let future = Future<Value>()
+    public func callInThread(_ name: String, _ arguments: [ShareableValue] = []) -> Future<ShareableValue> {
+        let future = Future<ShareableValue>()
         _ = try? future.setRunningOrNotifyCancel()
         do {
-            try WorkerThread.start(name: "interpreter-\(id)", pool: nil) {
-                future.complete(Swift.Result { try self.call(name, arguments) })
+            try DetachedThread.start(name: "interpreter-\(id)", pool: nil) {
+                future.complete(Result { try self.call(name, arguments) })
             }
         } catch {
             future.complete(.failure(error))
@@ -130,7 +130,7 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     /// instances, so that the state it prepares survives resets.
     ///
     /// - Throws: What ``call(_:_:)`` throws.
-    package func install(initializer: GuestInvocation) throws -> Value {
+    package func install(initializer: GuestInvocation) throws -> ShareableValue {
         try withRuntime(wait: false) { runtime in
             let result = try runtime.call(initializer)
             runtime.initializer = initializer
@@ -139,7 +139,7 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Runs a guest invocation; `wait` queues behind a running call instead of failing.
-    package func run(_ invocation: GuestInvocation, wait: Bool) throws -> Value {
+    package func run(_ invocation: GuestInvocation, wait: Bool) throws -> ShareableValue {
         try withRuntime(wait: wait) { runtime in try runtime.call(invocation) }
     }
 

@@ -13,7 +13,7 @@ public import Futures
 /// let square = try tasks.function("square", returning: Int.self)
 /// let future = try pool.submit(square, 7)      // 49
 /// ```
-public struct GuestFunction<Result: Shareable>: Sendable, CustomStringConvertible {
+public struct GuestFunction<Success: Shareable>: Sendable, CustomStringConvertible {
     /// The module that exports the function.
     public let module: GuestModule
     /// The export's name.
@@ -51,13 +51,13 @@ public struct GuestFunction<Result: Shareable>: Sendable, CustomStringConvertibl
     /// `module.name`.
     public var description: String { "\(module.name).\(name)" }
 
-    /// Binds the function to `arguments`, for ``Futures/Executor/submit(_:)``.
+    /// Binds the function to `arguments`, for ``Futures/PoolExecutor/submit(_:)``.
     ///
     /// An argument that cannot cross (a `Codable` value whose encoding throws) does not fail
     /// here: the call's future fails with ``Futures/NotShareableError``, carrying the encoder's
     /// reason, on every executor.
     @inlinable
-    public func call<each Argument: Shareable>(_ arguments: repeat each Argument) -> Call<Result> {
+    public func call<each Argument: Shareable>(_ arguments: repeat each Argument) -> Call<Success> {
         let summary = "guest function '\(name)'"
         let invocation: GuestInvocation
         let keepAlive: [any AnyObject & Sendable]
@@ -72,12 +72,12 @@ public struct GuestFunction<Result: Shareable>: Sendable, CustomStringConvertibl
             summary: summary,
             local: {
                 withExtendedLifetime(keepAlive) {}
-                return try Result(shareableValue: Interpreters.runInMain(invocation))
+                return try Success(shareableValue: Interpreters.runInMain(invocation))
             },
             remote: .invocation(invocation),
             decode: { value in
                 withExtendedLifetime(keepAlive) {}
-                return try Result(shareableValue: value)
+                return try Success(shareableValue: value)
             })
     }
 
@@ -88,7 +88,7 @@ public struct GuestFunction<Result: Shareable>: Sendable, CustomStringConvertibl
     func invocation<each Argument: Shareable>(
         _ arguments: repeat each Argument
     ) throws(NotShareableError) -> (invocation: GuestInvocation, keepAlive: [any AnyObject & Sendable]) {
-        var values: [Value] = []
+        var values: [ShareableValue] = []
         for argument in repeat each arguments { values.append(try argument.shareableValue) }
         var keepAlive: [any AnyObject & Sendable] = []
         collectQueues(values, into: &keepAlive)
@@ -97,7 +97,7 @@ public struct GuestFunction<Result: Shareable>: Sendable, CustomStringConvertibl
 }
 
 @usableFromInline
-func collectQueues(_ values: [Value], into storages: inout [any AnyObject & Sendable]) {
+func collectQueues(_ values: [ShareableValue], into storages: inout [any AnyObject & Sendable]) {
     for value in values {
         switch value {
         case .queue(let id): if let storage = QueueRegistry.shared.lookup(id) { storages.append(storage) }
@@ -107,27 +107,27 @@ func collectQueues(_ values: [Value], into storages: inout [any AnyObject & Send
     }
 }
 
-extension Executor {
+extension PoolExecutor {
     /// Schedules `function` with `arguments` and returns the future of its result.
     ///
-    /// - Throws: What ``Futures/Executor/submit(_:)`` throws.
-    public func submit<each Argument: Shareable, Result>(
-        _ function: GuestFunction<Result>, _ arguments: repeat each Argument
-    ) throws -> Future<Result> {
+    /// - Throws: What ``Futures/PoolExecutor/submit(_:)`` throws.
+    public func submit<each Argument: Shareable, Success>(
+        _ function: GuestFunction<Success>, _ arguments: repeat each Argument
+    ) throws -> Future<Success> {
         try submit(function.call(repeat each arguments))
     }
 
     /// Runs `function` over `inputs`, results in input order. See
-    /// ``Futures/Executor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`.
+    /// ``Futures/PoolExecutor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`.
     ///
     /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a bad `bufferSize`; what
     ///   `submit` throws.
-    public func map<Input: Shareable, Result>(
-        _ function: GuestFunction<Result>,
+    public func map<Input: Shareable, Success>(
+        _ function: GuestFunction<Success>,
         _ inputs: some Sequence<Input>,
         timeout: Duration? = nil,
         bufferSize: Int? = nil
-    ) throws -> MapResults<Result> {
+    ) throws -> MapResults<Success> {
         try map(inputs, timeout: timeout, bufferSize: bufferSize) { function.call($0) }
     }
 }
@@ -138,14 +138,14 @@ extension Executor {
 package final class GuestInvocation: RemoteInvocation {
     package let module: GuestModule
     package let function: String
-    package let arguments: [Value]
+    package let arguments: [ShareableValue]
     /// A fuel budget for this call, overriding the executor's.
     package let fuel: UInt64?
     /// A time limit for this call, overriding the executor's.
     package let timeLimit: Duration?
 
     @usableFromInline
-    package init(module: GuestModule, function: String, arguments: [Value], fuel: UInt64?, timeLimit: Duration? = nil) {
+    package init(module: GuestModule, function: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration? = nil) {
         self.module = module
         self.function = function
         self.arguments = arguments

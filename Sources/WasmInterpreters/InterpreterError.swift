@@ -31,12 +31,12 @@ public struct InterpreterError: Error, Sendable, Hashable, CustomStringConvertib
     public var description: String { "InterpreterError(\(code)): \(message)" }
 }
 
-/// A guest call failed inside its interpreter: Python's `ExecutionFailed`.
+/// A guest call failed inside its interpreter: Python's `GuestError`.
 ///
 /// It carries what failed (``kind``), where (``function``, ``interpreterID``) and the engine's
 /// message. The interpreter survives; when its state may be inconsistent (any trap), its
 /// instances are replaced by fresh ones before the next call.
-public struct ExecutionFailed: Error, Sendable, Hashable, CustomStringConvertible {
+public struct GuestError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The kind of failure.
     public struct Kind: Hashable, Sendable, CustomStringConvertible {
         /// A stable name for the kind.
@@ -116,7 +116,7 @@ public struct ExecutionFailed: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     public var description: String {
-        "ExecutionFailed(\(kind)) in \(function) (interpreter \(interpreterID)): \(message)"
+        "GuestError(\(kind)) in \(function) (interpreter \(interpreterID)): \(message)"
     }
 }
 

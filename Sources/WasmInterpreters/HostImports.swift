@@ -16,7 +16,7 @@ final class HostContext: @unchecked Sendable {
     /// What the interpreter's guests hold of the host's memory.
     let account: ResourceAccount
     /// A value the guest returned through `cf.return_*` during the current call.
-    var returned: Futures.Value?
+    var returned: ShareableValue?
     /// How many guest callbacks (`cf_alloc`, `cf_free`) the host is inside now: while one runs,
     /// host functions that would call the guest again fail instead of recursing.
     var callbackDepth = 0
@@ -43,9 +43,9 @@ final class HostContext: @unchecked Sendable {
 }
 
 /// A failure the host detects in a guest's request (a bad pointer, a malformed value...). Thrown
-/// from a host function, it aborts the guest call and becomes an ``ExecutionFailed``.
+/// from a host function, it aborts the guest call and becomes an ``GuestError``.
 struct GuestFault: Error, CustomStringConvertible {
-    let kind: ExecutionFailed.Kind
+    let kind: GuestError.Kind
     let message: String
     var description: String { message }
 }
@@ -292,7 +292,7 @@ enum HostImports {
         define("return_value") { caller, arguments in
             let bytes = try readArgument(caller, arguments, context)
             do {
-                context.returned = try Futures.Value(decoding: bytes, maximumSize: context.maxValueBytes)
+                context.returned = try ShareableValue(decoding: bytes, maximumSize: context.maxValueBytes)
             } catch {
                 throw GuestFault(kind: .malformedValue, message: "cf.return_value got bytes that are not an encoded value: \(error)")
             }
@@ -339,10 +339,10 @@ enum HostImports {
             let memory = try GuestMemory.memory(of: caller)
             try GuestMemory.checkRange(memory, pointer: arguments[2].i32, count: 8)
             let wait = context.blockingDeadline(deadline(arguments[1]))
-            let value: Futures.Value?
+            let value: ShareableValue?
             do {
                 value = try queue.take(deadline: wait.deadline) { if case .int = $0 { true } else { false } }?.value
-            } catch is QueueEmpty {
+            } catch is QueueEmptyError {
                 if wait.capped { throw context.waitTimedOut("waiting on queue \(queue.id)") }
                 return status(.timedOut)
             } catch {
@@ -356,7 +356,7 @@ enum HostImports {
             guard let queue = QueueRegistry.shared.lookup(Int(arguments[0].i32)) else { return status(.noSuchQueue) }
             let memory = try GuestMemory.memory(of: caller)
             let bytes = try GuestMemory.read(memory, pointer: arguments[1].i32, count: arguments[2].i32, limit: context.maxValueBytes)
-            guard let value = try? Futures.Value(decoding: bytes, maximumSize: context.maxValueBytes) else {
+            guard let value = try? ShareableValue(decoding: bytes, maximumSize: context.maxValueBytes) else {
                 return status(.badValue)
             }
             // A queued value is held by the host: it counts against the putter's memory limit
@@ -392,7 +392,7 @@ enum HostImports {
             let item: QueueStorage.Item
             do {
                 item = try queue.take(deadline: wait.deadline)
-            } catch is QueueEmpty {
+            } catch is QueueEmptyError {
                 if wait.capped { throw context.waitTimedOut("waiting on queue \(queue.id)") }
                 return status(.timedOut)
             } catch {

@@ -6,7 +6,7 @@ import Musl
 import CFuturesShims
 
 /// Starting detached OS threads, and knowing which pool worker the current thread is.
-package enum WorkerThread {
+package enum DetachedThread {
     /// The identity a pool worker thread carries in thread-local storage.
     package final class Identity: @unchecked Sendable {
         package let name: String
@@ -70,7 +70,7 @@ package enum WorkerThread {
         let retained = Unmanaged.passRetained(start)
         let status = pthread_create(&thread, &attributes, { argument in
             let start = Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue()
-            pthread_setspecific(WorkerThread.key, Unmanaged.passRetained(start.identity).toOpaque())
+            pthread_setspecific(DetachedThread.key, Unmanaged.passRetained(start.identity).toOpaque())
             cf_set_thread_name(start.identity.name)
             start.body()
             return nil

@@ -32,7 +32,7 @@ struct BundledGuestTests {
         #expect(try interpreter.call("greet", ["Ada"]) == "Hello, Ada!")
         #expect(try interpreter.call("reverse_bytes", [.bytes([1, 2, 3])]) == .bytes([3, 2, 1]))
         #expect(try interpreter.call("sum_array", [[1, 2, 3, 4]]) == 10)
-        let nested: Value = [1, "two", 3.5, nil, true, [.bytes([9]), "x"]]
+        let nested: ShareableValue = [1, "two", 3.5, nil, true, [.bytes([9]), "x"]]
         #expect(try interpreter.call("describe", [nested]) == nested)
         #expect(try interpreter.call("log_hello") == .none)
     }
@@ -57,7 +57,7 @@ struct BundledGuestTests {
         #expect(try interpreter.call("put_values", [.queue(queue.id)]) == 0)
         #expect(try queue.get() == "hello")
         #expect(try queue.get() == [1, "two", 3.5, nil, true])
-        try queue.put([1, "back"] as Value)
+        try queue.put([1, "back"] as ShareableValue)
         #expect(try interpreter.call("get_value", [.queue(queue.id), 0]) == [1, "back"])
         #expect(try interpreter.call("queue_len", [.queue(queue.id)]) == 0)
     }

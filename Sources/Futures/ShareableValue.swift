@@ -3,10 +3,10 @@
 ///
 /// These are the *natively shareable* values (Python's `is_shareable` types): they cross by
 /// copying, with no encoding step that could fail. Every other `Codable` type crosses by being
-/// encoded into a tree of these values (see ``Shareable`` and ``ValueEncoder``), the analog of
+/// encoded into a tree of these values (see ``Shareable`` and ``ShareableValueEncoder``), the analog of
 /// Python's pickle fallback. The binary form, shared by the guest ABI, the process-pool wire
 /// format and queue items, is described in `docs/guest-abi.md`.
-public enum Value: Sendable, Hashable {
+public enum ShareableValue: Sendable, Hashable {
     /// Python's `None`.
     case none
     /// A boolean.
@@ -20,7 +20,7 @@ public enum Value: Sendable, Hashable {
     /// Raw bytes.
     case bytes([UInt8])
     /// An ordered sequence of values (Python's tuple).
-    case array([Value])
+    case array([ShareableValue])
     /// A cross-interpreter queue, by id: the queue itself is shared, not copied.
     case queue(Int)
 
@@ -39,7 +39,7 @@ public enum Value: Sendable, Hashable {
     }
 }
 
-extension Value: CustomStringConvertible {
+extension ShareableValue: CustomStringConvertible {
     /// A Python-like rendering: `None`, `True`, `42`, `1.5`, `'text'`, `b'\x01'`, `[1, 2]`, `Queue(3)`.
     public var description: String {
         switch self {
@@ -59,7 +59,7 @@ extension Value: CustomStringConvertible {
     }
 }
 
-extension Value: ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, ExpressibleByStringLiteral,
+extension ShareableValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, ExpressibleByStringLiteral,
     ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByNilLiteral
 {
     /// `42` is `.int(42)`.
@@ -71,7 +71,7 @@ extension Value: ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, Express
     /// `true` is `.bool(true)`.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     /// `[1, 2]` is `.array([.int(1), .int(2)])`.
-    public init(arrayLiteral elements: Value...) { self = .array(elements) }
+    public init(arrayLiteral elements: ShareableValue...) { self = .array(elements) }
     /// `nil` is `.none`.
     public init(nilLiteral: ()) { self = .none }
 }

@@ -7,7 +7,7 @@ import Futures
 /// One watchdog thread for the whole process sleeps until the earliest deadline of the calls in
 /// flight, then sets an overdue call's fuel to zero, again every 100 µs until the call returns
 /// (the interpreter's own fuel arithmetic can overwrite a single write). The call then fails
-/// with ``ExecutionFailed/Kind-swift.struct/timedOut``.
+/// with ``GuestError/Kind-swift.struct/timedOut``.
 ///
 /// - Important: Writing another thread's fuel counter is a deliberate, benign data race on one
 ///   64-bit word: it can only make the call end sooner. It is the only way to stop a guest that
@@ -41,7 +41,7 @@ final class CallWatchdog: @unchecked Sendable {
         let ticket = Ticket(deadline: deadline, store: store)
         try lock.withLock { () throws(ExecutorError) in
             if !started {
-                try WorkerThread.start(name: "futures-watchdog", pool: nil) { self.watch() }
+                try DetachedThread.start(name: "futures-watchdog", pool: nil) { self.watch() }
                 started = true
             }
             tickets.append(ticket)

@@ -1,21 +1,21 @@
-/// ``Queue/get(timeout:)`` timed out, or ``Queue/getNowait()`` found the queue empty: Python's
-/// `QueueEmpty`.
-public struct QueueEmpty: Error, Sendable, Hashable, CustomStringConvertible {
+/// ``InterpreterQueue/get(timeout:)`` timed out, or ``InterpreterQueue/getNowait()`` found the queue empty: Python's
+/// `QueueEmptyError`.
+public struct QueueEmptyError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The queue's id.
     public let queueID: Int
     /// Creates an error.
     public init(queueID: Int) { self.queueID = queueID }
-    public var description: String { "QueueEmpty: queue \(queueID) is empty" }
+    public var description: String { "QueueEmptyError: queue \(queueID) is empty" }
 }
 
-/// ``Queue/put(_:timeout:unboundItems:)`` timed out, or ``Queue/putNowait(_:unboundItems:)``
-/// found the queue full: Python's `QueueFull`.
-public struct QueueFull: Error, Sendable, Hashable, CustomStringConvertible {
+/// ``InterpreterQueue/put(_:timeout:unboundItems:)`` timed out, or ``InterpreterQueue/putNowait(_:unboundItems:)``
+/// found the queue full: Python's `QueueFullError`.
+public struct QueueFullError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The queue's id.
     public let queueID: Int
     /// Creates an error.
     public init(queueID: Int) { self.queueID = queueID }
-    public var description: String { "QueueFull: queue \(queueID) is full" }
+    public var description: String { "QueueFullError: queue \(queueID) is full" }
 }
 
 /// A queue that no longer exists was used: Python's `QueueNotFoundError`, or an item whose

@@ -8,12 +8,12 @@ import Synchronization
 /// Values are copied in and copied out, so a guest never sees another's memory. Blocking calls
 /// wait on a condition variable (no polling) and honour fractional timeouts exactly (CPython
 /// 3.14.10 truncates them to whole seconds, gh-153005). A queue is shared, not copied, when it
-/// is passed to a task: it crosses as ``Futures/Value/queue(_:)`` with its id, and guests use it
+/// is passed to a task: it crosses as ``Futures/ShareableValue/queue(_:)`` with its id, and guests use it
 /// through the `cf.queue_*` host imports (see `docs/guest-abi.md`). Queues live in one process;
 /// they cannot be sent to a `ProcessPoolExecutor`.
 ///
-/// The queue exists while any handle to it exists (a `Queue` object, or a task that received it).
-public final class Queue: Sendable, Hashable, CustomStringConvertible {
+/// The queue exists while any handle to it exists (an `InterpreterQueue` object, or a task that received it).
+public final class InterpreterQueue: Sendable, Hashable, CustomStringConvertible {
     /// The queue's id, unique in the process.
     public var id: Int { storage.id }
     /// The most items it holds; 0 means unbounded.
@@ -44,7 +44,7 @@ public final class Queue: Sendable, Hashable, CustomStringConvertible {
 
     /// Appends a copy of `value`, waiting up to `timeout` (forever when `nil`) for room.
     ///
-    /// - Throws: ``QueueFull`` when `timeout` passes with the queue still full;
+    /// - Throws: ``QueueFullError`` when `timeout` passes with the queue still full;
     ///   ``Futures/NotShareableError`` when `value` cannot be encoded.
     @available(*, noasync, message: "Blocks the thread; use the async form")
     public func put(_ value: some Shareable, timeout: Duration? = nil, unboundItems: UnboundItems? = nil) throws {
@@ -53,7 +53,7 @@ public final class Queue: Sendable, Hashable, CustomStringConvertible {
 
     /// Appends a copy of `value` without waiting.
     ///
-    /// - Throws: ``QueueFull`` when the queue is full; ``Futures/NotShareableError`` when
+    /// - Throws: ``QueueFullError`` when the queue is full; ``Futures/NotShareableError`` when
     ///   `value` cannot be encoded.
     public func putNowait(_ value: some Shareable, unboundItems: UnboundItems? = nil) throws {
         try storage.put(value.shareableValue, deadline: Deadline.now, unbound: unboundItems)
@@ -61,10 +61,10 @@ public final class Queue: Sendable, Hashable, CustomStringConvertible {
 
     /// Removes and returns the oldest item, waiting up to `timeout` (forever when `nil`).
     ///
-    /// - Throws: ``QueueEmpty`` when `timeout` passes with the queue still empty;
+    /// - Throws: ``QueueEmptyError`` when `timeout` passes with the queue still empty;
     ///   ``QueueError`` `.itemInterpreterDestroyed` for an item unbound under ``UnboundItems/error``.
     @available(*, noasync, message: "Blocks the thread; use the async form")
-    public func get(timeout: Duration? = nil) throws -> Value {
+    public func get(timeout: Duration? = nil) throws -> ShareableValue {
         try storage.get(deadline: Deadline.after(timeout))
     }
 
@@ -79,15 +79,15 @@ public final class Queue: Sendable, Hashable, CustomStringConvertible {
 
     /// Removes and returns the oldest item without waiting.
     ///
-    /// - Throws: ``QueueEmpty`` when the queue is empty.
-    public func getNowait() throws -> Value {
+    /// - Throws: ``QueueEmptyError`` when the queue is empty.
+    public func getNowait() throws -> ShareableValue {
         try storage.get(deadline: Deadline.now)
     }
 
     /// The async twin of ``put(_:timeout:unboundItems:)``: waits for room without blocking a
     /// thread (the waiting task is registered with the queue and resumed when room appears).
     ///
-    /// - Throws: ``QueueFull`` when `timeout` passes; `CancellationError` when the task is
+    /// - Throws: ``QueueFullError`` when `timeout` passes; `CancellationError` when the task is
     ///   cancelled while waiting (the value is then not put); ``Futures/NotShareableError``
     ///   when `value` cannot be encoded.
     public func put(_ value: some Shareable, timeout: Duration? = nil, unboundItems: UnboundItems? = nil) async throws {
@@ -105,22 +105,22 @@ public final class Queue: Sendable, Hashable, CustomStringConvertible {
     /// The async twin of ``get(timeout:)``: waits for an item without blocking a thread (the
     /// waiting task is registered with the queue and resumed with the next item).
     ///
-    /// - Throws: ``QueueEmpty`` when `timeout` passes; `CancellationError` when the task is
+    /// - Throws: ``QueueEmptyError`` when `timeout` passes; `CancellationError` when the task is
     ///   cancelled while waiting (no item is taken then); ``QueueError``
     ///   `.itemInterpreterDestroyed` for an item unbound under ``UnboundItems/error``.
-    public func get(timeout: Duration? = nil) async throws -> Value {
+    public func get(timeout: Duration? = nil) async throws -> ShareableValue {
         try await storage.get(deadline: Deadline.after(timeout))
     }
 
     /// Two handles are equal when they name the same queue.
-    public static func == (lhs: Queue, rhs: Queue) -> Bool { lhs.id == rhs.id }
+    public static func == (lhs: InterpreterQueue, rhs: InterpreterQueue) -> Bool { lhs.id == rhs.id }
     public func hash(into hasher: inout Hasher) { hasher.combine(id) }
     /// `Queue(<id>)`.
     public var description: String { "Queue(\(id))" }
 }
 
-extension Queue: AsyncSequence {
-    public typealias Element = Value
+extension InterpreterQueue: AsyncSequence {
+    public typealias Element = ShareableValue
 
     /// Takes items as they come, for ever: `for try await item in queue { ... }`. Iteration ends
     /// (returns `nil`) when the consuming task is cancelled; an item unbound under
@@ -131,7 +131,7 @@ extension Queue: AsyncSequence {
         /// The next item; `nil` once the task is cancelled.
         ///
         /// - Throws: ``QueueError`` `.itemInterpreterDestroyed`.
-        public mutating func next() async throws -> Value? {
+        public mutating func next() async throws -> ShareableValue? {
             do {
                 return try await storage.get(deadline: nil)
             } catch is CancellationError {
@@ -144,15 +144,15 @@ extension Queue: AsyncSequence {
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(storage: storage) }
 }
 
-extension Queue: Shareable {
+extension InterpreterQueue: Shareable {
     /// A queue crosses as its id; the receiver gets a handle to the same queue.
-    public var shareableValue: Value { .queue(id) }
+    public var shareableValue: ShareableValue { .queue(id) }
 
-    /// Attaches to the queue a ``Futures/Value/queue(_:)`` names.
+    /// Attaches to the queue a ``Futures/ShareableValue/queue(_:)`` names.
     ///
     /// - Throws: ``Futures/ValueCodingError`` for another kind of value; ``QueueError``
     ///   `.notFound` when the queue no longer exists.
-    public convenience init(shareableValue value: Value) throws {
+    public convenience init(shareableValue value: ShareableValue) throws {
         guard case .queue(let id) = value else { throw ValueCodingError.mismatch(expected: "queue", got: value) }
         try self.init(id: id)
     }
@@ -168,7 +168,7 @@ extension Queue: Shareable {
 /// task removes it at once.
 package final class QueueStorage: @unchecked Sendable {
     struct Item {
-        var value: Value
+        var value: ShareableValue
         var interpreterID: Int
         var unbound: UnboundItems
         var orphaned = false
@@ -178,7 +178,7 @@ package final class QueueStorage: @unchecked Sendable {
 
     /// A task waiting for an item, or for room to put one.
     final class Waiter: @unchecked Sendable {
-        var continuation: CheckedContinuation<Value, any Error>?
+        var continuation: CheckedContinuation<ShareableValue, any Error>?
         /// For a putter: the item it waits to put.
         var item: Item?
         var cancelled = false
@@ -205,11 +205,11 @@ package final class QueueStorage: @unchecked Sendable {
     var isFull: Bool { lock.withLock { isFullLocked } }
     private var isFullLocked: Bool { maxSize > 0 && items.count >= maxSize }
 
-    private func makeItem(_ value: Value, unbound: UnboundItems?, charge: QueueCharge?) -> Item {
+    private func makeItem(_ value: ShareableValue, unbound: UnboundItems?, charge: QueueCharge?) -> Item {
         Item(value: value, interpreterID: Interpreters.currentID, unbound: unbound ?? defaultUnbound, charge: charge)
     }
 
-    func put(_ value: Value, deadline: Deadline?, unbound: UnboundItems?, charge: QueueCharge? = nil) throws(QueueFull) {
+    func put(_ value: ShareableValue, deadline: Deadline?, unbound: UnboundItems?, charge: QueueCharge? = nil) throws(QueueFullError) {
         let item = makeItem(value, unbound: unbound, charge: charge)
         lock.lock()
         while isFullLocked {
@@ -217,7 +217,7 @@ package final class QueueStorage: @unchecked Sendable {
                 if !isFullLocked { break }
                 lock.unlock()
                 charge?.release()
-                throw QueueFull(queueID: id)
+                throw QueueFullError(queueID: id)
             }
         }
         let resume = enqueueLocked(item)
@@ -238,13 +238,13 @@ package final class QueueStorage: @unchecked Sendable {
         return nil
     }
 
-    func get(deadline: Deadline?) throws -> Value {
+    func get(deadline: Deadline?) throws -> ShareableValue {
         try take(deadline: deadline).value
     }
 
     /// Removes and returns the oldest item as stored, waiting up to `deadline`.
     ///
-    /// - Throws: ``QueueEmpty`` on timeout; ``QueueError`` for an item orphaned under
+    /// - Throws: ``QueueEmptyError`` on timeout; ``QueueError`` for an item orphaned under
     ///   ``UnboundItems/error`` (which is consumed).
     func take(deadline: Deadline?) throws -> Item {
         try take(deadline: deadline) { _ in true }!
@@ -252,13 +252,13 @@ package final class QueueStorage: @unchecked Sendable {
 
     /// Like ``take(deadline:)``, but leaves the oldest item at the head and returns `nil` when
     /// `accept` refuses its value.
-    func take(deadline: Deadline?, accept: (Value) -> Bool) throws -> Item? {
+    func take(deadline: Deadline?, accept: (ShareableValue) -> Bool) throws -> Item? {
         lock.lock()
         while items.isEmpty {
             guard lock.wait(until: deadline) else {
                 if !items.isEmpty { break }
                 lock.unlock()
-                throw QueueEmpty(queueID: id)
+                throw QueueEmptyError(queueID: id)
             }
         }
         guard items[0].orphaned || accept(items[0].value) else {
@@ -331,10 +331,10 @@ package final class QueueStorage: @unchecked Sendable {
 
     /// Takes the oldest item, suspending the task (not blocking a thread) until one comes or
     /// `deadline` passes.
-    func get(deadline: Deadline?) async throws -> Value {
+    func get(deadline: Deadline?) async throws -> ShareableValue {
         let waiter = Waiter()
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ShareableValue, any Error>) in
                 lock.lock()
                 if !items.isEmpty {
                     let (item, admitted) = removeFirstLocked()
@@ -355,13 +355,13 @@ package final class QueueStorage: @unchecked Sendable {
                 }
                 if let deadline, deadline.hasPassed {
                     lock.unlock()
-                    continuation.resume(throwing: QueueEmpty(queueID: id))
+                    continuation.resume(throwing: QueueEmptyError(queueID: id))
                     return
                 }
                 waiter.continuation = continuation
                 Self.append(waiter, to: &getters)
                 lock.unlock()
-                if let deadline { startTimer(waiter, deadline: deadline, error: QueueEmpty(queueID: id)) }
+                if let deadline { startTimer(waiter, deadline: deadline, error: QueueEmptyError(queueID: id)) }
             }
         } onCancel: {
             abandon(waiter, with: CancellationError())
@@ -369,11 +369,11 @@ package final class QueueStorage: @unchecked Sendable {
     }
 
     /// Puts `value`, suspending the task until there is room or `deadline` passes.
-    func put(_ value: Value, deadline: Deadline?, unbound: UnboundItems?) async throws {
+    func put(_ value: ShareableValue, deadline: Deadline?, unbound: UnboundItems?) async throws {
         let waiter = Waiter()
         let item = makeItem(value, unbound: unbound, charge: nil)
         _ = try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ShareableValue, any Error>) in
                 lock.lock()
                 if !isFullLocked {
                     let resume = enqueueLocked(item)
@@ -389,14 +389,14 @@ package final class QueueStorage: @unchecked Sendable {
                 }
                 if let deadline, deadline.hasPassed {
                     lock.unlock()
-                    continuation.resume(throwing: QueueFull(queueID: id))
+                    continuation.resume(throwing: QueueFullError(queueID: id))
                     return
                 }
                 waiter.item = item
                 waiter.continuation = continuation
                 Self.append(waiter, to: &putters)
                 lock.unlock()
-                if let deadline { startTimer(waiter, deadline: deadline, error: QueueFull(queueID: id)) }
+                if let deadline { startTimer(waiter, deadline: deadline, error: QueueFullError(queueID: id)) }
             }
         } onCancel: {
             abandon(waiter, with: CancellationError())
@@ -419,7 +419,7 @@ package final class QueueStorage: @unchecked Sendable {
     /// Ends a waiting task with `error` (cancellation or timeout), if it still waits. The waiter
     /// stays in its list, inert, until it is popped or compacted away.
     private func abandon(_ waiter: Waiter, with error: any Error) {
-        let continuation: CheckedContinuation<Value, any Error>? = lock.withLock {
+        let continuation: CheckedContinuation<ShareableValue, any Error>? = lock.withLock {
             waiter.cancelled = true
             return waiter.take()
         }
@@ -439,7 +439,7 @@ package final class QueueStorage: @unchecked Sendable {
 extension QueueStorage.Waiter {
     /// The continuation, once: later callers get `nil`. The queue's lock must be held. Cancels
     /// the waiter's timer.
-    func take() -> CheckedContinuation<Value, any Error>? {
+    func take() -> CheckedContinuation<ShareableValue, any Error>? {
         defer {
             continuation = nil
             timer?.cancel()

@@ -1,13 +1,13 @@
 import CFuturesShims
 import Futures
-import Interpreters
+import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// One child process of a pool, seen from the parent: its pid and the socket to it.
-final class WorkerProcess {
+final class ChildWorker {
     let pid: pid_t
     private let channel: FrameChannel
     private var exited: ExecutorError.WorkerExit?
@@ -27,7 +27,7 @@ final class WorkerProcess {
     ///
     /// - Throws: ``Futures/ExecutorError`` `.brokenProcessPool` when it cannot be spawned or does
     ///   not enter worker mode (it exits, or sends anything but the ready message).
-    static func spawn(executable: String, environment: [String: String]) throws(ExecutorError) -> WorkerProcess {
+    static func spawn(executable: String, environment: [String: String]) throws(ExecutorError) -> ChildWorker {
         var fds: [Int32] = [-1, -1]
         guard cf_socketpair(&fds) == 0 else {
             throw ExecutorError(.brokenProcessPool, "A worker process could not be started: socketpair failed (errno \(errno))")
@@ -51,10 +51,10 @@ final class WorkerProcess {
             throw ExecutorError(
                 .brokenProcessPool, "A worker process could not be started: cannot spawn \(executable) (errno \(status))")
         }
-        let process = WorkerProcess(pid: pid, fd: fds[0])
+        let process = ChildWorker(pid: pid, fd: fds[0])
         do {
-            guard cf_wait_readable(fds[0], WorkerProcess.readyTimeoutMilliseconds) == 1 else {
-                throw ChannelError.malformed("no ready message within \(WorkerProcess.readyTimeoutMilliseconds / 1000) s")
+            guard cf_wait_readable(fds[0], ChildWorker.readyTimeoutMilliseconds) == 1 else {
+                throw ChannelError.malformed("no ready message within \(ChildWorker.readyTimeoutMilliseconds / 1000) s")
             }
             guard let hello = try process.channel.receive(firstMilliseconds: 0)?.message else {
                 throw ChannelError.malformed("no ready message")
@@ -96,7 +96,7 @@ final class WorkerProcess {
     static let readyTimeoutMilliseconds: Int32 = 10_000
 
     /// Sends a request that has no reply.
-    func post(_ message: Value) throws(ChannelError) {
+    func post(_ message: ShareableValue) throws(ChannelError) {
         lastRequestID &+= 1
         try channel.send(message, id: lastRequestID)
     }
@@ -109,7 +109,7 @@ final class WorkerProcess {
     ///
     /// - Throws: ``ChannelError``; `.malformed` for a reply that is not well formed or answers
     ///   another request (something else wrote to the channel).
-    func request(_ message: Value, deadline: Deadline? = nil, stoppedTimeout: Duration) throws(ChannelError) -> Value {
+    func request(_ message: ShareableValue, deadline: Deadline? = nil, stoppedTimeout: Duration) throws(ChannelError) -> ShareableValue {
         lastRequestID &+= 1
         let id = lastRequestID
         try channel.send(message, id: id)

@@ -1,5 +1,5 @@
-/// Decodes `Decodable` values from the ``Value`` trees ``ValueEncoder`` produces.
-public struct ValueDecoder: Sendable {
+/// Decodes `Decodable` values from the ``ShareableValue`` trees ``ShareableValueEncoder`` produces.
+public struct ShareableValueDecoder: Sendable {
     /// Creates a decoder.
     public init() {}
 
@@ -7,29 +7,29 @@ public struct ValueDecoder: Sendable {
     ///
     /// - Throws: `DecodingError` when `value` does not have the shape `T` expects, or
     ///   ``ValueCodingError`` for a natively shareable `T` given a value of the wrong kind.
-    public func decode<T: Decodable>(_ type: T.Type, from value: Value) throws -> T {
+    public func decode<T: Decodable>(_ type: T.Type, from value: ShareableValue) throws -> T {
         try decodeAny(type, from: value, path: [])
     }
 }
 
-private func decodeAny<T: Decodable>(_ type: T.Type, from value: Value, path: [any CodingKey]) throws -> T {
+private func decodeAny<T: Decodable>(_ type: T.Type, from value: ShareableValue, path: [any CodingKey]) throws -> T {
     if let shareable = type as? any Shareable.Type, shareable.isNativelyShareable {
         return try shareable.init(shareableValue: value) as! T
     }
     return try T(from: DecodingNode(value: value, path: path))
 }
 
-private func mismatch(_ expected: String, _ value: Value, _ path: [any CodingKey]) -> DecodingError {
+private func mismatch(_ expected: String, _ value: ShareableValue, _ path: [any CodingKey]) -> DecodingError {
     .typeMismatch(
-        Value.self, .init(codingPath: path, debugDescription: "expected \(expected), got \(value.kindName) \(value)"))
+        ShareableValue.self, .init(codingPath: path, debugDescription: "expected \(expected), got \(value.kindName) \(value)"))
 }
 
 private struct DecodingNode: Decoder {
-    let value: Value
+    let value: ShareableValue
     let codingPath: [any CodingKey]
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
-    init(value: Value, path: [any CodingKey]) {
+    init(value: ShareableValue, path: [any CodingKey]) {
         self.value = value
         codingPath = path
     }
@@ -38,7 +38,7 @@ private struct DecodingNode: Decoder {
         guard case .array(let values) = value, values.count % 2 == 0 else {
             throw mismatch("an array of alternating keys and values", value, codingPath)
         }
-        var fields: [String: Value] = [:]
+        var fields: [String: ShareableValue] = [:]
         var index = 0
         while index < values.count {
             guard case .string(let key) = values[index] else {
@@ -61,7 +61,7 @@ private struct DecodingNode: Decoder {
     func singleValueContainer() throws -> any SingleValueDecodingContainer { SingleContainer(node: self) }
 }
 
-private func decodeInteger<T: FixedWidthInteger>(_ type: T.Type, _ value: Value, _ path: [any CodingKey]) throws -> T {
+private func decodeInteger<T: FixedWidthInteger>(_ type: T.Type, _ value: ShareableValue, _ path: [any CodingKey]) throws -> T {
     guard case .int(let number) = value else { throw mismatch("int", value, path) }
     guard let exact = T(exactly: number) else {
         throw DecodingError.dataCorrupted(.init(codingPath: path, debugDescription: "\(number) is out of range for \(T.self)"))
@@ -97,14 +97,14 @@ private struct SingleContainer: SingleValueDecodingContainer {
 }
 
 private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
-    let fields: [String: Value]
+    let fields: [String: ShareableValue]
     let codingPath: [any CodingKey]
 
     var allKeys: [Key] { fields.keys.compactMap { Key(stringValue: $0) } }
 
     func contains(_ key: Key) -> Bool { fields[key.stringValue] != nil }
 
-    private func field(_ key: Key) throws -> Value {
+    private func field(_ key: Key) throws -> ShareableValue {
         guard let value = fields[key.stringValue] else {
             throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "no value for \(key.stringValue)"))
         }
@@ -132,11 +132,11 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 }
 
 private struct UnkeyedContainer: UnkeyedDecodingContainer {
-    let values: [Value]
+    let values: [ShareableValue]
     let codingPath: [any CodingKey]
     var currentIndex = 0
 
-    init(values: [Value], codingPath: [any CodingKey]) {
+    init(values: [ShareableValue], codingPath: [any CodingKey]) {
         self.values = values
         self.codingPath = codingPath
     }
@@ -144,10 +144,10 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
     var count: Int? { values.count }
     var isAtEnd: Bool { currentIndex >= values.count }
 
-    private mutating func next() throws -> Value {
+    private mutating func next() throws -> ShareableValue {
         guard !isAtEnd else {
             throw DecodingError.valueNotFound(
-                Value.self, .init(codingPath: codingPath, debugDescription: "unkeyed container is at its end"))
+                ShareableValue.self, .init(codingPath: codingPath, debugDescription: "unkeyed container is at its end"))
         }
         defer { currentIndex += 1 }
         return values[currentIndex]

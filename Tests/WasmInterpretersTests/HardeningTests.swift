@@ -88,7 +88,7 @@ struct HardeningTests {
         let prefix = "no-threads-\(UInt64.random(in: 0...UInt64.max))"
         let pool = try ThreadPoolExecutor(maxWorkers: 2, threadNamePrefix: prefix)
         defer { pool.shutdown() }
-        WorkerThread.simulatedFailures.withLock { $0[prefix] = 1 }
+        DetachedThread.simulatedFailures.withLock { $0[prefix] = 1 }
         let error = try #require(throws: ExecutorError.self) { try pool.submit { 1 } }
         #expect(error.code == .resourceExhausted)
         #expect(pool.workerCount == 0)
@@ -100,9 +100,9 @@ struct HardeningTests {
             return 3
         }
         gate.awaitArrivals(1)
-        WorkerThread.simulatedFailures.withLock { $0[prefix] = 1 }
+        DetachedThread.simulatedFailures.withLock { $0[prefix] = 1 }
         let queued = try pool.submit { 4 }
-        #expect(WorkerThread.simulatedFailures.withLock { $0[prefix] } == 0, "a second thread was asked for")
+        #expect(DetachedThread.simulatedFailures.withLock { $0[prefix] } == 0, "a second thread was asked for")
         #expect(pool.workerCount == 1)
         gate.open()
         #expect(try blocked.result(timeout: .seconds(10)) == 3)
@@ -138,14 +138,14 @@ struct HardeningTests {
         let answer = try start.function("answer", returning: Int.self)
         let pool = try InterpreterPoolExecutor(maxWorkers: 1, limits: limits)
         defer { pool.shutdown() }
-        let error = try #require(try pool.submit(answer).exception(timeout: .seconds(30)) as? ExecutionFailed)
+        let error = try #require(try pool.submit(answer).exception(timeout: .seconds(30)) as? GuestError)
         #expect(error.kind == .timedOut)
         // The thread pool's shared main interpreter honours a per-function limit.
         let threads = try ThreadPoolExecutor(maxWorkers: 1)
         defer { threads.shutdown() }
         let allocating = try GuestModule(wat: HostileGuests.loopingAllocator, name: "alloc")
         let length = try allocating.function("length", returning: Int.self).withTimeLimit(.milliseconds(100))
-        let threadError = try #require(try threads.submit(length, "text").exception(timeout: .seconds(30)) as? ExecutionFailed)
+        let threadError = try #require(try threads.submit(length, "text").exception(timeout: .seconds(30)) as? GuestError)
         #expect(threadError.kind == .timedOut)
     }
 
@@ -265,6 +265,6 @@ struct HardeningTests {
     }
 }
 
-extension Value {
+extension ShareableValue {
     var asInt: Int? { if case .int(let number) = self { Int(number) } else { nil } }
 }

@@ -9,10 +9,10 @@ public import Futures
 /// reuse, `map`, `shutdown`, cancellation) is the thread pool's.
 ///
 /// A guest that traps, runs out of fuel or passes a bad pointer fails only its own task with
-/// ``ExecutionFailed``; the worker replaces the interpreter's instances and keeps serving. Host
+/// ``GuestError``; the worker replaces the interpreter's instances and keeps serving. Host
 /// closures and Swift jobs cannot run here: they are host code, and submitting them through the
-/// ``Futures/Executor`` protocol fails with ``Futures/NotShareableError``.
-public final class InterpreterPoolExecutor: Executor {
+/// ``Futures/PoolExecutor`` protocol fails with ``Futures/NotShareableError``.
+public final class InterpreterPoolExecutor: PoolExecutor {
     /// The most workers (threads, each with an interpreter).
     public let maxWorkers: Int
     /// The prefix of the worker threads' names.
@@ -80,7 +80,7 @@ public final class InterpreterPoolExecutor: Executor {
     ) throws {
         try self.init(
             maxWorkers: maxWorkers, threadNamePrefix: threadNamePrefix, modules: modules, limits: limits,
-            initializer: Call<Value>?.none)
+            initializer: Call<ShareableValue>?.none)
     }
 
     deinit {
@@ -95,8 +95,8 @@ public final class InterpreterPoolExecutor: Executor {
     /// - Throws: ``Futures/ExecutorError`` `.shutdown` after shutdown, `.brokenInterpreterPool`
     ///   once broken; ``Futures/NotShareableError`` for a host closure or a job.
     @inlinable
-    public func submit<Result: Sendable>(_ call: Call<Result>) throws -> Future<Result> {
-        let future = Future<Result>()
+    public func submit<Success: Sendable>(_ call: Call<Success>) throws -> Future<Success> {
+        let future = Future<Success>()
         if let task = try Self.task(call, future) { try enqueue(task) }
         return future
     }
@@ -105,13 +105,13 @@ public final class InterpreterPoolExecutor: Executor {
     ///
     /// - Throws: What ``submit(_:)`` throws.
     @inlinable
-    public func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>] {
-        var futures: [Future<Result>] = []
+    public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
+        var futures: [Future<Success>] = []
         var tasks: [InterpreterTask] = []
         futures.reserveCapacity(calls.count)
         tasks.reserveCapacity(calls.count)
         for call in calls {
-            let future = Future<Result>()
+            let future = Future<Success>()
             futures.append(future)
             if let task = try Self.task(call, future) { tasks.append(task) }
         }
@@ -134,7 +134,7 @@ public final class InterpreterPoolExecutor: Executor {
     /// The task for `call`, or `nil` when its arguments could not be encoded (its future has
     /// then failed with that ``Futures/NotShareableError`` already).
     @inlinable
-    static func task<Result>(_ call: Call<Result>, _ future: Future<Result>) throws -> InterpreterTask? {
+    static func task<Success>(_ call: Call<Success>, _ future: Future<Success>) throws -> InterpreterTask? {
         if case .unencodable(let error)? = call.remote {
             future.complete(.failure(error))
             return nil
@@ -144,12 +144,12 @@ public final class InterpreterPoolExecutor: Executor {
         }
         let decode = call.decode
         return InterpreterTask(future: future, invocation: invocation) { outcome in
-            future.complete(outcome.flatMap { value in Swift.Result { try decode(value) } })
+            future.complete(outcome.flatMap { value in Result { try decode(value) } })
         }
     }
 
     /// Stops accepting work; each worker closes its interpreter once the queue drains.
-    /// See ``Executor/shutdown(wait:cancelFutures:)``; it never throws.
+    /// See ``PoolExecutor/shutdown(wait:cancelFutures:)``; it never throws.
     public func shutdown(wait: Bool, cancelFutures: Bool) {
         pool.shutdown(wait: wait, cancelFutures: cancelFutures)
     }
@@ -159,20 +159,20 @@ public final class InterpreterPoolExecutor: Executor {
 /// rather than copying the call's fields.
 @usableFromInline
 final class InterpreterTask: WorkerTask {
-    typealias Output = Value
+    typealias Output = ShareableValue
 
     let future: (any FutureHandle)?
     let invocation: GuestInvocation
-    let complete: @Sendable (Swift.Result<Value, any Error>) -> Void
+    let complete: @Sendable (Result<ShareableValue, any Error>) -> Void
 
     @usableFromInline
-    init(future: (any FutureHandle)?, invocation: GuestInvocation, complete: @escaping @Sendable (Swift.Result<Value, any Error>) -> Void) {
+    init(future: (any FutureHandle)?, invocation: GuestInvocation, complete: @escaping @Sendable (Result<ShareableValue, any Error>) -> Void) {
         self.future = future
         self.invocation = invocation
         self.complete = complete
     }
 
-    func finish(_ outcome: Swift.Result<Value, any Error>) { complete(outcome) }
+    func finish(_ outcome: Result<ShareableValue, any Error>) { complete(outcome) }
 }
 
 /// The interpreter pool's worker context: one interpreter per worker thread.
@@ -201,7 +201,7 @@ struct InterpreterContext: WorkerContext {
         }
     }
 
-    mutating func run(_ task: InterpreterTask) throws -> Value {
+    mutating func run(_ task: InterpreterTask) throws -> ShareableValue {
         try interpreter!.run(task.invocation, wait: false)
     }
 

@@ -2,14 +2,14 @@
 ///
 /// - ``fuel`` bounds each call's work: about one unit per WebAssembly instruction executed
 ///   (roughly 2-3 × 10⁹ units per CPU-second on this project's reference machine). A call that
-///   exceeds it fails with ``ExecutionFailed/Kind-swift.struct/outOfFuel``; the interpreter keeps
+///   exceeds it fails with ``GuestError/Kind-swift.struct/outOfFuel``; the interpreter keeps
 ///   serving. The budget is deterministic: the same call always uses the same fuel.
 /// - ``memoryBytes`` caps what the interpreter's guests make the host hold: linear memories,
 ///   tables (a table element counts 8 bytes; each `table.grow` counts the table's new size,
 ///   since growing copies it) and the values they have put in queues that are still there.
 ///   Growth past it is refused and, by
 ///   default (``MemoryLimitAction/failCall``), fails the call with
-///   ``ExecutionFailed/Kind-swift.struct/memoryLimit``; with ``MemoryLimitAction/refuseGrowth``
+///   ``GuestError/Kind-swift.struct/memoryLimit``; with ``MemoryLimitAction/refuseGrowth``
 ///   `memory.grow` returns -1 to the guest, as WebAssembly specifies, and a guest that checks it
 ///   carries on. A module whose initial memory is already larger cannot be instantiated, and
 ///   a ``GuestModule`` made with these limits refuses it at load.
@@ -17,7 +17,7 @@
 /// - ``maxValueBytes`` caps each string, byte string or encoded value that crosses in or out.
 /// - ``stackBytes`` sizes the interpreter's own stack, which bounds guest recursion depth.
 /// - ``timeLimit`` bounds each call's wall-clock time (best effort, see
-///   ``ExecutionFailed/Kind-swift.struct/timedOut``): unlike fuel it depends on the machine, but
+///   ``GuestError/Kind-swift.struct/timedOut``): unlike fuel it depends on the machine, but
 ///   it also counts time spent blocked in host functions such as queue operations.
 public struct InterpreterLimits: Sendable, Hashable {
     /// Fuel per call; `nil` for no limit.
@@ -56,7 +56,7 @@ public struct InterpreterLimits: Sendable, Hashable {
 
 /// What happens when a guest grows its memory past ``InterpreterLimits/memoryBytes``.
 public enum MemoryLimitAction: Sendable, Hashable {
-    /// The call fails with ``ExecutionFailed/Kind-swift.struct/memoryLimit`` at once.
+    /// The call fails with ``GuestError/Kind-swift.struct/memoryLimit`` at once.
     case failCall
     /// `memory.grow` returns -1 to the guest, which may handle it (a `malloc` returning null).
     case refuseGrowth

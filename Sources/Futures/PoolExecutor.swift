@@ -4,13 +4,13 @@
 /// share `submit`, `map`, `shutdown` and the scoped ``run(_:)-1zjcr``, so a program switches
 /// between them by changing the type name. Each adds what only it can do (closures on threads,
 /// jobs on threads and processes, worker controls on processes).
-public protocol Executor: AnyObject, Sendable {
+public protocol PoolExecutor: AnyObject, Sendable {
     /// Schedules `call` and returns the future of its outcome.
     ///
     /// - Throws: ``ExecutorError`` `.shutdown` after ``shutdown(wait:cancelFutures:)``; the
     ///   executor's broken-pool error once it is broken; ``NotShareableError`` when this executor
     ///   cannot run that kind of call (a host closure on an isolating executor).
-    func submit<Result: Sendable>(_ call: Call<Result>) throws -> Future<Result>
+    func submit<Success: Sendable>(_ call: Call<Success>) throws -> Future<Success>
 
     /// Schedules every call in `calls` and returns their futures, in order.
     ///
@@ -18,7 +18,7 @@ public protocol Executor: AnyObject, Sendable {
     /// The default implementation submits them one by one.
     ///
     /// - Throws: What ``submit(_:)`` throws.
-    func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>]
+    func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>]
 
     /// Stops accepting work and releases the workers when the queued work is done.
     ///
@@ -28,13 +28,13 @@ public protocol Executor: AnyObject, Sendable {
     func shutdown(wait: Bool, cancelFutures: Bool)
 }
 
-extension Executor {
+extension PoolExecutor {
     /// Submits each call in turn and returns their futures in the same order.
     ///
     /// - Throws: What ``submit(_:)`` throws; on a failure, the futures already
     ///   submitted are cancelled (those still queued never run) before the error is rethrown.
-    public func submit<Result: Sendable>(contentsOf calls: [Call<Result>]) throws -> [Future<Result>] {
-        var futures: [Future<Result>] = []
+    public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
+        var futures: [Future<Success>] = []
         futures.reserveCapacity(calls.count)
         do {
             for call in calls { futures.append(try submit(call)) }
@@ -122,7 +122,7 @@ extension Executor {
 package func runOnDedicatedThread(_ body: @escaping @Sendable () -> Void) async {
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
         do {
-            try WorkerThread.start(name: "futures-wait", pool: nil) {
+            try DetachedThread.start(name: "futures-wait", pool: nil) {
                 body()
                 continuation.resume()
             }
