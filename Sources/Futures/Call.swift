@@ -45,6 +45,12 @@ public struct Call<Success: Sendable>: Sendable {
         self.decode = decode
     }
 
+    /// The same call with its result ignored: what an executor's `initializer` takes, so that
+    /// any call (a closure, a job, a guest function) can prepare a worker.
+    public func discardingResult() -> Call<Void> {
+        map { _ in () }
+    }
+
     /// The same call with `transform` applied to its result, wherever it runs. The transform runs
     /// in this process, after the result has crossed back.
     public func map<Other: Sendable>(_ transform: @escaping @Sendable (Success) throws -> Other) -> Call<Other> {

@@ -5,8 +5,8 @@ import Synchronization
 ///
 /// A future starts *pending*, becomes *running* when a worker takes it, and ends either
 /// *finished* (with a value or an error) or *cancelled* (only possible while pending). Readers
-/// block with ``result(timeout:)`` or suspend with ``value``; executors resolve it exactly once
-/// with ``setRunningOrNotifyCancel()``, ``setResult(_:)`` and ``setError(_:)``.
+/// block with ``result(timeout:)`` or suspend with ``value``. A future is only read: the side
+/// that resolves it is its ``Promise``, which executors keep (NIO's promise/future split).
 ///
 /// Unlike CPython (gh-92001), a future cancelled with ``cancel()`` or by
 /// `shutdown(cancelFutures: true)` is done for every observer at once, including ``wait(_:timeout:returnWhen:)``
@@ -23,10 +23,9 @@ public final class Future<Success: Sendable>: @unchecked Sendable {
     @usableFromInline
     var storedValue: Success?
 
-    /// Creates a pending future. Executors create the futures they return; create one yourself
-    /// only to resolve it yourself, as a promise.
+    /// Creates a pending future; see ``Promise`` for resolving one yourself.
     @inlinable
-    public init() {}
+    package init() {}
 
     /// The current state.
     @inlinable
@@ -150,36 +149,22 @@ public final class Future<Success: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// Called by an executor when a worker takes the future.
-    ///
-    /// - Returns: `true` when the future is now running; `false` when it was cancelled, in which
-    ///   case the work must not run.
-    /// - Throws: ``ExecutorError`` `.invalidState` when the future is already running or finished.
-    public func setRunningOrNotifyCancel() throws(ExecutorError) -> Bool {
+    /// Called by an executor when a worker takes the future; see
+    /// ``Promise/setRunningOrNotifyCancel()``.
+    @usableFromInline
+    package func setRunningOrNotifyCancel() throws(ExecutorError) -> Bool {
         try core.setRunningOrNotifyCancel()
     }
 
-    /// Resolves the future with a value.
-    ///
-    /// - Throws: ``ExecutorError`` `.invalidState` when the future is already finished or
-    ///   cancelled; the first outcome is kept.
-    public func setResult(_ value: Success) throws(ExecutorError) {
-        try resolve(.success(value))
-    }
-
-    /// Resolves the future with an error.
-    ///
-    /// - Throws: ``ExecutorError`` `.invalidState` when the future is already finished or
-    ///   cancelled; the first outcome is kept.
-    public func setError(_ error: any Error) throws(ExecutorError) {
+    /// Fails the future; see ``Promise/setError(_:)``.
+    @usableFromInline
+    package func setError(_ error: any Error) throws(ExecutorError) {
         try resolve(.failure(error))
     }
 
-    /// Resolves the future with `result`.
-    ///
-    /// - Throws: ``ExecutorError`` `.invalidState` when the future is already finished or cancelled.
+    /// Resolves the future with `result`; see ``Promise/resolve(_:)``.
     @inlinable
-    public func resolve(_ result: Result<Success, any Error>) throws(ExecutorError) {
+    package func resolve(_ result: Result<Success, any Error>) throws(ExecutorError) {
         let observers: FutureCore.Observers?
         switch result {
         case .success(let value): observers = core.finish(error: nil) { storedValue = value }

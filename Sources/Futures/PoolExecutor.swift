@@ -5,6 +5,12 @@
 /// between them by changing the type name. Each adds what only it can do (closures on threads,
 /// jobs on threads and processes, worker controls on processes).
 public protocol PoolExecutor: AnyObject, Sendable {
+    /// The most workers the executor runs at once.
+    var maxWorkers: Int { get }
+
+    /// The number of workers alive now (threads, or worker processes).
+    var workerCount: Int { get }
+
     /// Schedules `call` and returns the future of its outcome.
     ///
     /// - Throws: ``ExecutorError`` `.shutdown` after ``shutdown(wait:cancelFutures:)``; the
@@ -24,7 +30,8 @@ public protocol PoolExecutor: AnyObject, Sendable {
     ///
     /// Calling it again is harmless. With `cancelFutures`, work that has not started is cancelled
     /// (its futures report `.cancelled`); running work always finishes. With `wait`, the call
-    /// returns once every worker has ended.
+    /// blocks until every worker has ended. From async code, the async twin of the same name
+    /// waits without blocking a thread.
     func shutdown(wait: Bool, cancelFutures: Bool)
 }
 
@@ -52,18 +59,12 @@ extension PoolExecutor {
     }
 
     /// The async twin of ``shutdown(wait:cancelFutures:)``: waits for the workers without
-    /// blocking the caller's thread.
+    /// blocking the caller's thread. In async code `await pool.shutdown()` picks it; in
+    /// synchronous code the blocking form is the one that applies.
     public func shutdown(wait: Bool = true, cancelFutures: Bool = false) async {
-        guard wait else {
-            shutdownNow(wait: false, cancelFutures: cancelFutures)
-            return
-        }
-        await runOnDedicatedThread { self.shutdownNow(wait: true, cancelFutures: cancelFutures) }
-    }
-
-    /// The blocking requirement, callable from async code without picking the async overload.
-    private func shutdownNow(wait: Bool, cancelFutures: Bool) {
-        shutdown(wait: wait, cancelFutures: cancelFutures)
+        // The blocking requirement, from closures that are not async.
+        let stop: @Sendable () -> Void = { self.shutdown(wait: wait, cancelFutures: cancelFutures) }
+        if wait { await runOnDedicatedThread(stop) } else { stop() }
     }
 
     /// Runs `body` with this executor, then shuts it down and waits for its workers, even when
@@ -78,8 +79,11 @@ extension PoolExecutor {
     }
 
     /// Runs `body` with this executor, then shuts it down and waits for its workers, even when
-    /// `body` throws. The async form of Python's `with executor:` block.
-    public func run<T>(_ body: (Self) async throws -> T) async rethrows -> T {
+    /// `body` throws. The async form of Python's `with executor:` block; `body` runs in the
+    /// caller's isolation.
+    public func run<T>(
+        isolation: isolated (any Actor)? = #isolation, _ body: (Self) async throws -> T
+    ) async rethrows -> T {
         do {
             let value = try await body(self)
             await shutdown(wait: true, cancelFutures: false)

@@ -29,13 +29,15 @@ public final class ThreadPoolExecutor: JobExecutor {
     /// - Parameters:
     ///   - maxWorkers: The most threads; `nil` means `min(32, cores + 4)`, as in Python.
     ///   - threadNamePrefix: The prefix of thread names; empty means `ThreadPoolExecutor-<k>`.
-    ///   - initializer: Runs once on each worker thread before its first task. If it throws,
-    ///     the pool breaks: queued and later work fails with ``ExecutorError`` `.brokenThreadPool`.
+    ///   - initializer: A call run once on each worker thread before its first task (a closure,
+    ///     `Call { setUp() }`, a job or a guest function; ``Call/discardingResult()`` turns any
+    ///     call into one). If it throws, the pool breaks: queued and later work fails with
+    ///     ``ExecutorError`` `.brokenThreadPool`.
     /// - Throws: ``ExecutorError`` `.invalidArgument` when `maxWorkers` is 0 or less.
     public init(
         maxWorkers: Int? = nil,
         threadNamePrefix: String = "",
-        initializer: (@Sendable () throws -> Void)? = nil
+        initializer: Call<Void>? = nil
     ) throws {
         let maxWorkers = maxWorkers ?? min(32, ProcessorCount.available + 4)
         guard maxWorkers > 0 else {
@@ -47,7 +49,7 @@ public final class ThreadPoolExecutor: JobExecutor {
             configuration: .init(
                 maxWorkers: maxWorkers, threadNamePrefix: self.threadNamePrefix, brokenCode: .brokenThreadPool,
                 brokenMessage: "A thread initializer failed, the thread pool is not usable anymore"),
-            makeContext: { _ in ThreadContext(initializer: initializer) })
+            makeContext: { _ in ThreadContext(initializer: initializer?.local) })
     }
 
     deinit {

@@ -54,13 +54,13 @@ public final class ProcessPoolExecutor: JobExecutor {
     ///   `maxTasksPerChild` below 1, or when called inside a worker process (a worker that
     ///   forgot ``ProcessWorker/runIfRequested(jobs:)`` would otherwise start workers of its own);
     ///   ``Futures/NotShareableError`` for an initializer that is a host closure.
-    public init<Initial>(
+    public init(
         maxWorkers: Int? = nil,
         maxTasksPerChild: Int? = nil,
         workerExecutable: String? = nil,
         environment: [String: String] = [:],
         limits: InterpreterLimits = .default,
-        initializer: Call<Initial>?,
+        initializer: Call<Void>? = nil,
         stoppedWorkerTimeout: Duration = .seconds(10)
     ) throws {
         let maxWorkers = maxWorkers ?? ProcessorCount.available
@@ -100,27 +100,12 @@ public final class ProcessPoolExecutor: JobExecutor {
             makeContext: { _ in ProcessContext(setup: setup) })
     }
 
-    /// Creates a pool without an initializer. See
-    /// ``init(maxWorkers:maxTasksPerChild:workerExecutable:environment:limits:initializer:stoppedWorkerTimeout:)``.
-    ///
-    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for bad sizes or inside a worker.
-    public convenience init(
-        maxWorkers: Int? = nil,
-        maxTasksPerChild: Int? = nil,
-        workerExecutable: String? = nil,
-        environment: [String: String] = [:],
-        limits: InterpreterLimits = .default,
-        stoppedWorkerTimeout: Duration = .seconds(10)
-    ) throws {
-        try self.init(
-            maxWorkers: maxWorkers, maxTasksPerChild: maxTasksPerChild, workerExecutable: workerExecutable,
-            environment: environment, limits: limits, initializer: Call<ShareableValue>?.none,
-            stoppedWorkerTimeout: stoppedWorkerTimeout)
-    }
-
     deinit {
         pool.shutdown(wait: false, cancelFutures: false)
     }
+
+    /// The number of workers alive now (each owns one worker process, or is about to start one).
+    public var workerCount: Int { pool.workerCount }
 
     /// The process ids of the live workers.
     public var workerProcessIDs: [Int32] { registry.pids }

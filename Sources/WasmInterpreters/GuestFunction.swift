@@ -58,18 +58,31 @@ public struct GuestFunction<Success: Shareable>: Sendable, CustomStringConvertib
     /// reason, on every executor.
     @inlinable
     public func call<each Argument: Shareable>(_ arguments: repeat each Argument) -> Call<Success> {
-        let summary = "guest function '\(name)'"
-        let invocation: GuestInvocation
-        let keepAlive: [any AnyObject & Sendable]
         do {
-            (invocation, keepAlive) = try self.invocation(repeat each arguments)
+            let (invocation, keepAlive) = try self.invocation(repeat each arguments)
+            return call(invocation, keepAlive: keepAlive)
         } catch {
-            return Call(
-                summary: summary, local: { throw error }, remote: .unencodable(error),
-                decode: { _ in throw error })
+            return Call(summary: "guest function '\(name)'", local: { throw error }, remote: .unencodable(error), decode: { _ in throw error })
         }
-        return Call(
-            summary: summary,
+    }
+
+    /// Binds the function to a list of values decided at run time (a command line, a file): the
+    /// form of ``call(_:)`` for when the number of arguments is not known at compile time.
+    /// Each value is one argument, as a typed argument's ``Futures/Shareable/shareableValue``
+    /// would be.
+    public func call(arguments: [ShareableValue]) -> Call<Success> {
+        var keepAlive: [any AnyObject & Sendable] = []
+        collectQueues(arguments, into: &keepAlive)
+        let invocation = GuestInvocation(module: module, function: name, arguments: arguments, fuel: fuel, timeLimit: timeLimit)
+        return call(invocation, keepAlive: keepAlive)
+    }
+
+    /// The call of `invocation`: in the main interpreter when run in this process, elsewhere as
+    /// the invocation itself. `keepAlive` holds the queues the arguments name.
+    @inlinable
+    func call(_ invocation: GuestInvocation, keepAlive: [any AnyObject & Sendable]) -> Call<Success> {
+        Call(
+            summary: "guest function '\(name)'",
             local: {
                 withExtendedLifetime(keepAlive) {}
                 return try Success(shareableValue: Interpreters.runInMain(invocation))

@@ -37,12 +37,12 @@ public final class InterpreterPoolExecutor: PoolExecutor {
     ///     `.brokenInterpreterPool`.
     /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` when `maxWorkers` is 0 or less;
     ///   ``Futures/NotShareableError`` when `initializer` is not a guest function call.
-    public init<Initial>(
+    public init(
         maxWorkers: Int? = nil,
         threadNamePrefix: String = "",
         modules: [GuestModule] = [],
         limits: InterpreterLimits = .default,
-        initializer: Call<Initial>?
+        initializer: Call<Void>? = nil
     ) throws {
         let maxWorkers = maxWorkers ?? min(32, ProcessorCount.available + 4)
         guard maxWorkers > 0 else {
@@ -67,20 +67,6 @@ public final class InterpreterPoolExecutor: PoolExecutor {
                 brokenMessage: "A worker interpreter could not start (a module failed to load or the initializer failed), "
                     + "the interpreter pool is not usable anymore"),
             makeContext: { _ in InterpreterContext(setup: setup) })
-    }
-
-    /// Creates a pool without an initializer. See ``init(maxWorkers:threadNamePrefix:modules:limits:initializer:)``.
-    ///
-    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` when `maxWorkers` is 0 or less.
-    public convenience init(
-        maxWorkers: Int? = nil,
-        threadNamePrefix: String = "",
-        modules: [GuestModule] = [],
-        limits: InterpreterLimits = .default
-    ) throws {
-        try self.init(
-            maxWorkers: maxWorkers, threadNamePrefix: threadNamePrefix, modules: modules, limits: limits,
-            initializer: Call<ShareableValue>?.none)
     }
 
     deinit {

@@ -236,20 +236,6 @@ struct MapCommand: FuturesSubcommand {
     }
 }
 
-extension GuestFunction {
-    /// Binds the function to a list of dynamic arguments.
-    func call(arguments: [ShareableValue]) -> Call<Success> {
-        switch arguments.count {
-        case 0: call()
-        case 1: call(arguments[0])
-        case 2: call(arguments[0], arguments[1])
-        case 3: call(arguments[0], arguments[1], arguments[2])
-        case 4: call(arguments[0], arguments[1], arguments[2], arguments[3])
-        default: call(ShareableValue.array(arguments))
-        }
-    }
-}
-
 /// The lines in flight between the thread that reads and submits them and the one that writes
 /// their results: at most `window` at a time, in input order.
 final class Intake: @unchecked Sendable {

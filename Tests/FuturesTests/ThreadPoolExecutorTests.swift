@@ -74,9 +74,9 @@ struct ThreadPoolExecutorTests {
 
     @Test func initializerRunsOncePerWorkerBeforeItsFirstTask() throws {
         let initialized = Recorder<String>()
-        let pool = try ThreadPoolExecutor(maxWorkers: 3, threadNamePrefix: "Init") {
+        let pool = try ThreadPoolExecutor(maxWorkers: 3, threadNamePrefix: "Init", initializer: Call {
             initialized.append(ExecutorThread.currentName ?? "?")
-        }
+        })
         let gate = Gate()
         let futures = try (0..<9).map { _ in
             try pool.submit { () -> Bool in
@@ -92,7 +92,7 @@ struct ThreadPoolExecutorTests {
     }
 
     @Test func failingInitializerBreaksThePool() throws {
-        let pool = try ThreadPoolExecutor(maxWorkers: 1) { throw Boom(id: 99) }
+        let pool = try ThreadPoolExecutor(maxWorkers: 1, initializer: Call { throw Boom(id: 99) })
         let first = try pool.submit { 1 }
         let error = try #require(throws: ExecutorError.self) { try first.result(timeout: .seconds(5)) }
         #expect(error.code == .brokenThreadPool)
@@ -105,10 +105,10 @@ struct ThreadPoolExecutorTests {
     @Test func brokenPoolLetsRunningTasksFinish() throws {
         let attempts = Counter()
         let gate = Gate()
-        let pool = try ThreadPoolExecutor(maxWorkers: 2) {
+        let pool = try ThreadPoolExecutor(maxWorkers: 2, initializer: Call {
             // The first worker initializes fine; the second one fails.
             if attempts.increment() == 2 { throw Boom(id: 2) }
-        }
+        })
         let running = try pool.submit { () -> Int in
             gate.wait()
             return 1
@@ -219,7 +219,8 @@ struct ThreadPoolExecutorTests {
     /// A task that holds the last reference to its executor: the executor's deinit runs on the
     /// worker thread when the task is released, and must not find the pool's lock held.
     @Test func aTaskHoldingTheLastReferenceToItsExecutorEndsCleanly() throws {
-        let ran = Future<Int>()
+        let ranPromise = Promise<Int>()
+        let ran = ranPromise.future
         let inner: WorkerPool<ThreadContext>
         do {
             let pool = try ThreadPoolExecutor(maxWorkers: 1)
@@ -227,7 +228,7 @@ struct ThreadPoolExecutorTests {
             _ = try pool.submit {
                 usleep(20_000)
                 withExtendedLifetime(pool) {}
-                try? ran.setResult(1)
+                try? ranPromise.setResult(1)
             }
         }
         #expect(try ran.result(timeout: .seconds(10)) == 1)

@@ -12,43 +12,54 @@ struct WaitTests {
     }
 
     @Test func firstCompletedReturnsWhenOneIsDone() throws {
-        let slow = Future<Int>()
-        let fast = Future<Int>()
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { try? fast.setResult(1) }
+        let slowPromise = Promise<Int>()
+        let slow = slowPromise.future
+        let fastPromise = Promise<Int>()
+        let fast = fastPromise.future
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { try? fastPromise.setResult(1) }
         let result = wait([slow, fast, fast], timeout: .seconds(5), returnWhen: .firstCompleted)
         #expect(result.done == [fast])
         #expect(result.notDone == [slow])
     }
 
     @Test func firstErrorWaitsForAnErrorOrForAll() throws {
-        let ok = Future<Int>()
-        let failing = Future<Int>()
-        let pending = Future<Int>()
-        try ok.setResult(1)
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { try? failing.setError(Boom(id: 1)) }
+        let okPromise = Promise<Int>()
+        let ok = okPromise.future
+        let failingPromise = Promise<Int>()
+        let failing = failingPromise.future
+        let pendingPromise = Promise<Int>()
+        let pending = pendingPromise.future
+        try okPromise.setResult(1)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { try? failingPromise.setError(Boom(id: 1)) }
         let result = wait([ok, failing, pending], timeout: .seconds(5), returnWhen: .firstError)
         #expect(result.done == [ok, failing])
         #expect(result.notDone == [pending])
 
-        let a = Future<Int>()
-        let b = Future<Int>()
-        try a.setResult(1)
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { try? b.setResult(2) }
+        let aPromise = Promise<Int>()
+
+        let a = aPromise.future
+        let bPromise = Promise<Int>()
+        let b = bPromise.future
+        try aPromise.setResult(1)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { try? bPromise.setResult(2) }
         let all = wait([a, b], timeout: .seconds(5), returnWhen: .firstError)
         #expect(all.done == [a, b])
     }
 
     @Test func allCompletedAndTimeoutReturnThePartition() throws {
-        let done = Future<Int>()
-        try done.setResult(0)
-        let never = Future<Int>()
+        let donePromise = Promise<Int>()
+        let done = donePromise.future
+        try donePromise.setResult(0)
+        let neverPromise = Promise<Int>()
+        let never = neverPromise.future
         let result = wait([done, never], timeout: .milliseconds(30))
         #expect(result.done == [done])
         #expect(result.notDone == [never])
     }
 
     @Test func cancelledFuturesCountAsDone() throws {
-        let cancelled = Future<Int>()
+        let cancelledPromise = Promise<Int>()
+        let cancelled = cancelledPromise.future
         cancelled.cancel()
         let result = wait([cancelled], timeout: .seconds(1))
         #expect(result.done == [cancelled])
@@ -59,10 +70,11 @@ struct WaitTests {
         gate.awaitArrivals(1)
         let queued = try pool.submit { 1 }
         let waiting = DispatchQueue.global()
-        let observed = Future<Int>()
+        let observedPromise = Promise<Int>()
+        let observed = observedPromise.future
         waiting.async {
             let outcome = wait([queued], timeout: .seconds(5))
-            try? observed.setResult(outcome.done.count)
+            try? observedPromise.setResult(outcome.done.count)
         }
         pool.shutdown(wait: false, cancelFutures: true)
         #expect(try observed.result(timeout: .seconds(5)) == 1)
@@ -72,10 +84,12 @@ struct WaitTests {
     }
 
     @Test func asyncWaitFollowsTheSameRules() async throws {
-        let a = Future<Int>()
-        let b = Future<Int>()
+        let aPromise = Promise<Int>()
+        let a = aPromise.future
+        let bPromise = Promise<Int>()
+        let b = bPromise.future
         // A Dispatch timer, not a sleeping task: sibling tests may keep the cooperative pool busy.
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { try? a.setError(Boom(id: 4)) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { try? aPromise.setError(Boom(id: 4)) }
         let first = await wait([a, b], timeout: .seconds(5), returnWhen: .firstError)
         #expect(first.done == [a])
         let timedOut = await wait([b], timeout: .milliseconds(20))
@@ -83,13 +97,14 @@ struct WaitTests {
     }
 
     @Test func asCompletedYieldsDoneFirstThenInCompletionOrder() throws {
-        let futures = (0..<4).map { _ in Future<Int>() }
-        try futures[2].setResult(2)
+        let promises = (0..<4).map { _ in Promise<Int>() }
+        let futures = promises.map(\.future)
+        try promises[2].setResult(2)
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) {
-            try? futures[3].setResult(3)
+            try? promises[3].setResult(3)
             DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) {
                 futures[0].cancel()
-                try? futures[1].setResult(1)
+                try? promises[1].setResult(1)
             }
         }
         let order = try asCompleted(futures + [futures[2]], timeout: .seconds(5)).map { try $0.get() }
@@ -97,9 +112,10 @@ struct WaitTests {
     }
 
     @Test func asCompletedTimeoutSaysHowManyAreUnfinished() throws {
-        let futures = (0..<4).map { _ in Future<Int>() }
-        try futures[0].setResult(0)
-        try futures[1].setResult(1)
+        let promises = (0..<4).map { _ in Promise<Int>() }
+        let futures = promises.map(\.future)
+        try promises[0].setResult(0)
+        try promises[1].setResult(1)
         var yielded: [Future<Int>] = []
         var failure: ExecutorError?
         for outcome in asCompleted(futures, timeout: .milliseconds(30)) {
@@ -125,7 +141,8 @@ struct WaitTests {
     }
 
     @Test func asyncAsCompletedTimesOut() async throws {
-        let never = Future<Int>()
+        let neverPromise = Promise<Int>()
+        let never = neverPromise.future
         await #expect(throws: ExecutorError.self) {
             for try await _ in asCompleted([never], timeout: .milliseconds(20)).values {}
         }

@@ -344,11 +344,11 @@ struct ProcessPoolExecutorTests {
 
     @Test func initializerRunsInEachWorkerAndItsFailureBreaksThePool() throws {
         let pool = try ProcessPoolExecutor(
-            maxWorkers: 1, workerExecutable: workerPath, initializer: TestJobs.initialize.call(7))
+            maxWorkers: 1, workerExecutable: workerPath, initializer: TestJobs.initialize.call(7).discardingResult())
         #expect(try pool.submit(TestJobs.initialized, 0).result() == 7)
         pool.shutdown()
         let broken = try ProcessPoolExecutor(
-            maxWorkers: 1, workerExecutable: workerPath, initializer: TestJobs.failingInitializer.call(0))
+            maxWorkers: 1, workerExecutable: workerPath, initializer: TestJobs.failingInitializer.call(0).discardingResult())
         let error = try #require(brokenError(try broken.submit(TestJobs.double, 1)))
         #expect(error.code == .brokenProcessPool)
         expectCode(.brokenProcessPool) { _ = try broken.submit(TestJobs.double, 1) }
@@ -399,7 +399,7 @@ struct ProcessPoolLimitTests {
         let module = try GuestModule(wat: Fixtures.counter)
         let bump = try module.function("bump", returning: Int.self)
         let boom = try module.function("boom", returning: ShareableValue.self)
-        let pool = try ProcessPoolExecutor(maxWorkers: 1, workerExecutable: workerPath, initializer: bump.call())
+        let pool = try ProcessPoolExecutor(maxWorkers: 1, workerExecutable: workerPath, initializer: bump.call().discardingResult())
         #expect(try pool.submit(bump).result() == 2)
         #expect(throws: GuestError.self) { try pool.submit(boom).result() }
         #expect(try pool.submit(bump).result() == 2)

@@ -83,7 +83,7 @@ struct InterpreterPoolExecutorTests {
     @Test func failingInitializerBreaksThePool() throws {
         let boom = try module.function("boom", returning: ShareableValue.self)
         let add = try module.function("add", returning: Int.self)
-        let pool = try InterpreterPoolExecutor(maxWorkers: 2, modules: [module], initializer: boom.call())
+        let pool = try InterpreterPoolExecutor(maxWorkers: 2, modules: [module], initializer: boom.call().discardingResult())
         let future = try pool.submit(add, 1, 2)
         let error = try #require(throws: ExecutorError.self) { try future.result(timeout: .seconds(10)) }
         #expect(error.code == .brokenInterpreterPool)
@@ -94,7 +94,7 @@ struct InterpreterPoolExecutorTests {
 
     @Test func initializerRunsInEachWorkerInterpreter() throws {
         let bump = try module.function("bump", returning: Int.self)
-        try InterpreterPoolExecutor(maxWorkers: 1, modules: [module], initializer: bump.call()).run { pool throws in
+        try InterpreterPoolExecutor(maxWorkers: 1, modules: [module], initializer: bump.call().discardingResult()).run { pool throws in
             #expect(try pool.submit(bump).result() == 2, "the initializer already bumped once")
         }
     }
@@ -130,7 +130,7 @@ struct ResetTests {
     @Test func theInitializerRunsAgainAfterATrapResetsTheInterpreter() throws {
         let bump = try module.function("bump", returning: Int.self)
         let boom = try module.function("boom", returning: ShareableValue.self)
-        try InterpreterPoolExecutor(maxWorkers: 1, modules: [module], initializer: bump.call()).run { pool throws in
+        try InterpreterPoolExecutor(maxWorkers: 1, modules: [module], initializer: bump.call().discardingResult()).run { pool throws in
             #expect(try pool.submit(bump).result() == 2)
             #expect(throws: GuestError.self) { try pool.submit(boom).result() }
             #expect(try pool.submit(bump).result() == 2, "fresh instances, initialized again")
