@@ -57,7 +57,7 @@ let package = Package(
         ),
         .target(
             name: "GuestBuilder",
-            dependencies: [.product(name: "Subprocess", package: "swift-subprocess")],
+            dependencies: ["Futures", .product(name: "Subprocess", package: "swift-subprocess")],
             swiftSettings: strict
         ),
         .target(

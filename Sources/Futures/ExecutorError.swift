@@ -14,47 +14,12 @@
 /// | ``Code-swift.struct/shutdown`` | `RuntimeError` | work was submitted after `shutdown` |
 /// | ``Code-swift.struct/invalidArgument`` | `ValueError` | an argument is out of range |
 /// | ``Code-swift.struct/resourceExhausted`` | `RuntimeError` | the system could not start a thread |
-public struct ExecutorError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What went wrong. Compare with the static members: `error.code == .cancelled`.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        /// A stable name for the code, as shown in ``ExecutorError/description``.
-        public let name: String
+public struct ExecutorError: CodedError, Sendable, Hashable {
+    /// What went wrong: one of the codes below.
+    public typealias Code = ErrorCode<ExecutorError>
 
-        private init(_ name: String) { self.name = name }
-
-        /// The future was cancelled before it started running.
-        public static let cancelled = Code("cancelled")
-        /// A timeout passed before the awaited outcome was available.
-        public static let timedOut = Code("timedOut")
-        /// The thread pool cannot run work any more: a worker's initializer failed.
-        public static let brokenThreadPool = Code("brokenThreadPool")
-        /// The interpreter pool cannot run work any more: a worker's interpreter or initializer
-        /// failed. Like Python's `BrokenInterpreterPool`, it is also a broken thread pool.
-        public static let brokenInterpreterPool = Code("brokenInterpreterPool")
-        /// A worker process died while running the work, or the pool could not start one.
-        public static let brokenProcessPool = Code("brokenProcessPool")
-        /// A future was resolved a second time; the first outcome is kept.
-        public static let invalidState = Code("invalidState")
-        /// The executor was shut down before the work was submitted.
-        public static let shutdown = Code("shutdown")
-        /// An argument was out of its allowed range.
-        public static let invalidArgument = Code("invalidArgument")
-        /// The system refused a resource the executor needed (a thread), and no worker was left
-        /// to run the work: Python's `RuntimeError("can't start new thread")`.
-        public static let resourceExhausted = Code("resourceExhausted")
-
-        /// Whether this code means a broken executor of any kind (thread, interpreter, process).
-        public var isBrokenExecutor: Bool {
-            self == .brokenThreadPool || self == .brokenInterpreterPool || self == .brokenProcessPool
-        }
-
-        /// Whether this code means a broken thread pool; an interpreter pool is one too.
-        public var isBrokenThreadPool: Bool {
-            self == .brokenThreadPool || self == .brokenInterpreterPool
-        }
-
-        public var description: String { name }
-    }
+    /// Every code, for looking one up by name.
+    public static let codes: [Code] = [.cancelled, .timedOut, .brokenThreadPool, .brokenInterpreterPool, .brokenProcessPool, .invalidState, .shutdown, .invalidArgument, .resourceExhausted]
 
     /// How a worker process ended, when a broken process pool is caused by a worker's death.
     public enum WorkerExit: Hashable, Sendable, CustomStringConvertible {
@@ -77,15 +42,29 @@ public struct ExecutorError: Error, Sendable, Hashable, CustomStringConvertible 
     public let message: String
     /// For a broken process pool caused by a worker's death: how the worker ended.
     public let workerExit: WorkerExit?
+    /// The error that caused this one, when there is one: the failing initializer's error, for
+    /// a broken pool.
+    public let underlying: (any Error)?
 
     /// Creates an error with a code and message.
-    public init(_ code: Code, _ message: String, workerExit: WorkerExit? = nil) {
+    public init(_ code: Code, _ message: String, workerExit: WorkerExit? = nil, underlying: (any Error)? = nil) {
         self.code = code
         self.message = message
         self.workerExit = workerExit
+        self.underlying = underlying
     }
 
-    public var description: String { "\(code): \(message)" }
+    /// Errors are equal when their code, message and worker exit are (the underlying error is
+    /// not compared: errors in general are not equatable).
+    public static func == (lhs: ExecutorError, rhs: ExecutorError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message && lhs.workerExit == rhs.workerExit
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+        hasher.combine(message)
+        hasher.combine(workerExit)
+    }
 
     /// The error a cancelled future reports.
     public static let cancelled = ExecutorError(.cancelled, "the future was cancelled")
@@ -101,6 +80,39 @@ public struct ExecutorError: Error, Sendable, Hashable, CustomStringConvertible 
     /// The error for work submitted while the program exits (after the exit hook ran).
     package static let exitingError = ExecutorError(
         .shutdown, "cannot schedule new futures after interpreter shutdown: the program is exiting")
+}
+
+extension ErrorCode where Domain == ExecutorError {
+    /// The future was cancelled before it started running.
+    public static let cancelled = Self("cancelled")
+    /// A timeout passed before the awaited outcome was available.
+    public static let timedOut = Self("timedOut")
+    /// The thread pool cannot run work any more: a worker's initializer failed.
+    public static let brokenThreadPool = Self("brokenThreadPool")
+    /// The interpreter pool cannot run work any more: a worker's interpreter or initializer
+    /// failed. Like Python's `BrokenInterpreterPool`, it is also a broken thread pool.
+    public static let brokenInterpreterPool = Self("brokenInterpreterPool")
+    /// A worker process died while running the work, or the pool could not start one.
+    public static let brokenProcessPool = Self("brokenProcessPool")
+    /// A future was resolved a second time; the first outcome is kept.
+    public static let invalidState = Self("invalidState")
+    /// The executor was shut down before the work was submitted.
+    public static let shutdown = Self("shutdown")
+    /// An argument was out of its allowed range.
+    public static let invalidArgument = Self("invalidArgument")
+    /// The system refused a resource the executor needed (a thread), and no worker was left
+    /// to run the work: Python's `RuntimeError("can't start new thread")`.
+    public static let resourceExhausted = Self("resourceExhausted")
+
+    /// Whether this code means a broken executor of any kind (thread, interpreter, process).
+    public var isBrokenExecutor: Bool {
+        self == .brokenThreadPool || self == .brokenInterpreterPool || self == .brokenProcessPool
+    }
+
+    /// Whether this code means a broken thread pool; an interpreter pool is one too.
+    public var isBrokenThreadPool: Bool {
+        self == .brokenThreadPool || self == .brokenInterpreterPool
+    }
 }
 
 private func signalName(_ signal: Int32) -> String? {

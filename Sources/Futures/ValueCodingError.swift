@@ -1,22 +1,11 @@
 /// A value could not be decoded: malformed binary data, or a value of the wrong kind for the type
 /// asked for.
-public struct ValueCodingError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What went wrong.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        /// A stable name for the code.
-        public let name: String
-        private init(_ name: String) { self.name = name }
+public struct ValueCodingError: CodedError, Sendable, Hashable {
+    /// What went wrong: one of the codes below.
+    public typealias Code = ErrorCode<ValueCodingError>
 
-        /// The code with this ``name``; unknown names read as ``malformed``.
-        package static func named(_ name: String) -> Code { name == typeMismatch.name ? .typeMismatch : .malformed }
-
-        /// The bytes are not a valid encoding (truncated, unknown tag, bad UTF-8, too deep...).
-        public static let malformed = Code("malformed")
-        /// The value is well formed but of another kind than the requested type needs.
-        public static let typeMismatch = Code("typeMismatch")
-
-        public var description: String { name }
-    }
+    /// Every code, for looking one up by name.
+    public static let codes: [Code] = [.malformed, .typeMismatch]
 
     /// What went wrong.
     public let code: Code
@@ -29,11 +18,16 @@ public struct ValueCodingError: Error, Sendable, Hashable, CustomStringConvertib
         self.message = message
     }
 
-    public var description: String { "\(code): \(message)" }
-
     package static func mismatch(expected: String, got value: ShareableValue) -> ValueCodingError {
         ValueCodingError(.typeMismatch, "expected \(expected), got \(value.kindName) \(value)")
     }
+}
+
+extension ErrorCode where Domain == ValueCodingError {
+    /// The bytes are not a valid encoding (truncated, unknown tag, bad UTF-8, too deep...).
+    public static let malformed = Self("malformed")
+    /// The value is well formed but of another kind than the requested type needs.
+    public static let typeMismatch = Self("typeMismatch")
 }
 
 /// An object cannot be sent to another interpreter or process: Python's

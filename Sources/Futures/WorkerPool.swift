@@ -184,7 +184,7 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
     private func breakPool(because error: any Error) {
         let failed: [Context.Task] = lock.withLock {
             if brokenError == nil {
-                brokenError = ExecutorError(configuration.brokenCode, "\(configuration.brokenMessage): \(error)")
+                brokenError = ExecutorError(configuration.brokenCode, "\(configuration.brokenMessage): \(error)", underlying: error)
             }
             let taken = Array(queue.filter { $0.future != nil })
             queue.removeAll { $0.future != nil }

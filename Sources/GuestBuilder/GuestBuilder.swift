@@ -1,3 +1,5 @@
+public import Futures
+
 import Foundation
 import Subprocess
 
@@ -159,24 +161,12 @@ public struct GuestBuilder: Sendable {
 }
 
 /// A guest could not be built.
-public struct GuestBuildError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What went wrong.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        /// A stable name for the code.
-        public let name: String
-        private init(_ name: String) { self.name = name }
+public struct GuestBuildError: CodedError, Sendable, Hashable {
+    /// What went wrong: one of the codes below.
+    public typealias Code = ErrorCode<GuestBuildError>
 
-        /// No toolchain with `swiftc`, `clang` and `wasm-ld` was found.
-        public static let toolchainNotFound = Code("toolchainNotFound")
-        /// The sources are missing, unreadable or mixed.
-        public static let badInput = Code("badInput")
-        /// The compiler rejected a source file.
-        public static let compileFailed = Code("compileFailed")
-        /// The linker failed (an undefined symbol, for example).
-        public static let linkFailed = Code("linkFailed")
-
-        public var description: String { name }
-    }
+    /// Every code, for looking one up by name.
+    public static let codes: [Code] = [.toolchainNotFound, .badInput, .compileFailed, .linkFailed]
 
     /// What went wrong.
     public let code: Code
@@ -191,3 +181,15 @@ public struct GuestBuildError: Error, Sendable, Hashable, CustomStringConvertibl
 
     public var description: String { message }
 }
+
+extension ErrorCode where Domain == GuestBuildError {
+    /// No toolchain with `swiftc`, `clang` and `wasm-ld` was found.
+    public static let toolchainNotFound = Self("toolchainNotFound")
+    /// The sources are missing, unreadable or mixed.
+    public static let badInput = Self("badInput")
+    /// The compiler rejected a source file.
+    public static let compileFailed = Self("compileFailed")
+    /// The linker failed (an undefined symbol, for example).
+    public static let linkFailed = Self("linkFailed")
+}
+

@@ -1,28 +1,16 @@
+public import Futures
+
 /// A job failed in a worker process, or asked for something the worker does not have.
 ///
 /// Swift errors cannot be sent between processes as themselves, so a job's error arrives as its
 /// type name and description (the analog of Python's `_RemoteTraceback` text). Guest traps,
 /// module errors and decoding errors keep their own types across the process boundary.
-public struct RemoteError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What went wrong.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        /// A stable name for the code.
-        public let name: String
-        private init(_ name: String) { self.name = name }
+public struct RemoteError: CodedError, Sendable, Hashable {
+    /// What went wrong: one of the codes below.
+    public typealias Code = ErrorCode<RemoteError>
 
-        /// The worker program registers no job with that name.
-        public static let unknownJob = Code("unknownJob")
-        /// The job threw an error.
-        public static let jobFailed = Code("jobFailed")
-        /// The job's argument or result could not be decoded or encoded in the worker.
-        public static let encoding = Code("encoding")
-
-        package static func named(_ name: String) -> Code {
-            [Code.unknownJob, .jobFailed, .encoding].first { $0.name == name } ?? .jobFailed
-        }
-
-        public var description: String { name }
-    }
+    /// Every code, for looking one up by name.
+    public static let codes: [Code] = [.unknownJob, .jobFailed, .encoding]
 
     /// What went wrong.
     public let code: Code
@@ -42,3 +30,13 @@ public struct RemoteError: Error, Sendable, Hashable, CustomStringConvertible {
         typeName.isEmpty ? "RemoteError(\(code)): \(message)" : "RemoteError(\(code)): \(typeName): \(message)"
     }
 }
+
+extension ErrorCode where Domain == RemoteError {
+    /// The worker program registers no job with that name.
+    public static let unknownJob = Self("unknownJob")
+    /// The job threw an error.
+    public static let jobFailed = Self("jobFailed")
+    /// The job's argument or result could not be decoded or encoded in the worker.
+    public static let encoding = Self("encoding")
+}
+

@@ -113,7 +113,7 @@ enum WireMessage {
         case "GuestError":
             var interpreterID = -1
             if fields.count > 4, case .int(let id) = fields[4] { interpreterID = Int(id) }
-            return GuestError(kind: .named(text(1)), function: text(2), message: text(3), interpreterID: interpreterID)
+            return GuestError(kind: .named(text(1), default: .trap), function: text(2), message: text(3), interpreterID: interpreterID)
         case "NotShareableError":
             return NotShareableError(text(1))
         case "ModuleError":
@@ -121,11 +121,11 @@ enum WireMessage {
             if fields.count > 3, case .array(let names) = fields[3] {
                 missing = names.compactMap { if case .string(let name) = $0 { name } else { nil } }
             }
-            return ModuleError(.named(text(1)), text(2), missingImports: missing)
+            return ModuleError(.named(text(1), default: .invalid), text(2), missingImports: missing)
         case "ValueCodingError":
-            return ValueCodingError(.named(text(1)), text(2))
+            return ValueCodingError(.named(text(1), default: .malformed), text(2))
         default:
-            return RemoteError(.named(text(1)), typeName: text(2), text(3))
+            return RemoteError(.named(text(1), default: .jobFailed), typeName: text(2), text(3))
         }
     }
 }

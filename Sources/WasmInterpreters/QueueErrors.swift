@@ -1,3 +1,5 @@
+public import Futures
+
 /// ``InterpreterQueue/get(timeout:)`` timed out, or ``InterpreterQueue/getNowait()`` found the queue empty: Python's
 /// `QueueEmptyError`.
 public struct QueueEmptyError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -20,20 +22,12 @@ public struct QueueFullError: Error, Sendable, Hashable, CustomStringConvertible
 
 /// A queue that no longer exists was used: Python's `QueueNotFoundError`, or an item whose
 /// interpreter was closed under ``UnboundItems/error``: Python's `ItemInterpreterDestroyed`.
-public struct QueueError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What went wrong.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        /// A stable name for the code.
-        public let name: String
-        private init(_ name: String) { self.name = name }
+public struct QueueError: CodedError, Sendable, Hashable {
+    /// What went wrong: one of the codes below.
+    public typealias Code = ErrorCode<QueueError>
 
-        /// No queue has this id (it was never created, or every handle to it is gone).
-        public static let notFound = Code("notFound")
-        /// The item's interpreter was closed and the item was put with ``UnboundItems/error``.
-        public static let itemInterpreterDestroyed = Code("itemInterpreterDestroyed")
-
-        public var description: String { name }
-    }
+    /// Every code, for looking one up by name.
+    public static let codes: [Code] = [.notFound, .itemInterpreterDestroyed]
 
     /// What went wrong.
     public let code: Code
@@ -45,8 +39,13 @@ public struct QueueError: Error, Sendable, Hashable, CustomStringConvertible {
         self.code = code
         self.message = message
     }
+}
 
-    public var description: String { "QueueError(\(code)): \(message)" }
+extension ErrorCode where Domain == QueueError {
+    /// No queue has this id (it was never created, or every handle to it is gone).
+    public static let notFound = Self("notFound")
+    /// The item's interpreter was closed and the item was put with ``UnboundItems/error``.
+    public static let itemInterpreterDestroyed = Self("itemInterpreterDestroyed")
 }
 
 /// What happens to a queued item when the interpreter that put it is closed.
