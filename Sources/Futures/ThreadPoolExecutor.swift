@@ -173,7 +173,7 @@ package struct ThreadContext: WorkerContext {
 /// A closure queued on a thread pool. Running it returns the step that resolves its future,
 /// which the pool takes after marking the worker idle.
 @usableFromInline
-package struct ThreadTask: WorkerTask {
+package struct ThreadTask: SingleFutureTask {
     package typealias Output = @Sendable () -> Void
 
     package let future: (any FutureHandle)?

@@ -40,15 +40,42 @@ extension WorkerContext {
     }
 }
 
-/// A unit of work in a ``WorkerPool`` queue.
+/// A unit of work in a ``WorkerPool`` queue, and the lifecycle the pool drives it through:
+/// started (or found cancelled) when a worker takes it, then finished with its outcome; or
+/// cancelled or failed while queued. A task resolves its caller's futures itself; it is not a
+/// future.
 package protocol WorkerTask: Sendable {
     /// What ``WorkerContext/run(_:)`` produces for this task.
     associatedtype Output
 
-    /// The future the task resolves, or `nil` for work without one (Swift concurrency jobs),
-    /// which is never cancelled or failed by the pool.
-    var future: (any FutureHandle)? { get }
+    /// Whether a caller waits for the task. Tasks nobody waits for (Swift concurrency jobs) are
+    /// accepted after shutdown and are never cancelled or failed by the pool.
+    var isAwaited: Bool { get }
 
-    /// Publishes the outcome, resolving the future.
+    /// Marks the task running, as a worker takes it.
+    ///
+    /// - Returns: `false` when it was cancelled: then it must not run.
+    func start() -> Bool
+
+    /// Cancels the task if it has not started.
+    func cancel()
+
+    /// Fails the task without running it (the pool is broken).
+    func fail(_ error: ExecutorError)
+
+    /// Publishes the outcome of running the task.
     func finish(_ outcome: Result<Output, any Error>)
+}
+
+/// A task that resolves one future: the common case.
+package protocol SingleFutureTask: WorkerTask {
+    /// The future the task resolves, or `nil` for work nobody waits for.
+    var future: (any FutureHandle)? { get }
+}
+
+extension SingleFutureTask {
+    package var isAwaited: Bool { future != nil }
+    package func start() -> Bool { future.map { (try? $0.setRunningOrNotifyCancel()) == true } ?? true }
+    package func cancel() { future?.cancel() }
+    package func fail(_ error: ExecutorError) { try? future?.setError(error) }
 }

@@ -34,19 +34,11 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
     private let makeContext: @Sendable (_ workerIndex: Int) -> Context
 
     private let lock = ConditionLock()
-    private var queue = Deque<Context.Task>()
-    private var liveWorkers = 0
-    private var startedWorkers = 0
-    private var idleTokens = 0
-    private var sleepingWorkers = 0
-    /// Signals sent to sleeping workers that have not woken yet, so a burst of submissions
-    /// does not signal the same sleeper over and over.
-    private var pendingWakeups = 0
-    private var isShutdown = false
+    /// Every counter and the queue; read and changed only with `lock` held.
+    private var state: WorkerPoolState<Context.Task>
     /// Set by `shutdown(cancelFutures: true)`: tasks a worker took in a batch but has not started
-    /// are cancelled too, as queued ones are.
+    /// are cancelled too, as queued ones are. Read without the lock.
     private let cancelQueued = Atomic<Bool>(false)
-    private var brokenError: ExecutorError?
 
     /// Creates a pool; no thread starts before the first submission. While it has workers, the
     /// pool is in the program's exit hook (see ``ExitHook``): work it accepted runs before the
@@ -54,10 +46,11 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
     package init(configuration: Configuration, makeContext: @escaping @Sendable (_ workerIndex: Int) -> Context) {
         self.configuration = configuration
         self.makeContext = makeContext
+        state = WorkerPoolState(maxWorkers: configuration.maxWorkers)
     }
 
     /// The number of worker threads alive now.
-    package var workerCount: Int { lock.withLock { liveWorkers } }
+    package var workerCount: Int { lock.withLock { state.liveWorkers } }
 
     /// Stops accepting work (as `shutdown` does, without cancelling) and waits for the workers:
     /// what the exit hook does to every pool.
@@ -66,92 +59,50 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
     }
 
     /// The broken-pool error, once the pool is broken.
-    package var broken: ExecutorError? { lock.withLock { brokenError } }
+    package var broken: ExecutorError? { lock.withLock { state.brokenError } }
 
     /// Queues `task`, starting a worker when no idle one can take it.
     ///
     /// - Throws: The broken-pool error, or ``ExecutorError`` `.shutdown` after shutdown. Tasks
-    ///   without a future (Swift concurrency jobs) are accepted even then, so that no job is lost.
+    ///   nobody awaits (Swift concurrency jobs) are accepted even then, so that no job is lost.
     package func submit(_ task: Context.Task) throws(ExecutorError) {
-        lock.lock()
-        defer { lock.unlock() }
-        if task.future != nil { try checkAcceptingLocked() }
-        queue.append(task)
-        do {
-            try dispatchLocked(count: 1)
-        } catch {
-            queue.removeLast()
-            throw error
-        }
+        try submit(contentsOf: CollectionOfOne(task))
     }
 
     /// Queues every task in `tasks` under one acquisition of the lock, or none of them.
     ///
-    /// - Throws: The broken-pool error, or ``ExecutorError`` `.shutdown` after shutdown.
-    package func submit(contentsOf tasks: [Context.Task]) throws(ExecutorError) {
+    /// - Throws: The broken-pool error, or ``ExecutorError`` `.shutdown` after shutdown;
+    ///   ``ExecutorError`` `.resourceExhausted` when no thread can be started and no worker is
+    ///   alive to take the tasks.
+    package func submit(contentsOf tasks: some Collection<Context.Task>) throws(ExecutorError) {
         lock.lock()
         defer { lock.unlock() }
-        try checkAcceptingLocked()
-        queue.append(contentsOf: tasks)
-        do {
-            try dispatchLocked(count: tasks.count)
-        } catch {
-            queue.removeLast(tasks.count)
-            throw error
-        }
-    }
-
-    private func checkAcceptingLocked() throws(ExecutorError) {
-        if let brokenError { throw brokenError }
-        if ExitHook.isExiting { throw ExecutorError.exitingError }
-        if isShutdown { throw ExecutorError.shutdownError }
-    }
-
-    /// Finds workers for `count` new tasks: idle workers first, then new threads, and wakes
-    /// sleepers that are not already being woken.
-    ///
-    /// - Throws: ``ExecutorError`` `.resourceExhausted` when no thread can be started and no
-    ///   worker is alive to take the tasks (with a live worker, the tasks wait for it).
-    private func dispatchLocked(count: Int) throws(ExecutorError) {
-        for _ in 0..<count {
-            if idleTokens > 0 {
-                idleTokens -= 1
-            } else if liveWorkers < configuration.maxWorkers {
-                do {
-                    try startWorkerLocked()
-                } catch {
-                    if liveWorkers == 0 { throw error }
-                    futuresLogger.warning("\(error); the pool's \(liveWorkers) live workers take the work")
-                    break
+        let dispatch = try state.submit(tasks, exiting: ExitHook.isExiting)
+        for index in dispatch.start {
+            do {
+                try DetachedThread.start(name: "\(configuration.threadNamePrefix)_\(index)", pool: ObjectIdentifier(self)) {
+                    self.work(index: index)
                 }
-            } else {
-                break
+                // A pool with workers is alive (they hold it) and has work to join at exit; one
+                // without has none. So the exit hook holds the pool from its first worker to its last.
+                if state.liveWorkers == 1 { ExitHook.register(self) }
+            } catch {
+                try state.workerFailedToStart(index, because: error, submitted: tasks.count)
+                futuresLogger.warning("\(error); the pool's \(state.liveWorkers) live workers take the work")
             }
         }
-        let wake = min(count, sleepingWorkers - pendingWakeups)
-        if wake > 0 {
-            pendingWakeups += wake
-            if wake == 1 { lock.signal() } else { lock.broadcast() }
-        }
+        if dispatch.wake == 1 { lock.signal() } else if dispatch.wake > 1 { lock.broadcast() }
     }
 
     /// Stops accepting work. With `cancelFutures`, cancels every queued task that has a future;
     /// with `wait`, returns only when every worker has ended.
     package func shutdown(wait: Bool, cancelFutures: Bool) {
-        var cancelled: [Context.Task] = []
-        lock.withLock {
-            isShutdown = true
-            if cancelFutures {
-                cancelQueued.store(true, ordering: .relaxed)
-                var kept = Deque<Context.Task>()
-                for task in queue {
-                    if task.future != nil { cancelled.append(task) } else { kept.append(task) }
-                }
-                queue = kept
-            }
-            lock.broadcast()
+        let cancelled: [Context.Task] = lock.withLock {
+            if cancelFutures { cancelQueued.store(true, ordering: .relaxed) }
+            defer { lock.broadcast() }
+            return state.shutdown(cancelTasks: cancelFutures)
         }
-        for task in cancelled { task.future?.cancel() }
+        for task in cancelled { task.cancel() }
         if wait { waitForWorkers() }
     }
 
@@ -161,38 +112,21 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
     package func waitForWorkers(until deadline: Deadline? = nil) -> Bool {
         let selfCount = DetachedThread.current?.pool == ObjectIdentifier(self) ? 1 : 0
         return lock.withLock {
-            while liveWorkers > selfCount {
-                if !lock.wait(until: deadline), liveWorkers > selfCount { return false }
+            while state.liveWorkers > selfCount {
+                if !lock.wait(until: deadline), state.liveWorkers > selfCount { return false }
             }
             return true
         }
     }
 
-    private func startWorkerLocked() throws(ExecutorError) {
-        let index = startedWorkers
-        try DetachedThread.start(name: "\(configuration.threadNamePrefix)_\(index)", pool: ObjectIdentifier(self)) {
-            self.work(index: index)
-        }
-        // A pool with workers is alive (they hold it) and has work to join at exit; one without
-        // has none. So the exit hook holds the pool from its first worker to its last.
-        if liveWorkers == 0 { ExitHook.register(self) }
-        startedWorkers += 1
-        liveWorkers += 1
-    }
-
-    /// Marks the pool broken and fails every queued future.
-    private func breakPool(because error: any Error) {
-        let failed: [Context.Task] = lock.withLock {
-            if brokenError == nil {
-                brokenError = ExecutorError(configuration.brokenCode, "\(configuration.brokenMessage): \(error)", underlying: error)
-            }
-            let taken = Array(queue.filter { $0.future != nil })
-            queue.removeAll { $0.future != nil }
-            return taken
+    /// Marks the pool broken and fails every queued task.
+    private func breakPool(because error: any Error) -> ExecutorError {
+        let (broken, failed) = lock.withLock {
+            state.breakPool(code: configuration.brokenCode, message: configuration.brokenMessage, cause: error)
         }
         futuresLogger.critical("Exception in initializer: \(error)")
-        let reason = broken!
-        for task in failed { try? task.future?.setError(reason) }
+        for task in failed { task.fail(broken) }
+        return broken
     }
 
     /// The worker thread's loop.
@@ -206,83 +140,64 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
     /// tasks are always taken one at a time, so no worker sits on queued work while others idle.
     private func work(index: Int) {
         var context = makeContext(index)
-        var initialized = true
+        var brokenBy: ExecutorError?
         do {
             try context.initialize()
         } catch {
-            initialized = false
-            breakPool(because: error)
+            brokenBy = breakPool(because: error)
         }
         let batchLimit = max(1, context.batchLimit)
         var averageNanoseconds: UInt64 = .max
-        var tokenReleased = false
-        var batch: [Context.Task] = []
-        batch.reserveCapacity(batchLimit)
-
-        /// Takes the next batch from the queue; the lock must be held.
-        func refill() {
-            guard let first = queue.popFirst() else { return }
-            batch.append(first)
-            if batchLimit > 1, averageNanoseconds < Self.shortTaskNanoseconds {
-                let share = min(batchLimit, queue.count / configuration.maxWorkers)
-                for _ in 0..<share { batch.append(queue.removeFirst()) }
-            }
-        }
+        var worker = WorkerPoolState<Context.Task>.Worker(index: index)
+        var prefetched: [Context.Task] = []
 
         lock.lock()
         while true {
-            if batch.isEmpty { refill() }
-            guard !batch.isEmpty else {
-                if isShutdown { break }
-                if !tokenReleased {
-                    idleTokens += 1
-                    tokenReleased = true
+            let short = averageNanoseconds < Self.shortTaskNanoseconds
+            if prefetched.isEmpty {
+                switch state.next(for: &worker, batchLimit: batchLimit, takeShare: short) {
+                case .run(let batch): prefetched = batch
+                case .sleep:
+                    lock.wait(until: nil)
+                    state.wokeUp()
+                    continue
+                case .exit: break
                 }
-                sleepingWorkers += 1
-                lock.wait(until: nil)
-                sleepingWorkers -= 1
-                if pendingWakeups > 0 { pendingWakeups -= 1 }
-                continue
+                if prefetched.isEmpty { break }
             }
-            tokenReleased = false
             // The tasks live in this block only: they are released before the lock is taken
             // again, because a task may hold the last reference to its executor, whose deinit
             // takes the lock. (A block, not a closure: a closure here would not be specialized.)
             let perTask: UInt64
             do {
-                let tasks = batch
-                batch.removeAll(keepingCapacity: true)
+                let tasks = prefetched
+                prefetched = []
                 lock.unlock()
                 let start = Deadline.now.nanoseconds
-                if Context.runsBatchesTogether && tasks.count > 1 {
-                    let started = tasks.filter { task in task.future.map { (try? $0.setRunningOrNotifyCancel()) == true } ?? true }
-                    let outcomes = initialized
-                        ? context.run(batch: started)
-                        : started.map { _ in .failure(broken ?? ExecutorError(configuration.brokenCode, configuration.brokenMessage)) }
+                func prefetchNext() {
                     lock.lock()
-                    refillAndReleaseToken(&tokenReleased, refill)
+                    prefetched = state.prefetch(for: &worker, batchLimit: batchLimit, takeShare: short)
                     lock.unlock()
+                }
+                if Context.runsBatchesTogether && tasks.count > 1 {
+                    let started = tasks.filter { $0.start() }
+                    let outcomes = brokenBy.map { error in started.map { _ in .failure(error) } } ?? context.run(batch: started)
+                    prefetchNext()
                     for (task, outcome) in zip(started, outcomes) { task.finish(outcome) }
                 } else {
                     for (position, task) in tasks.enumerated() {
-                        if let future = task.future {
-                            if position > 0, cancelQueued.load(ordering: .relaxed) {
-                                future.cancel()
-                                continue
-                            }
-                            guard (try? future.setRunningOrNotifyCancel()) == true else { continue }
+                        if position > 0, task.isAwaited, cancelQueued.load(ordering: .relaxed) {
+                            task.cancel()
+                            continue
                         }
+                        guard task.start() else { continue }
                         let outcome: Result<Context.Task.Output, any Error>
-                        if !initialized, task.future != nil {
-                            outcome = .failure(broken ?? ExecutorError(configuration.brokenCode, configuration.brokenMessage))
+                        if let brokenBy, task.isAwaited {
+                            outcome = .failure(brokenBy)
                         } else {
                             outcome = Result { try context.run(task) }
                         }
-                        if position == tasks.count - 1 {
-                            lock.lock()
-                            refillAndReleaseToken(&tokenReleased, refill)
-                            lock.unlock()
-                        }
+                        if position == tasks.count - 1 { prefetchNext() }
                         task.finish(outcome)
                     }
                 }
@@ -292,22 +207,10 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
             lock.lock()
         }
         lock.unlock()
-        if initialized { context.finalize() }
+        if brokenBy == nil { context.finalize() }
         lock.withLock {
-            liveWorkers -= 1
-            if liveWorkers == 0 { ExitHook.unregister(self) }
-            if tokenReleased { idleTokens = max(0, idleTokens - 1) }
+            if state.workerEnded(worker) { ExitHook.unregister(self) }
             lock.broadcast()
-        }
-    }
-
-    /// Takes the next batch, or publishes this worker's idle token when there is none: done before
-    /// resolving the futures just run, so that a caller woken by them finds this worker idle.
-    private func refillAndReleaseToken(_ tokenReleased: inout Bool, _ refill: () -> Void) {
-        refill()
-        if queue.isEmpty, !tokenReleased {
-            idleTokens += 1
-            tokenReleased = true
         }
     }
 

@@ -5,12 +5,15 @@ import WasmInterpreters
 import Glibc
 #endif
 
-/// Calls sent to a worker process together, with the futures they resolve.
+/// Calls sent to a worker process together, each with the future it resolves: the process
+/// pool's task.
 ///
-/// A plain submission is a batch of one; `map(chunkSize:)` makes bigger ones. The pool sees the
-/// batch as one future: starting it starts every call not cancelled, cancelling it cancels them
-/// all, failing it fails them all.
-final class CallBatch: FutureHandle, @unchecked Sendable {
+/// A plain submission is a batch of one; `map(chunkSize:)` makes bigger ones. Starting the batch
+/// starts every call not cancelled (as Python's process pool marks calls running when it queues
+/// them for a worker); cancelling or failing it cancels or fails them all.
+final class CallBatch: WorkerTask, @unchecked Sendable {
+    typealias Output = [Result<ShareableValue, any Error>]
+
     struct Element: Sendable {
         let handle: any FutureHandle
         let call: RemoteCall
@@ -18,7 +21,7 @@ final class CallBatch: FutureHandle, @unchecked Sendable {
     }
 
     let elements: [Element]
-    /// The elements that started (written once, by `setRunningOrNotifyCancel`, before `run`).
+    /// The elements that started (written once, by ``start()``, before the batch runs).
     private(set) var started: [Element] = []
 
     init(_ elements: [Element]) { self.elements = elements }
@@ -44,38 +47,27 @@ final class CallBatch: FutureHandle, @unchecked Sendable {
         }
     }
 
-    func setRunningOrNotifyCancel() throws(ExecutorError) -> Bool {
+    var isAwaited: Bool { true }
+
+    func start() -> Bool {
         started = elements.filter { (try? $0.handle.setRunningOrNotifyCancel()) == true }
         return !started.isEmpty
     }
 
-    func setError(_ error: any Error) throws(ExecutorError) {
+    func cancel() {
+        for element in elements { element.handle.cancel() }
+    }
+
+    func fail(_ error: ExecutorError) {
         for element in elements { try? element.handle.setError(error) }
     }
-
-    func cancel() -> Bool {
-        elements.reduce(true) { $1.handle.cancel() && $0 }
-    }
-
-    var isDone: Bool { elements.allSatisfy { $0.handle.isDone } }
-    var isFailed: Bool { elements.contains { $0.handle.isFailed } }
-    func addWaiter(_ waiter: Waiter) -> Bool { false }
-    func removeWaiter(_ waiter: Waiter) {}
-}
-
-/// A batch queued on a process pool.
-struct ProcessTask: WorkerTask {
-    typealias Output = [Result<ShareableValue, any Error>]
-
-    let batch: CallBatch
-    var future: (any FutureHandle)? { batch }
 
     func finish(_ outcome: Result<Output, any Error>) {
         switch outcome {
         case .success(let results):
-            for (element, result) in zip(batch.started, results) { element.resolve(result) }
+            for (element, result) in zip(started, results) { element.resolve(result) }
         case .failure(let error):
-            for element in batch.started { element.resolve(.failure(error)) }
+            for element in started { element.resolve(.failure(error)) }
         }
     }
 }
@@ -113,12 +105,12 @@ struct ProcessContext: WorkerContext {
     var batchLimit: Int { 64 }
     static var runsBatchesTogether: Bool { true }
 
-    mutating func run(_ task: ProcessTask) throws -> ProcessTask.Output {
-        try send(task.batch.started.map(\.call))
+    mutating func run(_ task: CallBatch) throws -> CallBatch.Output {
+        try send(task.started.map(\.call))
     }
 
-    mutating func run(batch: [ProcessTask]) -> [Result<ProcessTask.Output, any Error>] {
-        let calls = batch.flatMap { $0.batch.started.map(\.call) }
+    mutating func run(batch: [CallBatch]) -> [Result<CallBatch.Output, any Error>] {
+        let calls = batch.flatMap { $0.started.map(\.call) }
         let results: [Result<ShareableValue, any Error>]
         do {
             results = try send(calls)
@@ -127,7 +119,7 @@ struct ProcessContext: WorkerContext {
         }
         var offset = 0
         return batch.map { task in
-            let count = task.batch.started.count
+            let count = task.started.count
             defer { offset += count }
             return .success(Array(results[offset..<offset + count]))
         }

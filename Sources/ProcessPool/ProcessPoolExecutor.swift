@@ -126,12 +126,12 @@ public final class ProcessPoolExecutor: JobExecutor {
     /// - Throws: What ``submit(_:)`` throws.
     public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
         var futures: [Future<Success>] = []
-        var tasks: [ProcessTask] = []
+        var tasks: [CallBatch] = []
         for call in calls {
             let future = Future<Success>()
             futures.append(future)
             if let element = try CallBatch.element(call, future) {
-                tasks.append(ProcessTask(batch: CallBatch([element])))
+                tasks.append(CallBatch([element]))
             }
         }
         try pool.submit(contentsOf: tasks)
@@ -149,7 +149,7 @@ public final class ProcessPoolExecutor: JobExecutor {
             if let element = try CallBatch.element(call, future) { elements.append(element) }
         }
         let tasks = stride(from: 0, to: elements.count, by: chunkSize).map { start in
-            ProcessTask(batch: CallBatch(Array(elements[start..<min(start + chunkSize, elements.count)])))
+            CallBatch(Array(elements[start..<min(start + chunkSize, elements.count)]))
         }
         try pool.submit(contentsOf: tasks)
         return futures

@@ -144,7 +144,7 @@ public final class InterpreterPoolExecutor: PoolExecutor {
 /// A guest call queued on an interpreter pool. A class, so that the pool moves one reference
 /// rather than copying the call's fields.
 @usableFromInline
-final class InterpreterTask: WorkerTask {
+final class InterpreterTask: SingleFutureTask {
     typealias Output = ShareableValue
 
     let future: (any FutureHandle)?
