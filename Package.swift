@@ -58,11 +58,17 @@ let package = Package(
         .target(
             name: "GuestBuilder",
             dependencies: ["Futures", .product(name: "Subprocess", package: "swift-subprocess")],
+            // The guest runtime that `futures build-guest` links into guests, as bytes in the code.
+            resources: [
+                .embedInCode("Runtime/rt.c"), .embedInCode("Runtime/cf.h"), .embedInCode("Runtime/GuestRuntime.swift"),
+            ],
             swiftSettings: strict
         ),
         .target(
             name: "BundledGuests",
             dependencies: ["WasmInterpreters"],
+            // The modules `Scripts/generate-guests.sh` builds from `Guests/`, as bytes in the code.
+            resources: [.embedInCode("Modules/Tasks.wasm"), .embedInCode("Modules/Examples.wasm"), .embedInCode("Modules/faults.wasm")],
             swiftSettings: strict
         ),
         .target(name: "BenchJobs", dependencies: ["Futures"], swiftSettings: strict),

@@ -14,7 +14,7 @@ import SystemPackage
 ///
 /// Swift sources are compiled together as one Embedded Swift module for `wasm32-unknown-none-wasm`;
 /// C sources with `clang --target=wasm32 -ffreestanding`. Unless ``Options/includeRuntime`` is
-/// off, the guest is linked with this project's small runtime (`Guests/Runtime`): an allocator,
+/// off, the guest is linked with this project's small runtime (`Sources/GuestBuilder/Runtime`): an allocator,
 /// `memcpy` and friends, the exported `cf_alloc`/`cf_free`, and the Swift and C helpers for the
 /// guest ABI (returning strings and values, queues, logging).
 public struct GuestBuilder: Sendable {
@@ -79,10 +79,9 @@ public struct GuestBuilder: Sendable {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("futures-guest-\(UUID().uuidString)")
         do {
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-            try GuestRuntimeSources.runtimeC.write(to: scratch.appendingPathComponent("rt.c"), atomically: true, encoding: .utf8)
-            try GuestRuntimeSources.header.write(to: scratch.appendingPathComponent("cf.h"), atomically: true, encoding: .utf8)
-            try GuestRuntimeSources.runtimeSwift.write(
-                to: scratch.appendingPathComponent("GuestRuntime.swift"), atomically: true, encoding: .utf8)
+            try Data(PackageResources.rt_c).write(to: scratch.appendingPathComponent("rt.c"))
+            try Data(PackageResources.cf_h).write(to: scratch.appendingPathComponent("cf.h"))
+            try Data(PackageResources.GuestRuntime_swift).write(to: scratch.appendingPathComponent("GuestRuntime.swift"))
         } catch {
             throw GuestBuildError(.badInput, "cannot write to the temporary directory: \(error)")
         }
