@@ -6,9 +6,11 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+// Linux only: the C shim and the process pool rely on Linux (`prctl(PR_SET_PDEATHSIG)`,
+// `sched_getaffinity`, `posix_spawn_file_actions_addclosefrom_np`, `/proc`), so no Apple
+// platform is declared, and `Sources/CFuturesShims` stops a build elsewhere with a clear error.
 let package = Package(
     name: "ConcurrentFutures",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "ConcurrentFutures", targets: ["ConcurrentFutures"]),
         .executable(name: "futures", targets: ["futures"]),
@@ -17,7 +19,9 @@ let package = Package(
         .library(name: "GuestBuilder", targets: ["GuestBuilder"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
+        // Pinned to 0.4.x: the interpreters use WasmKit's `@_spi(Fuzzing)` API (the store's resource
+        // limiter, dropping a start function), which may change in any minor release.
+        .package(url: "https://github.com/swiftwasm/WasmKit.git", .upToNextMinor(from: "0.4.2")),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -77,9 +81,11 @@ let package = Package(
             dependencies: ["BenchJobs", "ProcessPool"],
             swiftSettings: strict,
             // Linked with the Swift runtime inside: a worker process starts without loading the
-            // runtime's shared libraries (about 2 ms less per worker). Only this executable has
-            // the flag; the library products are unaffected.
-            linkerSettings: [.unsafeFlags(["-static-stdlib"])]
+            // runtime's shared libraries (about 2 ms less per worker, half of a process pool's
+            // start-up). An unsafe flag, which SwiftPM refuses in the targets a dependent package
+            // builds: this is the `futures` tool's private worker program, and nothing a package
+            // depending on the ConcurrentFutures library builds depends on it.
+            linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux]))]
         ),
         .executableTarget(
             name: "futures",

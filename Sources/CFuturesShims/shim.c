@@ -1,4 +1,7 @@
 #define _GNU_SOURCE
+#ifndef __linux__
+#error "ConcurrentFutures builds on Linux only (it uses prctl, sched_getaffinity, posix_spawn_file_actions_addclosefrom_np and /proc)"
+#endif
 #include <pthread.h>
 #include <string.h>
 #include <sys/prctl.h>

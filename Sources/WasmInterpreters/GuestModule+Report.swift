@@ -91,37 +91,3 @@ extension GuestModule {
         return (imports, memories, typeIndices)
     }
 }
-
-/// The few sections a report needs that the parsed module does not expose: the type index of each
-/// defined function, and the defined memories.
-struct ModuleStructure {
-    var functionTypeIndices: [UInt32] = []
-    var memories: [GuestMemoryInfo] = []
-
-    init(_ bytes: [UInt8]) {
-        guard bytes.count >= 8 else { return }
-        var reader = ByteReader(bytes, offset: 8)
-        do {
-            while !reader.isAtEnd {
-                let id = try reader.readByte()
-                let size = try reader.readLength()
-                var section = ByteReader(Array(try reader.read(count: size)))
-                switch id {
-                case 3:
-                    for _ in 0..<(try section.readUnsigned()) { functionTypeIndices.append(UInt32(truncatingIfNeeded: try section.readUnsigned())) }
-                case 5:
-                    for _ in 0..<(try section.readUnsigned()) {
-                        let flags = try section.readByte()
-                        let minimum = try section.readUnsigned()
-                        let maximum = flags & 1 != 0 ? try section.readUnsigned() : nil
-                        memories.append(GuestMemoryInfo(minimumPages: minimum, maximumPages: maximum, isImported: false))
-                    }
-                default:
-                    break
-                }
-            }
-        } catch {
-            return
-        }
-    }
-}

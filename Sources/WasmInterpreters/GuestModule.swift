@@ -44,17 +44,14 @@ public final class GuestModule: Sendable {
             throw ModuleError(
                 .tooLarge, "\(name) is \(bytes.count) bytes, over the module size limit of \(limits.maxModuleBytes) bytes")
         }
-        var parsed: WasmKit.Module
+        let parsed: WasmKit.Module
+        let structure = ModuleStructure(bytes)
         do {
-            parsed = try parseWasm(bytes: bytes)
-            let importedFunctions = parsed.imports.filter { if case .function = $0.descriptor { true } else { false } }.count
-            if let cleaned = ModuleSanitizer.removingBadNameSections(bytes, importedFunctions: importedFunctions) {
-                parsed = try parseWasm(bytes: cleaned)
-            }
+            parsed = try parseWasm(bytes: structure.removingBadNameSections(from: bytes) ?? bytes)
         } catch {
             throw ModuleError(.malformed, "\(name) is not a valid WebAssembly module: \(error)")
         }
-        if let feature = GuestModule.unsupportedFeature(in: bytes) {
+        if let feature = structure.unsupportedFeature {
             throw ModuleError(
                 .unsupportedFeature,
                 "\(name) uses \(feature), which this host does not run: rebuild the guest without exceptions "

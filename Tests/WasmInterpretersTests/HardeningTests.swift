@@ -63,6 +63,25 @@ struct HardeningTests {
         #expect(try interpreter.call("length", [1, 2]) == 2, "the interpreter keeps serving")
     }
 
+    /// A `name` section that names a function the module does not have (or does not parse)
+    /// crashed WasmKit 0.4.2 on the first trap; such a section is dropped at load.
+    @Test func aBadNameSectionCannotCrashTheHostWhenTheGuestTraps() throws {
+        let bytes = try GuestModule.compile(wat: "(module (func (export \"boom\") unreachable))")
+        func customSection(_ payload: [UInt8]) -> [UInt8] {
+            let content = [4] + Array("name".utf8) + payload
+            return [0, UInt8(content.count)] + content
+        }
+        // Function names (subsection 1): one entry, index 1000 (LEB128 e8 07), name "x".
+        let outOfRange = customSection([1, 5, 1, 0xe8, 0x07, 1, 0x78])
+        let garbage = customSection([1, 9, 0xff, 0xff])
+        for section in [outOfRange, garbage] {
+            let module = try GuestModule(bytes: bytes + section, name: "named")
+            let interpreter = Interpreters.create()
+            try interpreter.exec(module)
+            expectFailure(.unreachable) { _ = try interpreter.call("boom") }
+        }
+    }
+
     @Test func unencodableValuesAreNotShareableErrorsWithTheReason() throws {
         let add = try Fixtures.module(Fixtures.basic).function("add", returning: Int.self)
         let pool = try InterpreterPoolExecutor(maxWorkers: 1)

@@ -1,0 +1,121 @@
+import WasmParser
+
+/// What the host reads of a module's structure before loading it, in one pass of WasmParser
+/// over its sections and function bodies: the type of each defined function and the defined
+/// memories (for reports), the first use of a feature the host refuses, and the `name`
+/// sections that would crash the engine.
+struct ModuleStructure {
+    /// The type index of each defined function, in order.
+    var functionTypeIndices: [UInt32] = []
+    /// The module's own memories.
+    var memories: [GuestMemoryInfo] = []
+    /// The first use of a WebAssembly feature the host refuses to run, described for an error
+    /// message, or `nil`.
+    ///
+    /// Exception handling is refused: WasmKit 0.4.2 keeps caught exceptions in its store and
+    /// indexes them without a bounds check, so a guest that keeps an `exnref` across a reset of
+    /// its store and rethrows it with `throw_ref` kills the host; caught exceptions are also
+    /// host memory that no limit bounds. What counts: tags, `throw`, `throw_ref`, `try_table`.
+    var unsupportedFeature: String?
+    /// The byte ranges of the `name` sections to remove before loading.
+    ///
+    /// WasmKit 0.4.2 reads function names lazily, the first time it symbolicates a trap, and
+    /// indexes its function table with each name's index without a bounds check: a module
+    /// whose name section names function 1,000 of 3 kills the process when it traps. A `name`
+    /// section is only debugging information, so one that does not parse or names a function
+    /// the module does not have is dropped.
+    var badNameSections: [Range<Int>] = []
+
+    /// Reads `bytes`; a module that does not parse gives what was read up to the error (parsing
+    /// reports malformed modules, not this).
+    init(_ bytes: [UInt8]) {
+        var parser = WasmParser.Parser(bytes: bytes, features: .default)
+        var importedFunctions = 0
+        var nameSections: [(range: Range<Int>, bytes: ArraySlice<UInt8>)] = []
+        do {
+            while true {
+                let start = parser.offset
+                guard let payload = try parser.parseNext() else { break }
+                switch payload {
+                case .importSection(let imports):
+                    for entry in imports {
+                        switch entry.descriptor {
+                        case .function: importedFunctions += 1
+                        case .tag: unsupportedFeature = unsupportedFeature ?? "exception handling (an imported tag)"
+                        default: break
+                        }
+                    }
+                case .functionSection(let types):
+                    functionTypeIndices = types
+                case .memorySection(let defined):
+                    memories = defined.map {
+                        GuestMemoryInfo(minimumPages: $0.type.min, maximumPages: $0.type.max, isImported: false)
+                    }
+                case .tagSection(let tags) where !tags.isEmpty:
+                    unsupportedFeature = unsupportedFeature ?? "exception handling (a tag section declaring \(tags.count) tags)"
+                case .codeSection(let codes) where unsupportedFeature == nil:
+                    unsupportedFeature = Self.exceptionHandling(in: codes)
+                case .customSection(let section) where section.name == "name":
+                    nameSections.append((start..<parser.offset, section.bytes))
+                default:
+                    break
+                }
+            }
+        } catch {}
+        let functionCount = importedFunctions + functionTypeIndices.count
+        badNameSections = nameSections.filter { !Self.isValidNameSection($0.bytes, functionCount: functionCount) }.map(\.range)
+    }
+
+    /// `bytes` without the bad `name` sections; `nil` when there is none.
+    func removingBadNameSections(from bytes: [UInt8]) -> [UInt8]? {
+        guard !badNameSections.isEmpty else { return nil }
+        var cleaned = bytes
+        for range in badNameSections.reversed() { cleaned.removeSubrange(range) }
+        return cleaned
+    }
+
+    /// Where the first exception-handling instruction is, if any.
+    private static func exceptionHandling(in codes: [Code]) -> String? {
+        for (index, code) in codes.enumerated() {
+            var expression = ExpressionParser(code: code)
+            var finder = ExceptionHandlingFinder()
+            do {
+                while let visit = try expression.parse() {
+                    do {
+                        try visit(visitor: &finder)
+                    } catch {
+                        return "exception handling (\(error.instruction) in defined function \(index))"
+                    }
+                }
+            } catch {
+                return nil
+            }
+        }
+        return nil
+    }
+
+    /// Whether the section parses and every function name has an index below `functionCount`.
+    private static func isValidNameSection(_ bytes: ArraySlice<UInt8>, functionCount: Int) -> Bool {
+        var parser = NameSectionParser(stream: StaticByteStreamSource(bytes: bytes))
+        guard let names = try? parser.parseAll() else { return false }
+        for case .functions(let map) in names where map.keys.contains(where: { Int($0) >= functionCount }) {
+            return false
+        }
+        return true
+    }
+}
+
+/// Stops at the first exception-handling instruction.
+private struct ExceptionHandlingFinder: InstructionVisitor {
+    struct Found: Error {
+        let instruction: String
+    }
+
+    var binaryOffset = 0
+
+    mutating func visitThrow(tagIndex: UInt32) throws(Found) { throw Found(instruction: "throw") }
+    mutating func visitThrowRef() throws(Found) { throw Found(instruction: "throw_ref") }
+    mutating func visitTryTable(blockType: BlockType, tryCatch: TryCatch) throws(Found) {
+        throw Found(instruction: "try_table")
+    }
+}
