@@ -3,7 +3,7 @@ import ConcurrentFutures
 import Foundation
 
 /// `futures bench`: the article's benchmarks for every executor and guest kind.
-struct BenchCommand: FuturesSubcommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run the article's benchmarks (cpu, startup, transfer, memory) on every executor.")
@@ -46,7 +46,7 @@ struct BenchCommand: FuturesSubcommand {
         guard items > 0 else { throw ValidationError("--items must be at least 1") }
     }
 
-    func execute() async throws {
+    func run() async throws {
         let sizes = BenchSizes(workers: workers, tasks: tasks, iterations: iterations, items: items)
         var suite = BenchSuite(sizes: sizes, runs: runs)
         suite.benchmarks = Set(benchmark.split(separator: ",").map(String.init))

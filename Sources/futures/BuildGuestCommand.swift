@@ -2,7 +2,7 @@ import ArgumentParser
 import GuestBuilder
 
 /// `futures build-guest`: compiles Embedded Swift or C sources into a guest module.
-struct BuildGuestCommand: FuturesSubcommand {
+struct BuildGuestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build-guest",
         abstract: "Compile Embedded Swift (or C) sources into a WebAssembly guest module.",
@@ -27,7 +27,7 @@ struct BuildGuestCommand: FuturesSubcommand {
     @Flag(help: "Strip function names (smaller modules, anonymous traps).")
     var stripNames = false
 
-    func execute() async throws {
+    func run() async throws {
         var options = GuestBuilder.Options()
         options.stackSize = stackSize
         options.includeRuntime = !noRuntime

@@ -2,7 +2,7 @@ import ArgumentParser
 import ConcurrentFutures
 
 /// `futures inspect`: what a module exports and imports, and whether it can load.
-struct InspectCommand: FuturesSubcommand {
+struct InspectCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
         abstract: "Show a module's exports, imports and memories, and whether it can load in an interpreter.")
@@ -10,7 +10,7 @@ struct InspectCommand: FuturesSubcommand {
     @Argument(help: "A .wasm or .wat file (or a bundled module: Tasks.wasm, Examples.wasm, faults.wasm).")
     var module: String
 
-    func execute() async throws {
+    func run() async throws {
         let (bytes, name) = try ModuleLoading.bytes(module)
         let report: ModuleReport
         do {

@@ -11,7 +11,7 @@ enum ExecutorChoice: String, ExpressibleByArgument, CaseIterable {
 }
 
 /// `futures map`: runs a guest function over input lines on an executor.
-struct MapCommand: FuturesSubcommand {
+struct MapCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "map",
         abstract: "Run a guest function over inputs (one per line) on an executor; results in input order.",
@@ -70,7 +70,7 @@ struct MapCommand: FuturesSubcommand {
         }
     }
 
-    func execute() async throws {
+    func run() async throws {
         let guest = try ModuleLoading.module(module)
         var call: GuestFunction<ShareableValue>
         do {

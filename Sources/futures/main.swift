@@ -1,4 +1,3 @@
-import ArgumentParser
 import BenchJobs
 import ConcurrentFutures
 
@@ -6,14 +5,8 @@ import ConcurrentFutures
 // and exits; otherwise it returns at once.
 ProcessWorker.runIfRequested(jobs: BenchJobs.all)
 
-// Parse and run the command with ArgumentParser's own error reporting.
-do {
-    var command = try FuturesCommand.parseAsRoot()
-    if var subcommand = command as? any FuturesSubcommand {
-        try await subcommand.execute()
-    } else {
-        try command.run()
-    }
-} catch {
-    FuturesCommand.exit(withError: error)
+/// Runs the command line, with ArgumentParser's async dispatch and error reporting.
+func runCommandLine() async {
+    await FuturesCommand.main()
 }
+await runCommandLine()
