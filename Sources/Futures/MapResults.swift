@@ -1,4 +1,4 @@
-/// The results of an executor's `map`, in input order: Python's `PoolExecutor.map` iterator.
+/// The results of an executor's `map`, in input order: Python's `Executor.map` iterator.
 ///
 /// Iterate it as a blocking sequence of `Result`s, call ``collect()`` for an array, or use
 /// ``values`` as an `AsyncSequence` from async code. Either way:

@@ -120,6 +120,7 @@ public final class InterpreterQueue: Sendable, Hashable, CustomStringConvertible
 }
 
 extension InterpreterQueue: AsyncSequence {
+    /// Items are values: what the queue holds.
     public typealias Element = ShareableValue
 
     /// Takes items as they come, for ever: `for try await item in queue { ... }`. Iteration ends

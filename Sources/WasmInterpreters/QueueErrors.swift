@@ -1,7 +1,7 @@
 public import Futures
 
 /// ``InterpreterQueue/get(timeout:)`` timed out, or ``InterpreterQueue/getNowait()`` found the queue empty: Python's
-/// `QueueEmptyError`.
+/// `QueueEmpty`.
 public struct QueueEmptyError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The queue's id.
     public let queueID: Int
@@ -11,7 +11,7 @@ public struct QueueEmptyError: Error, Sendable, Hashable, CustomStringConvertibl
 }
 
 /// ``InterpreterQueue/put(_:timeout:unboundItems:)`` timed out, or ``InterpreterQueue/putNowait(_:unboundItems:)``
-/// found the queue full: Python's `QueueFullError`.
+/// found the queue full: Python's `QueueFull`.
 public struct QueueFullError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The queue's id.
     public let queueID: Int

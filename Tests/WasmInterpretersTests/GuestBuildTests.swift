@@ -1,4 +1,5 @@
 import BundledGuests
+import Foundation
 import GuestBuilder
 import Testing
 
@@ -94,6 +95,41 @@ struct GuestBuildTests {
         }
         await #expect(throws: GuestBuildError.self) {
             try await GuestBuilder().build(sources: ["\(repositoryRoot)/Guests/Tasks.swift", "\(repositoryRoot)/Guests/c/faults.c"], output: "/tmp/never.wasm")
+        }
+    }
+}
+
+@Suite("Documentation")
+struct DocumentationTests {
+    /// docs/reference.md lists every public type of the package, once.
+    @Test func theReferenceListsEveryPublicType() throws {
+        let reference = try #require(readText("\(repositoryRoot)/docs/reference.md"))
+        var declared: [String] = []
+        for module in ["Futures", "WasmInterpreters", "ProcessPool", "GuestBuilder", "BundledGuests"] {
+            let directory = "\(repositoryRoot)/Sources/\(module)"
+            guard let enumerator = FileManager.default.enumerator(atPath: directory) else { continue }
+            for case let path as String in enumerator where path.hasSuffix(".swift") && !path.hasPrefix("Runtime/") {
+                let text = try #require(readText("\(directory)/\(path)"))
+                var enclosing: [(indent: Int, name: String)] = []
+                for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+                    let indent = line.prefix { $0 == " " }.count
+                    let words = line.split(separator: " ")
+                    enclosing.removeAll { $0.indent >= indent && !line.trimmingCharacters(in: .whitespaces).isEmpty }
+                    guard let keyword = words.firstIndex(where: { ["class", "struct", "enum", "protocol", "typealias", "extension"].contains($0) }),
+                        keyword + 1 < words.count
+                    else { continue }
+                    let name = String(words[keyword + 1].prefix { $0.isLetter || $0.isNumber || $0 == "_" })
+                    if words.prefix(keyword).contains("public"), words[keyword] != "extension" {
+                        declared.append((enclosing.last.map { "\($0.name)." } ?? "") + name)
+                    }
+                    enclosing.append((indent, name))
+                }
+            }
+        }
+        #expect(declared.count > 50)
+        for name in declared {
+            let occurrences = reference.components(separatedBy: "| `\(name)` |").count - 1
+            #expect(occurrences == 1, "\(name) appears \(occurrences) times in docs/reference.md")
         }
     }
 }
