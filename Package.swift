@@ -54,9 +54,16 @@ let package = Package(
             dependencies: ["Futures", "WasmInterpreters", "CFuturesShims"],
             swiftSettings: strict
         ),
+        // The MPI executor. MPI is loaded at run time (dlopen, in CFuturesShims): this module builds
+        // and links on a machine without MPI, and throws `MPIError.unavailable` there.
+        .target(
+            name: "MPIPool",
+            dependencies: ["Futures", "WasmInterpreters", "ProcessPool", "CFuturesShims"],
+            swiftSettings: strict
+        ),
         .target(
             name: "ConcurrentFutures",
-            dependencies: ["Futures", "WasmInterpreters", "ProcessPool"],
+            dependencies: ["Futures", "WasmInterpreters", "ProcessPool", "MPIPool"],
             swiftSettings: strict
         ),
         .target(
@@ -154,7 +161,7 @@ let package = Package(
         .target(name: "TestJobs", dependencies: ["ConcurrentFutures"], path: "Tests/TestJobs", swiftSettings: strict),
         .executableTarget(
             name: "FuturesTestWorker",
-            dependencies: ["ConcurrentFutures", "TestJobs"],
+            dependencies: ["ConcurrentFutures", "TestJobs", "BundledGuests"],
             path: "Tests/FuturesTestWorker",
             swiftSettings: strict
         ),

@@ -10,6 +10,7 @@
 /// | ``Code-swift.struct/brokenThreadPool`` | `BrokenThreadPool` | a thread worker's initializer failed |
 /// | ``Code-swift.struct/brokenInterpreterPool`` | `BrokenInterpreterPool` | an interpreter worker could not start |
 /// | ``Code-swift.struct/brokenProcessPool`` | `BrokenProcessPool` | a worker process died or could not start |
+/// | ``Code-swift.struct/brokenMPIPool`` | mpi4py's `BrokenExecutor` | an MPI rank died or stopped answering |
 /// | ``Code-swift.struct/invalidState`` | `InvalidStateError` | a future was resolved twice |
 /// | ``Code-swift.struct/shutdown`` | `RuntimeError` | work was submitted after `shutdown` |
 /// | ``Code-swift.struct/invalidArgument`` | `ValueError` | an argument is out of range |
@@ -19,7 +20,7 @@ public struct ExecutorError: CodedError, Sendable, Hashable {
     public typealias Code = ErrorCode<ExecutorError>
 
     /// Every code, for looking one up by name.
-    public static let codes: [Code] = [.cancelled, .timedOut, .brokenThreadPool, .brokenInterpreterPool, .brokenProcessPool, .invalidState, .shutdown, .invalidArgument, .resourceExhausted]
+    public static let codes: [Code] = [.cancelled, .timedOut, .brokenThreadPool, .brokenInterpreterPool, .brokenProcessPool, .brokenMPIPool, .invalidState, .shutdown, .invalidArgument, .resourceExhausted]
 
     /// How a worker process ended, when a broken process pool is caused by a worker's death.
     public enum WorkerExit: Hashable, Sendable, CustomStringConvertible {
@@ -94,6 +95,9 @@ extension ErrorCode where Domain == ExecutorError {
     public static let brokenInterpreterPool = Self("brokenInterpreterPool")
     /// A worker process died while running the work, or the pool could not start one.
     public static let brokenProcessPool = Self("brokenProcessPool")
+    /// An MPI rank of an `MPIPoolExecutor` died or stopped answering: its futures failed, and the
+    /// pool takes no more work (MPI cannot replace a rank). mpi4py's `BrokenExecutor`.
+    public static let brokenMPIPool = Self("brokenMPIPool")
     /// A future was resolved a second time; the first outcome is kept.
     public static let invalidState = Self("invalidState")
     /// The executor was shut down before the work was submitted.
@@ -104,9 +108,9 @@ extension ErrorCode where Domain == ExecutorError {
     /// to run the work: Python's `RuntimeError("can't start new thread")`.
     public static let resourceExhausted = Self("resourceExhausted")
 
-    /// Whether this code means a broken executor of any kind (thread, interpreter, process).
+    /// Whether this code means a broken executor of any kind (thread, interpreter, process, MPI).
     public var isBrokenExecutor: Bool {
-        self == .brokenThreadPool || self == .brokenInterpreterPool || self == .brokenProcessPool
+        self == .brokenThreadPool || self == .brokenInterpreterPool || self == .brokenProcessPool || self == .brokenMPIPool
     }
 
     /// Whether this code means a broken thread pool; an interpreter pool is one too.

@@ -119,12 +119,15 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
         }
     }
 
-    /// Marks the pool broken and fails every queued task.
-    private func breakPool(because error: any Error) -> ExecutorError {
+    /// Marks the pool broken and fails every queued task; later submissions throw the returned
+    /// error. A context's failing `initialize` does this; so may an executor that lost a worker
+    /// it cannot replace (an MPI rank). Running tasks finish.
+    @discardableResult
+    package func breakPool(because error: any Error, logPrefix: String = "Exception in initializer") -> ExecutorError {
         let (broken, failed) = lock.withLock {
             state.breakPool(code: configuration.brokenCode, message: configuration.brokenMessage, cause: error)
         }
-        futuresLogger.critical("Exception in initializer: \(error)")
+        futuresLogger.critical("\(logPrefix): \(error)")
         for task in failed { task.fail(broken) }
         return broken
     }

@@ -1,4 +1,4 @@
-import Futures
+package import Futures
 import WasmInterpreters
 
 #if canImport(Glibc)
@@ -11,26 +11,26 @@ import Glibc
 /// A plain submission is a batch of one; `map(chunkSize:)` makes bigger ones. Starting the batch
 /// starts every call not cancelled (as Python's process pool marks calls running when it queues
 /// them for a worker); cancelling or failing it cancels or fails them all.
-final class CallBatch: WorkerTask, @unchecked Sendable {
-    typealias Output = [Result<ShareableValue, any Error>]
+package final class CallBatch: WorkerTask, @unchecked Sendable {
+    package typealias Output = [Result<ShareableValue, any Error>]
 
-    struct Element: Sendable {
-        let handle: any FutureHandle
-        let call: RemoteCall
-        let resolve: @Sendable (Result<ShareableValue, any Error>) -> Void
+    package struct Element: Sendable {
+        package let handle: any FutureHandle
+        package let call: RemoteCall
+        package let resolve: @Sendable (Result<ShareableValue, any Error>) -> Void
     }
 
-    let elements: [Element]
+    package let elements: [Element]
     /// The elements that started (written once, by ``start()``, before the batch runs).
-    private(set) var started: [Element] = []
+    package private(set) var started: [Element] = []
 
-    init(_ elements: [Element]) { self.elements = elements }
+    package init(_ elements: [Element]) { self.elements = elements }
 
     /// The element for `call`, or `nil` when the call's arguments could not be encoded (the
     /// future has then already failed).
     ///
     /// - Throws: ``Futures/NotShareableError`` for a call with no remote form.
-    static func element<Success>(_ call: Call<Success>, _ future: Future<Success>) throws -> Element? {
+    package static func element<Success>(_ call: Call<Success>, _ future: Future<Success>) throws -> Element? {
         switch call.remote {
         case nil:
             throw NotShareableError("\(call.summary) is host code and cannot run in a worker process")
@@ -47,22 +47,76 @@ final class CallBatch: WorkerTask, @unchecked Sendable {
         }
     }
 
-    var isAwaited: Bool { true }
+    /// The futures for `calls` and the batches that resolve them, `chunkSize` calls per batch.
+    ///
+    /// - Throws: ``Futures/NotShareableError`` for a host closure, or a call that takes a queue.
+    package static func batches<Success: Sendable>(
+        for calls: [Call<Success>], chunkSize: Int
+    ) throws -> (futures: [Future<Success>], batches: [CallBatch]) {
+        var futures: [Future<Success>] = []
+        var elements: [Element] = []
+        for call in calls {
+            let future = Future<Success>()
+            futures.append(future)
+            if let element = try element(call, future) { elements.append(element) }
+        }
+        let batches = stride(from: 0, to: elements.count, by: chunkSize).map { start in
+            CallBatch(Array(elements[start..<min(start + chunkSize, elements.count)]))
+        }
+        return (futures, batches)
+    }
 
-    func start() -> Bool {
+    /// `map` for executors that send calls in batches: checks `chunkSize` and streams `inputs`
+    /// through `submit`, which sends one chunk per batch (`bufferSize` counts chunks).
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
+    ///   below 1.
+    package static func map<Input, Success>(
+        _ inputs: some Sequence<Input>, chunkSize: Int, timeout: Duration?, bufferSize: Int?,
+        submit: @escaping ([Input]) throws -> [Future<Success>]?
+    ) throws -> MapResults<Success> {
+        guard chunkSize >= 1 else {
+            throw ExecutorError(.invalidArgument, "chunkSize must be >= 1, got \(chunkSize)")
+        }
+        return try MapResults(inputs: inputs, timeout: timeout, bufferSize: bufferSize.map { $0 * chunkSize }, submit: submit)
+    }
+
+    /// Runs the started calls of every batch in `batch` as one request through `send`, and
+    /// splits the outcomes back per batch; an error from `send` fails every batch.
+    package static func run(
+        _ batch: [CallBatch], send: ([RemoteCall]) throws -> [Result<ShareableValue, any Error>]
+    ) -> [Result<Output, any Error>] {
+        let calls = batch.flatMap { $0.started.map(\.call) }
+        let results: [Result<ShareableValue, any Error>]
+        do {
+            results = try send(calls)
+        } catch {
+            return batch.map { _ in .failure(error) }
+        }
+        var offset = 0
+        return batch.map { task in
+            let count = task.started.count
+            defer { offset += count }
+            return .success(Array(results[offset..<offset + count]))
+        }
+    }
+
+    package var isAwaited: Bool { true }
+
+    package func start() -> Bool {
         started = elements.filter { (try? $0.handle.setRunningOrNotifyCancel()) == true }
         return !started.isEmpty
     }
 
-    func cancel() {
+    package func cancel() {
         for element in elements { element.handle.cancel() }
     }
 
-    func fail(_ error: ExecutorError) {
+    package func fail(_ error: ExecutorError) {
         for element in elements { try? element.handle.setError(error) }
     }
 
-    func finish(_ outcome: Result<Output, any Error>) {
+    package func finish(_ outcome: Result<Output, any Error>) {
         switch outcome {
         case .success(let results):
             for (element, result) in zip(started, results) { element.resolve(result) }
@@ -110,19 +164,7 @@ struct ProcessContext: WorkerContext {
     }
 
     mutating func run(batch: [CallBatch]) -> [Result<CallBatch.Output, any Error>] {
-        let calls = batch.flatMap { $0.started.map(\.call) }
-        let results: [Result<ShareableValue, any Error>]
-        do {
-            results = try send(calls)
-        } catch {
-            return batch.map { _ in .failure(error) }
-        }
-        var offset = 0
-        return batch.map { task in
-            let count = task.started.count
-            defer { offset += count }
-            return .success(Array(results[offset..<offset + count]))
-        }
+        CallBatch.run(batch) { calls in try send(calls) }
     }
 
     /// Sends `calls` to the worker process in one request and returns their outcomes.
@@ -178,14 +220,7 @@ struct ProcessContext: WorkerContext {
         let process = try ChildWorker.spawn(executable: setup.executable, environment: setup.environment)
         setup.registry.insert(process.pid)
         do {
-            let limits = setup.limits
-            try process.post([
-                .int(WireMessage.configure), limits.fuel.map { .int(Int64(clamping: $0)) } ?? .none,
-                limits.memoryBytes.map { .int(Int64($0)) } ?? .none, .int(Int64(limits.maxValueBytes)),
-                .int(Int64(limits.stackBytes)),
-                limits.timeLimit.map { .int(WireMessage.nanoseconds($0)) } ?? .none,
-                .bool(limits.onMemoryLimit == .refuseGrowth),
-            ])
+            try process.post(.array([.int(WireMessage.configure)] + WireMessage.fields(of: setup.limits)))
             if let initializer = setup.initializer {
                 try sendModules(for: [initializer], to: process)
                 let request: ShareableValue = [.int(WireMessage.initialize), WireMessage.request(for: initializer)]

@@ -125,33 +125,14 @@ public final class ProcessPoolExecutor: JobExecutor {
     ///
     /// - Throws: What ``submit(_:)`` throws.
     public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
-        var futures: [Future<Success>] = []
-        var tasks: [CallBatch] = []
-        for call in calls {
-            let future = Future<Success>()
-            futures.append(future)
-            if let element = try CallBatch.element(call, future) {
-                tasks.append(CallBatch([element]))
-            }
-        }
-        try pool.submit(contentsOf: tasks)
-        return futures
+        try submit(chunksOf: calls, chunkSize: 1)
     }
 
     /// Sends `chunkSize` calls at a time to the workers: each chunk is one request and one reply.
     /// Futures and results stay per call. Python's `map(chunksize=)`.
     func submit<Success: Sendable>(chunksOf calls: [Call<Success>], chunkSize: Int) throws -> [Future<Success>] {
-        var futures: [Future<Success>] = []
-        var elements: [CallBatch.Element] = []
-        for call in calls {
-            let future = Future<Success>()
-            futures.append(future)
-            if let element = try CallBatch.element(call, future) { elements.append(element) }
-        }
-        let tasks = stride(from: 0, to: elements.count, by: chunkSize).map { start in
-            CallBatch(Array(elements[start..<min(start + chunkSize, elements.count)]))
-        }
-        try pool.submit(contentsOf: tasks)
+        let (futures, batches) = try CallBatch.batches(for: calls, chunkSize: chunkSize)
+        try pool.submit(contentsOf: batches)
         return futures
     }
 
@@ -220,14 +201,9 @@ extension ProcessPoolExecutor {
         _ inputs: some Sequence<Input>, chunkSize: Int, timeout: Duration?, bufferSize: Int?,
         _ makeCall: @escaping (Input) -> Call<Success>
     ) throws -> MapResults<Success> {
-        guard chunkSize >= 1 else {
-            throw ExecutorError(.invalidArgument, "chunkSize must be >= 1, got \(chunkSize)")
+        try CallBatch.map(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { [weak self] inputs in
+            try self?.submit(chunksOf: inputs.map(makeCall), chunkSize: chunkSize)
         }
-        return try MapResults(
-            inputs: inputs, timeout: timeout, bufferSize: bufferSize.map { $0 * chunkSize },
-            submit: { [weak self] inputs in
-                try self?.submit(chunksOf: inputs.map(makeCall), chunkSize: chunkSize)
-            })
     }
 }
 

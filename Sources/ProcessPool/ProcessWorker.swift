@@ -102,14 +102,7 @@ private struct WorkerState {
             }
             return nil
         case WireMessage.configure:
-            if fields.count == 7 {
-                if case .int(let fuel) = fields[1] { limits.fuel = UInt64(clamping: fuel) } else { limits.fuel = nil }
-                if case .int(let memory) = fields[2] { limits.memoryBytes = Int(memory) } else { limits.memoryBytes = nil }
-                if case .int(let maxValue) = fields[3] { limits.maxValueBytes = Int(maxValue) }
-                if case .int(let stack) = fields[4] { limits.stackBytes = Int(stack) }
-                if case .int(let nanoseconds) = fields[5] { limits.timeLimit = .nanoseconds(nanoseconds) } else { limits.timeLimit = nil }
-                limits.onMemoryLimit = fields[6] == .bool(true) ? .refuseGrowth : .failCall
-            }
+            if let configured = WireMessage.limits(from: fields.dropFirst()) { limits = configured }
             return nil
         case WireMessage.initialize:
             guard fields.count == 2 else { return WireMessage.outcome(.failure(RemoteError(.jobFailed, "unreadable initializer"))) }

@@ -1,5 +1,5 @@
-import Futures
-import WasmInterpreters
+package import Futures
+package import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
@@ -11,12 +11,12 @@ import Glibc
 /// array whose first element is the message tag. Values, errors and whole batches reuse the one
 /// encoding. A reply carries the id of the request it answers; the parent kills a worker whose
 /// reply names another request, or whose frame is malformed, as corrupt.
-enum WireMessage {
+package enum WireMessage {
     // Parent to worker.
     static let loadModule: Int64 = 1  // [1, module id, name, bytes]
     static let configure: Int64 = 2  // [2, fuel | none, memory | none, max value, stack, time limit ns | none, refuse growth]
-    static let callJob: Int64 = 3  // [3, job name, argument]
-    static let callGuest: Int64 = 4  // [4, module id, function, [arguments], fuel | none, time limit ns | none]
+    package static let callJob: Int64 = 3  // [3, job name, argument]
+    package static let callGuest: Int64 = 4  // [4, module id, function, [arguments], fuel | none, time limit ns | none]
     static let batch: Int64 = 5  // [5, [call, ...]]
     static let initialize: Int64 = 6  // [6, call]: run now, and again after the interpreter is reset
     // Worker to parent.
@@ -25,9 +25,9 @@ enum WireMessage {
     static let failure: Int64 = 18  // [18, error]
     static let batchResult: Int64 = 19  // [19, [[17, value] | [18, error], ...]]
 
-    static let protocolVersion: Int64 = 2
+    package static let protocolVersion: Int64 = 2
     /// The largest frame either side accepts.
-    static let maximumFrame = 1 << 30
+    package static let maximumFrame = 1 << 30
 
     /// The request for one remote call.
     static func request(for call: RemoteCall) -> ShareableValue {
@@ -49,21 +49,44 @@ enum WireMessage {
         }
     }
 
+    /// `limits` as the fields of a configure message.
+    package static func fields(of limits: InterpreterLimits) -> [ShareableValue] {
+        [
+            limits.fuel.map { .int(Int64(clamping: $0)) } ?? .none, limits.memoryBytes.map { .int(Int64($0)) } ?? .none,
+            .int(Int64(limits.maxValueBytes)), .int(Int64(limits.stackBytes)),
+            limits.timeLimit.map { .int(nanoseconds($0)) } ?? .none, .bool(limits.onMemoryLimit == .refuseGrowth),
+        ]
+    }
+
+    /// The limits that ``fields(of:)`` wrote, or `nil` when `fields` are not six such fields.
+    package static func limits(from fields: ArraySlice<ShareableValue>) -> InterpreterLimits? {
+        let fields = Array(fields)
+        guard fields.count == 6 else { return nil }
+        var limits = InterpreterLimits.default
+        if case .int(let fuel) = fields[0] { limits.fuel = UInt64(clamping: fuel) } else { limits.fuel = nil }
+        if case .int(let memory) = fields[1] { limits.memoryBytes = Int(memory) } else { limits.memoryBytes = nil }
+        if case .int(let maxValue) = fields[2] { limits.maxValueBytes = Int(maxValue) }
+        if case .int(let stack) = fields[3] { limits.stackBytes = Int(stack) }
+        if case .int(let nanoseconds) = fields[4] { limits.timeLimit = .nanoseconds(nanoseconds) } else { limits.timeLimit = nil }
+        limits.onMemoryLimit = fields[5] == .bool(true) ? .refuseGrowth : .failCall
+        return limits
+    }
+
     /// A duration in whole nanoseconds, clamped to `Int64`.
-    static func nanoseconds(_ duration: Duration) -> Int64 {
+    package static func nanoseconds(_ duration: Duration) -> Int64 {
         let (seconds, attoseconds) = duration.components
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         return overflow ? (seconds < 0 ? .min : .max) : whole &+ attoseconds / 1_000_000_000
     }
 
-    static func outcome(_ result: Result<ShareableValue, any Error>) -> ShareableValue {
+    package static func outcome(_ result: Result<ShareableValue, any Error>) -> ShareableValue {
         switch result {
         case .success(let value): return [.int(success), value]
         case .failure(let error): return [.int(failure), encode(error)]
         }
     }
 
-    static func decodeOutcome(_ value: ShareableValue) throws(ValueCodingError) -> Result<ShareableValue, any Error> {
+    package static func decodeOutcome(_ value: ShareableValue) throws(ValueCodingError) -> Result<ShareableValue, any Error> {
         guard case .array(let fields) = value, fields.count == 2, case .int(let tag) = fields[0] else {
             throw ValueCodingError(.malformed, "not an outcome: \(value)")
         }
@@ -75,7 +98,7 @@ enum WireMessage {
     }
 
     /// Encodes an error so that the parent can rebuild it with its type.
-    static func encode(_ error: any Error) -> ShareableValue {
+    package static func encode(_ error: any Error) -> ShareableValue {
         switch error {
         case let error as GuestError:
             return [
@@ -101,7 +124,7 @@ enum WireMessage {
         }
     }
 
-    static func decodeError(_ value: ShareableValue) -> any Error {
+    package static func decodeError(_ value: ShareableValue) -> any Error {
         guard case .array(let fields) = value, case .string(let type)? = fields.first else {
             return RemoteError(.jobFailed, "the worker sent an unreadable error: \(value)")
         }

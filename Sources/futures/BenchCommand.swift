@@ -26,10 +26,10 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON array instead of a table.")
     var json = false
 
-    @Option(help: "Benchmarks to run, comma-separated (cpu,startup,transfer,memory).")
+    @Option(help: "Benchmarks to run, comma-separated (cpu,startup,transfer,memory,roundtrip; mpi always adds roundtrip and idle).")
     var benchmark = "cpu,startup,transfer,memory"
 
-    @Option(help: "Executors to run on, comma-separated (thread,interpreter,process).")
+    @Option(help: "Executors to run on, comma-separated (thread,interpreter,process,mpi; mpi needs mpiexec -n N futures bench).")
     var executor = "thread,interpreter,process"
 
     @Option(help: "Also write the results as an SVG bar chart to this file.")
@@ -51,11 +51,16 @@ struct BenchCommand: AsyncParsableCommand {
         var suite = BenchSuite(sizes: sizes, runs: runs)
         suite.benchmarks = Set(benchmark.split(separator: ",").map(String.init))
         suite.executors = Set(executor.split(separator: ",").map(String.init))
-        let unknownBenchmarks = suite.benchmarks.subtracting(["cpu", "startup", "transfer", "memory"])
-        let unknownExecutors = suite.executors.subtracting(["thread", "interpreter", "process"])
+        let unknownBenchmarks = suite.benchmarks.subtracting(["cpu", "startup", "transfer", "memory", "roundtrip"])
+        let unknownExecutors = suite.executors.subtracting(["thread", "interpreter", "process", "mpi"])
         if !unknownBenchmarks.isEmpty { throw CommandFailure("unknown benchmark: \(unknownBenchmarks.sorted().joined(separator: ", "))") }
         if !unknownExecutors.isEmpty { throw CommandFailure("unknown executor: \(unknownExecutors.sorted().joined(separator: ", "))") }
-        var rows = try suite.runAll()
+        var rows: [BenchRow]
+        do {
+            rows = try suite.runAll()
+        } catch let error as MPIError {
+            throw CommandFailure(error.message)
+        }
         if let python {
             let pythonRows = try await PythonComparison.run(python: python, sizes: sizes, runs: runs, benchmarks: suite.benchmarks)
             PythonComparison.annotate(&rows, with: pythonRows)

@@ -46,6 +46,8 @@ struct BenchTarget {
     let cpu: (_ workers: Int, _ tasks: Int, _ expected: Int) throws -> Void
     let startup: (_ workers: Int) throws -> Void
     let transfer: (_ workers: Int, _ inputs: [Int], _ expected: [Int]) throws -> Void
+    /// `count` no-op calls one after another, each waited for: the per-task round trip.
+    let roundTrip: (_ workers: Int, _ count: Int) throws -> Void
 
     /// A target whose code is specialized for the concrete executor type `E`, as a program
     /// that names its executor is.
@@ -77,6 +79,11 @@ struct BenchTarget {
                     let results = try transfer?(pool, inputs) ?? pool.map(inputs, call: double).collect()
                     try check(results, equals: expected)
                 }
+            },
+            roundTrip: { workers, count in
+                try scoped(workers) { pool in
+                    for _ in 0..<count { _ = try pool.submit(noop).result() }
+                }
             })
     }
 }
@@ -102,6 +109,7 @@ struct BenchSuite {
         let thread = { (workers: Int) in try ThreadPoolExecutor(maxWorkers: workers) }
         let interpreter = { (workers: Int) in try InterpreterPoolExecutor(maxWorkers: workers, modules: [tasks]) }
         let process = { (workers: Int) in try ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path) }
+        let mpi = { (workers: Int) in try MPIPoolExecutor(maxWorkers: workers) }
         let all = [
             BenchTarget.make(
                 "thread", "native", thread, cpu: Call { cpuBound(iterations) }, noop: Call { 0 },
@@ -112,6 +120,10 @@ struct BenchSuite {
                 "process", "native", process, cpu: BenchJobs.cpuBound.call(iterations), noop: BenchJobs.noop.call(0),
                 double: { x in BenchJobs.double.call(x) }),
             BenchTarget.make("process", "wasm", process, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
+            BenchTarget.make(
+                "mpi", "native", mpi, cpu: BenchJobs.cpuBound.call(iterations), noop: BenchJobs.noop.call(0),
+                double: { x in BenchJobs.double.call(x) }),
+            BenchTarget.make("mpi", "wasm", mpi, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
         ]
         return all.filter { executors.contains($0.executor) }
     }
@@ -143,12 +155,47 @@ struct BenchSuite {
             if benchmarks.contains("transfer") {
                 rows.append(try measure("transfer", target) { try target.transfer($0, inputs, doubled) })
             }
+            if benchmarks.contains("roundtrip") || target.executor == "mpi" {
+                rows.append(try roundTrip(target))
+            }
         }
+        if executors.contains("mpi") { rows.append(try mpiIdle()) }
         if benchmarks.contains("memory") {
             if executors.contains("interpreter") { rows.append(try interpreterMemory()) }
             if executors.contains("process") { rows.append(try processMemory()) }
         }
         return rows
+    }
+
+    /// The time of one call waited for before the next is submitted, from a run of 200 (the
+    /// pool's creation and shutdown included, spread over them).
+    func roundTrip(_ target: BenchTarget) throws -> BenchRow {
+        let count = 200
+        var row = try measure("roundtrip", target, workers: 1) { try target.roundTrip($0, count) }
+        row.seconds = row.seconds.map { $0 / Double(count) }
+        row.note = "one no-op call at a time, submitted and waited for; time per call"
+        return row
+    }
+
+    /// What idle worker ranks cost: the CPU time the worker ranks on this host use over two
+    /// seconds with an open, idle pool, as a share of one core.
+    func mpiIdle() throws -> BenchRow {
+        let pool = try MPIPoolExecutor(maxWorkers: sizes.workers)
+        defer { pool.shutdown() }
+        _ = try pool.submit(BenchJobs.noop.call(0)).result()
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        let local = pool.ranks.filter { $0.host == String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        let before = local.map { cpuSeconds(pid: $0.processID) }
+        let span = 2.0
+        Thread.sleep(forTimeInterval: span)
+        let after = local.map { cpuSeconds(pid: $0.processID) }
+        let shares = zip(before, after).map { ($1 - $0) / span }
+        var row = BenchRow(benchmark: "idle", executor: "mpi", guest: "native", workers: local.count, seconds: [span])
+        row.extra["core_share_per_rank"] = shares.max() ?? 0
+        row.note = "share of one core used by an idle worker rank over \(Int(span)) s (the busiest of \(local.count) on this host): "
+            + shares.map { String(format: "%.2f %%", $0 * 100) }.joined(separator: ", ")
+        return row
     }
 
     /// The single-task time of the cpu benchmark in a WebAssembly interpreter.
@@ -262,6 +309,17 @@ func residentBytes(pid: Int32 = 0) -> Int {
     let fields = text.split(separator: " ")
     guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// The CPU time (user and system) process `pid` has used, in seconds.
+func cpuSeconds(pid: Int32) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let end = text.lastIndex(of: ")")
+    else { return 0 }
+    // After the command name: state is field 3, utime and stime are fields 14 and 15.
+    let fields = text[text.index(after: end)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 func time(_ body: () -> Void) -> Double {

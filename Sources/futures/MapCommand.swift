@@ -7,7 +7,7 @@ import Dispatch
 
 /// Which executor `futures map` uses.
 enum ExecutorChoice: String, ExpressibleByArgument, CaseIterable {
-    case interpreter, thread, process
+    case interpreter, thread, process, mpi
 }
 
 /// `futures map`: runs a guest function over input lines on an executor.
@@ -36,7 +36,7 @@ struct MapCommand: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Read inputs from this file instead of standard input.")
     var input: String?
 
-    @Option(help: "The executor: interpreter, thread or process.")
+    @Option(help: "The executor: interpreter, thread, process or mpi (run under mpiexec -n N; ranks 1 to N-1 serve).")
     var executor: ExecutorChoice = .interpreter
 
     @Option(help: "The number of workers (default: one per CPU).")
@@ -93,6 +93,12 @@ struct MapCommand: AsyncParsableCommand {
         case .process:
             let pool = try ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path, limits: limits)
             outcome = try run(on: pool, call, results) { for pid in pool.workerProcessIDs { kill(pid, SIGKILL) } }
+        case .mpi:
+            do {
+                outcome = try run(on: MPIPoolExecutor(maxWorkers: self.workers, limits: limits), call, results)
+            } catch let error as MPIError {
+                throw CommandFailure(error.message)
+            }
         }
         if outcome.interrupted {
             writeError("interrupted: \(outcome.succeeded + outcome.failed) of \(outcome.read) inputs done, "

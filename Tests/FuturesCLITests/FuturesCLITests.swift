@@ -131,6 +131,23 @@ struct FuturesCLITests {
         #expect(run.error.contains("hello from print in Examples.wasm"))
     }
 
+    /// `mpiexec -n 3 futures map ... --executor mpi` prints what `--executor interpreter` prints,
+    /// failures included. Runs where MPICH is installed (CI installs it).
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/mpiexec")))
+    func theMPIExecutorMapsAsTheInterpreterPoolDoes() async throws {
+        let input = (0..<300).map { "[\($0 * 7), \($0 % 13)]" }.joined(separator: "\n") + "\n"
+        let arguments = ["map", "faults.wasm", "divide", "--spread", "--quiet"]
+        let local = try await futures(arguments, input: input)
+        let result = try await run(
+            .path("/usr/bin/timeout"), arguments: Arguments(["120", "mpiexec", "-n", "3", futuresPath] + arguments + ["--executor", "mpi"]),
+            input: try standardInput(input), output: .string(limit: 1 << 22), error: .string(limit: 1 << 22))
+        let mpi = Run(status: result.terminationStatus, output: result.standardOutput, error: result.standardError)
+        #expect(local.exitCode == 1, "inputs dividing by zero fail")
+        #expect(mpi.exitCode == local.exitCode, "\(mpi.error)")
+        #expect(mpi.allOutputLines == local.allOutputLines)
+        #expect(mpi.allOutputLines.count == 300)
+    }
+
     @Test func theThreadExecutorHonoursTheTimeout() async throws {
         let run = try await futures(["map", "Examples.wasm", "spin", "--spread", "--timeout", "0.05", "--executor", "thread"], input: "[]\n")
         #expect(run.exitCode == 1)

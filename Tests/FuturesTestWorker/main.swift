@@ -14,9 +14,13 @@ if let mode = getenv("FUTURES_TEST_WORKER_MODE").map({ String(cString: $0) }) {
 
 // The first line a real worker program has: enters worker mode.
 ProcessWorker.runIfRequested(jobs: TestJobs.all)
+// Under mpiexec, ranks 1 to N - 1 serve from here on.
+MPIWorker.runIfRequested(jobs: TestJobs.all)
 
 if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "exit-hook" {
     try TestPrograms.exitHook(CommandLine.arguments[2])
+} else if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "mpi" {
+    try MPIScenarios.run(CommandLine.arguments[2])
 } else {
     print("FuturesTestWorker is only meant to be started by a ProcessPoolExecutor")
 }

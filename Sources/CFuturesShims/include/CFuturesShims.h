@@ -63,3 +63,35 @@ void cf_ignore_interrupts(void);
 
 /// Gives SIGINT its default action again and forgets the descriptor.
 void cf_interrupt_pipe_remove(void);
+
+// MPI, loaded at run time (see mpi.c): the package builds and runs without MPI installed, and the
+// one binary uses whichever MPICH-ABI library (MPICH, Intel MPI, Cray MPICH, MVAPICH) the
+// launcher's machine has. Every function returns an MPI error code (0 is success) unless said.
+
+/// Loads the MPI library: `path` when not NULL, else the first of `libmpi.so.12`,
+/// `libmpich.so.12`, `libmpi.so` that loads. Returns 0, or -1 with a reason in `error`.
+int cf_mpi_load(const char *path, char *error, size_t error_size);
+
+/// Whether this process was started by an MPI launcher (hydra's `mpiexec`, Slurm's `srun`, PMIx):
+/// 1 or 0, from the environment the launcher sets.
+int cf_mpi_launched(void);
+
+/// `MPI_Init_thread`, then makes errors on `MPI_COMM_WORLD` return codes instead of aborting.
+int cf_mpi_init(int required, int *provided);
+/// The calling rank and the number of ranks in `MPI_COMM_WORLD`.
+int cf_mpi_rank_and_size(int *rank, int *size);
+/// `MPI_Isend` of `count` bytes to `dest` on `MPI_COMM_WORLD`; `*request` identifies it.
+int cf_mpi_isend(const void *bytes, int count, int dest, int tag, int *request);
+/// `MPI_Test`: `*done` becomes 1 when the send finished (the request is then freed).
+int cf_mpi_test(int *request, int *done);
+/// `MPI_Iprobe` for any source with `tag`: when `*found` is 1, `*source` and `*count` (bytes)
+/// describe the message.
+int cf_mpi_iprobe(int tag, int *found, int *source, int *count);
+/// `MPI_Recv` of the message from `source` with `tag` that a probe found.
+int cf_mpi_recv(void *bytes, int count, int source, int tag);
+/// `MPI_Finalize`.
+int cf_mpi_finalize(void);
+/// `MPI_Abort` on `MPI_COMM_WORLD`.
+int cf_mpi_abort(int code);
+/// The text of an MPI error code, into `text`.
+void cf_mpi_error_string(int code, char *text, size_t text_size);

@@ -1,0 +1,211 @@
+public import Futures
+public import WasmInterpreters
+import ProcessPool
+
+/// Runs jobs and guest functions on the other ranks of an MPI launch: mpi4py's
+/// `MPIPoolExecutor`, with the same `submit`, `map`, `wait`, `asCompleted` and `shutdown` as the
+/// other executors.
+///
+/// Start the program with `mpiexec -n N program` (or `srun`), with
+/// ``MPIWorker/runIfRequested(jobs:)`` first in `main`: rank 0 runs `main` and makes pools; ranks
+/// 1 to N - 1 serve them. Each worker of this pool is a thread of the shared pool whose context
+/// owns one slot on one rank, as a process pool's context owns one child process; each rank
+/// offers as many slots as it has cores and runs its calls on pools of its own, so one rank per
+/// host uses the whole host. Guest calls run sandboxed in interpreters there; a module's bytes
+/// travel to a rank once, keyed by their content, and later calls name the key only.
+///
+/// Faults: a call's error reaches its future with the remote message. A rank that dies or stops
+/// answering for `heartbeatTimeout` (default 5 s; rank 0 pings every rank every half second) is
+/// lost: the futures it was running fail with ``Futures/ExecutorError`` `.brokenMPIPool`, and the
+/// pool breaks, since MPI cannot replace a rank: queued work fails too, later submissions throw,
+/// work on the other ranks finishes. (By default `mpiexec` ends the whole launch when one rank
+/// dies; start it with `-disable-auto-cleanup` to keep rank 0 and handle the error.)
+///
+/// ``shutdown(wait:cancelFutures:)`` ends this pool's work on every rank; the ranks themselves
+/// serve until rank 0's program ends, so a program may make pool after pool.
+public final class MPIPoolExecutor: JobExecutor {
+    /// The most calls running at once: slots over all worker ranks.
+    public let maxWorkers: Int
+    /// Limits for guest calls on the ranks.
+    public let limits: InterpreterLimits
+    /// How long a rank may stay silent before it is lost.
+    public let heartbeatTimeout: Duration
+    /// The worker ranks this pool uses, in rank order.
+    public let ranks: [MPIRankInfo]
+
+    let pool: WorkerPool<MPIContext>
+    let session: MPISession
+
+    /// Creates a pool over the worker ranks; waits until they have all reported (they do as
+    /// they start).
+    ///
+    /// - Parameters:
+    ///   - maxWorkers: The most calls running at once; `nil` means every core of every worker
+    ///     rank. Slots are dealt to ranks in turn.
+    ///   - limits: Limits for guest calls on the ranks.
+    ///   - heartbeatTimeout: How long a rank may stay silent (dead, stopped, unreachable) before
+    ///     its futures fail and the pool breaks.
+    ///   - startTimeout: How long to wait for the worker ranks to report.
+    /// - Throws: ``MPIError`` `.notLaunched` outside an MPI launch or without
+    ///   ``MPIWorker/runIfRequested(jobs:)``, `.unavailable` when MPI cannot be loaded,
+    ///   `.noWorkerRanks` with one rank, `.startFailed` when a rank did not report in time;
+    ///   ``Futures/ExecutorError`` `.invalidArgument` for `maxWorkers` below 1.
+    public init(
+        maxWorkers: Int? = nil,
+        limits: InterpreterLimits = .default,
+        heartbeatTimeout: Duration = .seconds(5),
+        startTimeout: Duration = .seconds(30)
+    ) throws {
+        if let maxWorkers, maxWorkers < 1 {
+            throw ExecutorError(.invalidArgument, "maxWorkers must be greater than 0, got \(maxWorkers)")
+        }
+        let router = try MPIWorker.router()
+        guard router.size > 1 else {
+            throw MPIError(.noWorkerRanks, "the launch has one rank only: start it with mpiexec -n 2 or more")
+        }
+        let reported = router.waitForRanks(until: Deadline.after(startTimeout))
+        guard reported.count == router.size - 1 else {
+            let lost = router.lostRanks.map { "rank \($0.rank): \($0.reason)" }
+            throw MPIError(
+                .startFailed,
+                "\(reported.count) of \(router.size - 1) worker ranks are serving after \(startTimeout)"
+                    + (lost.isEmpty ? "" : " (\(lost.joined(separator: "; ")))"))
+        }
+        var slots: [Int] = []
+        for round in 0..<(reported.map(\.cores).max() ?? 1) {
+            for rank in reported where rank.cores > round { slots.append(rank.rank) }
+        }
+        let maxWorkers = maxWorkers ?? slots.count
+        while slots.count < maxWorkers { slots += slots }
+        slots = Array(slots.prefix(maxWorkers))
+
+        self.maxWorkers = maxWorkers
+        self.limits = limits
+        self.heartbeatTimeout = heartbeatTimeout
+        ranks = reported.map { MPIRankInfo(rank: $0.rank, host: $0.host, processID: Int32($0.pid), cores: $0.cores) }
+        let breaker = PoolBreaker()
+        let id = router.openSession(limits: limits, heartbeatTimeout: heartbeatTimeout) { breaker.breakPool($0) }
+        let session = MPISession(id: id, router: router)
+        self.session = session
+        let assignment = slots
+        pool = WorkerPool(
+            configuration: .init(
+                maxWorkers: maxWorkers, threadNamePrefix: "MPIPoolExecutor-\(nextExecutorNumber())",
+                brokenCode: .brokenMPIPool, brokenMessage: "An MPI rank was lost, the MPI pool is not usable anymore"),
+            makeContext: { index in MPIContext(session: session, rank: assignment[index % assignment.count]) })
+        breaker.pool = pool
+    }
+
+    deinit {
+        let pool = pool
+        let session = session
+        pool.shutdown(wait: false, cancelFutures: false)
+        closeWhenIdle(pool, session)
+    }
+
+    /// The number of workers alive now (each owns one slot on a rank).
+    public var workerCount: Int { pool.workerCount }
+
+    /// Schedules a job or guest function call on a worker rank.
+    ///
+    /// A call whose arguments cannot be encoded returns a future already failed with
+    /// ``Futures/NotShareableError``.
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.shutdown` after shutdown, `.brokenMPIPool` once a rank
+    ///   was lost; ``Futures/NotShareableError`` for a host closure or a call that takes a queue.
+    public func submit<Success: Sendable>(_ call: Call<Success>) throws -> Future<Success> {
+        try submit(contentsOf: [call])[0]
+    }
+
+    /// Schedules every call in `calls` with one acquisition of the queue's lock, or none.
+    ///
+    /// - Throws: What ``submit(_:)`` throws.
+    public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
+        try submit(chunksOf: calls, chunkSize: 1)
+    }
+
+    func submit<Success: Sendable>(chunksOf calls: [Call<Success>], chunkSize: Int) throws -> [Future<Success>] {
+        let (futures, batches) = try CallBatch.batches(for: calls, chunkSize: chunkSize)
+        try pool.submit(contentsOf: batches)
+        return futures
+    }
+
+    /// Stops accepting work; once the queue drains, this pool's work ends on every rank. See
+    /// ``Futures/PoolExecutor/shutdown(wait:cancelFutures:)``; it never throws.
+    public func shutdown(wait: Bool, cancelFutures: Bool) {
+        pool.shutdown(wait: wait, cancelFutures: cancelFutures)
+        if wait { session.close() } else { closeWhenIdle(pool, session) }
+    }
+}
+
+extension MPIPoolExecutor {
+    /// Runs `job` over `inputs`, sending `chunkSize` inputs per message, results in input order.
+    /// See ``Futures/PoolExecutor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`
+    /// (which counts chunks, as in Python).
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
+    ///   below 1; what `submit` throws.
+    public func map<Argument, Success>(
+        _ job: Job<Argument, Success>, _ inputs: some Sequence<Argument>, chunkSize: Int,
+        timeout: Duration? = nil, bufferSize: Int? = nil
+    ) throws -> MapResults<Success> {
+        try CallBatch.map(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { [weak self] inputs in
+            try self?.submit(chunksOf: inputs.map { job.call($0) }, chunkSize: chunkSize)
+        }
+    }
+
+    /// Runs `function` over `inputs`, sending `chunkSize` inputs per message. See
+    /// ``map(_:_:chunkSize:timeout:bufferSize:)-(Job<Argument,Success>,_,_,_,_)``.
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
+    ///   below 1; what `submit` throws.
+    public func map<Input: Shareable, Success>(
+        _ function: GuestFunction<Success>, _ inputs: some Sequence<Input>, chunkSize: Int,
+        timeout: Duration? = nil, bufferSize: Int? = nil
+    ) throws -> MapResults<Success> {
+        try CallBatch.map(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { [weak self] inputs in
+            try self?.submit(chunksOf: inputs.map { function.call($0) }, chunkSize: chunkSize)
+        }
+    }
+}
+
+/// A worker rank of an ``MPIPoolExecutor``, as it reported itself.
+public struct MPIRankInfo: Sendable, Hashable {
+    /// Its rank in `MPI_COMM_WORLD`.
+    public let rank: Int
+    /// Its host name.
+    public let host: String
+    /// Its process id on that host.
+    public let processID: Int32
+    /// The cores it may use: the slots it offers.
+    public let cores: Int
+}
+
+/// Breaks the pool when the router reports a lost rank; set once the pool exists.
+private final class PoolBreaker: Sendable {
+    private struct Reference {
+        weak var pool: WorkerPool<MPIContext>?
+    }
+    private let reference = Locked(Reference())
+
+    var pool: WorkerPool<MPIContext>? {
+        get { reference.withLock { $0.pool } }
+        set { reference.withLock { $0.pool = newValue } }
+    }
+
+    func breakPool(_ error: ExecutorError) {
+        pool?.breakPool(because: error, logPrefix: "MPI rank lost")
+    }
+}
+
+/// Closes `session` on the ranks once `pool`'s workers have ended, without blocking the caller.
+private func closeWhenIdle(_ pool: WorkerPool<MPIContext>, _ session: MPISession) {
+    do {
+        try DetachedThread.start(name: "cf-mpi-close", pool: nil) {
+            pool.waitForWorkers()
+            session.close()
+        }
+    } catch {
+        session.close()
+    }
+}

@@ -1,0 +1,256 @@
+import Futures
+import ProcessPool
+import WasmInterpreters
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Rank 0's side of MPI: which worker ranks are alive, the replies awaited from them, the modules
+/// each has, and the heartbeats that notice a rank that died or stopped answering.
+///
+/// Every worker rank reports once when it starts (its cores, process id and host). From then
+/// on rank 0 pings each rank every ``pingInterval``; any message from a rank counts as a sign of
+/// life, and a rank silent for longer than the heartbeat timeout of the pools using it is lost:
+/// the replies awaited from it fail with ``Futures/ExecutorError`` `.brokenMPIPool`, and every
+/// open session is told, which breaks its pool.
+final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
+    /// A worker rank, as it reported itself.
+    struct Rank: Sendable {
+        let rank: Int
+        let cores: Int
+        let pid: Int
+        let host: String
+        var lastHeard: Deadline
+        var lastPing: Deadline
+        var lost: String?
+    }
+
+    /// Where one awaited reply is delivered.
+    final class ReplySlot: @unchecked Sendable {
+        private let lock = ConditionLock()
+        private var outcome: Result<[ShareableValue], ExecutorError>?
+
+        func resolve(_ outcome: Result<[ShareableValue], ExecutorError>) {
+            lock.withLock {
+                if self.outcome == nil { self.outcome = outcome }
+                lock.broadcast()
+            }
+        }
+
+        func wait() -> Result<[ShareableValue], ExecutorError> {
+            lock.withLock {
+                while outcome == nil { _ = lock.wait(until: nil) }
+                return outcome!
+            }
+        }
+    }
+
+    /// What the router keeps of an open session.
+    private struct SessionEntry {
+        let heartbeatTimeout: Duration
+        let lost: @Sendable (ExecutorError) -> Void
+    }
+
+    static let pingInterval: Duration = .milliseconds(500)
+    /// How long a silent rank is tolerated when no session is open.
+    static let defaultHeartbeatTimeout: Duration = .seconds(10)
+
+    let runtime: MPIRuntime
+    let size: Int
+
+    private let lock = ConditionLock()
+    // Guarded by `lock`.
+    private var ranks: [Int: Rank] = [:]
+    private var pending: [UInt64: (rank: Int, slot: ReplySlot)] = [:]
+    private var nextRequest: UInt64 = 1
+    private var nextSession: Int64 = 1
+    private var sessions: [Int64: SessionEntry] = [:]
+    private var sentModules: [Int: Set<String>] = [:]
+    /// Content keys already given to modules: a key names one byte string only.
+    private var keyedModules: [String: [UInt8]] = [:]
+    private var moduleKeys: [Int: String] = [:]
+    private var ending = false
+    /// Module messages sent so far, over all ranks.
+    private var modulesSentCount = 0
+
+    init(runtime: MPIRuntime, size: Int) {
+        self.runtime = runtime
+        self.size = size
+    }
+
+    // MARK: Ranks
+
+    /// Waits until every worker rank reported, or `deadline`; returns those that did and are alive.
+    func waitForRanks(until deadline: Deadline?) -> [Rank] {
+        lock.withLock {
+            while ranks.count < size - 1 {
+                if !lock.wait(until: deadline), ranks.count < size - 1 { break }
+            }
+            return ranks.values.filter { $0.lost == nil }.sorted { $0.rank < $1.rank }
+        }
+    }
+
+    /// How many module messages rank 0 has sent (each module goes to each rank once).
+    var modulesSent: Int { lock.withLock { modulesSentCount } }
+
+    /// The ranks lost so far, with why.
+    var lostRanks: [(rank: Int, reason: String)] {
+        lock.withLock { ranks.values.compactMap { rank in rank.lost.map { (rank.rank, $0) } }.sorted { $0.rank < $1.rank } }
+    }
+
+    /// Declares `rank` lost: fails its awaited replies and tells every session.
+    private func lose(_ rank: Int, _ reason: String) {
+        let (slots, listeners, error): ([ReplySlot], [@Sendable (ExecutorError) -> Void], ExecutorError?) = lock.withLock {
+            guard var entry = ranks[rank], entry.lost == nil, !ending else { return ([], [], nil) }
+            entry.lost = reason
+            ranks[rank] = entry
+            let error = ExecutorError(
+                .brokenMPIPool, "MPI rank \(rank) (pid \(entry.pid) on \(entry.host)) was lost: \(reason)")
+            let slots = pending.filter { $0.value.rank == rank }.map(\.value.slot)
+            pending = pending.filter { $0.value.rank != rank }
+            return (slots, sessions.values.map(\.lost), error)
+        }
+        guard let error else { return }
+        for slot in slots { slot.resolve(.failure(error)) }
+        for listener in listeners { listener(error) }
+    }
+
+    // MARK: Sessions
+
+    /// Opens a session (one executor) on every live rank.
+    func openSession(limits: InterpreterLimits, heartbeatTimeout: Duration, lost: @escaping @Sendable (ExecutorError) -> Void) -> Int64 {
+        lock.withLock {
+            let id = nextSession
+            nextSession += 1
+            sessions[id] = SessionEntry(heartbeatTimeout: heartbeatTimeout, lost: lost)
+            let message = MPIRuntime.encode(.array([.int(MPIMessage.open), .int(id)] + WireMessage.fields(of: limits)))
+            for rank in ranks.values where rank.lost == nil { runtime.send(bytes: message, to: rank.rank) }
+            return id
+        }
+    }
+
+    /// Closes a session on every live rank: its pools there stop once their work is done.
+    func closeSession(_ id: Int64) {
+        lock.withLock {
+            guard sessions.removeValue(forKey: id) != nil else { return }
+            for rank in ranks.values where rank.lost == nil { runtime.send([.int(MPIMessage.close), .int(id)], to: rank.rank) }
+        }
+    }
+
+    /// Sends `calls` of `session` to `rank` (with the modules it does not have yet) and waits
+    /// for their outcomes.
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.brokenMPIPool` when the rank is lost, before or
+    ///   while it runs them.
+    func run(_ calls: [RemoteCall], session: Int64, on rank: Int) throws(ExecutorError) -> [Result<ShareableValue, any Error>] {
+        let modules = calls.compactMap { $0.guestInvocation?.module }
+        let slot = ReplySlot()
+        try lock.withLock { () throws(ExecutorError) in
+            guard let entry = ranks[rank] else { throw ExecutorError(.brokenMPIPool, "MPI rank \(rank) is not serving") }
+            if let reason = entry.lost {
+                throw ExecutorError(.brokenMPIPool, "MPI rank \(rank) (pid \(entry.pid) on \(entry.host)) was lost: \(reason)")
+            }
+            let id = nextRequest
+            nextRequest += 1
+            pending[id] = (rank, slot)
+            // Sent under the lock, so that a module always precedes the first call that needs it.
+            for module in modules where sentModules[rank, default: []].insert(key(for: module)).inserted {
+                modulesSentCount += 1
+                runtime.send(
+                    [.int(MPIMessage.module), .string(key(for: module)), .string(module.name), .bytes(module.wasmBytes), .int(session)],
+                    to: rank)
+            }
+            let requests = calls.map { call in MPIMessage.request(for: call, key: call.guestInvocation.map { key(for: $0.module) }) }
+            runtime.send([.int(MPIMessage.calls), .int(session), .int(Int64(bitPattern: id)), .array(requests)], to: rank)
+        }
+        let outcomes = try slot.wait().get()
+        guard outcomes.count == calls.count else {
+            lose(rank, "it answered \(calls.count) calls with \(outcomes.count) outcomes")
+            throw ExecutorError(.brokenMPIPool, "MPI rank \(rank) broke the protocol")
+        }
+        return outcomes.map { outcome in
+            (try? WireMessage.decodeOutcome(outcome)) ?? .failure(RemoteError(.jobFailed, "MPI rank \(rank) sent an unreadable outcome"))
+        }
+    }
+
+    /// The content key of `module`: its digest and length, made unique should two different
+    /// modules share both. Called with `lock` held.
+    private func key(for module: GuestModule) -> String {
+        if let key = moduleKeys[module.id] { return key }
+        var key = "\(module.digest)-\(module.wasmBytes.count)"
+        if let bytes = keyedModules[key], bytes != module.wasmBytes { key += "-\(module.id)" }
+        keyedModules[key] = module.wasmBytes
+        moduleKeys[module.id] = key
+        return key
+    }
+
+    // MARK: End
+
+    /// Tells every live rank to end and ends MPI here; called once, as the program exits.
+    func endWorkers() {
+        let (live, anyLost) = lock.withLock {
+            ending = true
+            return (ranks.values.filter { $0.lost == nil }.map(\.rank), ranks.values.contains { $0.lost != nil })
+        }
+        for rank in live { runtime.send([.int(MPIMessage.exit), .bool(!anyLost)], to: rank) }
+        // MPI_Finalize waits for every rank; one that is lost would make it wait for ever.
+        runtime.finish(finalize: !anyLost, timeout: .seconds(5))
+    }
+
+    // MARK: MPIEndpoint
+
+    func received(_ message: ShareableValue, from source: Int) {
+        guard let (tag, fields) = MPIMessage.parse(message) else { return }
+        let now = Deadline.now
+        switch tag {
+        case MPIMessage.ready:
+            guard fields.count == 5, case .int(let cores) = fields[1], case .int(let pid) = fields[2],
+                case .string(let host) = fields[3], case .int(let version) = fields[4]
+            else { return }
+            lock.withLock {
+                ranks[source] = Rank(
+                    rank: source, cores: max(1, Int(cores)), pid: Int(pid), host: host, lastHeard: now, lastPing: now,
+                    lost: version == MPIMessage.protocolVersion
+                        ? nil : "it speaks protocol version \(version), this program \(MPIMessage.protocolVersion)")
+                lock.broadcast()
+            }
+        case MPIMessage.reply:
+            guard fields.count == 3, case .int(let id) = fields[1], case .array(let outcomes) = fields[2] else { return }
+            let slot: ReplySlot? = lock.withLock {
+                ranks[source]?.lastHeard = now
+                guard let entry = pending[UInt64(bitPattern: id)], entry.rank == source else { return nil }
+                pending[UInt64(bitPattern: id)] = nil
+                return entry.slot
+            }
+            slot?.resolve(.success(outcomes))
+        default:
+            lock.withLock { ranks[source]?.lastHeard = now }
+        }
+    }
+
+    func sendFailed(to destination: Int, _ reason: String) {
+        lose(destination, reason)
+    }
+
+    func tick(now: Deadline) {
+        var silent: [(Int, String)] = []
+        lock.withLock {
+            guard !ending else { return }
+            let timeout = sessions.values.map(\.heartbeatTimeout).min() ?? Self.defaultHeartbeatTimeout
+            for (rank, var entry) in ranks where entry.lost == nil {
+                let quiet = Duration.nanoseconds(Int64(truncatingIfNeeded: now.nanoseconds &- entry.lastHeard.nanoseconds))
+                if quiet > timeout {
+                    silent.append((rank, "it sent nothing for \(quiet) (the heartbeat timeout is \(timeout))"))
+                } else if Duration.nanoseconds(Int64(truncatingIfNeeded: now.nanoseconds &- entry.lastPing.nanoseconds)) >= Self.pingInterval {
+                    entry.lastPing = now
+                    ranks[rank] = entry
+                    runtime.send([.int(MPIMessage.ping)], to: rank)
+                }
+            }
+        }
+        for (rank, reason) in silent { lose(rank, reason) }
+    }
+
+    var isBusy: Bool { lock.withLock { !pending.isEmpty } }
+}

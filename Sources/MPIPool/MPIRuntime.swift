@@ -1,0 +1,264 @@
+import CFuturesShims
+import Futures
+import ProcessPool
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The side of the program that the MPI thread serves: rank 0's router, or a worker rank's
+/// server. Its methods run on the MPI thread.
+protocol MPIEndpoint: AnyObject, Sendable {
+    /// A message from `source`.
+    func received(_ message: ShareableValue, from source: Int)
+    /// A message to `destination` could not be sent.
+    func sendFailed(to destination: Int, _ reason: String)
+    /// Called every few milliseconds, for heartbeats.
+    func tick(now: Deadline)
+    /// Whether replies are awaited: the thread then polls more often.
+    var isBusy: Bool { get }
+}
+
+/// This process's MPI: the library, loaded at run time, and the one thread that makes every MPI
+/// call (`MPI_THREAD_FUNNELED`: it is also the thread that initialized MPI).
+///
+/// Other threads hand it encoded messages; it posts them with `MPI_Isend`, polls with
+/// `MPI_Iprobe` for what arrives, and passes each message to its endpoint. When a round finds
+/// nothing to do it backs off: a few yields, then sleeps that grow to 0.2 ms while replies are
+/// awaited and to 2 ms when idle, cut short when a message is handed to it. So an idle rank costs
+/// a few hundred probes a second, not a spinning core.
+final class MPIRuntime: @unchecked Sendable {
+    /// The MPI tag of every message.
+    static let tag: Int32 = 0x4346
+
+    /// Who this process is in `MPI_COMM_WORLD`.
+    struct Identity: Sendable {
+        let rank: Int
+        let size: Int
+        /// The thread level MPI provided.
+        let threadLevel: Int32
+    }
+
+    private let lock = ConditionLock()
+    // Guarded by `lock`.
+    private var identity: Identity?
+    private var startError: MPIError?
+    private var outbox: [(destination: Int, bytes: [UInt8])] = []
+    private var endpoint: (any MPIEndpoint)?
+    private var finishBy: Deadline?
+    private var finalizes = true
+    private var finished = false
+
+    private init() {}
+
+    /// Loads the MPI library, starts the MPI thread and initializes MPI on it.
+    ///
+    /// - Throws: ``MPIError`` `.unavailable` when no MPICH-ABI library loads, `.callFailed` when
+    ///   `MPI_Init_thread` fails or provides less than `MPI_THREAD_FUNNELED`.
+    static func start() throws(MPIError) -> (MPIRuntime, Identity) {
+        var error = [CChar](repeating: 0, count: 1024)
+        let path = getenv("CONCURRENT_FUTURES_MPI_LIBRARY")
+        if cf_mpi_load(path, &error, error.count) != 0 {
+            let reason = cText(error)
+            throw MPIError(
+                .unavailable,
+                "cannot load an MPI library (\(reason)); install MPICH (apt-get install mpich) or set "
+                    + "CONCURRENT_FUTURES_MPI_LIBRARY to an MPICH-ABI libmpi")
+        }
+        let runtime = MPIRuntime()
+        do {
+            try DetachedThread.start(name: "cf-mpi", pool: nil) { runtime.serve() }
+        } catch {
+            throw MPIError(.callFailed, "cannot start the MPI thread: \(error)")
+        }
+        return try runtime.lock.withLock { () throws(MPIError) -> (MPIRuntime, Identity) in
+            while runtime.identity == nil && runtime.startError == nil { _ = runtime.lock.wait(until: nil) }
+            if let error = runtime.startError { throw error }
+            return (runtime, runtime.identity!)
+        }
+    }
+
+    /// Sets the endpoint that receives messages; the thread probes only once there is one.
+    func attach(_ endpoint: any MPIEndpoint) {
+        lock.withLock {
+            self.endpoint = endpoint
+            lock.broadcast()
+        }
+    }
+
+    /// Encodes `message` for ``send(bytes:to:)``.
+    static func encode(_ message: ShareableValue) -> [UInt8] {
+        var writer = ByteWriter(capacity: 64)
+        writer.write(message)
+        return writer.bytes
+    }
+
+    /// Hands `message` to the MPI thread for `destination`.
+    func send(_ message: ShareableValue, to destination: Int) {
+        send(bytes: Self.encode(message), to: destination)
+    }
+
+    /// Hands encoded bytes to the MPI thread for `destination`; messages to one destination
+    /// arrive in the order they were handed over (MPI does not overtake).
+    func send(bytes: [UInt8], to destination: Int) {
+        lock.withLock {
+            outbox.append((destination, bytes))
+            lock.broadcast()
+        }
+    }
+
+    /// Asks the thread to post what is queued and end: with `MPI_Finalize` when `finalize`
+    /// (every rank is alive to take part), without it otherwise. Returns when it ended, or after
+    /// `timeout`.
+    func finish(finalize: Bool, timeout: Duration) {
+        let deadline = Deadline.after(timeout)
+        let giveUp = Deadline.after(timeout + .seconds(2))
+        lock.withLock {
+            finalizes = finalize
+            finishBy = deadline
+            lock.broadcast()
+            while !finished {
+                if !lock.wait(until: giveUp), !finished { break }
+            }
+        }
+    }
+
+    /// Asks the thread to end as ``finish(finalize:timeout:)`` does, without waiting.
+    func requestFinish(finalize: Bool, timeout: Duration) {
+        lock.withLock {
+            finalizes = finalize
+            finishBy = Deadline.after(timeout)
+            lock.broadcast()
+        }
+    }
+
+    /// Blocks until the thread ended.
+    func waitUntilFinished() {
+        lock.withLock {
+            while !finished { _ = lock.wait(until: nil) }
+        }
+    }
+
+    /// A send that MPI still owns: its bytes live until `MPI_Test` says it completed.
+    private struct PostedSend {
+        var request: Int32
+        let buffer: UnsafeMutableRawBufferPointer
+    }
+
+    /// The MPI thread.
+    private func serve() {
+        var provided: Int32 = 0
+        var status = cf_mpi_init(1, &provided)  // MPI_THREAD_FUNNELED
+        var rank: Int32 = 0
+        var size: Int32 = 0
+        if status == 0 { status = cf_mpi_rank_and_size(&rank, &size) }
+        lock.withLock {
+            if status != 0 {
+                startError = MPIError(.callFailed, "MPI_Init_thread failed: \(Self.describe(status))")
+            } else if provided < 1 {
+                startError = MPIError(.callFailed, "MPI provides thread level \(provided); MPI_THREAD_FUNNELED (1) is needed")
+            } else {
+                identity = Identity(rank: Int(rank), size: Int(size), threadLevel: provided)
+            }
+            lock.broadcast()
+        }
+        guard status == 0, provided >= 1 else { return }
+
+        var posted: [PostedSend] = []
+        var quietRounds = 0
+        var nextTick = Deadline.now
+        while true {
+            let (messages, endpoint, finishBy) = lock.withLock {
+                defer { outbox.removeAll(keepingCapacity: true) }
+                return (outbox, self.endpoint, self.finishBy)
+            }
+            var active = !messages.isEmpty
+            for message in messages {
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, message.bytes.count), alignment: 8)
+                message.bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+                var request: Int32 = 0
+                let result = cf_mpi_isend(buffer.baseAddress, Int32(message.bytes.count), Int32(message.destination), Self.tag, &request)
+                if result == 0 {
+                    posted.append(PostedSend(request: request, buffer: buffer))
+                } else {
+                    buffer.deallocate()
+                    endpoint?.sendFailed(to: message.destination, "MPI_Isend failed: \(Self.describe(result))")
+                }
+            }
+            posted.removeAll { send in
+                var done: Int32 = 0
+                var request = send.request
+                if cf_mpi_test(&request, &done) != 0 || done != 0 {
+                    // A failed test means the send is lost (its peer died); MPI may still hold the
+                    // buffer, so it is leaked rather than freed.
+                    if done != 0 { send.buffer.deallocate() }
+                    return true
+                }
+                return false
+            }
+            if let endpoint {
+                for _ in 0..<64 {
+                    guard let (source, message) = receive() else { break }
+                    active = true
+                    if let message { endpoint.received(message, from: source) }
+                }
+                let now = Deadline.now
+                if now >= nextTick {
+                    endpoint.tick(now: now)
+                    nextTick = Deadline(nanoseconds: now.nanoseconds + 20_000_000)
+                }
+            }
+            if let finishBy {
+                let drained = lock.withLock { outbox.isEmpty }
+                if (posted.isEmpty && drained) || Deadline.now >= finishBy { break }
+            }
+            if active {
+                quietRounds = 0
+                continue
+            }
+            quietRounds += 1
+            if quietRounds <= 4 {
+                sched_yield()
+                continue
+            }
+            let cap: UInt64 = endpoint?.isBusy == true ? 200_000 : 2_000_000
+            let pause = min(cap, UInt64(10_000) << UInt64(min(quietRounds - 4, 12)))
+            lock.withLock {
+                if outbox.isEmpty && self.finishBy == nil {
+                    _ = lock.wait(until: Deadline(nanoseconds: Deadline.now.nanoseconds + pause))
+                }
+            }
+        }
+        let finalize = lock.withLock { finalizes }
+        if finalize { _ = cf_mpi_finalize() }
+        lock.withLock {
+            finished = true
+            lock.broadcast()
+        }
+    }
+
+    /// Receives one message if one is waiting: its source, and the value (`nil` when it could
+    /// not be decoded). `nil` when none is waiting or the probe failed.
+    private func receive() -> (Int, ShareableValue?)? {
+        var found: Int32 = 0
+        var source: Int32 = 0
+        var count: Int32 = 0
+        guard cf_mpi_iprobe(Self.tag, &found, &source, &count) == 0, found != 0 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(max(count, 1)))
+        let status = bytes.withUnsafeMutableBytes { cf_mpi_recv($0.baseAddress, count, source, Self.tag) }
+        guard status == 0, count > 0, Int(count) <= WireMessage.maximumFrame else { return (Int(source), nil) }
+        return (Int(source), try? ShareableValue(decoding: bytes[0..<Int(count)]))
+    }
+
+    /// MPI's text for an error code.
+    static func describe(_ code: Int32) -> String {
+        var text = [CChar](repeating: 0, count: 1024)
+        cf_mpi_error_string(code, &text, text.count)
+        return cText(text)
+    }
+}
+
+/// The text of a NUL-terminated C buffer.
+func cText(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

@@ -1,0 +1,216 @@
+import Futures
+import ProcessPool
+import Synchronization
+import WasmInterpreters
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A worker rank's side of MPI: it runs the calls rank 0 sends on pools of its own (interpreters
+/// for guest calls, threads for jobs), one pair per session (executor) on rank 0, each sized to
+/// this host's cores, and answers pings.
+///
+/// Everything but the pools' completions runs on the MPI thread. A rank that hears nothing from
+/// rank 0 for ``orphanTimeout`` (rank 0 pings every half second) decides it is orphaned and exits.
+final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
+    /// The pools of one session, made when first needed.
+    final class Session: @unchecked Sendable {
+        let limits: InterpreterLimits
+        let cores: Int
+        private var interpreters: InterpreterPoolExecutor?
+        private var threads: ThreadPoolExecutor?
+
+        init(limits: InterpreterLimits, cores: Int) {
+            self.limits = limits
+            self.cores = cores
+        }
+
+        func interpreterPool() throws -> InterpreterPoolExecutor {
+            if let interpreters { return interpreters }
+            let pool = try InterpreterPoolExecutor(maxWorkers: cores, limits: limits)
+            interpreters = pool
+            return pool
+        }
+
+        func threadPool() throws -> ThreadPoolExecutor {
+            if let threads { return threads }
+            let pool = try ThreadPoolExecutor(maxWorkers: cores)
+            threads = pool
+            return pool
+        }
+
+        /// Stops the pools: queued work is cancelled when `cancel`, running work finishes.
+        func close(cancel: Bool) {
+            interpreters?.shutdown(wait: false, cancelFutures: cancel)
+            threads?.shutdown(wait: false, cancelFutures: cancel)
+        }
+    }
+
+    /// How long a worker rank waits to hear from rank 0 before it exits.
+    static let orphanTimeout: Duration = .seconds(60)
+
+    let runtime: MPIRuntime
+    let jobs: [String: any AnyJob]
+    let cores: Int
+    // Used on the MPI thread only.
+    private var modules: [String: Result<GuestModule, ModuleError>] = [:]
+    private var sessions: [Int64: Session] = [:]
+    private var lastHeard = Deadline.now
+    /// Calls started and not yet answered (read by the MPI thread for its back-off).
+    private let running = Atomic<Int>(0)
+
+    init(runtime: MPIRuntime, jobs: [any AnyJob]) {
+        self.runtime = runtime
+        var registry: [String: any AnyJob] = [:]
+        for job in jobs where registry[job.name] == nil { registry[job.name] = job }
+        self.jobs = registry
+        cores = ProcessorCount.available
+    }
+
+    /// Reports this rank to rank 0.
+    func announce() {
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        runtime.send(
+            [
+                .int(MPIMessage.ready), .int(Int64(cores)), .int(Int64(getpid())), .string(cText(host)),
+                .int(MPIMessage.protocolVersion),
+            ], to: 0)
+    }
+
+    func received(_ message: ShareableValue, from source: Int) {
+        guard source == 0, let (tag, fields) = MPIMessage.parse(message) else { return }
+        lastHeard = Deadline.now
+        switch tag {
+        case MPIMessage.open:
+            guard fields.count == 8, case .int(let id) = fields[1] else { return }
+            sessions[id] = Session(limits: WireMessage.limits(from: fields[2...]) ?? .default, cores: cores)
+        case MPIMessage.module:
+            guard fields.count == 5, case .string(let key) = fields[1], case .string(let name) = fields[2],
+                case .bytes(let bytes) = fields[3], case .int(let session) = fields[4], modules[key] == nil
+            else { return }
+            let limits = sessions[session]?.limits ?? .default
+            do {
+                modules[key] = .success(try GuestModule(bytes: bytes, name: name, limits: limits))
+            } catch {
+                modules[key] = .failure(error)
+            }
+        case MPIMessage.calls:
+            guard fields.count == 4, case .int(let session) = fields[1], case .int(let id) = fields[2],
+                case .array(let calls) = fields[3]
+            else { return }
+            run(calls, session: sessions[session], request: id)
+        case MPIMessage.close:
+            guard fields.count == 2, case .int(let id) = fields[1] else { return }
+            sessions.removeValue(forKey: id)?.close(cancel: false)
+        case MPIMessage.ping:
+            runtime.send([.int(MPIMessage.pong)], to: 0)
+        case MPIMessage.exit:
+            end(finalize: fields.count < 2 || fields[1] == .bool(true))
+        default:
+            break
+        }
+    }
+
+    /// Runs the calls of one request on the session's pools; the reply goes out when the last
+    /// of them is done.
+    private func run(_ calls: [ShareableValue], session: Session?, request: Int64) {
+        let reply = ReplyCollector(count: calls.count) { [self] outcomes in
+            running.subtract(calls.count, ordering: .relaxed)
+            runtime.send([.int(MPIMessage.reply), .int(request), .array(outcomes.map(WireMessage.outcome))], to: 0)
+        }
+        running.add(calls.count, ordering: .relaxed)
+        if calls.isEmpty { reply.finish() }
+        for (index, call) in calls.enumerated() {
+            do {
+                guard let session else { throw RemoteError(.jobFailed, "the MPI pool's session is closed on this rank") }
+                let future = try submit(call, to: session)
+                future.addDoneCallback { future in reply.set(index, Result { try future.result() }) }
+            } catch {
+                reply.set(index, .failure(error))
+            }
+        }
+    }
+
+    /// Submits one call to the pool that runs its kind.
+    private func submit(_ call: ShareableValue, to session: Session) throws -> Future<ShareableValue> {
+        guard let (tag, fields) = MPIMessage.parse(call) else { throw RemoteError(.jobFailed, "unreadable call") }
+        switch tag {
+        case WireMessage.callJob:
+            guard fields.count == 3, case .string(let name) = fields[1] else { throw RemoteError(.jobFailed, "unreadable job call") }
+            guard let job = jobs[name] else {
+                let known = jobs.keys.sorted().joined(separator: ", ")
+                throw RemoteError(
+                    .unknownJob,
+                    "the worker program registers no job named '\(name)' (it registers: \(known.isEmpty ? "none" : known)); "
+                        + "pass it to MPIWorker.runIfRequested(jobs:)")
+            }
+            let argument = fields[2]
+            return try session.threadPool().submit { try job.invoke(encoded: argument) }
+        case WireMessage.callGuest:
+            guard fields.count == 6, case .string(let key) = fields[1], case .string(let function) = fields[2],
+                case .array(let arguments) = fields[3]
+            else { throw RemoteError(.jobFailed, "unreadable guest call") }
+            guard let module = try modules[key]?.get() else {
+                throw RemoteError(.jobFailed, "this rank has no module \(key)")
+            }
+            var fuel: UInt64?
+            if case .int(let budget) = fields[4] { fuel = UInt64(clamping: budget) }
+            var timeLimit: Duration?
+            if case .int(let nanoseconds) = fields[5] { timeLimit = .nanoseconds(nanoseconds) }
+            let guest = GuestFunction<ShareableValue>(module: module, name: function, fuel: fuel, timeLimit: timeLimit)
+            return try session.interpreterPool().submit(guest.call(arguments: arguments))
+        default:
+            throw RemoteError(.jobFailed, "unknown call \(tag)")
+        }
+    }
+
+    /// Ends this rank: the pools stop (queued work cancelled), MPI finalizes, the process exits.
+    private func end(finalize: Bool) {
+        for session in sessions.values { session.close(cancel: true) }
+        sessions.removeAll()
+        runtime.requestFinish(finalize: finalize, timeout: .seconds(5))
+    }
+
+    func sendFailed(to destination: Int, _ reason: String) {
+        // Rank 0 is gone: nothing is left to serve, and no one to finalize with.
+        end(finalize: false)
+    }
+
+    func tick(now: Deadline) {
+        let quiet = Duration.nanoseconds(Int64(truncatingIfNeeded: now.nanoseconds &- lastHeard.nanoseconds))
+        if quiet > Self.orphanTimeout {
+            lastHeard = now
+            end(finalize: false)
+        }
+    }
+
+    var isBusy: Bool { running.load(ordering: .relaxed) > 0 }
+}
+
+/// Collects the outcomes of one request's calls, and sends the reply when the last arrives.
+private final class ReplyCollector: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var outcomes: [Result<ShareableValue, any Error>?]
+    private var remaining: Int
+    private let send: @Sendable ([Result<ShareableValue, any Error>]) -> Void
+
+    init(count: Int, send: @escaping @Sendable ([Result<ShareableValue, any Error>]) -> Void) {
+        outcomes = Array(repeating: nil, count: count)
+        remaining = count
+        self.send = send
+    }
+
+    func set(_ index: Int, _ outcome: Result<ShareableValue, any Error>) {
+        let complete: [Result<ShareableValue, any Error>]? = lock.withLock {
+            guard outcomes[index] == nil else { return nil }
+            outcomes[index] = outcome
+            remaining -= 1
+            return remaining == 0 ? outcomes.map { $0! } : nil
+        }
+        if let complete { send(complete) }
+    }
+
+    func finish() { send([]) }
+}

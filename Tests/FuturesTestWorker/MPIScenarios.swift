@@ -1,0 +1,135 @@
+import BundledGuests
+import ConcurrentFutures
+import TestJobs
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Programs that `MPIPoolTests` runs under `mpiexec -n 3`: rank 0 runs one scenario and prints
+/// what it observed, one `name: value` line each; the tests check the lines.
+enum MPIScenarios {
+    static func run(_ scenario: String) throws {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        switch scenario {
+        case "basics": try basics()
+        case "cancel": try cancel()
+        case "lose-rank": try loseRank(signal: SIGKILL)
+        case "stop-rank": try loseRank(signal: SIGSTOP)
+        case "exit-rank": try loseRank(signal: 0)
+        default:
+            print("unknown scenario \(scenario)")
+            exit(2)
+        }
+        print("main returns")
+    }
+
+    /// Ordered map, named jobs, errors with remote messages, wait and asCompleted, modules sent once.
+    static func basics() throws {
+        let pool = try MPIPoolExecutor()
+        print("ranks: \(pool.ranks.map(\.rank))")
+        print("slots: \(pool.maxWorkers == pool.ranks.map(\.cores).reduce(0, +))")
+        let double = try BundledGuests.tasks.function("double", returning: Int.self)
+        let mapped = try pool.map(double, 0..<300, chunkSize: 7).collect()
+        print("guest map in order: \(mapped == (0..<300).map { $0 * 2 })")
+        print("modules sent by the map: \(MPIWorker.modulesSent)")
+        let jobs = try pool.map(TestJobs.double, 0..<100).collect()
+        print("job map in order: \(jobs == (0..<100).map { $0 * 2 })")
+        print("codable job: \(try pool.submit(TestJobs.sum, Pair(left: 40, right: 2)).result())")
+        let sleepers = try pool.submit(contentsOf: Array(repeating: TestJobs.sleep.call(100), count: 8))
+        let waited = wait(sleepers, returnWhen: .allCompleted)
+        let (done, notDone) = (waited.done, waited.notDone)
+        let pids = Set(try done.map { try $0.result() })
+        print("waited: \(done.count) done, \(notDone.count) not done")
+        print("ran on the worker ranks: \(pids.isSubset(of: Set(pool.ranks.map { Int($0.processID) })) && !pids.contains(Int(getpid())))")
+        var completed = 0
+        for outcome in asCompleted(try pool.submit(contentsOf: (0..<20).map { TestJobs.double.call($0) })) {
+            if case .success = outcome { completed += 1 }
+        }
+        print("as completed: \(completed)")
+        do {
+            _ = try pool.submit(TestJobs.fail, "the remote reason").result()
+        } catch let error as RemoteError {
+            print("job error: \(error.code.name): \(error.message)")
+        }
+        do {
+            _ = try pool.submit(TestJobs.unknown, 1).result()
+        } catch let error as RemoteError {
+            print("unknown job: \(error.code.name)")
+        }
+        let divide = try BundledGuests.examples.function("divide", returning: Int.self)
+        do {
+            _ = try pool.submit(divide.call(1, 0)).result()
+        } catch let error as GuestError {
+            print("guest trap: \(error.kind.name) in \(error.function)")
+        }
+        let spin = try BundledGuests.tasks.function("cpu_bound", returning: Int.self).withFuel(1000)
+        do {
+            _ = try pool.submit(spin.call(5_000_000)).result()
+        } catch let error as GuestError {
+            print("fuel: \(error.kind.name)")
+        }
+        let sentBefore = MPIWorker.modulesSent
+        pool.shutdown()
+        do {
+            _ = try pool.submit(TestJobs.double, 1)
+        } catch let error as ExecutorError {
+            print("after shutdown: \(error.code.name)")
+        }
+        // A second pool: the ranks keep the modules they were sent.
+        let second = try MPIPoolExecutor(maxWorkers: 3)
+        let again = try second.map(double, 0..<50).collect()
+        print("second pool: \(again == (0..<50).map { $0 * 2 }), \(second.maxWorkers) slots")
+        print("no module sent twice: \(MPIWorker.modulesSent == sentBefore)")
+        second.shutdown()
+    }
+
+    /// `shutdown(cancelFutures: true)`: queued calls are cancelled, running ones finish, every
+    /// future is resolved.
+    static func cancel() throws {
+        let pool = try MPIPoolExecutor(maxWorkers: 2)
+        let futures = try pool.submit(contentsOf: Array(repeating: TestJobs.sleep.call(300), count: 20))
+        usleep(100_000)
+        pool.shutdown(wait: true, cancelFutures: true)
+        let cancelled = futures.filter(\.isCancelled).count
+        let finished = futures.filter { (try? $0.result(timeout: .zero)) != nil }.count
+        print("resolved: \(futures.allSatisfy(\.isDone))")
+        print("cancelled: \(cancelled), finished: \(finished), total: \(cancelled + finished)")
+    }
+
+    /// A rank killed (or stopped) mid-map: its futures fail with `.brokenMPIPool`, nothing hangs,
+    /// later submissions are refused.
+    static func loseRank(signal: Int32) throws {
+        let pool = try MPIPoolExecutor(heartbeatTimeout: .seconds(2))
+        let victim = signal == 0 ? pool.ranks[0] : pool.ranks.last!
+        // With no signal, the first call is a job that ends its rank's process (as native code
+        // that calls exit would), while the rank runs the others.
+        let first = signal == 0 ? [TestJobs.exit.call(3)] : []
+        let futures = try pool.submit(contentsOf: first + Array(repeating: TestJobs.sleep.call(200), count: 40))
+        usleep(300_000)
+        if signal != 0 { kill(victim.processID, signal) }
+        var succeeded = 0
+        var broken = 0
+        var other: [String] = []
+        for future in futures {
+            do {
+                _ = try future.result(timeout: .seconds(30))
+                succeeded += 1
+            } catch let error as ExecutorError where error.code == .brokenMPIPool {
+                broken += 1
+            } catch {
+                other.append("\(error)")
+            }
+        }
+        print("resolved: \(futures.allSatisfy(\.isDone))")
+        print("broken: \(broken > 0), succeeded: \(succeeded > 0), other: \(other)")
+        do {
+            _ = try pool.submit(TestJobs.double, 1)
+            print("after the loss: accepted")
+        } catch let error as ExecutorError {
+            print("after the loss: \(error.code.name)")
+        }
+        pool.shutdown()
+        if signal == SIGSTOP { kill(victim.processID, SIGKILL) }
+    }
+}

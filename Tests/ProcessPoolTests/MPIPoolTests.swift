@@ -1,0 +1,86 @@
+import Testing
+
+@testable import ConcurrentFutures
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whether MPICH's `mpiexec` is installed. CI sets `CONCURRENT_FUTURES_REQUIRE_MPI=1` (and
+/// installs MPICH first), so that there a missing MPI fails the suite rather than skipping it.
+let mpiAvailable = !((try? runProgram("command -v mpiexec")) ?? "").isEmpty
+let mpiRequired = getenv("CONCURRENT_FUTURES_REQUIRE_MPI").map { String(cString: $0) == "1" } ?? false
+
+/// Runs `FuturesTestWorker mpi SCENARIO` under `mpiexec` (bounded by `timeout`), and returns its
+/// output with a last line `status=N`; checks that no process of the launch is left behind.
+func mpiScenario(_ scenario: String, ranks: Int = 3, options: String = "") throws -> String {
+    let output = try runProgram("timeout 120 mpiexec \(options) -n \(ranks) \(workerPath) mpi \(scenario); echo status=$?")
+    let leftovers = try runProgram("pgrep -fx '\(workerPath) mpi \(scenario)' || true")
+    #expect(leftovers.isEmpty, "processes left behind by \(scenario): \(leftovers)")
+    #expect(!output.contains("status=124"), "mpiexec hung: \(output)")
+    return output
+}
+
+@Suite("MPIPoolExecutor", .serialized)
+struct MPIPoolTests {
+    @Test func mpiIsInstalledWhereItIsRequired() {
+        #expect(mpiAvailable || !mpiRequired, "CONCURRENT_FUTURES_REQUIRE_MPI=1 but mpiexec is not installed (apt-get install mpich)")
+    }
+
+    /// Outside a launch the pool refuses with a clear error, and nothing of MPI is loaded.
+    @Test func withoutALauncherThePoolSaysHowToStartOne() throws {
+        #expect(!MPIWorker.isLaunched)
+        MPIWorker.runIfRequested()
+        let error = #expect(throws: MPIError.self) { try MPIPoolExecutor() }
+        #expect(error?.code == .notLaunched)
+        #expect(error?.message.contains("mpiexec -n N") == true)
+        #expect(MPIWorker.rank == nil)
+    }
+
+    @Test(.enabled(if: mpiAvailable))
+    func jobsAndGuestsRunOnTheWorkerRanks() throws {
+        let output = try mpiScenario("basics")
+        let lines = Set(output.split(separator: "\n").map(String.init))
+        for expected in [
+            "ranks: [1, 2]", "slots: true", "guest map in order: true", "job map in order: true", "codable job: 42",
+            "waited: 8 done, 0 not done", "ran on the worker ranks: true", "as completed: 20",
+            "job error: jobFailed: job failed: the remote reason", "unknown job: unknownJob",
+            "guest trap: divideByZero in divide", "fuel: outOfFuel", "after shutdown: shutdown",
+            "second pool: true, 3 slots", "no module sent twice: true", "main returns", "status=0",
+        ] {
+            #expect(lines.contains(expected), "missing '\(expected)' in:\n\(output)")
+        }
+        // The bundled module went to each of the two ranks once, however many calls used it.
+        #expect(lines.contains("modules sent by the map: 2"), "\(output)")
+    }
+
+    @Test(.enabled(if: mpiAvailable))
+    func shutdownCancelsQueuedCallsAndResolvesEveryFuture() throws {
+        let output = try mpiScenario("cancel")
+        #expect(output.contains("resolved: true"), "\(output)")
+        #expect(output.contains("status=0"), "\(output)")
+        let counts = output.split(separator: "\n").first { $0.hasPrefix("cancelled:") }.map(String.init) ?? ""
+        #expect(counts.hasSuffix("total: 20"), "\(output)")
+        #expect(!counts.hasPrefix("cancelled: 0,"), "queued calls were cancelled: \(output)")
+        #expect(!counts.contains("finished: 0,"), "running calls finished: \(output)")
+    }
+
+    /// A rank whose process ends mid-map, or that stops answering (SIGSTOP), fails the futures
+    /// it held with `.brokenMPIPool` within the heartbeat timeout; the pool then refuses work.
+    @Test(.enabled(if: mpiAvailable), arguments: ["exit-rank", "stop-rank"])
+    func aLostRankFailsItsFuturesAndBreaksThePool(scenario: String) throws {
+        let output = try mpiScenario(scenario, options: "-disable-auto-cleanup")
+        #expect(output.contains("resolved: true"), "\(output)")
+        #expect(output.contains("broken: true, succeeded: true, other: []"), "\(output)")
+        #expect(output.contains("after the loss: brokenMPIPool"), "\(output)")
+        #expect(output.contains("main returns"), "\(output)")
+    }
+
+    /// A rank killed by a signal: MPICH's launcher ends the whole launch, rank 0 included, at
+    /// once. Nothing hangs and nothing is left running.
+    @Test(.enabled(if: mpiAvailable))
+    func aKilledRankEndsTheLaunchWithoutAHang() throws {
+        let output = try mpiScenario("lose-rank", options: "-disable-auto-cleanup")
+        #expect(output.contains("status=") && !output.contains("status=0"), "\(output)")
+    }
+}
