@@ -24,6 +24,10 @@ package protocol WorkerContext: SendableMetatype {
     /// The most tasks a worker may take from the queue at once while its tasks are short.
     var batchLimit: Int { get }
 
+    /// A task shorter than this on average (round trip included) lets its worker take several
+    /// queued tasks at once.
+    static var shortTaskNanoseconds: UInt64 { get }
+
     /// Whether a batch runs as one unit (``run(batch:)``, all started together) rather than task
     /// by task.
     static var runsBatchesTogether: Bool { get }
@@ -34,6 +38,7 @@ package protocol WorkerContext: SendableMetatype {
 
 extension WorkerContext {
     package var batchLimit: Int { 32 }
+    package static var shortTaskNanoseconds: UInt64 { 100_000 }
     package static var runsBatchesTogether: Bool { false }
     package mutating func run(batch: [Task]) -> [Result<Task.Output, any Error>] {
         batch.map { task in Result { try run(task) } }

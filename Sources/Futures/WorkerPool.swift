@@ -135,7 +135,7 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
     /// The worker thread's loop.
     ///
     /// Adaptive batching: while this worker's recent tasks were short (under
-    /// ``shortTaskNanoseconds`` each), it takes up to its fair share of the backlog (the queue
+    /// ``WorkerContext/shortTaskNanoseconds`` each), it takes up to its fair share of the backlog (the queue
     /// length over the number of workers, at most ``WorkerContext/batchLimit``) with one
     /// acquisition of the lock. In-process contexts still start (and so may still cancel) each
     /// task right before running it; contexts that run a batch together (a worker process) start
@@ -156,7 +156,7 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
 
         lock.lock()
         while true {
-            let short = averageNanoseconds < Self.shortTaskNanoseconds
+            let short = averageNanoseconds < Context.shortTaskNanoseconds
             if prefetched.isEmpty {
                 switch state.next(for: &worker, batchLimit: batchLimit, takeShare: short) {
                 case .run(let batch): prefetched = batch
@@ -216,7 +216,4 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
             lock.broadcast()
         }
     }
-
-    /// A task shorter than this on average lets its worker take several queued tasks at once.
-    static var shortTaskNanoseconds: UInt64 { 100_000 }
 }

@@ -26,6 +26,10 @@ struct MPIContext: WorkerContext {
     /// Short tasks go to the rank in batches of up to this many, one round trip each.
     var batchLimit: Int { 64 }
     static var runsBatchesTogether: Bool { true }
+    /// A round trip to a rank costs tens of microseconds or more (a network, MPI's progress):
+    /// tasks are batched while they average under 2 ms with it, so that small calls share round
+    /// trips, and long ones still go one at a time.
+    static var shortTaskNanoseconds: UInt64 { 2_000_000 }
 
     mutating func run(_ task: CallBatch) throws -> CallBatch.Output {
         try session.router.run(task.started.map(\.call), session: session.id, on: rank)

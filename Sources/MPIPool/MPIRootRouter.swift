@@ -200,14 +200,14 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
 
     // MARK: MPIEndpoint
 
-    func received(_ message: ShareableValue, from source: Int) {
-        guard let (tag, fields) = MPIMessage.parse(message) else { return }
+    func received(_ message: ShareableValue, from source: Int) -> Bool {
+        guard let (tag, fields) = MPIMessage.parse(message) else { return false }
         let now = Deadline.now
         switch tag {
         case MPIMessage.ready:
             guard fields.count == 5, case .int(let cores) = fields[1], case .int(let pid) = fields[2],
                 case .string(let host) = fields[3], case .int(let version) = fields[4]
-            else { return }
+            else { return false }
             lock.withLock {
                 ranks[source] = Rank(
                     rank: source, cores: max(1, Int(cores)), pid: Int(pid), host: host, lastHeard: now, lastPing: now,
@@ -215,8 +215,9 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
                         ? nil : "it speaks protocol version \(version), this program \(MPIMessage.protocolVersion)")
                 lock.broadcast()
             }
+            return false
         case MPIMessage.reply:
-            guard fields.count == 3, case .int(let id) = fields[1], case .array(let outcomes) = fields[2] else { return }
+            guard fields.count == 3, case .int(let id) = fields[1], case .array(let outcomes) = fields[2] else { return false }
             let slot: ReplySlot? = lock.withLock {
                 ranks[source]?.lastHeard = now
                 guard let entry = pending[UInt64(bitPattern: id)], entry.rank == source else { return nil }
@@ -224,8 +225,10 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
                 return entry.slot
             }
             slot?.resolve(.success(outcomes))
+            return true
         default:
             lock.withLock { ranks[source]?.lastHeard = now }
+            return false
         }
     }
 
@@ -245,7 +248,7 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
                 } else if Duration.nanoseconds(Int64(truncatingIfNeeded: now.nanoseconds &- entry.lastPing.nanoseconds)) >= Self.pingInterval {
                     entry.lastPing = now
                     ranks[rank] = entry
-                    runtime.send([.int(MPIMessage.ping)], to: rank)
+                    runtime.send([.int(MPIMessage.ping)], to: rank, isWork: false)
                 }
             }
         }

@@ -9,8 +9,9 @@ import Glibc
 /// The side of the program that the MPI thread serves: rank 0's router, or a worker rank's
 /// server. Its methods run on the MPI thread.
 protocol MPIEndpoint: AnyObject, Sendable {
-    /// A message from `source`.
-    func received(_ message: ShareableValue, from source: Int)
+    /// A message from `source`. Returns whether it was work (calls or their replies), after which
+    /// more is likely soon; heartbeats are not.
+    func received(_ message: ShareableValue, from source: Int) -> Bool
     /// A message to `destination` could not be sent.
     func sendFailed(to destination: Int, _ reason: String)
     /// Called every few milliseconds, for heartbeats.
@@ -23,13 +24,19 @@ protocol MPIEndpoint: AnyObject, Sendable {
 /// call (`MPI_THREAD_FUNNELED`: it is also the thread that initialized MPI).
 ///
 /// Other threads hand it encoded messages; it posts them with `MPI_Isend`, polls with
-/// `MPI_Iprobe` for what arrives, and passes each message to its endpoint. When a round finds
-/// nothing to do it backs off: a few yields, then sleeps that grow to 0.2 ms while replies are
-/// awaited and to 2 ms when idle, cut short when a message is handed to it. So an idle rank costs
-/// a few hundred probes a second, not a spinning core.
+/// `MPI_Iprobe` for what arrives, and passes each message to its endpoint. When rounds find
+/// nothing to do it backs off by how long it has been quiet: it yields for the first 0.2 ms
+/// (a reply to a short call is usually that close), sleeps 30 µs at a time up to 3 ms, then
+/// 0.2 ms at a time while replies are awaited, and 2 ms when idle. Only work (calls, replies) makes
+/// it quiet-sensitive again; heartbeats do not. A message handed to it cuts a sleep short. So a stream of calls gets round trips of tens of
+/// microseconds, and an idle rank costs a few hundred probes a second, not a spinning core.
 final class MPIRuntime: @unchecked Sendable {
     /// The MPI tag of every message.
     static let tag: Int32 = 0x4346
+    /// How long after its last message the thread only yields between rounds.
+    static let spinNanoseconds: UInt64 = 200_000
+    /// How long after its last message it sleeps only 30 µs between rounds.
+    static let hotNanoseconds: UInt64 = 3_000_000
 
     /// Who this process is in `MPI_COMM_WORLD`.
     struct Identity: Sendable {
@@ -43,7 +50,7 @@ final class MPIRuntime: @unchecked Sendable {
     // Guarded by `lock`.
     private var identity: Identity?
     private var startError: MPIError?
-    private var outbox: [(destination: Int, bytes: [UInt8])] = []
+    private var outbox: [Outgoing] = []
     private var endpoint: (any MPIEndpoint)?
     private var finishBy: Deadline?
     private var finalizes = true
@@ -93,16 +100,24 @@ final class MPIRuntime: @unchecked Sendable {
         return writer.bytes
     }
 
-    /// Hands `message` to the MPI thread for `destination`.
-    func send(_ message: ShareableValue, to destination: Int) {
-        send(bytes: Self.encode(message), to: destination)
+    /// A message handed to the MPI thread.
+    private struct Outgoing {
+        let destination: Int
+        let bytes: [UInt8]
+        /// Whether it is work (calls, replies) rather than a heartbeat.
+        let isWork: Bool
+    }
+
+    /// Hands `message` to the MPI thread for `destination`; `isWork` is `false` for heartbeats.
+    func send(_ message: ShareableValue, to destination: Int, isWork: Bool = true) {
+        send(bytes: Self.encode(message), to: destination, isWork: isWork)
     }
 
     /// Hands encoded bytes to the MPI thread for `destination`; messages to one destination
     /// arrive in the order they were handed over (MPI does not overtake).
-    func send(bytes: [UInt8], to destination: Int) {
+    func send(bytes: [UInt8], to destination: Int, isWork: Bool = true) {
         lock.withLock {
-            outbox.append((destination, bytes))
+            outbox.append(Outgoing(destination: destination, bytes: bytes, isWork: isWork))
             lock.broadcast()
         }
     }
@@ -165,14 +180,14 @@ final class MPIRuntime: @unchecked Sendable {
         guard status == 0, provided >= 1 else { return }
 
         var posted: [PostedSend] = []
-        var quietRounds = 0
+        var lastActive = Deadline.now
         var nextTick = Deadline.now
         while true {
             let (messages, endpoint, finishBy) = lock.withLock {
                 defer { outbox.removeAll(keepingCapacity: true) }
                 return (outbox, self.endpoint, self.finishBy)
             }
-            var active = !messages.isEmpty
+            var active = messages.contains { $0.isWork }
             for message in messages {
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, message.bytes.count), alignment: 8)
                 message.bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
@@ -199,8 +214,7 @@ final class MPIRuntime: @unchecked Sendable {
             if let endpoint {
                 for _ in 0..<64 {
                     guard let (source, message) = receive() else { break }
-                    active = true
-                    if let message { endpoint.received(message, from: source) }
+                    if let message, endpoint.received(message, from: source) { active = true }
                 }
                 let now = Deadline.now
                 if now >= nextTick {
@@ -212,20 +226,27 @@ final class MPIRuntime: @unchecked Sendable {
                 let drained = lock.withLock { outbox.isEmpty }
                 if (posted.isEmpty && drained) || Deadline.now >= finishBy { break }
             }
+            let now = Deadline.now
             if active {
-                quietRounds = 0
+                lastActive = now
                 continue
             }
-            quietRounds += 1
-            if quietRounds <= 4 {
+            let quiet = now.nanoseconds &- lastActive.nanoseconds
+            if quiet < Self.spinNanoseconds {
                 sched_yield()
                 continue
             }
-            let cap: UInt64 = endpoint?.isBusy == true ? 200_000 : 2_000_000
-            let pause = min(cap, UInt64(10_000) << UInt64(min(quietRounds - 4, 12)))
+            let pause: UInt64
+            if quiet < Self.hotNanoseconds {
+                pause = 30_000
+            } else if endpoint?.isBusy == true {
+                pause = 200_000
+            } else {
+                pause = 2_000_000
+            }
             lock.withLock {
                 if outbox.isEmpty && self.finishBy == nil {
-                    _ = lock.wait(until: Deadline(nanoseconds: Deadline.now.nanoseconds + pause))
+                    _ = lock.wait(until: Deadline(nanoseconds: now.nanoseconds + pause))
                 }
             }
         }

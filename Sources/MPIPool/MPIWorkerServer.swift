@@ -79,9 +79,14 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             ], to: 0)
     }
 
-    func received(_ message: ShareableValue, from source: Int) {
-        guard source == 0, let (tag, fields) = MPIMessage.parse(message) else { return }
+    func received(_ message: ShareableValue, from source: Int) -> Bool {
+        guard source == 0, let (tag, fields) = MPIMessage.parse(message) else { return false }
         lastHeard = Deadline.now
+        handle(tag, fields)
+        return tag == MPIMessage.calls || tag == MPIMessage.module
+    }
+
+    private func handle(_ tag: Int64, _ fields: [ShareableValue]) {
         switch tag {
         case MPIMessage.open:
             guard fields.count == 8, case .int(let id) = fields[1] else { return }
@@ -105,7 +110,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             guard fields.count == 2, case .int(let id) = fields[1] else { return }
             sessions.removeValue(forKey: id)?.close(cancel: false)
         case MPIMessage.ping:
-            runtime.send([.int(MPIMessage.pong)], to: 0)
+            runtime.send([.int(MPIMessage.pong)], to: 0, isWork: false)
         case MPIMessage.exit:
             end(finalize: fields.count < 2 || fields[1] == .bool(true))
         default:
@@ -113,8 +118,8 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
         }
     }
 
-    /// Runs the calls of one request on the session's pools; the reply goes out when the last
-    /// of them is done.
+    /// Runs the calls of one request on the session's pools (each kind submitted at once); the
+    /// reply goes out when the last of them is done.
     private func run(_ calls: [ShareableValue], session: Session?, request: Int64) {
         let reply = ReplyCollector(count: calls.count) { [self] outcomes in
             running.subtract(calls.count, ordering: .relaxed)
@@ -122,19 +127,49 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
         }
         running.add(calls.count, ordering: .relaxed)
         if calls.isEmpty { reply.finish() }
+        guard let session else {
+            for index in calls.indices { reply.set(index, .failure(RemoteError(.jobFailed, "the MPI pool's session is closed on this rank"))) }
+            return
+        }
+        var guests: [(index: Int, call: Call<ShareableValue>)] = []
+        var jobs: [(index: Int, call: Call<ShareableValue>)] = []
         for (index, call) in calls.enumerated() {
             do {
-                guard let session else { throw RemoteError(.jobFailed, "the MPI pool's session is closed on this rank") }
-                let future = try submit(call, to: session)
-                future.addDoneCallback { future in reply.set(index, Result { try future.result() }) }
+                switch try prepare(call) {
+                case .guest(let call): guests.append((index, call))
+                case .job(let call): jobs.append((index, call))
+                }
             } catch {
                 reply.set(index, .failure(error))
             }
         }
+        func start(_ group: [(index: Int, call: Call<ShareableValue>)], on pool: () throws -> any PoolExecutor) {
+            guard !group.isEmpty else { return }
+            do {
+                let futures = try pool().submit(contentsOf: group.map(\.call))
+                for (entry, future) in zip(group, futures) {
+                    let index = entry.index
+                    future.addDoneCallback { future in reply.set(index, Result { try future.result() }) }
+                }
+            } catch {
+                for entry in group { reply.set(entry.index, .failure(error)) }
+            }
+        }
+        start(guests) { try session.interpreterPool() }
+        start(jobs) { try session.threadPool() }
     }
 
-    /// Submits one call to the pool that runs its kind.
-    private func submit(_ call: ShareableValue, to session: Session) throws -> Future<ShareableValue> {
+    /// A call ready for the pool that runs its kind.
+    private enum Prepared {
+        case guest(Call<ShareableValue>)
+        case job(Call<ShareableValue>)
+    }
+
+    /// Decodes one call.
+    ///
+    /// - Throws: ``ProcessPool/RemoteError`` for an unreadable call or an unknown job; the
+    ///   ``WasmInterpreters/ModuleError`` its module failed to load with.
+    private func prepare(_ call: ShareableValue) throws -> Prepared {
         guard let (tag, fields) = MPIMessage.parse(call) else { throw RemoteError(.jobFailed, "unreadable call") }
         switch tag {
         case WireMessage.callJob:
@@ -147,7 +182,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
                         + "pass it to MPIWorker.runIfRequested(jobs:)")
             }
             let argument = fields[2]
-            return try session.threadPool().submit { try job.invoke(encoded: argument) }
+            return .job(Call { try job.invoke(encoded: argument) })
         case WireMessage.callGuest:
             guard fields.count == 6, case .string(let key) = fields[1], case .string(let function) = fields[2],
                 case .array(let arguments) = fields[3]
@@ -160,7 +195,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             var timeLimit: Duration?
             if case .int(let nanoseconds) = fields[5] { timeLimit = .nanoseconds(nanoseconds) }
             let guest = GuestFunction<ShareableValue>(module: module, name: function, fuel: fuel, timeLimit: timeLimit)
-            return try session.interpreterPool().submit(guest.call(arguments: arguments))
+            return .guest(guest.call(arguments: arguments))
         default:
             throw RemoteError(.jobFailed, "unknown call \(tag)")
         }
