@@ -50,8 +50,10 @@ public enum ExitHook {
         _ = pools.withLock { $0.removeValue(forKey: ObjectIdentifier(pool)) }
     }
 
-    /// Joins every live pool. Runs once, from `exit`.
-    static func run() {
+    /// Joins every live pool. Runs from `exit`; also from code that must run after the pools are
+    /// joined at exit whatever the order of `atexit` handlers (the MPI pool's end of the worker
+    /// ranks). Running it again joins what is left.
+    package static func run() {
         exiting.store(true, ordering: .releasing)
         guard waitsForAcceptedWork else { return }
         let live = pools.withLock { Array($0.values) }

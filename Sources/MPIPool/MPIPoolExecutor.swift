@@ -9,9 +9,9 @@ import ProcessPool
 /// Start the program with `mpiexec -n N program` (or `srun`), with
 /// ``MPIWorker/runIfRequested(jobs:)`` first in `main`: rank 0 runs `main` and makes pools; ranks
 /// 1 to N - 1 serve them. Each worker of this pool is a thread of the shared pool whose context
-/// owns one slot on one rank, as a process pool's context owns one child process; each rank
-/// offers as many slots as it has cores and runs its calls on pools of its own, so one rank per
-/// host uses the whole host. Guest calls run sandboxed in interpreters there; a module's bytes
+/// owns one slot on one rank, as a process pool's context owns one child process; each host
+/// offers as many slots as it has cores, shared among its worker ranks, and a rank runs its calls
+/// on pools of its own, so one rank per host uses the whole host. Guest calls run sandboxed in interpreters there; a module's bytes
 /// travel to a rank once, keyed by their content, and later calls name the key only.
 ///
 /// Faults: a call's error reaches its future with the remote message. A rank that dies or stops
@@ -40,16 +40,19 @@ public final class MPIPoolExecutor: JobExecutor {
     /// they start).
     ///
     /// - Parameters:
-    ///   - maxWorkers: The most calls running at once; `nil` means every core of every worker
-    ///     rank. Slots are dealt to ranks in turn.
+    ///   - maxWorkers: The most calls running at once; `nil` means one per core of every host
+    ///     with worker ranks (a host's cores are divided among its worker ranks). Slots are dealt
+    ///     to ranks in turn.
     ///   - limits: Limits for guest calls on the ranks.
     ///   - heartbeatTimeout: How long a rank may stay silent (dead, stopped, unreachable) before
-    ///     its futures fail and the pool breaks.
+    ///     its futures fail and the pool breaks; at least ``minimumHeartbeatTimeout``. Ranks lost
+    ///     before are left out of the pool.
     ///   - startTimeout: How long to wait for the worker ranks to report.
     /// - Throws: ``MPIError`` `.notLaunched` outside an MPI launch or without
     ///   ``MPIWorker/runIfRequested(jobs:)``, `.unavailable` when MPI cannot be loaded,
-    ///   `.noWorkerRanks` with one rank, `.startFailed` when a rank did not report in time;
-    ///   ``Futures/ExecutorError`` `.invalidArgument` for `maxWorkers` below 1.
+    ///   `.noWorkerRanks` with one rank or when every worker rank was lost, `.startFailed` when a
+    ///   rank did not report in time; ``Futures/ExecutorError`` `.invalidArgument` for `maxWorkers`
+    ///   below 1 or a `heartbeatTimeout` below ``minimumHeartbeatTimeout``.
     public init(
         maxWorkers: Int? = nil,
         limits: InterpreterLimits = .default,
@@ -59,21 +62,31 @@ public final class MPIPoolExecutor: JobExecutor {
         if let maxWorkers, maxWorkers < 1 {
             throw ExecutorError(.invalidArgument, "maxWorkers must be greater than 0, got \(maxWorkers)")
         }
+        guard heartbeatTimeout >= Self.minimumHeartbeatTimeout else {
+            throw ExecutorError(
+                .invalidArgument,
+                "heartbeatTimeout must be at least \(Self.minimumHeartbeatTimeout) (ranks are pinged every 0.5 s), got \(heartbeatTimeout)")
+        }
         let router = try MPIWorker.router()
         guard router.size > 1 else {
             throw MPIError(.noWorkerRanks, "the launch has one rank only: start it with mpiexec -n 2 or more")
         }
-        let reported = router.waitForRanks(until: Deadline.after(startTimeout))
-        guard reported.count == router.size - 1 else {
-            let lost = router.lostRanks.map { "rank \($0.rank): \($0.reason)" }
+        let (reported, count) = router.waitForRanks(until: Deadline.after(startTimeout))
+        guard count == router.size - 1 else {
             throw MPIError(
-                .startFailed,
-                "\(reported.count) of \(router.size - 1) worker ranks are serving after \(startTimeout)"
-                    + (lost.isEmpty ? "" : " (\(lost.joined(separator: "; ")))"))
+                .startFailed, "\(count) of \(router.size - 1) worker ranks reported within \(startTimeout)")
         }
+        guard !reported.isEmpty else {
+            let lost = router.lostRanks.map { "rank \($0.rank): \($0.reason)" }
+            throw MPIError(.noWorkerRanks, "every worker rank was lost (\(lost.joined(separator: "; ")))")
+        }
+        // A rank offers its host's cores, shared with the other worker ranks on that host.
+        var ranksPerHost: [String: Int] = [:]
+        for rank in reported { ranksPerHost[rank.host, default: 0] += 1 }
+        let offered = reported.map { max(1, $0.cores / ranksPerHost[$0.host, default: 1]) }
         var slots: [Int] = []
-        for round in 0..<(reported.map(\.cores).max() ?? 1) {
-            for rank in reported where rank.cores > round { slots.append(rank.rank) }
+        for round in 0..<(offered.max() ?? 1) {
+            for (rank, count) in zip(reported, offered) where count > round { slots.append(rank.rank) }
         }
         let maxWorkers = maxWorkers ?? slots.count
         while slots.count < maxWorkers { slots += slots }
@@ -82,9 +95,12 @@ public final class MPIPoolExecutor: JobExecutor {
         self.maxWorkers = maxWorkers
         self.limits = limits
         self.heartbeatTimeout = heartbeatTimeout
-        ranks = reported.map { MPIRankInfo(rank: $0.rank, host: $0.host, processID: Int32($0.pid), cores: $0.cores) }
+        ranks = zip(reported, offered).map { rank, count in
+            MPIRankInfo(rank: rank.rank, host: rank.host, processID: Int32(rank.pid), cores: rank.cores, slots: count)
+        }
         let breaker = PoolBreaker()
-        let id = router.openSession(limits: limits, heartbeatTimeout: heartbeatTimeout) { breaker.breakPool($0) }
+        let used = Set(slots)
+        let id = router.openSession(limits: limits, heartbeatTimeout: heartbeatTimeout, ranks: used) { breaker.breakPool($0) }
         let session = MPISession(id: id, router: router)
         self.session = session
         let assignment = slots
@@ -94,7 +110,12 @@ public final class MPIPoolExecutor: JobExecutor {
                 brokenCode: .brokenMPIPool, brokenMessage: "An MPI rank was lost, the MPI pool is not usable anymore"),
             makeContext: { index in MPIContext(session: session, rank: assignment[index % assignment.count]) })
         breaker.pool = pool
+        // A rank lost between opening the session and this line told a breaker without a pool.
+        if let lost = router.lostError(among: Array(used)) { pool.breakPool(because: lost, logPrefix: "MPI rank lost") }
     }
+
+    /// The shortest ``heartbeatTimeout``: two ping intervals.
+    public static let minimumHeartbeatTimeout: Duration = .seconds(1)
 
     deinit {
         let pool = pool
@@ -177,8 +198,10 @@ public struct MPIRankInfo: Sendable, Hashable {
     public let host: String
     /// Its process id on that host.
     public let processID: Int32
-    /// The cores it may use: the slots it offers.
+    /// The cores its process may use.
     public let cores: Int
+    /// The calls it runs at once: its cores, divided among the worker ranks on its host.
+    public let slots: Int
 }
 
 /// Breaks the pool when the router reports a lost rank; set once the pool exists.

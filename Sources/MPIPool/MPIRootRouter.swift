@@ -49,6 +49,8 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
     /// What the router keeps of an open session.
     private struct SessionEntry {
         let heartbeatTimeout: Duration
+        /// The ranks the session uses: only their loss concerns it.
+        let ranks: Set<Int>
         let lost: @Sendable (ExecutorError) -> Void
     }
 
@@ -71,6 +73,7 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
     private var keyedModules: [String: [UInt8]] = [:]
     private var moduleKeys: [Int: String] = [:]
     private var ending = false
+    private var lastTick: Deadline?
     /// Module messages sent so far, over all ranks.
     private var modulesSentCount = 0
 
@@ -81,14 +84,29 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
 
     // MARK: Ranks
 
-    /// Waits until every worker rank reported, or `deadline`; returns those that did and are alive.
-    func waitForRanks(until deadline: Deadline?) -> [Rank] {
+    /// Waits until every worker rank reported (a rank lost since counts as reported), or
+    /// `deadline`; returns the ranks that reported and are alive, and how many reported.
+    func waitForRanks(until deadline: Deadline?) -> (live: [Rank], reported: Int) {
         lock.withLock {
             while ranks.count < size - 1 {
                 if !lock.wait(until: deadline), ranks.count < size - 1 { break }
             }
-            return ranks.values.filter { $0.lost == nil }.sorted { $0.rank < $1.rank }
+            return (ranks.values.filter { $0.lost == nil }.sorted { $0.rank < $1.rank }, ranks.count)
         }
+    }
+
+    /// The error of a lost rank among `ranks`, if one is lost.
+    func lostError(among ranks: [Int]) -> ExecutorError? {
+        lock.withLock {
+            for rank in ranks {
+                if let entry = self.ranks[rank], let reason = entry.lost { return Self.lostError(entry, reason) }
+            }
+            return nil
+        }
+    }
+
+    private static func lostError(_ entry: Rank, _ reason: String) -> ExecutorError {
+        ExecutorError(.brokenMPIPool, "MPI rank \(entry.rank) (pid \(entry.pid) on \(entry.host)) was lost: \(reason)")
     }
 
     /// How many module messages rank 0 has sent (each module goes to each rank once).
@@ -99,31 +117,41 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
         lock.withLock { ranks.values.compactMap { rank in rank.lost.map { (rank.rank, $0) } }.sorted { $0.rank < $1.rank } }
     }
 
-    /// Declares `rank` lost: fails its awaited replies and tells every session.
+    /// Declares `rank` lost: fails its awaited replies and tells the sessions that use it. Their
+    /// pools break on a thread of their own: breaking fails queued futures, whose callbacks must
+    /// not run on (and could block) the MPI thread.
     private func lose(_ rank: Int, _ reason: String) {
         let (slots, listeners, error): ([ReplySlot], [@Sendable (ExecutorError) -> Void], ExecutorError?) = lock.withLock {
             guard var entry = ranks[rank], entry.lost == nil, !ending else { return ([], [], nil) }
             entry.lost = reason
             ranks[rank] = entry
-            let error = ExecutorError(
-                .brokenMPIPool, "MPI rank \(rank) (pid \(entry.pid) on \(entry.host)) was lost: \(reason)")
+            let error = Self.lostError(entry, reason)
             let slots = pending.filter { $0.value.rank == rank }.map(\.value.slot)
             pending = pending.filter { $0.value.rank != rank }
-            return (slots, sessions.values.map(\.lost), error)
+            return (slots, sessions.values.filter { $0.ranks.contains(rank) }.map(\.lost), error)
         }
         guard let error else { return }
         for slot in slots { slot.resolve(.failure(error)) }
-        for listener in listeners { listener(error) }
+        guard !listeners.isEmpty else { return }
+        let tell = { @Sendable in for listener in listeners { listener(error) } }
+        do {
+            try DetachedThread.start(name: "cf-mpi-lost", pool: nil, tell)
+        } catch {
+            tell()
+        }
     }
 
     // MARK: Sessions
 
-    /// Opens a session (one executor) on every live rank.
-    func openSession(limits: InterpreterLimits, heartbeatTimeout: Duration, lost: @escaping @Sendable (ExecutorError) -> Void) -> Int64 {
+    /// Opens a session (one executor) on every live rank; `lost` is told when one of `ranks` is.
+    func openSession(
+        limits: InterpreterLimits, heartbeatTimeout: Duration, ranks used: Set<Int>,
+        lost: @escaping @Sendable (ExecutorError) -> Void
+    ) -> Int64 {
         lock.withLock {
             let id = nextSession
             nextSession += 1
-            sessions[id] = SessionEntry(heartbeatTimeout: heartbeatTimeout, lost: lost)
+            sessions[id] = SessionEntry(heartbeatTimeout: heartbeatTimeout, ranks: used, lost: lost)
             let message = MPIRuntime.encode(.array([.int(MPIMessage.open), .int(id)] + WireMessage.fields(of: limits)))
             for rank in ranks.values where rank.lost == nil { runtime.send(bytes: message, to: rank.rank) }
             return id
@@ -146,11 +174,11 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
     func run(_ calls: [RemoteCall], session: Int64, on rank: Int) throws(ExecutorError) -> [Result<ShareableValue, any Error>] {
         let modules = calls.compactMap { $0.guestInvocation?.module }
         let slot = ReplySlot()
+        var tooLarge: Int?
         try lock.withLock { () throws(ExecutorError) in
             guard let entry = ranks[rank] else { throw ExecutorError(.brokenMPIPool, "MPI rank \(rank) is not serving") }
-            if let reason = entry.lost {
-                throw ExecutorError(.brokenMPIPool, "MPI rank \(rank) (pid \(entry.pid) on \(entry.host)) was lost: \(reason)")
-            }
+            if let reason = entry.lost { throw Self.lostError(entry, reason) }
+            if ending { throw ExecutorError.exitingError }
             let id = nextRequest
             nextRequest += 1
             pending[id] = (rank, slot)
@@ -162,7 +190,19 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
                     to: rank)
             }
             let requests = calls.map { call in MPIMessage.request(for: call, key: call.guestInvocation.map { key(for: $0.module) }) }
-            runtime.send([.int(MPIMessage.calls), .int(session), .int(Int64(bitPattern: id)), .array(requests)], to: rank)
+            let message = MPIRuntime.encode([.int(MPIMessage.calls), .int(session), .int(Int64(bitPattern: id)), .array(requests)])
+            guard message.count <= WireMessage.maximumFrame else {
+                pending[id] = nil
+                tooLarge = message.count
+                return
+            }
+            runtime.send(bytes: message, to: rank)
+        }
+        if let tooLarge {
+            let error = NotShareableError(
+                "\(calls.count) calls of \(tooLarge) bytes in all cannot travel in one MPI message (the limit is "
+                    + "\(WireMessage.maximumFrame) bytes): send fewer or smaller arguments per chunk")
+            return calls.map { _ in .failure(error) }
         }
         let outcomes = try slot.wait().get()
         guard outcomes.count == calls.count else {
@@ -187,15 +227,23 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
 
     // MARK: End
 
-    /// Tells every live rank to end and ends MPI here; called once, as the program exits.
+    /// Tells every worker rank to end and ends MPI here; called once, as the program exits,
+    /// after the pools were joined.
     func endWorkers() {
-        let (live, anyLost) = lock.withLock {
+        let allServing = lock.withLock {
             ending = true
-            return (ranks.values.filter { $0.lost == nil }.map(\.rank), ranks.values.contains { $0.lost != nil })
+            return ranks.count == size - 1 && ranks.values.allSatisfy { $0.lost == nil }
         }
-        for rank in live { runtime.send([.int(MPIMessage.exit), .bool(!anyLost)], to: rank) }
-        // MPI_Finalize waits for every rank; one that is lost would make it wait for ever.
-        runtime.finish(finalize: !anyLost, timeout: .seconds(5))
+        // Every rank, reported or not: one that reports later is answered the same way. MPI_Finalize
+        // waits for every rank, so it is called only when all of them are known to be serving.
+        for rank in 1..<max(size, 1) { runtime.send([.int(MPIMessage.exit), .bool(allServing)], to: rank) }
+        runtime.finish(finalize: allServing, timeout: .seconds(5))
+        // Nothing answers from here on: whatever still waits fails rather than waiting for ever.
+        let slots = lock.withLock {
+            defer { pending.removeAll() }
+            return pending.values.map(\.slot)
+        }
+        for slot in slots { slot.resolve(.failure(ExecutorError.exitingError)) }
     }
 
     // MARK: MPIEndpoint
@@ -208,6 +256,11 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
             guard fields.count == 5, case .int(let cores) = fields[1], case .int(let pid) = fields[2],
                 case .string(let host) = fields[3], case .int(let version) = fields[4]
             else { return false }
+            let late = lock.withLock { ending }
+            if late {
+                runtime.send([.int(MPIMessage.exit), .bool(false)], to: source)
+                return false
+            }
             lock.withLock {
                 ranks[source] = Rank(
                     rank: source, cores: max(1, Int(cores)), pid: Int(pid), host: host, lastHeard: now, lastPing: now,
@@ -236,10 +289,20 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
         lose(destination, reason)
     }
 
+    func receivedUnreadable(from source: Int, _ reason: String) {
+        lose(source, "it sent \(reason)")
+    }
+
     func tick(now: Deadline) {
         var silent: [(Int, String)] = []
         lock.withLock {
             guard !ending else { return }
+            // When this thread itself was held up (a stalled machine, a debugger), the ranks'
+            // silence is not theirs: their clocks start again.
+            if let lastTick, now.nanoseconds &- lastTick.nanoseconds > 1_000_000_000 {
+                for rank in ranks.keys { ranks[rank]?.lastHeard = now }
+            }
+            lastTick = now
             let timeout = sessions.values.map(\.heartbeatTimeout).min() ?? Self.defaultHeartbeatTimeout
             for (rank, var entry) in ranks where entry.lost == nil {
                 let quiet = Duration.nanoseconds(Int64(truncatingIfNeeded: now.nanoseconds &- entry.lastHeard.nanoseconds))

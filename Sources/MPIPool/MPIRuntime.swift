@@ -14,6 +14,8 @@ protocol MPIEndpoint: AnyObject, Sendable {
     func received(_ message: ShareableValue, from source: Int) -> Bool
     /// A message to `destination` could not be sent.
     func sendFailed(to destination: Int, _ reason: String)
+    /// A message from `source` could not be read (corrupt, or over the size limit).
+    func receivedUnreadable(from source: Int, _ reason: String)
     /// Called every few milliseconds, for heartbeats.
     func tick(now: Deadline)
     /// Whether replies are awaited: the thread then polls more often.
@@ -159,6 +161,7 @@ final class MPIRuntime: @unchecked Sendable {
     private struct PostedSend {
         var request: Int32
         let buffer: UnsafeMutableRawBufferPointer
+        let destination: Int
     }
 
     /// The MPI thread.
@@ -190,12 +193,16 @@ final class MPIRuntime: @unchecked Sendable {
             }
             var active = messages.contains { $0.isWork }
             for message in messages {
+                guard message.bytes.count <= WireMessage.maximumFrame else {
+                    endpoint?.sendFailed(to: message.destination, "a message of \(message.bytes.count) bytes is over the limit")
+                    continue
+                }
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, message.bytes.count), alignment: 8)
                 message.bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
                 var request: Int32 = 0
                 let result = cf_mpi_isend(buffer.baseAddress, Int32(message.bytes.count), Int32(message.destination), Self.tag, &request)
                 if result == 0 {
-                    posted.append(PostedSend(request: request, buffer: buffer))
+                    posted.append(PostedSend(request: request, buffer: buffer, destination: message.destination))
                 } else {
                     buffer.deallocate()
                     endpoint?.sendFailed(to: message.destination, "MPI_Isend failed: \(Self.describe(result))")
@@ -204,18 +211,23 @@ final class MPIRuntime: @unchecked Sendable {
             posted.removeAll { send in
                 var done: Int32 = 0
                 var request = send.request
-                if cf_mpi_test(&request, &done) != 0 || done != 0 {
-                    // A failed test means the send is lost (its peer died); MPI may still hold the
-                    // buffer, so it is leaked rather than freed.
-                    if done != 0 { send.buffer.deallocate() }
+                let status = cf_mpi_test(&request, &done)
+                if status != 0 {
+                    // The send is lost (its peer died). MPI may still hold the buffer, so it is
+                    // leaked rather than freed.
+                    endpoint?.sendFailed(to: send.destination, "MPI_Test failed: \(Self.describe(status))")
                     return true
                 }
-                return false
+                if done != 0 { send.buffer.deallocate() }
+                return done != 0
             }
             if let endpoint {
                 for _ in 0..<64 {
                     guard let (source, message) = receive() else { break }
-                    if let message, endpoint.received(message, from: source) { active = true }
+                    switch message {
+                    case .success(let message): if endpoint.received(message, from: source) { active = true }
+                    case .failure(let reason): endpoint.receivedUnreadable(from: source, reason.description)
+                    }
                 }
                 let now = Deadline.now
                 if now >= nextTick {
@@ -259,17 +271,31 @@ final class MPIRuntime: @unchecked Sendable {
         }
     }
 
-    /// Receives one message if one is waiting: its source, and the value (`nil` when it could
-    /// not be decoded). `nil` when none is waiting or the probe failed.
-    private func receive() -> (Int, ShareableValue?)? {
+    /// Why a received message could not be used.
+    struct Unreadable: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Receives one message if one is waiting: its source, and the value or why it could not be
+    /// read. `nil` when none is waiting or the probe failed.
+    private func receive() -> (Int, Result<ShareableValue, Unreadable>)? {
         var found: Int32 = 0
         var source: Int32 = 0
         var count: Int32 = 0
         guard cf_mpi_iprobe(Self.tag, &found, &source, &count) == 0, found != 0 else { return nil }
-        var bytes = [UInt8](repeating: 0, count: Int(max(count, 1)))
-        let status = bytes.withUnsafeMutableBytes { cf_mpi_recv($0.baseAddress, count, source, Self.tag) }
-        guard status == 0, count > 0, Int(count) <= WireMessage.maximumFrame else { return (Int(source), nil) }
-        return (Int(source), try? ShareableValue(decoding: bytes[0..<Int(count)]))
+        // Senders of this protocol never exceed the frame limit (1 GiB, below MPI's int counts);
+        // a count MPI cannot express is received as nothing, to take the message off the queue.
+        let length = count > 0 ? Int(count) : 0
+        var bytes = [UInt8](repeating: 0, count: max(length, 1))
+        let status = bytes.withUnsafeMutableBytes { cf_mpi_recv($0.baseAddress, Int32(length), source, Self.tag) }
+        guard status == 0, length > 0, length <= WireMessage.maximumFrame else {
+            return (Int(source), .failure(Unreadable(description: "a message of \(count) bytes could not be received")))
+        }
+        do {
+            return (Int(source), .success(try ShareableValue(decoding: bytes[0..<length])))
+        } catch {
+            return (Int(source), .failure(Unreadable(description: "a malformed message: \(error)")))
+        }
     }
 
     /// MPI's text for an error code.

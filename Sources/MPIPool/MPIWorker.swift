@@ -27,7 +27,9 @@ public enum MPIWorker {
 
     private enum State {
         case notStarted
+        case starting
         case root(MPIRootRouter)
+        case serving(rank: Int, size: Int)
         case failed(MPIError)
     }
 
@@ -44,6 +46,13 @@ public enum MPIWorker {
     ///   name are a programming error (the first is used).
     public static func runIfRequested(jobs: [any AnyJob] = []) {
         guard isLaunched else { return }
+        // Once per process: a second call (a library and its program both calling it) returns.
+        let first = state.withLock { current -> Bool in
+            guard case .notStarted = current else { return false }
+            current = .starting
+            return true
+        }
+        guard first else { return }
         // Hydra started with -disable-auto-cleanup tells the survivors of a rank's death with
         // SIGUSR1, whose default action ends them: keep them alive to report the loss (unless the
         // program handles SIGUSR1 itself).
@@ -65,15 +74,31 @@ public enum MPIWorker {
             return
         }
         let (runtime, identity) = started
+        if identity.size == 1, let expected = launcherSize, expected > 1 {
+            // A launcher of another MPI (Open MPI's mpirun with MPICH loaded): every process would
+            // be a rank 0 of its own and run main.
+            let error = MPIError(
+                .unavailable,
+                "the launcher started \(expected) processes but the MPI library sees 1: launch with the mpiexec of the "
+                    + "library loaded (MPICH's), or set CONCURRENT_FUTURES_MPI_LIBRARY to the launcher's MPICH-ABI library")
+            if let rank = launcherRank, rank != 0 {
+                let line = Array("MPI worker rank \(rank): \(error.message)\n".utf8)
+                _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+                exit(70)
+            }
+            runtime.requestFinish(finalize: true, timeout: .seconds(1))
+            state.withLock { $0 = .failed(error) }
+            return
+        }
         if identity.rank == 0 {
             let router = MPIRootRouter(runtime: runtime, size: identity.size)
             runtime.attach(router)
             state.withLock { $0 = .root(router) }
-            // After the exit hook joined the pools (atexit runs handlers in reverse order of
-            // registration, and the hook registers with the first pool), the worker ranks end.
+            // At exit: the pools finish their work, then the worker ranks end.
             atexit { MPIWorker.endWorkers() }
             return
         }
+        state.withLock { $0 = .serving(rank: identity.rank, size: identity.size) }
         let server = MPIWorkerServer(runtime: runtime, jobs: jobs)
         runtime.attach(server)
         server.announce()
@@ -84,20 +109,42 @@ public enum MPIWorker {
 
     /// The rank the launcher gave this process, from its environment, before MPI is up.
     private static var launcherRank: Int? {
-        for key in ["PMI_RANK", "PMIX_RANK", "SLURM_PROCID"] {
-            if let text = getenv(key), let rank = Int(String(cString: text)) { return rank }
+        environmentNumber(["PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"])
+    }
+
+    /// The number of processes the launcher started, from its environment.
+    private static var launcherSize: Int? {
+        environmentNumber(["PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS"])
+    }
+
+    private static func environmentNumber(_ keys: [String]) -> Int? {
+        for key in keys {
+            if let text = getenv(key), let number = Int(String(cString: text)) { return number }
         }
         return nil
     }
 
-    /// This process's rank in `MPI_COMM_WORLD` when it is rank 0 of an MPI launch, else `nil`.
+    /// This process's rank in `MPI_COMM_WORLD` (0 in `main`, the worker's rank in a job running
+    /// on a worker rank), or `nil` outside an MPI launch.
     public static var rank: Int? {
-        state.withLock { if case .root = $0 { 0 } else { nil } }
+        state.withLock {
+            switch $0 {
+            case .root: 0
+            case .serving(let rank, _): rank
+            default: nil
+            }
+        }
     }
 
-    /// The number of ranks in the launch, when this process is its rank 0, else `nil`.
+    /// The number of ranks in the launch, or `nil` outside an MPI launch.
     public static var size: Int? {
-        state.withLock { if case .root(let router) = $0 { router.size } else { nil } }
+        state.withLock {
+            switch $0 {
+            case .root(let router): router.size
+            case .serving(_, let size): size
+            default: nil
+            }
+        }
     }
 
     /// How many module messages rank 0 has sent to worker ranks (for tests: each module goes to
@@ -115,7 +162,9 @@ public enum MPIWorker {
         switch current {
         case .root(let router): return router
         case .failed(let error): throw error
-        case .notStarted:
+        case .serving:
+            throw MPIError(.notLaunched, "a worker rank cannot make an MPI pool: only rank 0 runs main")
+        case .notStarted, .starting:
             if isLaunched {
                 throw MPIError(.notLaunched, "call MPIWorker.runIfRequested(jobs:) first thing in main: it starts MPI on every rank")
             }
@@ -126,9 +175,12 @@ public enum MPIWorker {
         }
     }
 
-    /// Ends the worker ranks and MPI; runs at exit on rank 0.
+    /// Ends the worker ranks and MPI; runs at exit on rank 0. The pools are joined first (their
+    /// work needs the ranks), whatever the order of the `atexit` handlers.
     private static func endWorkers() {
         let current = state.withLock { $0 }
-        if case .root(let router) = current { router.endWorkers() }
+        guard case .root(let router) = current else { return }
+        ExitHook.run()
+        router.endWorkers()
     }
 }

@@ -54,9 +54,24 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     let jobs: [String: any AnyJob]
     let cores: Int
     // Used on the MPI thread only.
-    private var modules: [String: Result<GuestModule, ModuleError>] = [:]
+    private var modules: [String: LoadedModule] = [:]
     private var sessions: [Int64: Session] = [:]
     private var lastHeard = Deadline.now
+    /// A module as rank 0 sent it, and what loading it under some limits gave.
+    private struct LoadedModule {
+        let name: String
+        let bytes: [UInt8]
+        var limits: InterpreterLimits
+        var result: Result<GuestModule, ModuleError>
+
+        init(name: String, bytes: [UInt8], limits: InterpreterLimits) {
+            self.name = name
+            self.bytes = bytes
+            self.limits = limits
+            result = Result { () throws(ModuleError) in try GuestModule(bytes: bytes, name: name, limits: limits) }
+        }
+    }
+
     /// Calls started and not yet answered (read by the MPI thread for its back-off).
     private let running = Atomic<Int>(0)
 
@@ -89,18 +104,13 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     private func handle(_ tag: Int64, _ fields: [ShareableValue]) {
         switch tag {
         case MPIMessage.open:
-            guard fields.count == 8, case .int(let id) = fields[1] else { return }
+            guard fields.count == 9, case .int(let id) = fields[1] else { return }
             sessions[id] = Session(limits: WireMessage.limits(from: fields[2...]) ?? .default, cores: cores)
         case MPIMessage.module:
             guard fields.count == 5, case .string(let key) = fields[1], case .string(let name) = fields[2],
                 case .bytes(let bytes) = fields[3], case .int(let session) = fields[4], modules[key] == nil
             else { return }
-            let limits = sessions[session]?.limits ?? .default
-            do {
-                modules[key] = .success(try GuestModule(bytes: bytes, name: name, limits: limits))
-            } catch {
-                modules[key] = .failure(error)
-            }
+            modules[key] = LoadedModule(name: name, bytes: bytes, limits: sessions[session]?.limits ?? .default)
         case MPIMessage.calls:
             guard fields.count == 4, case .int(let session) = fields[1], case .int(let id) = fields[2],
                 case .array(let calls) = fields[3]
@@ -123,7 +133,16 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     private func run(_ calls: [ShareableValue], session: Session?, request: Int64) {
         let reply = ReplyCollector(count: calls.count) { [self] outcomes in
             running.subtract(calls.count, ordering: .relaxed)
-            runtime.send([.int(MPIMessage.reply), .int(request), .array(outcomes.map(WireMessage.outcome))], to: 0)
+            var message = MPIRuntime.encode([.int(MPIMessage.reply), .int(request), .array(outcomes.map(WireMessage.outcome))])
+            if message.count > WireMessage.maximumFrame {
+                // Results too large for one message: each call fails instead, and none is lost.
+                let error = NotShareableError(
+                    "the results of \(calls.count) calls, \(message.count) bytes in all, cannot travel in one MPI message "
+                        + "(the limit is \(WireMessage.maximumFrame) bytes)")
+                message = MPIRuntime.encode(
+                    [.int(MPIMessage.reply), .int(request), .array(calls.map { _ in WireMessage.outcome(.failure(error)) })])
+            }
+            runtime.send(bytes: message, to: 0)
         }
         running.add(calls.count, ordering: .relaxed)
         if calls.isEmpty { reply.finish() }
@@ -135,7 +154,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
         var jobs: [(index: Int, call: Call<ShareableValue>)] = []
         for (index, call) in calls.enumerated() {
             do {
-                switch try prepare(call) {
+                switch try prepare(call, limits: session.limits) {
                 case .guest(let call): guests.append((index, call))
                 case .job(let call): jobs.append((index, call))
                 }
@@ -169,7 +188,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     ///
     /// - Throws: ``ProcessPool/RemoteError`` for an unreadable call or an unknown job; the
     ///   ``WasmInterpreters/ModuleError`` its module failed to load with.
-    private func prepare(_ call: ShareableValue) throws -> Prepared {
+    private func prepare(_ call: ShareableValue, limits: InterpreterLimits) throws -> Prepared {
         guard let (tag, fields) = MPIMessage.parse(call) else { throw RemoteError(.jobFailed, "unreadable call") }
         switch tag {
         case WireMessage.callJob:
@@ -187,9 +206,13 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             guard fields.count == 6, case .string(let key) = fields[1], case .string(let function) = fields[2],
                 case .array(let arguments) = fields[3]
             else { throw RemoteError(.jobFailed, "unreadable guest call") }
-            guard let module = try modules[key]?.get() else {
-                throw RemoteError(.jobFailed, "this rank has no module \(key)")
+            guard var loaded = modules[key] else { throw RemoteError(.jobFailed, "this rank has no module \(key)") }
+            if case .failure = loaded.result, loaded.limits != limits {
+                // Refused under another pool's limits: this pool's may allow it.
+                loaded = LoadedModule(name: loaded.name, bytes: loaded.bytes, limits: limits)
+                modules[key] = loaded
             }
+            let module = try loaded.result.get()
             var fuel: UInt64?
             if case .int(let budget) = fields[4] { fuel = UInt64(clamping: budget) }
             var timeLimit: Duration?
@@ -206,6 +229,11 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
         for session in sessions.values { session.close(cancel: true) }
         sessions.removeAll()
         runtime.requestFinish(finalize: finalize, timeout: .seconds(5))
+    }
+
+    func receivedUnreadable(from source: Int, _ reason: String) {
+        // Nothing to answer: the request id is unreadable too. Rank 0 checks the size of what it
+        // sends and MPI delivers bytes intact, so this is not a message of this protocol.
     }
 
     func sendFailed(to destination: Int, _ reason: String) {

@@ -14,7 +14,7 @@ import Glibc
 package enum WireMessage {
     // Parent to worker.
     static let loadModule: Int64 = 1  // [1, module id, name, bytes]
-    static let configure: Int64 = 2  // [2, fuel | none, memory | none, max value, stack, time limit ns | none, refuse growth]
+    static let configure: Int64 = 2  // [2, fuel | none, memory | none, max value, stack, time limit ns | none, refuse growth, max module]
     package static let callJob: Int64 = 3  // [3, job name, argument]
     package static let callGuest: Int64 = 4  // [4, module id, function, [arguments], fuel | none, time limit ns | none]
     static let batch: Int64 = 5  // [5, [call, ...]]
@@ -55,13 +55,14 @@ package enum WireMessage {
             limits.fuel.map { .int(Int64(clamping: $0)) } ?? .none, limits.memoryBytes.map { .int(Int64($0)) } ?? .none,
             .int(Int64(limits.maxValueBytes)), .int(Int64(limits.stackBytes)),
             limits.timeLimit.map { .int(nanoseconds($0)) } ?? .none, .bool(limits.onMemoryLimit == .refuseGrowth),
+            .int(Int64(limits.maxModuleBytes)),
         ]
     }
 
-    /// The limits that ``fields(of:)`` wrote, or `nil` when `fields` are not six such fields.
+    /// The limits that ``fields(of:)`` wrote, or `nil` when `fields` are not seven such fields.
     package static func limits(from fields: ArraySlice<ShareableValue>) -> InterpreterLimits? {
         let fields = Array(fields)
-        guard fields.count == 6 else { return nil }
+        guard fields.count == 7 else { return nil }
         var limits = InterpreterLimits.default
         if case .int(let fuel) = fields[0] { limits.fuel = UInt64(clamping: fuel) } else { limits.fuel = nil }
         if case .int(let memory) = fields[1] { limits.memoryBytes = Int(memory) } else { limits.memoryBytes = nil }
@@ -69,6 +70,7 @@ package enum WireMessage {
         if case .int(let stack) = fields[3] { limits.stackBytes = Int(stack) }
         if case .int(let nanoseconds) = fields[4] { limits.timeLimit = .nanoseconds(nanoseconds) } else { limits.timeLimit = nil }
         limits.onMemoryLimit = fields[5] == .bool(true) ? .refuseGrowth : .failCall
+        if case .int(let maxModule) = fields[6] { limits.maxModuleBytes = Int(maxModule) }
         return limits
     }
 

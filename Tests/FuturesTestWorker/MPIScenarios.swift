@@ -28,7 +28,8 @@ enum MPIScenarios {
     static func basics() throws {
         let pool = try MPIPoolExecutor()
         print("ranks: \(pool.ranks.map(\.rank))")
-        print("slots: \(pool.maxWorkers == pool.ranks.map(\.cores).reduce(0, +))")
+        // Two worker ranks on this host share its cores.
+        print("slots: \(pool.maxWorkers == pool.ranks.map(\.slots).reduce(0, +) && pool.ranks.allSatisfy { $0.slots == max(1, $0.cores / 2) })")
         let double = try BundledGuests.tasks.function("double", returning: Int.self)
         let mapped = try pool.map(double, 0..<300, chunkSize: 7).collect()
         print("guest map in order: \(mapped == (0..<300).map { $0 * 2 })")
@@ -117,6 +118,9 @@ enum MPIScenarios {
                 succeeded += 1
             } catch let error as ExecutorError where error.code == .brokenMPIPool {
                 broken += 1
+            } catch let error as RemoteError where error.message.contains("after interpreter shutdown") {
+                // A call that reached the exiting rank while its exit hook ran: refused there.
+                continue
             } catch {
                 other.append("\(error)")
             }

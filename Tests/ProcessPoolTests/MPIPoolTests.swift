@@ -11,10 +11,15 @@ import Glibc
 let mpiAvailable = !((try? runProgram("command -v mpiexec")) ?? "").isEmpty
 let mpiRequired = getenv("CONCURRENT_FUTURES_REQUIRE_MPI").map { String(cString: $0) == "1" } ?? false
 
+/// `mpiexec` options for the tests: under ThreadSanitizer (`TSAN_OPTIONS` set, as the README's
+/// command sets it), UCX's memory hooks crash a sanitized process as MPI starts, so they are
+/// turned off (`UCX_MEM_EVENTS=no`); otherwise the launch is MPICH's default.
+let mpiexecSanitizerOptions = getenv("TSAN_OPTIONS") != nil ? "-genv UCX_MEM_EVENTS no" : ""
+
 /// Runs `FuturesTestWorker mpi SCENARIO` under `mpiexec` (bounded by `timeout`), and returns its
 /// output with a last line `status=N`; checks that no process of the launch is left behind.
 func mpiScenario(_ scenario: String, ranks: Int = 3, options: String = "") throws -> String {
-    let output = try runProgram("timeout 120 mpiexec \(options) -n \(ranks) \(workerPath) mpi \(scenario); echo status=$?")
+    let output = try runProgram("timeout 120 mpiexec \(mpiexecSanitizerOptions) \(options) -n \(ranks) \(workerPath) mpi \(scenario); echo status=$?")
     let leftovers = try runProgram("pgrep -fx '\(workerPath) mpi \(scenario)' || true")
     #expect(leftovers.isEmpty, "processes left behind by \(scenario): \(leftovers)")
     #expect(!output.contains("status=124"), "mpiexec hung: \(output)")
