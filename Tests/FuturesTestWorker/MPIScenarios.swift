@@ -17,6 +17,7 @@ enum MPIScenarios {
         case "lose-rank": try loseRank(signal: SIGKILL)
         case "stop-rank": try loseRank(signal: SIGSTOP)
         case "exit-rank": try loseRank(signal: 0)
+        case "no-pool": noPool()
         default:
             print("unknown scenario \(scenario)")
             exit(2)
@@ -37,6 +38,8 @@ enum MPIScenarios {
         let jobs = try pool.map(TestJobs.double, 0..<100).collect()
         print("job map in order: \(jobs == (0..<100).map { $0 * 2 })")
         print("codable job: \(try pool.submit(TestJobs.sum, Pair(left: 40, right: 2)).result())")
+        let jobRanks = Set(try pool.map(TestJobs.mpiRank, 0..<40).collect())
+        print("jobs see their rank: \(jobRanks.isSubset(of: Set(pool.ranks.map(\.rank))) && !jobRanks.contains(0))")
         let sleepers = try pool.submit(contentsOf: Array(repeating: TestJobs.sleep.call(100), count: 8))
         let waited = wait(sleepers, returnWhen: .allCompleted)
         let (done, notDone) = (waited.done, waited.notDone)
@@ -83,6 +86,13 @@ enum MPIScenarios {
         print("second pool: \(again == (0..<50).map { $0 * 2 }), \(second.maxWorkers) slots")
         print("no module sent twice: \(MPIWorker.modulesSent == sentBefore)")
         second.shutdown()
+    }
+
+    /// Rank 0 makes no pool and returns at once: every rank still ends. A second
+    /// `runIfRequested` changes nothing.
+    static func noPool() {
+        MPIWorker.runIfRequested(jobs: TestJobs.all)
+        print("rank: \(MPIWorker.rank.map(String.init) ?? "none") of \(MPIWorker.size.map(String.init) ?? "none")")
     }
 
     /// `shutdown(cancelFutures: true)`: queued calls are cancelled, running ones finish, every

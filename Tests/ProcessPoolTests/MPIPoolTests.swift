@@ -23,6 +23,7 @@ func mpiScenario(_ scenario: String, ranks: Int = 3, options: String = "") throw
     let leftovers = try runProgram("pgrep -fx '\(workerPath) mpi \(scenario)' || true")
     #expect(leftovers.isEmpty, "processes left behind by \(scenario): \(leftovers)")
     #expect(!output.contains("status=124"), "mpiexec hung: \(output)")
+    #expect(!output.contains("WARNING: ThreadSanitizer"), "a sanitized rank reported a race: \(output)")
     return output
 }
 
@@ -42,12 +43,27 @@ struct MPIPoolTests {
         #expect(MPIWorker.rank == nil)
     }
 
+    @Test func theHeartbeatTimeoutCoversTwoPings() {
+        let error = #expect(throws: ExecutorError.self) { try MPIPoolExecutor(heartbeatTimeout: .milliseconds(300)) }
+        #expect(error?.code == .invalidArgument)
+    }
+
+    /// Rank 0 returns from main without a pool: every rank ends, at once, and a second
+    /// `runIfRequested` changes nothing.
+    @Test(.enabled(if: mpiAvailable))
+    func everyRankEndsWhenRankZeroReturnsAtOnce() throws {
+        let output = try mpiScenario("no-pool")
+        #expect(output.contains("rank: 0 of 3"), "\(output)")
+        #expect(output.contains("main returns"), "\(output)")
+        #expect(output.contains("status=0"), "\(output)")
+    }
+
     @Test(.enabled(if: mpiAvailable))
     func jobsAndGuestsRunOnTheWorkerRanks() throws {
         let output = try mpiScenario("basics")
         let lines = Set(output.split(separator: "\n").map(String.init))
         for expected in [
-            "ranks: [1, 2]", "slots: true", "guest map in order: true", "job map in order: true", "codable job: 42",
+            "ranks: [1, 2]", "slots: true", "guest map in order: true", "job map in order: true", "codable job: 42", "jobs see their rank: true",
             "waited: 8 done, 0 not done", "ran on the worker ranks: true", "as completed: 20",
             "job error: jobFailed: job failed: the remote reason", "unknown job: unknownJob",
             "guest trap: divideByZero in divide", "fuel: outOfFuel", "after shutdown: shutdown",

@@ -103,9 +103,11 @@ package enum TestJobs {
     /// Registered nowhere: the worker does not know it.
     package static let unknown = Job("not-registered") { (value: Int) in value }
 
+    /// The MPI rank the job runs on (-1 outside an MPI launch).
+    package static let mpiRank = Job("mpiRank") { (_: Int) in MPIWorker.rank ?? -1 }
     package static let all: [any AnyJob] = [
         double, pid, sum, sleep, fail, crash, exit, killSelf, chatty, writeDescriptor3, forge, initialize, initialized,
-        failingInitializer, unencodable,
+        failingInitializer, unencodable, mpiRank,
     ]
 }
 
