@@ -1,6 +1,6 @@
 public import Futures
 public import WasmInterpreters
-import ProcessPool
+public import ProcessPool
 
 /// Runs jobs and guest functions on the other ranks of an MPI launch: mpi4py's
 /// `MPIPoolExecutor`, with the same `submit`, `map`, `wait`, `asCompleted` and `shutdown` as the
@@ -23,7 +23,7 @@ import ProcessPool
 ///
 /// ``shutdown(wait:cancelFutures:)`` ends this pool's work on every rank; the ranks themselves
 /// serve until rank 0's program ends, so a program may make pool after pool.
-public final class MPIPoolExecutor: JobExecutor {
+public final class MPIPoolExecutor: ChunkingExecutor {
     /// The most calls running at once: slots over all worker ranks.
     public let maxWorkers: Int
     /// Limits for guest calls on the ranks.
@@ -142,10 +142,15 @@ public final class MPIPoolExecutor: JobExecutor {
     ///
     /// - Throws: What ``submit(_:)`` throws.
     public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
-        try submit(chunksOf: calls, chunkSize: 1)
+        try submit(contentsOf: calls, chunkSize: 1)
     }
 
-    func submit<Success: Sendable>(chunksOf calls: [Call<Success>], chunkSize: Int) throws -> [Future<Success>] {
+    /// Sends `chunkSize` calls at a time to the ranks: each chunk is one MPI message and one
+    /// reply. Futures and results stay per call.
+    ///
+    /// - Throws: What ``submit(_:)`` throws; ``Futures/ExecutorError`` `.invalidArgument` for a
+    ///   `chunkSize` below 1.
+    public func submit<Success: Sendable>(contentsOf calls: [Call<Success>], chunkSize: Int) throws -> [Future<Success>] {
         let (futures, batches) = try CallBatch.batches(for: calls, chunkSize: chunkSize)
         try pool.submit(contentsOf: batches)
         return futures
@@ -156,37 +161,6 @@ public final class MPIPoolExecutor: JobExecutor {
     public func shutdown(wait: Bool, cancelFutures: Bool) {
         pool.shutdown(wait: wait, cancelFutures: cancelFutures)
         if wait { session.close() } else { closeWhenIdle(pool, session) }
-    }
-}
-
-extension MPIPoolExecutor {
-    /// Runs `job` over `inputs`, sending `chunkSize` inputs per message, results in input order.
-    /// See ``Futures/PoolExecutor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`
-    /// (which counts chunks, as in Python).
-    ///
-    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
-    ///   below 1; what `submit` throws.
-    public func map<Argument, Success>(
-        _ job: Job<Argument, Success>, _ inputs: some Sequence<Argument>, chunkSize: Int,
-        timeout: Duration? = nil, bufferSize: Int? = nil
-    ) throws -> MapResults<Success> {
-        try CallBatch.map(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { [weak self] inputs in
-            try self?.submit(chunksOf: inputs.map { job.call($0) }, chunkSize: chunkSize)
-        }
-    }
-
-    /// Runs `function` over `inputs`, sending `chunkSize` inputs per message. See
-    /// ``map(_:_:chunkSize:timeout:bufferSize:)-(Job<Argument,Success>,_,_,_,_)``.
-    ///
-    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
-    ///   below 1; what `submit` throws.
-    public func map<Input: Shareable, Success>(
-        _ function: GuestFunction<Success>, _ inputs: some Sequence<Input>, chunkSize: Int,
-        timeout: Duration? = nil, bufferSize: Int? = nil
-    ) throws -> MapResults<Success> {
-        try CallBatch.map(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { [weak self] inputs in
-            try self?.submit(chunksOf: inputs.map { function.call($0) }, chunkSize: chunkSize)
-        }
     }
 }
 

@@ -55,6 +55,8 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
     }
 
     static let pingInterval: Duration = .milliseconds(500)
+    /// How long rank 0's exit waits for worker ranks that have not reported yet.
+    static let exitReportTimeout: Duration = .seconds(10)
     /// How long a silent rank is tolerated when no session is open.
     static let defaultHeartbeatTimeout: Duration = .seconds(10)
 
@@ -230,6 +232,9 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
     /// Tells every worker rank to end and ends MPI here; called once, as the program exits,
     /// after the pools were joined.
     func endWorkers() {
+        // Ranks still starting (a program that returns at once) are waited for, up to a bound:
+        // MPI_Finalize needs every rank, and ending without it makes the launcher kill them all.
+        _ = waitForRanks(until: Deadline.after(Self.exitReportTimeout))
         let allServing = lock.withLock {
             ending = true
             return ranks.count == size - 1 && ranks.values.allSatisfy { $0.lost == nil }

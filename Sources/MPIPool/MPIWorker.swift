@@ -65,11 +65,7 @@ public enum MPIWorker {
             started = try MPIRuntime.start()
         } catch {
             // Every rank fails the same way: rank 0 reports it when a pool is made.
-            if let rank = launcherRank, rank != 0 {
-                let line = Array("MPI worker rank \(rank): \(error.message)\n".utf8)
-                _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-                exit(70)
-            }
+            endIfWorkerRank(error)
             state.withLock { $0 = .failed(error) }
             return
         }
@@ -81,11 +77,7 @@ public enum MPIWorker {
                 .unavailable,
                 "the launcher started \(expected) processes but the MPI library sees 1: launch with the mpiexec of the "
                     + "library loaded (MPICH's), or set CONCURRENT_FUTURES_MPI_LIBRARY to the launcher's MPICH-ABI library")
-            if let rank = launcherRank, rank != 0 {
-                let line = Array("MPI worker rank \(rank): \(error.message)\n".utf8)
-                _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-                exit(70)
-            }
+            endIfWorkerRank(error)
             runtime.requestFinish(finalize: true, timeout: .seconds(1))
             state.withLock { $0 = .failed(error) }
             return
@@ -105,6 +97,15 @@ public enum MPIWorker {
         runtime.waitUntilFinished()
         fflush(nil)
         _exit(0)
+    }
+
+    /// On a worker rank (by the launcher's numbering), prints why MPI cannot serve and exits
+    /// with status 70; returns on rank 0, which reports `error` when a pool is made.
+    private static func endIfWorkerRank(_ error: MPIError) {
+        guard let rank = launcherRank, rank != 0 else { return }
+        let line = Array("MPI worker rank \(rank): \(error.message)\n".utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        exit(70)
     }
 
     /// The rank the launcher gave this process, from its environment, before MPI is up.

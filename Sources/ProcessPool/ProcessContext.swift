@@ -49,10 +49,14 @@ package final class CallBatch: WorkerTask, @unchecked Sendable {
 
     /// The futures for `calls` and the batches that resolve them, `chunkSize` calls per batch.
     ///
-    /// - Throws: ``Futures/NotShareableError`` for a host closure, or a call that takes a queue.
+    /// - Throws: ``Futures/NotShareableError`` for a host closure, or a call that takes a queue;
+    ///   ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` below 1.
     package static func batches<Success: Sendable>(
         for calls: [Call<Success>], chunkSize: Int
     ) throws -> (futures: [Future<Success>], batches: [CallBatch]) {
+        guard chunkSize >= 1 else {
+            throw ExecutorError(.invalidArgument, "chunkSize must be >= 1, got \(chunkSize)")
+        }
         var futures: [Future<Success>] = []
         var elements: [Element] = []
         for call in calls {
@@ -64,21 +68,6 @@ package final class CallBatch: WorkerTask, @unchecked Sendable {
             CallBatch(Array(elements[start..<min(start + chunkSize, elements.count)]))
         }
         return (futures, batches)
-    }
-
-    /// `map` for executors that send calls in batches: checks `chunkSize` and streams `inputs`
-    /// through `submit`, which sends one chunk per batch (`bufferSize` counts chunks).
-    ///
-    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
-    ///   below 1.
-    package static func map<Input, Success>(
-        _ inputs: some Sequence<Input>, chunkSize: Int, timeout: Duration?, bufferSize: Int?,
-        submit: @escaping ([Input]) throws -> [Future<Success>]?
-    ) throws -> MapResults<Success> {
-        guard chunkSize >= 1 else {
-            throw ExecutorError(.invalidArgument, "chunkSize must be >= 1, got \(chunkSize)")
-        }
-        return try MapResults(inputs: inputs, timeout: timeout, bufferSize: bufferSize.map { $0 * chunkSize }, submit: submit)
     }
 
     /// Runs the started calls of every batch in `batch` as one request through `send`, and

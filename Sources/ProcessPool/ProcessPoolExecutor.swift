@@ -22,7 +22,7 @@ import Glibc
 /// that fails when a worker first starts breaks the pool, since every replacement would fail the
 /// same way; if it fails later, in a replacement for a dead worker, only the task that needed
 /// the replacement fails.
-public final class ProcessPoolExecutor: JobExecutor {
+public final class ProcessPoolExecutor: ChunkingExecutor {
     /// The most worker processes.
     public let maxWorkers: Int
     /// After this many tasks a worker process is replaced by a fresh one; `nil` for never.
@@ -125,12 +125,15 @@ public final class ProcessPoolExecutor: JobExecutor {
     ///
     /// - Throws: What ``submit(_:)`` throws.
     public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
-        try submit(chunksOf: calls, chunkSize: 1)
+        try submit(contentsOf: calls, chunkSize: 1)
     }
 
     /// Sends `chunkSize` calls at a time to the workers: each chunk is one request and one reply.
     /// Futures and results stay per call. Python's `map(chunksize=)`.
-    func submit<Success: Sendable>(chunksOf calls: [Call<Success>], chunkSize: Int) throws -> [Future<Success>] {
+    ///
+    /// - Throws: What ``submit(_:)`` throws; ``Futures/ExecutorError`` `.invalidArgument` for a
+    ///   `chunkSize` below 1.
+    public func submit<Success: Sendable>(contentsOf calls: [Call<Success>], chunkSize: Int) throws -> [Future<Success>] {
         let (futures, batches) = try CallBatch.batches(for: calls, chunkSize: chunkSize)
         try pool.submit(contentsOf: batches)
         return futures
@@ -167,42 +170,6 @@ public final class ProcessPoolExecutor: JobExecutor {
         if !pool.waitForWorkers(until: Deadline.after(Self.forceGrace)) {
             for pid in registry.pids { kill(pid, SIGKILL) }
             pool.waitForWorkers()
-        }
-    }
-}
-
-extension ProcessPoolExecutor {
-    /// Runs `job` over `inputs`, sending `chunkSize` inputs per request, results in input order.
-    /// See ``Futures/PoolExecutor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`
-    /// (which counts chunks, as in Python).
-    ///
-    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
-    ///   below 1; what `submit` throws.
-    public func map<Argument, Success>(
-        _ job: Job<Argument, Success>, _ inputs: some Sequence<Argument>, chunkSize: Int,
-        timeout: Duration? = nil, bufferSize: Int? = nil
-    ) throws -> MapResults<Success> {
-        try mapChunks(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { job.call($0) }
-    }
-
-    /// Runs `function` over `inputs`, sending `chunkSize` inputs per request. See
-    /// ``map(_:_:chunkSize:timeout:bufferSize:)-5y0zv``.
-    ///
-    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
-    ///   below 1; what `submit` throws.
-    public func map<Input: Shareable, Success>(
-        _ function: GuestFunction<Success>, _ inputs: some Sequence<Input>, chunkSize: Int,
-        timeout: Duration? = nil, bufferSize: Int? = nil
-    ) throws -> MapResults<Success> {
-        try mapChunks(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { function.call($0) }
-    }
-
-    private func mapChunks<Input, Success>(
-        _ inputs: some Sequence<Input>, chunkSize: Int, timeout: Duration?, bufferSize: Int?,
-        _ makeCall: @escaping (Input) -> Call<Success>
-    ) throws -> MapResults<Success> {
-        try CallBatch.map(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { [weak self] inputs in
-            try self?.submit(chunksOf: inputs.map(makeCall), chunkSize: chunkSize)
         }
     }
 }
