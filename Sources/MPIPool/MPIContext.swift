@@ -5,13 +5,31 @@ import ProcessPool
 final class MPISession: Sendable {
     let id: Int64
     let router: MPIRootRouter
+    /// Breaks the executor's pool.
+    let breakPool: @Sendable (ExecutorError) -> Void
 
-    init(id: Int64, router: MPIRootRouter) {
+    init(id: Int64, router: MPIRootRouter, breakPool: @escaping @Sendable (ExecutorError) -> Void) {
         self.id = id
         self.router = router
+        self.breakPool = breakPool
     }
 
     func close() { router.closeSession(id) }
+
+    /// Runs `calls` on `rank`. A call refused because the initializer failed on the rank breaks
+    /// the pool, as a failing initializer breaks every pool, and fails with the broken-pool error.
+    func run(_ calls: [RemoteCall], on rank: Int) throws(ExecutorError) -> [Result<ShareableValue, any Error>] {
+        var outcomes = try router.run(calls, session: id, on: rank)
+        for (index, outcome) in outcomes.enumerated() {
+            guard case .failure(let error as RemoteError) = outcome, error.code == .initializerFailed else { continue }
+            let broken = ExecutorError(
+                .brokenMPIPool, "The initializer failed on MPI rank \(rank), the MPI pool is not usable anymore: \(error.message)",
+                underlying: error)
+            breakPool(broken)
+            outcomes[index] = .failure(broken)
+        }
+        return outcomes
+    }
 }
 
 /// The MPI pool's worker context: it owns one slot on one worker rank, as a process context owns
@@ -32,13 +50,13 @@ struct MPIContext: WorkerContext {
     static var shortTaskNanoseconds: UInt64 { 2_000_000 }
 
     mutating func run(_ task: CallBatch) throws -> CallBatch.Output {
-        try session.router.run(task.started.map(\.call), session: session.id, on: rank)
+        try session.run(task.started.map(\.call), on: rank)
     }
 
     mutating func run(batch: [CallBatch]) -> [Result<CallBatch.Output, any Error>] {
         let session = session
         let rank = rank
-        return CallBatch.run(batch) { calls in try session.router.run(calls, session: session.id, on: rank) }
+        return CallBatch.run(batch) { calls in try session.run(calls, on: rank) }
     }
 
     mutating func finalize() {}

@@ -48,8 +48,13 @@ public final class MPIPoolExecutor: ChunkingExecutor {
     ///     its futures fail and the pool breaks; at least ``minimumHeartbeatTimeout``. Ranks lost
     ///     before are left out of the pool.
     ///   - startTimeout: How long to wait for the worker ranks to report.
+    ///   - initializer: A job or guest call run on the ranks before their first call of that kind:
+    ///     a guest call in each of a rank's interpreters, a job in each of its threads that run
+    ///     jobs. If it fails, the pool breaks (``Futures/ExecutorError`` `.brokenMPIPool`, with
+    ///     the remote error as `underlying`).
     /// - Throws: ``MPIError`` `.notLaunched` outside an MPI launch or without
     ///   ``MPIWorker/runIfRequested(jobs:)``, `.unavailable` when MPI cannot be loaded,
+    ///   ``Futures/NotShareableError`` for an initializer that is a host closure,
     ///   `.noWorkerRanks` with one rank or when every worker rank was lost, `.startFailed` when a
     ///   rank did not report in time; ``Futures/ExecutorError`` `.invalidArgument` for `maxWorkers`
     ///   below 1 or a `heartbeatTimeout` below ``minimumHeartbeatTimeout``.
@@ -57,7 +62,8 @@ public final class MPIPoolExecutor: ChunkingExecutor {
         maxWorkers: Int? = nil,
         limits: InterpreterLimits = .default,
         heartbeatTimeout: Duration = .seconds(5),
-        startTimeout: Duration = .seconds(30)
+        startTimeout: Duration = .seconds(30),
+        initializer: Call<Void>? = nil
     ) throws {
         if let maxWorkers, maxWorkers < 1 {
             throw ExecutorError(.invalidArgument, "maxWorkers must be greater than 0, got \(maxWorkers)")
@@ -66,6 +72,14 @@ public final class MPIPoolExecutor: ChunkingExecutor {
             throw ExecutorError(
                 .invalidArgument,
                 "heartbeatTimeout must be at least \(Self.minimumHeartbeatTimeout) (ranks are pinged every 0.5 s), got \(heartbeatTimeout)")
+        }
+        var initial: RemoteCall?
+        if let initializer {
+            switch initializer.remote {
+            case .job?, .invocation?: initial = initializer.remote
+            case .unencodable(let error)?: throw error
+            case nil: throw NotShareableError("the initializer (\(initializer.summary)) cannot run on an MPI rank")
+            }
         }
         let router = try MPIWorker.router()
         guard router.size > 1 else {
@@ -100,8 +114,10 @@ public final class MPIPoolExecutor: ChunkingExecutor {
         }
         let breaker = PoolBreaker()
         let used = Set(slots)
-        let id = router.openSession(limits: limits, heartbeatTimeout: heartbeatTimeout, ranks: used) { breaker.breakPool($0) }
-        let session = MPISession(id: id, router: router)
+        let id = router.openSession(limits: limits, heartbeatTimeout: heartbeatTimeout, ranks: used, initializer: initial) {
+            breaker.breakPool($0, logPrefix: "MPI rank lost")
+        }
+        let session = MPISession(id: id, router: router) { breaker.breakPool($0, logPrefix: "Exception in initializer on an MPI rank") }
         self.session = session
         let assignment = slots
         pool = WorkerPool(
@@ -190,8 +206,8 @@ private final class PoolBreaker: Sendable {
         set { reference.withLock { $0.pool = newValue } }
     }
 
-    func breakPool(_ error: ExecutorError) {
-        pool?.breakPool(because: error, logPrefix: "MPI rank lost")
+    func breakPool(_ error: ExecutorError, logPrefix: String) {
+        pool?.breakPool(because: error, logPrefix: logPrefix)
     }
 }
 

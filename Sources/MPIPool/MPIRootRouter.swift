@@ -145,19 +145,35 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
 
     // MARK: Sessions
 
-    /// Opens a session (one executor) on every live rank; `lost` is told when one of `ranks` is.
+    /// Opens a session (one executor) on every live rank, with the module of a guest
+    /// `initializer` first; `lost` is told when one of `ranks` is.
     func openSession(
-        limits: InterpreterLimits, heartbeatTimeout: Duration, ranks used: Set<Int>,
+        limits: InterpreterLimits, heartbeatTimeout: Duration, ranks used: Set<Int>, initializer: RemoteCall?,
         lost: @escaping @Sendable (ExecutorError) -> Void
     ) -> Int64 {
         lock.withLock {
             let id = nextSession
             nextSession += 1
             sessions[id] = SessionEntry(heartbeatTimeout: heartbeatTimeout, ranks: used, lost: lost)
-            let message = MPIRuntime.encode(.array([.int(MPIMessage.open), .int(id)] + WireMessage.fields(of: limits)))
-            for rank in ranks.values where rank.lost == nil { runtime.send(bytes: message, to: rank.rank) }
+            let initial = initializer.map { call in MPIMessage.request(for: call, key: call.guestInvocation.map { key(for: $0.module) }) }
+            let message = MPIRuntime.encode(
+                .array([.int(MPIMessage.open), .int(id)] + WireMessage.fields(of: limits) + [initial ?? .none]))
+            for rank in ranks.values where rank.lost == nil {
+                if let module = initializer?.guestInvocation?.module { sendModule(module, session: id, to: rank.rank) }
+                runtime.send(bytes: message, to: rank.rank)
+            }
             return id
         }
+    }
+
+    /// Sends `module` to `rank` unless it has it. Called with `lock` held, so that a module always
+    /// precedes the first message that needs it.
+    private func sendModule(_ module: GuestModule, session: Int64, to rank: Int) {
+        guard sentModules[rank, default: []].insert(key(for: module)).inserted else { return }
+        modulesSentCount += 1
+        runtime.send(
+            [.int(MPIMessage.module), .string(key(for: module)), .string(module.name), .bytes(module.wasmBytes), .int(session)],
+            to: rank)
     }
 
     /// Closes a session on every live rank: its pools there stop once their work is done.
@@ -184,13 +200,7 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
             let id = nextRequest
             nextRequest += 1
             pending[id] = (rank, slot)
-            // Sent under the lock, so that a module always precedes the first call that needs it.
-            for module in modules where sentModules[rank, default: []].insert(key(for: module)).inserted {
-                modulesSentCount += 1
-                runtime.send(
-                    [.int(MPIMessage.module), .string(key(for: module)), .string(module.name), .bytes(module.wasmBytes), .int(session)],
-                    to: rank)
-            }
+            for module in modules { sendModule(module, session: session, to: rank) }
             let requests = calls.map { call in MPIMessage.request(for: call, key: call.guestInvocation.map { key(for: $0.module) }) }
             let message = MPIRuntime.encode([.int(MPIMessage.calls), .int(session), .int(Int64(bitPattern: id)), .array(requests)])
             guard message.count <= WireMessage.maximumFrame else {

@@ -40,7 +40,7 @@ public enum MPIWorker {
     ///
     /// Failing to load or initialize MPI under a launcher is fatal on the worker ranks (they
     /// print why and exit with status 70); on rank 0 it is kept and thrown by
-    /// ``MPIPoolExecutor/init(maxWorkers:limits:heartbeatTimeout:startTimeout:)``.
+    /// ``MPIPoolExecutor/init(maxWorkers:limits:heartbeatTimeout:startTimeout:initializer:)``.
     ///
     /// - Parameter jobs: The jobs worker ranks can run, found by name. Two jobs with the same
     ///   name are a programming error (the first is used).

@@ -18,24 +18,29 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     final class Session: @unchecked Sendable {
         let limits: InterpreterLimits
         let cores: Int
+        /// The pool's initializer call, as rank 0 sent it.
+        let initializer: ShareableValue?
+        /// The initializer, ready for the pool of its kind, once decoded.
+        var initializerCalls: Result<(guest: Call<Void>?, job: Call<Void>?), RemoteError>?
         private var interpreters: InterpreterPoolExecutor?
         private var threads: ThreadPoolExecutor?
 
-        init(limits: InterpreterLimits, cores: Int) {
+        init(limits: InterpreterLimits, cores: Int, initializer: ShareableValue?) {
             self.limits = limits
             self.cores = cores
+            self.initializer = initializer
         }
 
-        func interpreterPool() throws -> InterpreterPoolExecutor {
+        func interpreterPool(initializer: Call<Void>?) throws -> InterpreterPoolExecutor {
             if let interpreters { return interpreters }
-            let pool = try InterpreterPoolExecutor(maxWorkers: cores, limits: limits)
+            let pool = try InterpreterPoolExecutor(maxWorkers: cores, limits: limits, initializer: initializer)
             interpreters = pool
             return pool
         }
 
-        func threadPool() throws -> ThreadPoolExecutor {
+        func threadPool(initializer: Call<Void>?) throws -> ThreadPoolExecutor {
             if let threads { return threads }
-            let pool = try ThreadPoolExecutor(maxWorkers: cores)
+            let pool = try ThreadPoolExecutor(maxWorkers: cores, initializer: initializer)
             threads = pool
             return pool
         }
@@ -104,8 +109,10 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     private func handle(_ tag: Int64, _ fields: [ShareableValue]) {
         switch tag {
         case MPIMessage.open:
-            guard fields.count == 9, case .int(let id) = fields[1] else { return }
-            sessions[id] = Session(limits: WireMessage.limits(from: fields[2...]) ?? .default, cores: cores)
+            guard fields.count == 10, case .int(let id) = fields[1] else { return }
+            sessions[id] = Session(
+                limits: WireMessage.limits(from: fields[2..<9]) ?? .default, cores: cores,
+                initializer: fields[9] == .none ? nil : fields[9])
         case MPIMessage.module:
             guard fields.count == 5, case .string(let key) = fields[1], case .string(let name) = fields[2],
                 case .bytes(let bytes) = fields[3], case .int(let session) = fields[4], modules[key] == nil
@@ -162,20 +169,55 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
                 reply.set(index, .failure(error))
             }
         }
+        let initializers: (guest: Call<Void>?, job: Call<Void>?)
+        do {
+            initializers = try initializerCalls(for: session)
+        } catch {
+            for entry in guests + jobs { reply.set(entry.index, .failure(error)) }
+            return
+        }
         func start(_ group: [(index: Int, call: Call<ShareableValue>)], on pool: () throws -> any PoolExecutor) {
             guard !group.isEmpty else { return }
             do {
                 let futures = try pool().submit(contentsOf: group.map(\.call))
                 for (entry, future) in zip(group, futures) {
                     let index = entry.index
-                    future.addDoneCallback { future in reply.set(index, Result { try future.result() }) }
+                    future.addDoneCallback { future in reply.set(index, Self.remote(Result { try future.result() })) }
                 }
             } catch {
-                for entry in group { reply.set(entry.index, .failure(error)) }
+                for entry in group { reply.set(entry.index, Self.remote(.failure(error))) }
             }
         }
-        start(guests) { try session.interpreterPool() }
-        start(jobs) { try session.threadPool() }
+        start(guests) { try session.interpreterPool(initializer: initializers.guest) }
+        start(jobs) { try session.threadPool(initializer: initializers.job) }
+    }
+
+    /// The session's initializer, decoded once, for the pool of its kind.
+    ///
+    /// - Throws: ``ProcessPool/RemoteError`` `.initializerFailed` when it cannot run here (an
+    ///   unknown job, a module this rank refused).
+    private func initializerCalls(for session: Session) throws(RemoteError) -> (guest: Call<Void>?, job: Call<Void>?) {
+        if let decoded = session.initializerCalls { return try decoded.get() }
+        var decoded: Result<(guest: Call<Void>?, job: Call<Void>?), RemoteError> = .success((nil, nil))
+        if let initializer = session.initializer {
+            do {
+                switch try prepare(initializer, limits: session.limits) {
+                case .guest(let call): decoded = .success((call.discardingResult(), nil))
+                case .job(let call): decoded = .success((nil, call.discardingResult()))
+                }
+            } catch {
+                decoded = .failure(RemoteError(.initializerFailed, "the initializer cannot run on this rank: \(error)"))
+            }
+        }
+        session.initializerCalls = decoded
+        return try decoded.get()
+    }
+
+    /// An outcome as rank 0 should see it: a pool of this rank broken by its initializer is
+    /// ``ProcessPool/RemoteError`` `.initializerFailed`, which breaks rank 0's pool.
+    private static func remote(_ outcome: Result<ShareableValue, any Error>) -> Result<ShareableValue, any Error> {
+        guard case .failure(let error as ExecutorError) = outcome, error.code.isBrokenExecutor else { return outcome }
+        return .failure(RemoteError(.initializerFailed, error.message))
     }
 
     /// A call ready for the pool that runs its kind.

@@ -10,7 +10,7 @@ public struct RemoteError: CodedError, Sendable, Hashable {
     public typealias Code = ErrorCode<RemoteError>
 
     /// Every code, for looking one up by name.
-    public static let codes: [Code] = [.unknownJob, .jobFailed, .encoding]
+    public static let codes: [Code] = [.unknownJob, .jobFailed, .encoding, .initializerFailed]
 
     /// What went wrong.
     public let code: Code
@@ -38,5 +38,8 @@ extension ErrorCode where Domain == RemoteError {
     public static let jobFailed = Self("jobFailed")
     /// The job's argument or result could not be decoded or encoded in the worker.
     public static let encoding = Self("encoding")
+    /// The worker could not run the call because the pool's initializer failed there (an MPI
+    /// rank's pool): the pool that sent it breaks.
+    public static let initializerFailed = Self("initializerFailed")
 }
 

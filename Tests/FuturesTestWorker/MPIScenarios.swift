@@ -18,6 +18,7 @@ enum MPIScenarios {
         case "stop-rank": try loseRank(signal: SIGSTOP)
         case "exit-rank": try loseRank(signal: 0)
         case "no-pool": noPool()
+        case "initializer": try initializer()
         default:
             print("unknown scenario \(scenario)")
             exit(2)
@@ -93,6 +94,40 @@ enum MPIScenarios {
     static func noPool() {
         MPIWorker.runIfRequested(jobs: TestJobs.all)
         print("rank: \(MPIWorker.rank.map(String.init) ?? "none") of \(MPIWorker.size.map(String.init) ?? "none")")
+    }
+
+    /// A job initializer runs on the ranks before their jobs; a guest one in their interpreters;
+    /// a failing one breaks the pool.
+    static func initializer() throws {
+        let pool = try MPIPoolExecutor(initializer: TestJobs.initialize.call(7).discardingResult())
+        let seen = Set(try pool.map(TestJobs.initialized, 0..<20).collect())
+        print("job initializer ran before the jobs: \(seen == [7])")
+        pool.shutdown()
+        let counter = try GuestModule(wat: """
+            (module
+              (global $calls (mut i64) (i64.const 0))
+              (func (export "bump") (result i64) (global.set $calls (i64.add (global.get $calls) (i64.const 1))) (global.get $calls)))
+            """, name: "counter")
+        let bump = try counter.function("bump", returning: Int.self)
+        let guests = try MPIPoolExecutor(initializer: bump.call().discardingResult())
+        // Each interpreter ran the initializer once, so every call here is at least its second.
+        let counts = try guests.submit(contentsOf: Array(repeating: bump.call(), count: 8)).map { try $0.result() }
+        print("guest initializer ran in each interpreter: \(counts.allSatisfy { $0 >= 2 })")
+        guests.shutdown()
+        let failing = try MPIPoolExecutor(initializer: TestJobs.failingInitializer.call(0).discardingResult())
+        do {
+            _ = try failing.submit(TestJobs.double, 1).result(timeout: .seconds(30))
+            print("failing initializer: accepted")
+        } catch let error as ExecutorError {
+            print("failing initializer: \(error.code.name), underlying \((error.underlying as? RemoteError)?.code.name ?? "none")")
+        }
+        do {
+            _ = try failing.submit(TestJobs.double, 1)
+            print("after the failure: accepted")
+        } catch let error as ExecutorError {
+            print("after the failure: \(error.code.name)")
+        }
+        failing.shutdown()
     }
 
     /// `shutdown(cancelFutures: true)`: queued calls are cancelled, running ones finish, every

@@ -76,6 +76,17 @@ struct MPIPoolTests {
     }
 
     @Test(.enabled(if: mpiAvailable))
+    func theInitializerRunsOnTheRanksAndAFailingOneBreaksThePool() throws {
+        let output = try mpiScenario("initializer")
+        for expected in [
+            "job initializer ran before the jobs: true", "guest initializer ran in each interpreter: true",
+            "failing initializer: brokenMPIPool, underlying initializerFailed", "after the failure: brokenMPIPool", "status=0",
+        ] {
+            #expect(output.contains(expected), "missing '\(expected)' in:\n\(output)")
+        }
+    }
+
+    @Test(.enabled(if: mpiAvailable))
     func shutdownCancelsQueuedCallsAndResolvesEveryFuture() throws {
         let output = try mpiScenario("cancel")
         #expect(output.contains("resolved: true"), "\(output)")
