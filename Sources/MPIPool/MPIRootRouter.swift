@@ -157,7 +157,7 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
             sessions[id] = SessionEntry(heartbeatTimeout: heartbeatTimeout, ranks: used, lost: lost)
             let initial = initializer.map { call in MPIMessage.request(for: call, key: call.guestInvocation.map { key(for: $0.module) }) }
             let message = MPIRuntime.encode(
-                .array([.int(MPIMessage.open), .int(id)] + WireMessage.fields(of: limits) + [initial ?? .none]))
+                .array([.int(MPIMessage.open), .int(id)] + WireMessage.fields(of: limits) + [initial ?? ShareableValue.none]))
             for rank in ranks.values where rank.lost == nil {
                 if let module = initializer?.guestInvocation?.module { sendModule(module, session: id, to: rank.rank) }
                 runtime.send(bytes: message, to: rank.rank)

@@ -112,7 +112,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             guard fields.count == 10, case .int(let id) = fields[1] else { return }
             sessions[id] = Session(
                 limits: WireMessage.limits(from: fields[2..<9]) ?? .default, cores: cores,
-                initializer: fields[9] == .none ? nil : fields[9])
+                initializer: fields[9] == ShareableValue.none ? ShareableValue?.none : .some(fields[9]))
         case MPIMessage.module:
             guard fields.count == 5, case .string(let key) = fields[1], case .string(let name) = fields[2],
                 case .bytes(let bytes) = fields[3], case .int(let session) = fields[4], modules[key] == nil
