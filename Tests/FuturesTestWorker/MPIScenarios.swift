@@ -19,6 +19,7 @@ enum MPIScenarios {
         case "exit-rank": try loseRank(signal: 0)
         case "no-pool": noPool()
         case "initializer": try initializer()
+        case "stress": try stress()
         default:
             print("unknown scenario \(scenario)")
             exit(2)
@@ -128,6 +129,64 @@ enum MPIScenarios {
             print("after the failure: \(error.code.name)")
         }
         failing.shutdown()
+    }
+
+    /// Eight threads submit mixed calls at once (guest and job, successes, traps, job errors, in
+    /// chunks of every size) and cancel some: every future resolves, each with its own outcome.
+    static func stress() throws {
+        let pool = try MPIPoolExecutor()
+        let double = try BundledGuests.tasks.function("double", returning: Int.self)
+        let divide = try BundledGuests.examples.function("divide", returning: Int.self)
+        let mismatches = Locked(0)
+        let unresolved = Locked(0)
+        let drivers = try ThreadPoolExecutor(maxWorkers: 8)
+        let runs = try (0..<8).map { thread in
+            try drivers.submit {
+                for round in 0..<25 {
+                    let base = thread * 10_000 + round * 100
+                    let calls: [Call<Int>] = (0..<40).map { index in
+                        let value = base + index
+                        switch index % 4 {
+                        case 0: return double.call(value)
+                        case 1: return TestJobs.double.call(value)
+                        case 2: return divide.call(value, index % 8 == 2 ? 0 : 2)
+                        default: return index % 8 == 3 ? TestJobs.fail.call("boom \(value)") : TestJobs.sum.call(Pair(left: value, right: 1))
+                        }
+                    }
+                    guard let futures = try? pool.submit(contentsOf: calls, chunkSize: 1 + (thread + round) % 7) else {
+                        mismatches.withLock { $0 += 1 }
+                        continue
+                    }
+                    if round % 5 == 4 { for future in futures.suffix(10) { future.cancel() } }
+                    for (index, future) in futures.enumerated() {
+                        let value = base + index
+                        _ = try? future.exception(timeout: .seconds(60))
+                        guard future.isDone else {
+                            unresolved.withLock { $0 += 1 }
+                            continue
+                        }
+                        if future.isCancelled { continue }
+                        let outcome = Result { try future.result(timeout: .zero) }
+                        let expected: Int? =
+                            switch index % 4 {
+                            case 0, 1: value * 2
+                            case 2: index % 8 == 2 ? nil : value / 2
+                            default: index % 8 == 3 ? nil : value + 1
+                            }
+                        switch (outcome, expected) {
+                        case (.success(let got), let want?) where got == want: break
+                        case (.failure(let error as GuestError), nil) where error.kind == .divideByZero: break
+                        case (.failure(let error as RemoteError), nil) where error.message.contains("boom \(value)"): break
+                        default: mismatches.withLock { $0 += 1 }
+                        }
+                    }
+                }
+            }
+        }
+        for run in runs { try run.result() }
+        drivers.shutdown()
+        pool.shutdown()
+        print("stress: \(mismatches.withLock { $0 }) wrong outcomes, \(unresolved.withLock { $0 }) unresolved futures")
     }
 
     /// `shutdown(cancelFutures: true)`: queued calls are cancelled, running ones finish, every

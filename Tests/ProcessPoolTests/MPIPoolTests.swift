@@ -86,6 +86,15 @@ struct MPIPoolTests {
         }
     }
 
+    /// Eight threads submitting mixed calls in chunks of every size, with cancellations: every
+    /// future resolves with its own outcome (the MPI pool's stress test).
+    @Test(.enabled(if: mpiAvailable))
+    func concurrentMixedCallsEachGetTheirOwnOutcome() throws {
+        let output = try mpiScenario("stress")
+        #expect(output.contains("stress: 0 wrong outcomes, 0 unresolved futures"), "\(output)")
+        #expect(output.contains("status=0"), "\(output)")
+    }
+
     @Test(.enabled(if: mpiAvailable))
     func shutdownCancelsQueuedCallsAndResolvesEveryFuture() throws {
         let output = try mpiScenario("cancel")
