@@ -143,24 +143,6 @@ public final class MPIPoolExecutor: ChunkingExecutor {
     /// The number of workers alive now (each owns one slot on a rank).
     public var workerCount: Int { pool.workerCount }
 
-    /// Schedules a job or guest function call on a worker rank.
-    ///
-    /// A call whose arguments cannot be encoded returns a future already failed with
-    /// ``Futures/NotShareableError``.
-    ///
-    /// - Throws: ``Futures/ExecutorError`` `.shutdown` after shutdown, `.brokenMPIPool` once a rank
-    ///   was lost; ``Futures/NotShareableError`` for a host closure or a call that takes a queue.
-    public func submit<Success: Sendable>(_ call: Call<Success>) throws -> Future<Success> {
-        try submit(contentsOf: [call])[0]
-    }
-
-    /// Schedules every call in `calls` with one acquisition of the queue's lock, or none.
-    ///
-    /// - Throws: What ``submit(_:)`` throws.
-    public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
-        try submit(contentsOf: calls, chunkSize: 1)
-    }
-
     /// Sends `chunkSize` calls at a time to the ranks: each chunk is one MPI message and one
     /// reply. Futures and results stay per call.
     ///

@@ -14,6 +14,25 @@ public protocol ChunkingExecutor: JobExecutor {
 }
 
 extension ChunkingExecutor {
+    /// Schedules a job or guest function call.
+    ///
+    /// A call whose arguments cannot be encoded returns a future already failed with
+    /// ``Futures/NotShareableError``.
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.shutdown` after shutdown, the pool's broken-pool
+    ///   error once broken (`.brokenProcessPool`, `.brokenMPIPool`); ``Futures/NotShareableError``
+    ///   for a host closure, or a call that takes a queue.
+    public func submit<Success: Sendable>(_ call: Call<Success>) throws -> Future<Success> {
+        try submit(contentsOf: [call], chunkSize: 1)[0]
+    }
+
+    /// Schedules every call in `calls` with one acquisition of the queue's lock, or none.
+    ///
+    /// - Throws: What ``submit(_:)`` throws.
+    public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
+        try submit(contentsOf: calls, chunkSize: 1)
+    }
+
     /// Runs `job` over `inputs`, sending `chunkSize` inputs per request, results in input order.
     /// See ``Futures/PoolExecutor/map(_:timeout:bufferSize:call:)`` for `timeout` and `bufferSize`
     /// (which counts chunks, as in Python).

@@ -110,24 +110,6 @@ public final class ProcessPoolExecutor: ChunkingExecutor {
     /// The process ids of the live workers.
     public var workerProcessIDs: [Int32] { registry.pids }
 
-    /// Schedules a job or guest function call.
-    ///
-    /// A call whose arguments cannot be encoded returns a future already failed with
-    /// ``Futures/NotShareableError``.
-    ///
-    /// - Throws: ``Futures/ExecutorError`` `.shutdown` after shutdown, `.brokenProcessPool` once
-    ///   broken; ``Futures/NotShareableError`` for a host closure.
-    public func submit<Success: Sendable>(_ call: Call<Success>) throws -> Future<Success> {
-        try submit(contentsOf: [call])[0]
-    }
-
-    /// Schedules every call in `calls` with one acquisition of the queue's lock, or none.
-    ///
-    /// - Throws: What ``submit(_:)`` throws.
-    public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
-        try submit(contentsOf: calls, chunkSize: 1)
-    }
-
     /// Sends `chunkSize` calls at a time to the workers: each chunk is one request and one reply.
     /// Futures and results stay per call. Python's `map(chunksize=)`.
     ///
