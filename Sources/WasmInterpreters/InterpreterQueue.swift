@@ -349,20 +349,7 @@ package final class QueueStorage: @unchecked Sendable {
                     }
                     return
                 }
-                if waiter.cancelled {
-                    lock.unlock()
-                    continuation.resume(throwing: CancellationError())
-                    return
-                }
-                if let deadline, deadline.hasPassed {
-                    lock.unlock()
-                    continuation.resume(throwing: QueueEmptyError(queueID: id))
-                    return
-                }
-                waiter.continuation = continuation
-                Self.append(waiter, to: &getters)
-                lock.unlock()
-                if let deadline { startTimer(waiter, deadline: deadline, error: QueueEmptyError(queueID: id)) }
+                parkLocked(waiter, on: \.getters, continuation, deadline: deadline, timeout: QueueEmptyError(queueID: id))
             }
         } onCancel: {
             abandon(waiter, with: CancellationError())
@@ -383,25 +370,29 @@ package final class QueueStorage: @unchecked Sendable {
                     continuation.resume(returning: .none)
                     return
                 }
-                if waiter.cancelled {
-                    lock.unlock()
-                    continuation.resume(throwing: CancellationError())
-                    return
-                }
-                if let deadline, deadline.hasPassed {
-                    lock.unlock()
-                    continuation.resume(throwing: QueueFullError(queueID: id))
-                    return
-                }
                 waiter.item = item
-                waiter.continuation = continuation
-                Self.append(waiter, to: &putters)
-                lock.unlock()
-                if let deadline { startTimer(waiter, deadline: deadline, error: QueueFullError(queueID: id)) }
+                parkLocked(waiter, on: \.putters, continuation, deadline: deadline, timeout: QueueFullError(queueID: id))
             }
         } onCancel: {
             abandon(waiter, with: CancellationError())
         }
+    }
+
+    /// Called with the lock held when a task must wait: fails it at once when it was cancelled or
+    /// `deadline` has passed, otherwise parks `waiter` on `list` with its timer. Unlocks.
+    private func parkLocked(
+        _ waiter: Waiter, on list: ReferenceWritableKeyPath<QueueStorage, Deque<Waiter>>,
+        _ continuation: CheckedContinuation<ShareableValue, any Error>, deadline: Deadline?, timeout: any Error & Sendable
+    ) {
+        if waiter.cancelled || deadline?.hasPassed == true {
+            lock.unlock()
+            continuation.resume(throwing: waiter.cancelled ? CancellationError() : timeout)
+            return
+        }
+        waiter.continuation = continuation
+        Self.append(waiter, to: &self[keyPath: list])
+        lock.unlock()
+        if let deadline { startTimer(waiter, deadline: deadline, error: timeout) }
     }
 
     private func startTimer(_ waiter: Waiter, deadline: Deadline, error: any Error & Sendable) {

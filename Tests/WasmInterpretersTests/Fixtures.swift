@@ -69,15 +69,22 @@ enum Fixtures {
     }
 }
 
-func expectFailure(
-    _ kind: GuestError.Kind, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
+/// Expects `body` to throw an `E` that `matches`; `expected` names it in the failure message.
+func expectError<E: Error>(
+    _ expected: String, sourceLocation: SourceLocation, _ body: () throws -> Void, matches: (E) -> Bool
 ) {
     do {
         try body()
-        Issue.record("expected GuestError(\(kind)), nothing thrown", sourceLocation: sourceLocation)
-    } catch let error as GuestError {
-        #expect(error.kind == kind, "\(error)", sourceLocation: sourceLocation)
+        Issue.record("expected \(expected), nothing thrown", sourceLocation: sourceLocation)
+    } catch let error as E {
+        #expect(matches(error), "\(error)", sourceLocation: sourceLocation)
     } catch {
-        Issue.record("expected GuestError(\(kind)), got \(error)", sourceLocation: sourceLocation)
+        Issue.record("expected \(expected), got \(error)", sourceLocation: sourceLocation)
     }
+}
+
+func expectFailure(
+    _ kind: GuestError.Kind, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
+) {
+    expectError("GuestError(\(kind))", sourceLocation: sourceLocation, body) { (error: GuestError) in error.kind == kind }
 }

@@ -19,14 +19,7 @@ struct Refusing: Codable, Shareable {
 func expectModuleError(
     _ code: ModuleError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
 ) {
-    do {
-        try body()
-        Issue.record("expected ModuleError(\(code)), nothing thrown", sourceLocation: sourceLocation)
-    } catch let error as ModuleError {
-        #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
-    } catch {
-        Issue.record("expected ModuleError(\(code)), got \(error)", sourceLocation: sourceLocation)
-    }
+    expectError("ModuleError(\(code))", sourceLocation: sourceLocation, body) { (error: ModuleError) in error.code == code }
 }
 
 /// Issue 8: a hostile guest cannot crash the host, hang past its limits, or make the host hold
