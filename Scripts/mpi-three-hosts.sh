@@ -52,8 +52,8 @@ seq 0 999 | awk '{ print "[" $1 * 3 ", " $1 % 17 "]" }' > "$work/input"
 # script, UCX over veth pairs, under gVisor) MPI_Finalize itself is unreliable: a plain C program
 # (MPI_Init, MPI_Allreduce, MPI_Finalize) hung in MPI_Finalize, or hydra failed in its barrier
 # ("unable to send PMI_RESPONSE header to proxy"), in most of a dozen runs. So a launch that hangs
-# or fails inside hydra (status 124 or 255) is retried, up to 6 times. A launch that ends cleanly
-# must give exactly the interpreter pool's output with status 1 (some inputs divide by zero). If
+# or fails inside hydra (any status but 1: 124, 255, 141 for a SIGPIPE in mpiexec were seen) is
+# retried, up to 6 times. A launch that ends cleanly must give exactly the interpreter pool's output with status 1 (some inputs divide by zero). If
 # none ends cleanly, the test still requires one whose map finished ("N of 1000 inputs failed" on
 # standard error) with exactly that output, and says that only the launcher's teardown failed.
 launch() {
@@ -78,25 +78,21 @@ check_output() {
 finished_map=""
 for attempt in 1 2 3 4 5 6; do
     launch
-    if [[ $status -eq 124 || $status -eq 255 ]]; then
-        echo "mpi-three-hosts: attempt $attempt: the launch failed in hydra (status $status); retrying" >&2
+    if [[ $status -ne 1 ]]; then
+        echo "mpi-three-hosts: attempt $attempt: the launch failed (status $status); retrying" >&2
         grep -a "^\[mpiexec" "$work/errors" | tail -2 >&2 || true
         if grep -q "inputs failed$" "$work/errors" && check_output 2> /dev/null; then finished_map=$attempt; fi
         continue
     fi
     break
 done
-if [[ $status -eq 124 || $status -eq 255 ]]; then
+if [[ $status -ne 1 ]]; then
     if [[ -n $finished_map ]]; then
         echo "mpi-three-hosts: no launch ended cleanly (MPI_Finalize fails in this setup, see above), but in attempt" \
             "$finished_map the map finished with exactly the interpreter pool's output across three network namespaces over TCP"
         exit 0
     fi
-    echo "mpi-three-hosts: no launch got through" >&2
-    exit 1
-fi
-if [[ $status -ne 1 ]]; then
-    echo "mpi-three-hosts: mpiexec exited with $status (expected 1: some inputs divide by zero)" >&2
+    echo "mpi-three-hosts: no launch got through; the last one's standard error:" >&2
     grep -v "^line " "$work/errors" | tail -40 >&2
     exit 1
 fi
