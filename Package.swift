@@ -46,6 +46,8 @@ let package = Package(
                 .product(name: "WasmParser", package: "WasmKit"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
+            // The compiled engine's runtime, which it compiles into every compiled guest.
+            resources: [.embedInCode("CompiledEngine/wasm-rt.h"), .embedInCode("CompiledEngine/cf-rt.c")],
             swiftSettings: strict
         ),
         .target(name: "CFuturesShims"),

@@ -1,6 +1,16 @@
 @_spi(Fuzzing) import WasmKit
 import Futures
 
+/// What the watchdog stops: an engine's fuel counter, which another thread may set to zero.
+protocol Interruptible: AnyObject {
+    /// Makes the call running now run out of fuel at its next charge.
+    func interrupt()
+}
+
+extension Store: Interruptible {
+    func interrupt() { fuel = Fuel(remaining: 0) }
+}
+
 /// Stops guest calls that run past ``InterpreterLimits/timeLimit``.
 ///
 /// WasmKit has no asynchronous interrupt; the one lever another thread has is the store's fuel.
@@ -16,14 +26,14 @@ final class CallWatchdog: @unchecked Sendable {
     /// One call being watched.
     final class Ticket: @unchecked Sendable {
         let deadline: Deadline
-        /// The store of the call; touched by the watchdog only while the ticket is armed.
-        let store: Store
+        /// The fuel of the call; touched by the watchdog only while the ticket is armed.
+        let target: any Interruptible
         var armed = true
         var fired = false
 
-        init(deadline: Deadline, store: Store) {
+        init(deadline: Deadline, target: any Interruptible) {
             self.deadline = deadline
-            self.store = store
+            self.target = target
         }
     }
 
@@ -33,12 +43,12 @@ final class CallWatchdog: @unchecked Sendable {
     private var tickets: [Ticket] = []
     private var started = false
 
-    /// Starts watching a call on `store` that must end by `deadline`.
+    /// Starts watching a call on `target` that must end by `deadline`.
     ///
     /// - Throws: ``Futures/ExecutorError`` `.resourceExhausted` when the watchdog thread cannot
     ///   be started (the call must not run unwatched).
-    func arm(_ store: Store, deadline: Deadline) throws(ExecutorError) -> Ticket {
-        let ticket = Ticket(deadline: deadline, store: store)
+    func arm(_ target: any Interruptible, deadline: Deadline) throws(ExecutorError) -> Ticket {
+        let ticket = Ticket(deadline: deadline, target: target)
         try lock.withLock { () throws(ExecutorError) in
             if !started {
                 try DetachedThread.start(name: "futures-watchdog", pool: nil) { self.watch() }
@@ -66,7 +76,7 @@ final class CallWatchdog: @unchecked Sendable {
             var overdue = false
             for ticket in tickets where ticket.armed && ticket.deadline <= now {
                 ticket.fired = true
-                ticket.store.fuel = Fuel(remaining: 0)
+                ticket.target.interrupt()
                 overdue = true
             }
             if overdue {

@@ -25,6 +25,10 @@ struct ModuleStructure {
     /// section is only debugging information, so one that does not parse or names a function
     /// the module does not have is dropped.
     var badNameSections: [Range<Int>] = []
+    /// Whether the module has a start function.
+    var hasStart = false
+    /// Whether the module exports a memory named `memory` (the one host functions use).
+    var exportsMemory = false
 
     /// Reads `bytes`; a module that does not parse gives what was read up to the error (parsing
     /// reports malformed modules, not this).
@@ -51,6 +55,10 @@ struct ModuleStructure {
                     memories = defined.map {
                         GuestMemoryInfo(minimumPages: $0.type.min, maximumPages: $0.type.max, isImported: false)
                     }
+                case .startSection:
+                    hasStart = true
+                case .exportSection(let exports):
+                    exportsMemory = exports.contains { if case .memory = $0.descriptor { $0.name == "memory" } else { false } }
                 case .tagSection(let tags) where !tags.isEmpty:
                     unsupportedFeature = unsupportedFeature ?? "exception handling (a tag section declaring \(tags.count) tags)"
                 case .codeSection(let codes) where unsupportedFeature == nil:

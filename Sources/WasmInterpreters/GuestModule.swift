@@ -28,6 +28,10 @@ public final class GuestModule: Sendable {
     public let memories: [GuestMemoryInfo]
 
     let parsed: WasmKit.Module
+    /// Whether the module has a start function.
+    let hasStartFunction: Bool
+    /// Whether the module exports a memory named `memory`.
+    let exportsMemory: Bool
 
     /// Parses and validates `bytes`.
     ///
@@ -62,6 +66,8 @@ public final class GuestModule: Sendable {
         id = GuestModule.nextID.wrappingAdd(1, ordering: .relaxed).newValue
         digest = fnv1a(bytes)
         self.parsed = parsed
+        hasStartFunction = structure.hasStart
+        exportsMemory = structure.exportsMemory
         let inspection = try GuestModule.inspect(parsed, name: name, limits: limits)
         functions = inspection.functions
         imports = inspection.imports

@@ -74,6 +74,8 @@ final class ResourceAccount: @unchecked Sendable {
     /// the call path): the runtime points it at each store it makes, and only that store's
     /// limiter reads it, while the store is alive.
     unowned(unsafe) var store: Store?
+    /// The fuel counter of the compiled instance running now (the compiled engine's store).
+    var compiledFuel: UnsafeMutablePointer<Int64>?
 
     /// Bytes a table element counts for.
     static let tableElementBytes = 8
@@ -111,8 +113,16 @@ final class ResourceAccount: @unchecked Sendable {
     /// Charges one unit of fuel per 64 bytes that a growth commits: software-checked memory and
     /// tables are copied whole when they grow, so the work is the new size, not the increment.
     func chargeFuel(forBytes bytes: Int) throws(GuestFault) {
-        guard let store, let fuel = store.fuel else { return }
         let cost = UInt64(max(0, bytes) / 64)
+        if let counter = compiledFuel {
+            guard counter.pointee >= Int64(clamping: cost) else {
+                counter.pointee = -1
+                throw GuestFault(kind: .outOfFuel, message: "out of fuel: growing to \(bytes) bytes costs \(cost) units")
+            }
+            counter.pointee -= Int64(clamping: cost)
+            return
+        }
+        guard let store, let fuel = store.fuel else { return }
         guard fuel.remaining >= cost else {
             store.fuel = Fuel(remaining: 0)
             throw GuestFault(kind: .outOfFuel, message: "out of fuel: growing to \(bytes) bytes costs \(cost) units")
@@ -176,17 +186,45 @@ final class MemoryLimiter: ResourceLimiter {
     }
 }
 
-/// Bounds-checked access to a guest's linear memory. WasmKit checks ranges with preconditions,
-/// which would kill the host; every guest-supplied pointer and length is checked here first.
-enum GuestMemory {
-    static func memory(of caller: borrowing Caller) throws -> Memory {
-        guard let memory = caller.instance?.exports[memory: "memory"] else {
-            throw GuestFault(kind: .invalidPointer, message: "the guest passed a pointer but exports no memory")
-        }
-        return memory
+/// A guest's linear memory as host functions see it, whichever engine runs the guest.
+protocol LinearMemory {
+    /// The memory's size in bytes now.
+    var byteCount: Int { get }
+    /// Copies `count` bytes at `offset` out; the range is checked by the caller.
+    func copyBytes(at offset: Int, count: Int) -> [UInt8]
+    /// Copies `bytes` in at `offset`; the range is checked by the caller.
+    func store(_ bytes: [UInt8], at offset: Int)
+}
+
+extension WasmKit.Memory: LinearMemory {
+    func copyBytes(at offset: Int, count: Int) -> [UInt8] {
+        withUnsafeBufferPointer(offset: UInt(offset), count: count) { Array($0) }
     }
 
-    static func checkRange(_ memory: Memory, pointer: UInt32, count: Int) throws {
+    func store(_ bytes: [UInt8], at offset: Int) {
+        withUnsafeMutableBufferPointer(offset: UInt(offset), count: bytes.count) { $0.copyBytes(from: bytes) }
+    }
+}
+
+/// The guest instance a host function was called from: its memory, and its allocator.
+protocol HostCaller {
+    /// The instance's exported memory.
+    ///
+    /// - Throws: ``GuestFault`` `.invalidPointer` when it exports none.
+    func memory() throws -> any LinearMemory
+    /// Asks the instance's `cf_alloc` for `count` bytes (see ``GuestMemory/allocate``).
+    func allocate(_ count: Int, context: HostContext) throws -> UInt32
+}
+
+/// Bounds-checked access to a guest's linear memory. Engines check ranges with preconditions
+/// (WasmKit) or not at all (raw pointers), which would kill the host or corrupt it; every
+/// guest-supplied pointer and length is checked here first.
+enum GuestMemory {
+    static func noMemory() -> GuestFault {
+        GuestFault(kind: .invalidPointer, message: "the guest passed a pointer but exports no memory")
+    }
+
+    static func checkRange(_ memory: any LinearMemory, pointer: UInt32, count: Int) throws {
         guard count >= 0, UInt64(pointer) + UInt64(count) <= UInt64(memory.byteCount) else {
             throw GuestFault(
                 kind: .invalidPointer,
@@ -194,33 +232,28 @@ enum GuestMemory {
         }
     }
 
-    static func read(_ memory: Memory, pointer: UInt32, count: UInt32, limit: Int) throws -> [UInt8] {
+    static func read(_ memory: any LinearMemory, pointer: UInt32, count: UInt32, limit: Int) throws -> [UInt8] {
         guard Int(count) <= limit else {
             throw GuestFault(kind: .valueTooLarge, message: "a value of \(count) bytes exceeds the limit of \(limit) bytes")
         }
         try checkRange(memory, pointer: pointer, count: Int(count))
         if count == 0 { return [] }
-        return memory.withUnsafeBufferPointer(offset: UInt(pointer), count: Int(count)) { Array($0) }
+        return memory.copyBytes(at: Int(pointer), count: Int(count))
     }
 
-    static func write(_ memory: Memory, pointer: UInt32, bytes: [UInt8]) throws {
+    static func write(_ memory: any LinearMemory, pointer: UInt32, bytes: [UInt8]) throws {
         try checkRange(memory, pointer: pointer, count: bytes.count)
         if bytes.isEmpty { return }
-        memory.withUnsafeMutableBufferPointer(offset: UInt(pointer), count: bytes.count) { buffer in
-            buffer.copyBytes(from: bytes)
-        }
+        memory.store(bytes, at: Int(pointer))
     }
 
-    static func write(_ memory: Memory, pointer: UInt32, littleEndian value: UInt64, size: Int) throws {
+    static func write(_ memory: any LinearMemory, pointer: UInt32, littleEndian value: UInt64, size: Int) throws {
         try write(memory, pointer: pointer, bytes: (0..<size).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) })
     }
 
     /// Runs a guest callback (`cf_alloc`, `cf_free`) for the host. Re-entry is bounded: a
     /// callback may call host functions, but not one that calls the guest again.
-    static func callback(
-        _ function: Function, _ arguments: [WasmKit.Value], context: HostContext,
-        invoke: (Function, [WasmKit.Value]) throws -> [WasmKit.Value]
-    ) throws -> [WasmKit.Value] {
+    static func callback<T>(context: HostContext, _ body: () throws -> T) throws -> T {
         guard context.callbackDepth == 0 else {
             throw GuestFault(
                 kind: .reentrantCall,
@@ -229,39 +262,67 @@ enum GuestMemory {
         }
         context.callbackDepth += 1
         defer { context.callbackDepth -= 1 }
-        return try invoke(function, arguments)
+        return try body()
     }
 
-    /// Asks the guest's `cf_alloc` for `count` bytes and checks what it returns. `invoke` runs
-    /// the allocator (on the caller's stack when the caller has one free).
-    static func allocate(
-        _ count: Int, in instance: Instance, memory: Memory, context: HostContext,
-        invoke: (Function, [WasmKit.Value]) throws -> [WasmKit.Value] = { try $0.invoke($1) }
-    ) throws -> UInt32 {
-        guard let allocate = instance.exports[function: "cf_alloc"] else {
-            throw GuestFault(kind: .badArguments, message: "the module exports no cf_alloc, needed to pass \(count) bytes in")
-        }
+    /// Checks a size before asking the guest's allocator for it.
+    static func checkAllocation(_ count: Int) throws {
         guard count <= Int(Int32.max) else {
             throw GuestFault(kind: .valueTooLarge, message: "\(count) bytes do not fit in guest memory")
         }
-        let results = try callback(allocate, [.i32(UInt32(count))], context: context, invoke: invoke)
-        guard results.count == 1, case .i32(let pointer) = results[0] else {
-            throw GuestFault(kind: .badArguments, message: "cf_alloc must return one i32")
-        }
+    }
+
+    /// Checks what the guest's allocator returned for `count` bytes.
+    static func checkAllocated(_ pointer: UInt32, count: Int, memory: any LinearMemory) throws -> UInt32 {
         guard pointer != 0 || count == 0 else {
             throw GuestFault(kind: .memoryLimit, message: "cf_alloc could not allocate \(count) bytes")
         }
         try checkRange(memory, pointer: pointer, count: count)
         return pointer
     }
+
+    static func noAllocator(_ count: Int) -> GuestFault {
+        GuestFault(kind: .badArguments, message: "the module exports no cf_alloc, needed to pass \(count) bytes in")
+    }
+
+    /// Asks a WasmKit instance's `cf_alloc` for `count` bytes and checks what it returns. `invoke`
+    /// runs the allocator (on the caller's stack when the caller has one free).
+    static func allocate(
+        _ count: Int, in instance: Instance, memory: Memory, context: HostContext,
+        invoke: (Function, [WasmKit.Value]) throws -> [WasmKit.Value] = { try $0.invoke($1) }
+    ) throws -> UInt32 {
+        guard let allocate = instance.exports[function: "cf_alloc"] else { throw noAllocator(count) }
+        try checkAllocation(count)
+        let results = try callback(context: context) { try invoke(allocate, [.i32(UInt32(count))]) }
+        guard results.count == 1, case .i32(let pointer) = results[0] else {
+            throw GuestFault(kind: .badArguments, message: "cf_alloc must return one i32")
+        }
+        return try checkAllocated(pointer, count: count, memory: memory)
+    }
 }
 
-/// The host functions of the guest ABI (module `cf`), defined per store.
+/// A WasmKit instance calling a host function.
+struct WasmKitCaller: HostCaller {
+    let instance: Instance?
+
+    func memory() throws -> any LinearMemory {
+        guard let memory = instance?.exports[memory: "memory"] else { throw GuestMemory.noMemory() }
+        return memory
+    }
+
+    func allocate(_ count: Int, context: HostContext) throws -> UInt32 {
+        guard let instance, let memory = instance.exports[memory: "memory"] else { throw GuestMemory.noMemory() }
+        return try GuestMemory.allocate(count, in: instance, memory: memory, context: context)
+    }
+}
+
+/// The host functions of the guest ABI (module `cf`), the same for every engine: each is a body
+/// over raw 64-bit arguments and the calling instance, which an engine adapts to its own calls.
 enum HostImports {
     static let moduleName = "cf"
 
     /// Status codes host functions return to guests.
-    enum Status: UInt32 {
+    enum Status: UInt64 {
         case ok = 0
         case timedOut = 1
         case noSuchQueue = 2
@@ -269,172 +330,216 @@ enum HostImports {
         case notAnInt = 4
     }
 
-    static let signatures: [String: FunctionType] = [
-        "return_value": FunctionType(parameters: [.i32, .i32]),
-        "return_string": FunctionType(parameters: [.i32, .i32]),
-        "return_bytes": FunctionType(parameters: [.i32, .i32]),
-        "log": FunctionType(parameters: [.i32, .i32]),
-        "write": FunctionType(parameters: [.i32, .i32, .i32], results: [.i32]),
-        "queue_put_int": FunctionType(parameters: [.i32, .i64, .i64], results: [.i32]),
-        "queue_get_int": FunctionType(parameters: [.i32, .i64, .i32], results: [.i32]),
-        "queue_put": FunctionType(parameters: [.i32, .i32, .i32, .i64], results: [.i32]),
-        "queue_get": FunctionType(parameters: [.i32, .i64, .i32], results: [.i32]),
-        "queue_count": FunctionType(parameters: [.i32], results: [.i64]),
-        "interpreter_id": FunctionType(parameters: [], results: [.i64]),
+    /// A host function: arguments as raw bits (i32 in the low half), one result or 0.
+    typealias Body = @Sendable (HostContext, any HostCaller, [UInt64]) throws -> UInt64
+
+    struct Entry: Sendable {
+        let name: String
+        let type: FunctionType
+        let body: Body
+    }
+
+    /// Every host function, in the order of the compiled engine's runtime (`cf-rt.c`).
+    static let table: [Entry] = [
+        Entry(name: "return_value", type: FunctionType(parameters: [.i32, .i32]), body: returnValue),
+        Entry(name: "return_string", type: FunctionType(parameters: [.i32, .i32]), body: returnString),
+        Entry(name: "return_bytes", type: FunctionType(parameters: [.i32, .i32]), body: returnBytes),
+        Entry(name: "log", type: FunctionType(parameters: [.i32, .i32]), body: log),
+        Entry(name: "write", type: FunctionType(parameters: [.i32, .i32, .i32], results: [.i32]), body: write),
+        Entry(name: "queue_put_int", type: FunctionType(parameters: [.i32, .i64, .i64], results: [.i32]), body: queuePutInt),
+        Entry(name: "queue_get_int", type: FunctionType(parameters: [.i32, .i64, .i32], results: [.i32]), body: queueGetInt),
+        Entry(name: "queue_put", type: FunctionType(parameters: [.i32, .i32, .i32, .i64], results: [.i32]), body: queuePut),
+        Entry(name: "queue_get", type: FunctionType(parameters: [.i32, .i64, .i32], results: [.i32]), body: queueGet),
+        Entry(name: "queue_count", type: FunctionType(parameters: [.i32], results: [.i64]), body: queueCount),
+        Entry(name: "interpreter_id", type: FunctionType(parameters: [], results: [.i64]), body: { context, _, _ in
+            UInt64(context.interpreterID)
+        }),
     ]
 
-    /// The `cf` functions for `store`, all bound to `context`.
+    static let signatures: [String: FunctionType] = Dictionary(uniqueKeysWithValues: table.map { ($0.name, $0.type) })
+
+    /// The `cf` functions for a WasmKit `store`, all bound to `context`.
     static func imports(store: Store, context: HostContext) -> Imports {
         var imports = Imports()
-        func define(_ name: String, _ body: @escaping (borrowing Caller, [WasmKit.Value]) throws -> [WasmKit.Value]) {
-            imports.define(module: moduleName, name: name, Function(store: store, type: signatures[name]!, body: body))
-        }
-        define("return_value") { caller, arguments in
-            let bytes = try readArgument(caller, arguments, context)
-            do {
-                context.returned = try ShareableValue(decoding: bytes, maximumSize: context.maxValueBytes)
-            } catch {
-                throw GuestFault(kind: .malformedValue, message: "cf.return_value got bytes that are not an encoded value: \(error)")
+        for entry in table {
+            let body = entry.body
+            let result = entry.type.results.first
+            let function = Function(store: store, type: entry.type) { caller, arguments in
+                let bits = try body(context, WasmKitCaller(instance: caller.instance), arguments.map(\.rawBits))
+                switch result {
+                case .i32?: return [.i32(UInt32(truncatingIfNeeded: bits))]
+                case .i64?: return [.i64(bits)]
+                default: return []
+                }
             }
-            return []
+            imports.define(module: moduleName, name: entry.name, function)
         }
-        define("return_string") { caller, arguments in
-            let bytes = try readArgument(caller, arguments, context)
-            guard let text = String(validating: bytes, as: UTF8.self) else {
-                throw GuestFault(kind: .malformedValue, message: "cf.return_string got bytes that are not UTF-8")
-            }
-            context.returned = .string(text)
-            return []
-        }
-        define("return_bytes") { caller, arguments in
-            context.returned = .bytes(try readArgument(caller, arguments, context))
-            return []
-        }
-        define("log") { caller, arguments in
-            let text = String(decoding: try readArgument(caller, arguments, context), as: UTF8.self)
-            writeStandardError("[interpreter \(context.interpreterID)] \(text)\n")
-            return []
-        }
-        define("write") { caller, arguments in
-            let fd = Int32(bitPattern: arguments[0].i32)
-            guard fd == 1 || fd == 2 else { return [.i32(UInt32(bitPattern: -1))] }
-            let memory = try GuestMemory.memory(of: caller)
-            let bytes = try GuestMemory.read(memory, pointer: arguments[1].i32, count: arguments[2].i32, limit: context.maxValueBytes)
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            return [.i32(UInt32(bitPattern: Int32(truncatingIfNeeded: written)))]
-        }
-        define("queue_put_int") { _, arguments in
-            guard let queue = QueueRegistry.shared.lookup(Int(arguments[0].i32)) else { return status(.noSuchQueue) }
-            let wait = context.blockingDeadline(deadline(arguments[2]))
-            do {
-                try queue.put(.int(Int64(bitPattern: arguments[1].i64)), deadline: wait.deadline, unbound: nil)
-                return status(.ok)
-            } catch {
-                if wait.capped { throw context.waitTimedOut("waiting to put into queue \(queue.id)") }
-                return status(.timedOut)
-            }
-        }
-        define("queue_get_int") { caller, arguments in
-            guard let queue = QueueRegistry.shared.lookup(Int(arguments[0].i32)) else { return status(.noSuchQueue) }
-            let memory = try GuestMemory.memory(of: caller)
-            try GuestMemory.checkRange(memory, pointer: arguments[2].i32, count: 8)
-            let wait = context.blockingDeadline(deadline(arguments[1]))
-            let value: ShareableValue?
-            do {
-                value = try queue.take(deadline: wait.deadline) { if case .int = $0 { true } else { false } }?.value
-            } catch is QueueEmptyError {
-                if wait.capped { throw context.waitTimedOut("waiting on queue \(queue.id)") }
-                return status(.timedOut)
-            } catch {
-                return status(.badValue)
-            }
-            guard case .int(let number)? = value else { return status(.notAnInt) }
-            try GuestMemory.write(memory, pointer: arguments[2].i32, littleEndian: UInt64(bitPattern: number), size: 8)
-            return status(.ok)
-        }
-        define("queue_put") { caller, arguments in
-            guard let queue = QueueRegistry.shared.lookup(Int(arguments[0].i32)) else { return status(.noSuchQueue) }
-            let memory = try GuestMemory.memory(of: caller)
-            let bytes = try GuestMemory.read(memory, pointer: arguments[1].i32, count: arguments[2].i32, limit: context.maxValueBytes)
-            guard let value = try? ShareableValue(decoding: bytes, maximumSize: context.maxValueBytes) else {
-                return status(.badValue)
-            }
-            // A queued value is held by the host: it counts against the putter's memory limit
-            // until it leaves the queue.
-            guard let charge = context.account.reserveQueued(value.memorySize) else {
-                throw GuestFault(
-                    kind: .memoryLimit,
-                    message: "putting \(value.memorySize) bytes into queue \(queue.id) would bring the interpreter past its memory "
-                        + "limit of \(context.account.limit ?? 0) bytes (values it put that are still queued count)")
-            }
-            let wait = context.blockingDeadline(deadline(arguments[3]))
-            do {
-                try queue.put(value, deadline: wait.deadline, unbound: nil, charge: charge)
-                return status(.ok)
-            } catch {
-                if wait.capped { throw context.waitTimedOut("waiting to put into queue \(queue.id)") }
-                return status(.timedOut)
-            }
-        }
-        define("queue_get") { caller, arguments in
-            guard let queue = QueueRegistry.shared.lookup(Int(arguments[0].i32)) else { return status(.noSuchQueue) }
-            guard let instance = caller.instance else { return status(.badValue) }
-            let memory = try GuestMemory.memory(of: caller)
-            try GuestMemory.checkRange(memory, pointer: arguments[2].i32, count: 8)
-            guard context.callbackDepth == 0 else {
-                // Checked before taking an item: cf_alloc would be called inside cf_alloc.
-                throw GuestFault(
-                    kind: .reentrantCall,
-                    message: "cf.queue_get was called from inside cf_alloc or cf_free; it calls cf_alloc itself, "
-                        + "and the host does not re-enter a guest callback")
-            }
-            let wait = context.blockingDeadline(deadline(arguments[1]))
-            let item: QueueStorage.Item
-            do {
-                item = try queue.take(deadline: wait.deadline)
-            } catch is QueueEmptyError {
-                if wait.capped { throw context.waitTimedOut("waiting on queue \(queue.id)") }
-                return status(.timedOut)
-            } catch {
-                return status(.badValue)
-            }
-            let bytes = item.value.encoded()
-            guard bytes.count <= context.maxValueBytes else {
-                queue.restore(item)
-                throw GuestFault(kind: .valueTooLarge, message: "a queued value of \(bytes.count) bytes exceeds the limit of \(context.maxValueBytes) bytes")
-            }
-            let pointer: UInt32
-            do {
-                pointer = try GuestMemory.allocate(bytes.count, in: instance, memory: memory, context: context)
-            } catch {
-                queue.restore(item)
-                throw error
-            }
-            try GuestMemory.write(memory, pointer: pointer, bytes: bytes)
-            try GuestMemory.write(
-                memory, pointer: arguments[2].i32,
-                littleEndian: UInt64(pointer) | UInt64(UInt32(bytes.count)) << 32, size: 8)
-            return status(.ok)
-        }
-        define("queue_count") { _, arguments in
-            guard let queue = QueueRegistry.shared.lookup(Int(arguments[0].i32)) else { return [.i64(UInt64(bitPattern: -1))] }
-            return [.i64(UInt64(queue.count))]
-        }
-        define("interpreter_id") { _, _ in [.i64(UInt64(context.interpreterID))] }
         return imports
     }
 
-    private static func readArgument(_ caller: borrowing Caller, _ arguments: [WasmKit.Value], _ context: HostContext) throws -> [UInt8] {
-        let memory = try GuestMemory.memory(of: caller)
-        return try GuestMemory.read(memory, pointer: arguments[0].i32, count: arguments[1].i32, limit: context.maxValueBytes)
+    private static func readArgument(_ caller: any HostCaller, _ arguments: [UInt64], _ context: HostContext) throws -> [UInt8] {
+        try GuestMemory.read(caller.memory(), pointer: i32(arguments[0]), count: i32(arguments[1]), limit: context.maxValueBytes)
     }
 
-    private static func status(_ status: Status) -> [WasmKit.Value] { [.i32(status.rawValue)] }
+    private static func i32(_ bits: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: bits) }
+
+    private static func returnValue(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
+        let bytes = try readArgument(caller, arguments, context)
+        do {
+            context.returned = try ShareableValue(decoding: bytes, maximumSize: context.maxValueBytes)
+        } catch {
+            throw GuestFault(kind: .malformedValue, message: "cf.return_value got bytes that are not an encoded value: \(error)")
+        }
+        return 0
+    }
+
+    private static func returnString(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
+        let bytes = try readArgument(caller, arguments, context)
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw GuestFault(kind: .malformedValue, message: "cf.return_string got bytes that are not UTF-8")
+        }
+        context.returned = .string(text)
+        return 0
+    }
+
+    private static func returnBytes(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
+        context.returned = .bytes(try readArgument(caller, arguments, context))
+        return 0
+    }
+
+    private static func log(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
+        let text = String(decoding: try readArgument(caller, arguments, context), as: UTF8.self)
+        writeStandardError("[interpreter \(context.interpreterID)] \(text)\n")
+        return 0
+    }
+
+    private static func write(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
+        let fd = Int32(bitPattern: i32(arguments[0]))
+        guard fd == 1 || fd == 2 else { return UInt64(UInt32.max) }
+        let bytes = try GuestMemory.read(caller.memory(), pointer: i32(arguments[1]), count: i32(arguments[2]), limit: context.maxValueBytes)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        return UInt64(UInt32(bitPattern: Int32(truncatingIfNeeded: written)))
+    }
+
+    private static func queuePutInt(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
+        guard let queue = QueueRegistry.shared.lookup(Int(i32(arguments[0]))) else { return Status.noSuchQueue.rawValue }
+        let wait = context.blockingDeadline(deadline(arguments[2]))
+        do {
+            try queue.put(.int(Int64(bitPattern: arguments[1])), deadline: wait.deadline, unbound: nil)
+            return Status.ok.rawValue
+        } catch {
+            if wait.capped { throw context.waitTimedOut("waiting to put into queue \(queue.id)") }
+            return Status.timedOut.rawValue
+        }
+    }
+
+    private static func queueGetInt(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
+        guard let queue = QueueRegistry.shared.lookup(Int(i32(arguments[0]))) else { return Status.noSuchQueue.rawValue }
+        let memory = try caller.memory()
+        let out = i32(arguments[2])
+        try GuestMemory.checkRange(memory, pointer: out, count: 8)
+        let wait = context.blockingDeadline(deadline(arguments[1]))
+        let value: ShareableValue?
+        do {
+            value = try queue.take(deadline: wait.deadline) { if case .int = $0 { true } else { false } }?.value
+        } catch is QueueEmptyError {
+            if wait.capped { throw context.waitTimedOut("waiting on queue \(queue.id)") }
+            return Status.timedOut.rawValue
+        } catch {
+            return Status.badValue.rawValue
+        }
+        guard case .int(let number)? = value else { return Status.notAnInt.rawValue }
+        try GuestMemory.write(memory, pointer: out, littleEndian: UInt64(bitPattern: number), size: 8)
+        return Status.ok.rawValue
+    }
+
+    private static func queuePut(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
+        guard let queue = QueueRegistry.shared.lookup(Int(i32(arguments[0]))) else { return Status.noSuchQueue.rawValue }
+        let bytes = try GuestMemory.read(caller.memory(), pointer: i32(arguments[1]), count: i32(arguments[2]), limit: context.maxValueBytes)
+        guard let value = try? ShareableValue(decoding: bytes, maximumSize: context.maxValueBytes) else {
+            return Status.badValue.rawValue
+        }
+        // A queued value is held by the host: it counts against the putter's memory limit
+        // until it leaves the queue.
+        guard let charge = context.account.reserveQueued(value.memorySize) else {
+            throw GuestFault(
+                kind: .memoryLimit,
+                message: "putting \(value.memorySize) bytes into queue \(queue.id) would bring the interpreter past its memory "
+                    + "limit of \(context.account.limit ?? 0) bytes (values it put that are still queued count)")
+        }
+        let wait = context.blockingDeadline(deadline(arguments[3]))
+        do {
+            try queue.put(value, deadline: wait.deadline, unbound: nil, charge: charge)
+            return Status.ok.rawValue
+        } catch {
+            if wait.capped { throw context.waitTimedOut("waiting to put into queue \(queue.id)") }
+            return Status.timedOut.rawValue
+        }
+    }
+
+    private static func queueGet(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
+        guard let queue = QueueRegistry.shared.lookup(Int(i32(arguments[0]))) else { return Status.noSuchQueue.rawValue }
+        let memory = try caller.memory()
+        let out = i32(arguments[2])
+        try GuestMemory.checkRange(memory, pointer: out, count: 8)
+        guard context.callbackDepth == 0 else {
+            // Checked before taking an item: cf_alloc would be called inside cf_alloc.
+            throw GuestFault(
+                kind: .reentrantCall,
+                message: "cf.queue_get was called from inside cf_alloc or cf_free; it calls cf_alloc itself, "
+                    + "and the host does not re-enter a guest callback")
+        }
+        let wait = context.blockingDeadline(deadline(arguments[1]))
+        let item: QueueStorage.Item
+        do {
+            item = try queue.take(deadline: wait.deadline)
+        } catch is QueueEmptyError {
+            if wait.capped { throw context.waitTimedOut("waiting on queue \(queue.id)") }
+            return Status.timedOut.rawValue
+        } catch {
+            return Status.badValue.rawValue
+        }
+        let bytes = item.value.encoded()
+        guard bytes.count <= context.maxValueBytes else {
+            queue.restore(item)
+            throw GuestFault(kind: .valueTooLarge, message: "a queued value of \(bytes.count) bytes exceeds the limit of \(context.maxValueBytes) bytes")
+        }
+        let pointer: UInt32
+        do {
+            pointer = try caller.allocate(bytes.count, context: context)
+        } catch {
+            queue.restore(item)
+            throw error
+        }
+        // The allocator may have grown the memory: look it up again.
+        let grown = try caller.memory()
+        try GuestMemory.write(grown, pointer: pointer, bytes: bytes)
+        try GuestMemory.write(grown, pointer: out, littleEndian: UInt64(pointer) | UInt64(UInt32(bytes.count)) << 32, size: 8)
+        return Status.ok.rawValue
+    }
+
+    private static func queueCount(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
+        guard let queue = QueueRegistry.shared.lookup(Int(i32(arguments[0]))) else { return UInt64(bitPattern: -1) }
+        return UInt64(queue.count)
+    }
 
     /// A guest timeout in milliseconds: negative waits forever, 0 does not wait.
-    private static func deadline(_ value: WasmKit.Value) -> Deadline? {
-        let milliseconds = Int64(bitPattern: value.i64)
+    private static func deadline(_ bits: UInt64) -> Deadline? {
+        let milliseconds = Int64(bitPattern: bits)
         return milliseconds < 0 ? nil : Deadline.after(.milliseconds(milliseconds))
+    }
+}
+
+extension WasmKit.Value {
+    /// The value's bits, i32 and f32 in the low half.
+    var rawBits: UInt64 {
+        switch self {
+        case .i32(let bits): UInt64(bits)
+        case .i64(let bits): bits
+        case .f32(let bits): UInt64(bits)
+        case .f64(let bits): bits
+        default: 0
+        }
     }
 }
 

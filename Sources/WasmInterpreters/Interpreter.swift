@@ -16,6 +16,8 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     public let id: Int
     /// The limits every call in this interpreter runs under.
     public let limits: InterpreterLimits
+    /// The engine that runs its guests.
+    public let engine: GuestEngine
 
     /// `true` while a call runs: the run lock that serializes calls. Whoever holds it owns
     /// ``runtime``.
@@ -25,11 +27,12 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     private let gate = ConditionLock()
     private let closed = Atomic<Bool>(false)
     /// The engine, store and instances; read and written only by the holder of the run lock.
-    private nonisolated(unsafe) var runtime: InterpreterRuntime?
+    private nonisolated(unsafe) var runtime: (any GuestRuntime)?
 
-    init(id: Int, limits: InterpreterLimits) {
+    init(id: Int, limits: InterpreterLimits, engine: GuestEngine) {
         self.id = id
         self.limits = limits
+        self.engine = engine
     }
 
     /// An interpreter nobody references any more is destroyed, as Python destroys an interpreter
@@ -69,7 +72,7 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: ``InterpreterError`` when closed or running; ``GuestError`` when
     ///   instantiation traps or exceeds the memory limit.
     public func exec(_ module: GuestModule) throws {
-        try withRuntime(wait: false) { runtime in _ = try runtime.load(module) }
+        try withRuntime(wait: false) { runtime in try runtime.exec(module) }
     }
 
     /// Loads a module from WebAssembly bytes. See ``exec(_:)``.
@@ -97,7 +100,7 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: ``InterpreterError`` when closed or running; ``GuestError`` when the call
     ///   traps, runs out of fuel, passes a bad pointer, or the function does not exist.
     public func call(_ name: String, _ arguments: [ShareableValue] = []) throws -> ShareableValue {
-        try withRuntime(wait: false) { try $0.call(name, arguments: arguments, fuel: nil) }
+        try withRuntime(wait: false) { try $0.call(name, arguments: arguments, fuel: nil, timeLimit: nil) }
     }
 
     /// Calls a guest function with typed arguments and result, loading its module if needed.
@@ -165,11 +168,11 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
         return true
     }
 
-    private func withRuntime<T>(wait: Bool, _ body: (InterpreterRuntime) throws -> T) throws -> T {
+    private func withRuntime<T>(wait: Bool, _ body: (any GuestRuntime) throws -> T) throws -> T {
         guard acquire(wait: wait) else { throw InterpreterError(.running, "interpreter \(id) is already running") }
         defer { release() }
         if closed.load(ordering: .relaxed) { throw InterpreterError(.notFound, "interpreter \(id) was closed") }
-        let runtime = self.runtime ?? InterpreterRuntime(interpreterID: id, limits: limits)
+        let runtime = self.runtime ?? makeRuntime(engine: engine, interpreterID: id, limits: limits)
         self.runtime = runtime
         // A pool worker's interpreter is already current on its thread.
         guard !Interpreters.isCurrent(self) else { return try body(runtime) }

@@ -119,7 +119,7 @@ public struct ModuleError: CodedError, Sendable, Hashable {
     public typealias Code = ErrorCode<ModuleError>
 
     /// Every code, for looking one up by name.
-    public static let codes: [Code] = [.malformed, .invalid, .missingImports, .unreadable, .noSuchExport, .unsupportedFeature, .tooLarge]
+    public static let codes: [Code] = [.malformed, .invalid, .missingImports, .unreadable, .noSuchExport, .unsupportedFeature, .tooLarge, .engineUnavailable]
 
     /// What went wrong.
     public let code: Code
@@ -152,5 +152,8 @@ extension ErrorCode where Domain == ModuleError {
     /// The module is larger than ``InterpreterLimits/maxModuleBytes``, or declares more initial
     /// memory and tables than ``InterpreterLimits/memoryBytes`` allows.
     public static let tooLarge = Self("tooLarge")
+    /// The module cannot run on the chosen ``GuestEngine``: the compiled engine lacks `wasm2c`
+    /// or `clang` and finds no cached build of the module, or cannot write its cache.
+    public static let engineUnavailable = Self("engineUnavailable")
 }
 

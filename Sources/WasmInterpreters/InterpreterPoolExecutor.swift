@@ -21,6 +21,8 @@ public final class InterpreterPoolExecutor: PoolExecutor {
     public let modules: [GuestModule]
     /// The limits every worker interpreter applies.
     public let limits: InterpreterLimits
+    /// The engine of every worker interpreter.
+    public let engine: GuestEngine
 
     let pool: WorkerPool<InterpreterContext>
 
@@ -32,6 +34,9 @@ public final class InterpreterPoolExecutor: PoolExecutor {
     ///   - modules: Modules loaded into each worker's interpreter when it starts. Each was parsed
     ///     and validated once, when the ``GuestModule`` was made; workers only instantiate it.
     ///   - limits: Fuel, memory and value-size limits for every call.
+    ///   - engine: The engine of every worker's interpreter (``GuestEngine/wasmKit`` unless
+    ///     given). With ``GuestEngine/compiled``, each module is compiled once per process (or
+    ///     found in the cache) when the first worker loads it.
     ///   - initializer: A guest call run once in each worker's interpreter before its first task.
     ///     If it fails, the pool breaks: queued and later work fails with ``Futures/ExecutorError``
     ///     `.brokenInterpreterPool`.
@@ -42,6 +47,7 @@ public final class InterpreterPoolExecutor: PoolExecutor {
         threadNamePrefix: String = "",
         modules: [GuestModule] = [],
         limits: InterpreterLimits = .default,
+        engine: GuestEngine = .wasmKit,
         initializer: Call<Void>? = nil
     ) throws {
         let maxWorkers = maxWorkers ?? min(32, ProcessorCount.available + 4)
@@ -60,7 +66,8 @@ public final class InterpreterPoolExecutor: PoolExecutor {
             threadNamePrefix.isEmpty ? "InterpreterPoolExecutor-\(nextExecutorNumber())" : threadNamePrefix
         self.modules = modules
         self.limits = limits
-        let setup = InterpreterContext.Setup(modules: modules, limits: limits, initializer: initialInvocation)
+        self.engine = engine
+        let setup = InterpreterContext.Setup(modules: modules, limits: limits, engine: engine, initializer: initialInvocation)
         pool = WorkerPool(
             configuration: .init(
                 maxWorkers: maxWorkers, threadNamePrefix: self.threadNamePrefix, brokenCode: .brokenInterpreterPool,
@@ -166,6 +173,7 @@ struct InterpreterContext: WorkerContext {
     struct Setup: Sendable {
         let modules: [GuestModule]
         let limits: InterpreterLimits
+        let engine: GuestEngine
         let initializer: GuestInvocation?
     }
 
@@ -175,7 +183,7 @@ struct InterpreterContext: WorkerContext {
     init(setup: Setup) { self.setup = setup }
 
     mutating func initialize() throws {
-        let interpreter = Interpreters.create(limits: setup.limits)
+        let interpreter = Interpreters.create(limits: setup.limits, engine: setup.engine)
         self.interpreter = interpreter
         _ = Interpreters.swapCurrent(interpreter)
         do {

@@ -4,7 +4,7 @@ import Futures
 /// The WebAssembly side of one interpreter: an engine, a store, and an instance of each module
 /// loaded so far. It is used only by the thread that holds the interpreter's run lock, which is
 /// what makes the unchecked `Sendable` conformance true.
-final class InterpreterRuntime: @unchecked Sendable {
+final class InterpreterRuntime: GuestRuntime, @unchecked Sendable {
     /// One instantiated module and the exports calls need.
     struct Loaded {
         let module: GuestModule
@@ -76,6 +76,8 @@ final class InterpreterRuntime: @unchecked Sendable {
 
     /// The modules loaded into this interpreter, in load order.
     var modules: [GuestModule] { namespace }
+
+    func exec(_ module: GuestModule) throws { _ = try load(module) }
 
     /// Loads `module` (instantiating it, which runs its start function under the interpreter's
     /// fuel and time limits) unless it is loaded.
@@ -176,9 +178,7 @@ final class InterpreterRuntime: @unchecked Sendable {
             if !allocations.isEmpty, let free = site.free {
                 do {
                     for pointer in allocations {
-                        _ = try GuestMemory.callback(free, [.i32(pointer)], context: context) { function, arguments in
-                            try function.invoke(arguments, on: &stack)
-                        }
+                        _ = try GuestMemory.callback(context: context) { try free.invoke([.i32(pointer)], on: &stack) }
                     }
                 } catch {
                     // The result stands; the guest's heap may not, so the next call starts afresh.
@@ -246,89 +246,35 @@ final class InterpreterRuntime: @unchecked Sendable {
         }
     }
 
-    /// Turns arguments into WebAssembly values following the guest ABI: scalars as parameters,
-    /// strings, bytes and arrays copied into guest memory and passed as (pointer, length).
+    /// Turns arguments into WebAssembly values following the guest ABI (``GuestABI``).
     private func lower(
         _ arguments: [ShareableValue], to parameters: [ValueType], entry: Loaded, allocations: inout [UInt32]
     ) throws -> [WasmKit.Value] {
-        var lowered: [WasmKit.Value] = []
-        lowered.reserveCapacity(parameters.count)
-        func next() throws -> ValueType {
-            guard lowered.count < parameters.count else { throw signatureError(arguments, parameters) }
-            return parameters[lowered.count]
+        let bits = try GuestABI.lower(arguments, to: parameters, maxValueBytes: limits.maxValueBytes, allocations: &allocations) {
+            bytes, kind in
+            guard let memory = entry.memory else {
+                throw GuestFault(kind: .badArguments, message: "the module exports no memory to pass \(kind) arguments in")
+            }
+            let pointer = try GuestMemory.allocate(bytes.count, in: entry.instance, memory: memory, context: context) {
+                function, arguments in try function.invoke(arguments, on: &stack)
+            }
+            try GuestMemory.write(memory, pointer: pointer, bytes: bytes)
+            return pointer
         }
-        for argument in arguments {
-            switch argument {
-            case .none:
-                switch try next() {
-                case .i32: lowered.append(.i32(0))
-                case .i64: lowered.append(.i64(0))
-                case .f32: lowered.append(.f32(0))
-                case .f64: lowered.append(.f64(0))
-                default: throw signatureError(arguments, parameters)
-                }
-            case .bool(let flag):
-                guard try next() == .i32 else { throw signatureError(arguments, parameters) }
-                lowered.append(.i32(flag ? 1 : 0))
-            case .int(let number):
-                switch try next() {
-                case .i64: lowered.append(.i64(UInt64(bitPattern: number)))
-                case .i32:
-                    guard let narrow = Int32(exactly: number) else {
-                        throw GuestFault(kind: .badArguments, message: "\(number) does not fit the function's i32 parameter")
-                    }
-                    lowered.append(.i32(UInt32(bitPattern: narrow)))
-                case .f64: lowered.append(.f64(Double(number).bitPattern))
-                default: throw signatureError(arguments, parameters)
-                }
-            case .double(let number):
-                switch try next() {
-                case .f64: lowered.append(.f64(number.bitPattern))
-                case .f32: lowered.append(.f32(Float(number).bitPattern))
-                default: throw signatureError(arguments, parameters)
-                }
-            case .queue(let id):
-                guard try next() == .i32, let narrow = UInt32(exactly: id) else { throw signatureError(arguments, parameters) }
-                lowered.append(.i32(narrow))
-            case .string, .bytes, .array:
-                let bytes: [UInt8]
-                switch argument {
-                case .string(let text): bytes = Array(text.utf8)
-                case .bytes(let raw): bytes = raw
-                default: bytes = argument.encoded()
-                }
-                guard bytes.count <= limits.maxValueBytes else {
-                    throw GuestFault(
-                        kind: .valueTooLarge,
-                        message: "an argument of \(bytes.count) bytes exceeds the limit of \(limits.maxValueBytes) bytes")
-                }
-                guard try next() == .i32, lowered.count + 1 < parameters.count, parameters[lowered.count + 1] == .i32 else {
-                    throw signatureError(arguments, parameters)
-                }
-                guard let memory = entry.memory else {
-                    throw GuestFault(kind: .badArguments, message: "the module exports no memory to pass \(argument.kindName) arguments in")
-                }
-                let pointer = try GuestMemory.allocate(bytes.count, in: entry.instance, memory: memory, context: context) {
-                    function, arguments in try function.invoke(arguments, on: &stack)
-                }
-                allocations.append(pointer)
-                try GuestMemory.write(memory, pointer: pointer, bytes: bytes)
-                lowered.append(.i32(pointer))
-                lowered.append(.i32(UInt32(bytes.count)))
+        var lowered: [WasmKit.Value] = []
+        lowered.reserveCapacity(bits.count)
+        for (raw, type) in zip(bits, parameters) {
+            switch type {
+            case .i32: lowered.append(.i32(UInt32(truncatingIfNeeded: raw)))
+            case .i64: lowered.append(.i64(raw))
+            case .f32: lowered.append(.f32(UInt32(truncatingIfNeeded: raw)))
+            default: lowered.append(.f64(raw))
             }
         }
-        guard lowered.count == parameters.count else { throw signatureError(arguments, parameters) }
         return lowered
     }
 
-    private func signatureError(_ arguments: [ShareableValue], _ parameters: [ValueType]) -> GuestFault {
-        GuestFault(
-            kind: .badArguments,
-            message: "arguments (\(arguments.map(\.kindName).joined(separator: ", "))) do not fit the parameters "
-                + "(\(parameters.map(typeName).joined(separator: ", ")))")
-    }
-
-    /// Turns WebAssembly results into a value: none, one scalar, or an array of scalars.
+    /// Turns WebAssembly results into a value (``GuestABI``).
     private func lift(_ results: [WasmKit.Value], function: String) throws -> ShareableValue {
         // The common cases, without building an array.
         if results.isEmpty { return .none }
@@ -339,23 +285,17 @@ final class InterpreterRuntime: @unchecked Sendable {
             default: break
             }
         }
-        let values = try results.map { result -> ShareableValue in
+        var types: [ValueType] = []
+        for result in results {
             switch result {
-            case .i32(let bits): return .int(Int64(Int32(bitPattern: bits)))
-            case .i64(let bits): return .int(Int64(bitPattern: bits))
-            case .f32(let bits): return .double(Double(Float(bitPattern: bits)))
-            case .f64(let bits): return .double(Double(bitPattern: bits))
-            default:
-                throw GuestError(
-                    kind: .badArguments, function: function,
-                    message: "the function returns a reference or vector, which cannot cross", interpreterID: interpreterID)
+            case .i32: types.append(.i32)
+            case .i64: types.append(.i64)
+            case .f32: types.append(.f32)
+            case .f64: types.append(.f64)
+            default: throw GuestABI.notCrossable(function, interpreterID: interpreterID)
             }
         }
-        switch values.count {
-        case 0: return .none
-        case 1: return values[0]
-        default: return .array(values)
-        }
+        return try GuestABI.lift(results.map(\.rawBits), types: types, function: function, interpreterID: interpreterID)
     }
 
     /// Replaces the store after a trap, so that no call sees a half-updated guest state. The

@@ -9,9 +9,13 @@ import Glibc
 public enum Interpreters {
     /// Creates a new, idle, isolated interpreter.
     ///
-    /// - Parameter limits: The fuel, memory and value-size limits of its calls.
-    public static func create(limits: InterpreterLimits = .default) -> Interpreter {
-        registry.create(limits: limits)
+    /// - Parameters:
+    ///   - limits: The fuel, memory and value-size limits of its calls.
+    ///   - engine: The engine that runs its guests (``GuestEngine/wasmKit`` unless given). With
+    ///     ``GuestEngine/compiled``, a module that cannot be compiled or found in the cache fails
+    ///     to load with ``ModuleError`` `.engineUnavailable`.
+    public static func create(limits: InterpreterLimits = .default, engine: GuestEngine = .wasmKit) -> Interpreter {
+        registry.create(limits: limits, engine: engine)
     }
 
     /// Every interpreter that exists (not closed), the main one included, in id order.
@@ -89,9 +93,9 @@ final class InterpreterRegistry: Sendable {
 
     private let state = Locked(State())
 
-    func create(limits: InterpreterLimits) -> Interpreter {
+    func create(limits: InterpreterLimits, engine: GuestEngine) -> Interpreter {
         state.withLock { state in
-            let interpreter = Interpreter(id: state.nextID, limits: limits)
+            let interpreter = Interpreter(id: state.nextID, limits: limits, engine: engine)
             state.interpreters[state.nextID] = Entry(interpreter: interpreter)
             state.nextID += 1
             return interpreter
@@ -101,7 +105,7 @@ final class InterpreterRegistry: Sendable {
     var main: Interpreter {
         state.withLock { state in
             if let main = state.main { return main }
-            let main = Interpreter(id: 0, limits: .default)
+            let main = Interpreter(id: 0, limits: .default, engine: .wasmKit)
             state.main = main
             state.interpreters[0] = Entry(interpreter: main)
             return main

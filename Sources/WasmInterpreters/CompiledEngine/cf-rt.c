@@ -1,0 +1,290 @@
+/*
+ * ConcurrentFutures' runtime for guests compiled by wasm2c: traps, stack limits, memories,
+ * tables and the `cf` host imports. Compiled into every compiled guest's shared object, next to
+ * the generated code; see wasm-rt.h for the rules it keeps.
+ *
+ * State: the jump buffer of the innermost guest run and the stack bounds are thread-local; the
+ * function-type registry is filled once, when the host initializes the shared object, and only
+ * read afterwards; everything else lives in the instance or its header.
+ */
+#define _GNU_SOURCE
+#include "wasm-rt.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+
+/* Indices of the host's functions, in the order of the host's table. */
+enum {
+  CF_RETURN_VALUE,
+  CF_RETURN_STRING,
+  CF_RETURN_BYTES,
+  CF_LOG,
+  CF_WRITE,
+  CF_QUEUE_PUT_INT,
+  CF_QUEUE_GET_INT,
+  CF_QUEUE_PUT,
+  CF_QUEUE_GET,
+  CF_QUEUE_COUNT,
+  CF_INTERPRETER_ID,
+  /* Not imports: the host's checks of memory and table sizes. */
+  CF_ADMIT_MEMORY = 64,
+  CF_ADMIT_TABLE = 65,
+};
+
+/* Bytes of stack kept free below the guest's frames, for host functions and the trap path. */
+#define CF_STACK_RESERVE (128u << 10)
+
+typedef struct {
+  jmp_buf *target;
+  cf_instance_header *current;
+  uintptr_t stack_low;
+} cf_thread_state;
+
+static _Thread_local cf_thread_state cf_thread;
+
+static uintptr_t cf_stack_low(void) {
+  if (cf_thread.stack_low == 0) {
+    pthread_attr_t attributes;
+    void *address = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
+      pthread_attr_getstack(&attributes, &address, &size);
+      pthread_attr_destroy(&attributes);
+    }
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t low = (uintptr_t)address;
+    /* Unknown bounds: assume 1 MiB below this frame. */
+    if (low == 0 || low >= here) low = here > (1u << 20) ? here - (1u << 20) : 0;
+    cf_thread.stack_low = low + CF_STACK_RESERVE;
+  }
+  return cf_thread.stack_low;
+}
+
+int cf_run(cf_instance_header *header, uintptr_t stack_budget, void (*body)(void *), void *argument) {
+  cf_thread_state *thread = &cf_thread;
+  jmp_buf buffer;
+  jmp_buf *outer_target = thread->target;
+  cf_instance_header *outer_current = thread->current;
+  uintptr_t outer_limit = header->stack_limit;
+  uint32_t outer_depth = header->depth;
+  if (outer_limit == 0) {
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t low = cf_stack_low();
+    uintptr_t limit = here > stack_budget ? here - stack_budget : 0;
+    header->stack_limit = limit > low ? limit : low;
+  }
+  thread->target = &buffer;
+  thread->current = header;
+  int trap = setjmp(buffer);
+  if (trap == 0) body(argument);
+  thread->target = outer_target;
+  thread->current = outer_current;
+  header->stack_limit = outer_limit;
+  header->depth = outer_depth;
+  return trap;
+}
+
+void wasm_rt_trap(wasm_rt_trap_t code) {
+  jmp_buf *target = cf_thread.target;
+  /* Guest code only runs inside cf_run: no target means the host broke that rule. */
+  if (target == NULL) abort();
+  longjmp(*target, code == WASM_RT_TRAP_NONE ? CF_TRAP_HOST : (int)code);
+}
+
+/* Calls the host; a host function that failed has kept its error, and the guest traps. */
+static uint64_t cf_host(cf_instance_header *header, uint32_t index, const uint64_t *arguments) {
+  uint64_t result = 0;
+  if (header == NULL || header->dispatch == NULL) wasm_rt_trap(CF_TRAP_HOST);
+  if (header->dispatch(header->context, index, arguments, &result) != 0) wasm_rt_trap(CF_TRAP_HOST);
+  return result;
+}
+
+void wasm_rt_init(void) {}
+bool wasm_rt_is_initialized(void) { return true; }
+void wasm_rt_free(void) {}
+
+const char *wasm_rt_strerror(wasm_rt_trap_t trap) {
+  switch (trap) {
+    case WASM_RT_TRAP_NONE: return "no trap";
+    case WASM_RT_TRAP_OOB: return "out of bounds memory access";
+    case WASM_RT_TRAP_INT_OVERFLOW: return "integer overflow";
+    case WASM_RT_TRAP_DIV_BY_ZERO: return "integer divide by zero";
+    case WASM_RT_TRAP_INVALID_CONVERSION: return "invalid conversion to integer";
+    case WASM_RT_TRAP_UNREACHABLE: return "unreachable";
+    case WASM_RT_TRAP_CALL_INDIRECT: return "indirect call type mismatch";
+    case WASM_RT_TRAP_UNCAUGHT_EXCEPTION: return "uncaught exception";
+    case WASM_RT_TRAP_EXHAUSTION: return "call stack exhausted";
+    case CF_TRAP_HOST: return "host function failed";
+    case CF_TRAP_ALLOCATION: return "out of host memory";
+  }
+  return "trap";
+}
+
+/* Function types, registered once per shared object by its initializer (under the host's lock). */
+#define CF_MAX_FUNC_TYPES 65536
+typedef struct {
+  uint32_t params, results;
+  wasm_rt_type_t *types;
+} cf_func_type;
+static cf_func_type cf_func_types[CF_MAX_FUNC_TYPES];
+static uint32_t cf_func_type_count;
+
+uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...) {
+  uint32_t count = params + results;
+  wasm_rt_type_t *types = calloc(count ? count : 1, sizeof(wasm_rt_type_t));
+  if (types == NULL) abort();
+  va_list list;
+  va_start(list, results);
+  for (uint32_t i = 0; i < count; i++) types[i] = (wasm_rt_type_t)va_arg(list, int);
+  va_end(list);
+  for (uint32_t index = 0; index < cf_func_type_count; index++) {
+    cf_func_type *known = &cf_func_types[index];
+    if (known->params == params && known->results == results &&
+        memcmp(known->types, types, count * sizeof(wasm_rt_type_t)) == 0) {
+      free(types);
+      return index + 1;
+    }
+  }
+  if (cf_func_type_count == CF_MAX_FUNC_TYPES) abort();
+  cf_func_types[cf_func_type_count] = (cf_func_type){params, results, types};
+  return ++cf_func_type_count;
+}
+
+/* Memories: plain heap blocks, grown by copying; the host admits every size first. */
+#define CF_PAGE 65536ull
+
+static bool cf_admit(uint32_t what, uint64_t size) {
+  uint64_t arguments[1] = {size};
+  return cf_host(cf_thread.current, what, arguments) != 0;
+}
+
+void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
+  uint64_t bytes = (uint64_t)initial_pages * CF_PAGE;
+  memory->data = NULL;
+  memory->pages = 0;
+  memory->max_pages = max_pages > 65536 ? 65536 : max_pages;
+  memory->size = 0;
+  if (!cf_admit(CF_ADMIT_MEMORY, bytes)) wasm_rt_trap(CF_TRAP_ALLOCATION);
+  if (bytes > 0) {
+    memory->data = calloc(bytes, 1);
+    if (memory->data == NULL) wasm_rt_trap(CF_TRAP_ALLOCATION);
+  }
+  memory->pages = initial_pages;
+  memory->size = bytes;
+}
+
+uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
+  uint32_t old_pages = memory->pages;
+  uint64_t new_pages = (uint64_t)old_pages + delta;
+  if (new_pages > memory->max_pages || new_pages > 65536) return UINT32_MAX;
+  if (delta == 0) return old_pages;
+  uint64_t new_size = new_pages * CF_PAGE;
+  if (!cf_admit(CF_ADMIT_MEMORY, new_size)) return UINT32_MAX;
+  uint8_t *data = realloc(memory->data, new_size);
+  if (data == NULL) return UINT32_MAX;
+  memset(data + memory->size, 0, new_size - memory->size);
+  memory->data = data;
+  memory->pages = (uint32_t)new_pages;
+  memory->size = new_size;
+  return old_pages;
+}
+
+void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
+  free(memory->data);
+  memory->data = NULL;
+  memory->size = 0;
+  memory->pages = 0;
+}
+
+/* Tables: the host counts their elements against the interpreter's memory limit. */
+#define CF_DEFINE_TABLE(kind, element, null)                                                        \
+  void wasm_rt_allocate_##kind##_table(wasm_rt_##kind##_table_t *table, uint32_t elements,         \
+                                       uint32_t max_elements) {                                   \
+    table->data = NULL;                                                                            \
+    table->size = 0;                                                                               \
+    table->max_size = max_elements;                                                                \
+    if (!cf_admit(CF_ADMIT_TABLE, elements)) wasm_rt_trap(CF_TRAP_ALLOCATION);                     \
+    if (elements > 0) {                                                                            \
+      table->data = calloc(elements, sizeof(element));                                             \
+      if (table->data == NULL) wasm_rt_trap(CF_TRAP_ALLOCATION);                                   \
+    }                                                                                              \
+    table->size = elements;                                                                        \
+  }                                                                                                \
+  uint32_t wasm_rt_grow_##kind##_table(wasm_rt_##kind##_table_t *table, uint32_t delta,            \
+                                       element init) {                                             \
+    uint32_t old_size = table->size;                                                               \
+    uint64_t new_size = (uint64_t)old_size + delta;                                                \
+    if (new_size > table->max_size) return UINT32_MAX;                                             \
+    if (delta == 0) return old_size;                                                               \
+    if (!cf_admit(CF_ADMIT_TABLE, new_size)) return UINT32_MAX;                                    \
+    element *data = realloc(table->data, new_size * sizeof(element));                              \
+    if (data == NULL) return UINT32_MAX;                                                           \
+    for (uint64_t i = old_size; i < new_size; i++) data[i] = init;                                 \
+    table->data = data;                                                                            \
+    table->size = (uint32_t)new_size;                                                              \
+    return old_size;                                                                               \
+  }                                                                                                \
+  void wasm_rt_free_##kind##_table(wasm_rt_##kind##_table_t *table) {                              \
+    free(table->data);                                                                             \
+    table->data = NULL;                                                                            \
+    table->size = 0;                                                                               \
+  }
+
+CF_DEFINE_TABLE(funcref, wasm_rt_funcref_t, wasm_rt_funcref_null_value)
+CF_DEFINE_TABLE(externref, wasm_rt_externref_t, wasm_rt_externref_null_value)
+
+/* The `cf` imports: each packs its arguments and calls the host through the instance's table. */
+struct Z_cf_instance_t {
+  cf_instance_header header;
+};
+
+/* The header an import was called with (see `self` in wasm-rt.h). */
+#define CF_HEADER_OF(instance) ((*(cf_instance_header **)(instance)))
+
+#define CF_ARGS(...) uint64_t arguments[] = {__VA_ARGS__}
+
+void Z_cfZ_return_value(struct Z_cf_instance_t *instance, uint32_t pointer, uint32_t count) {
+  CF_ARGS(pointer, count);
+  cf_host(CF_HEADER_OF(instance), CF_RETURN_VALUE, arguments);
+}
+void Z_cfZ_return_string(struct Z_cf_instance_t *instance, uint32_t pointer, uint32_t count) {
+  CF_ARGS(pointer, count);
+  cf_host(CF_HEADER_OF(instance), CF_RETURN_STRING, arguments);
+}
+void Z_cfZ_return_bytes(struct Z_cf_instance_t *instance, uint32_t pointer, uint32_t count) {
+  CF_ARGS(pointer, count);
+  cf_host(CF_HEADER_OF(instance), CF_RETURN_BYTES, arguments);
+}
+void Z_cfZ_log(struct Z_cf_instance_t *instance, uint32_t pointer, uint32_t count) {
+  CF_ARGS(pointer, count);
+  cf_host(CF_HEADER_OF(instance), CF_LOG, arguments);
+}
+uint32_t Z_cfZ_write(struct Z_cf_instance_t *instance, uint32_t fd, uint32_t pointer, uint32_t count) {
+  CF_ARGS(fd, pointer, count);
+  return (uint32_t)cf_host(CF_HEADER_OF(instance), CF_WRITE, arguments);
+}
+uint32_t Z_cfZ_queue_put_int(struct Z_cf_instance_t *instance, uint32_t queue, uint64_t value, uint64_t timeout) {
+  CF_ARGS(queue, value, timeout);
+  return (uint32_t)cf_host(CF_HEADER_OF(instance), CF_QUEUE_PUT_INT, arguments);
+}
+uint32_t Z_cfZ_queue_get_int(struct Z_cf_instance_t *instance, uint32_t queue, uint64_t timeout, uint32_t out) {
+  CF_ARGS(queue, timeout, out);
+  return (uint32_t)cf_host(CF_HEADER_OF(instance), CF_QUEUE_GET_INT, arguments);
+}
+uint32_t Z_cfZ_queue_put(struct Z_cf_instance_t *instance, uint32_t queue, uint32_t pointer, uint32_t count,
+                         uint64_t timeout) {
+  CF_ARGS(queue, pointer, count, timeout);
+  return (uint32_t)cf_host(CF_HEADER_OF(instance), CF_QUEUE_PUT, arguments);
+}
+uint32_t Z_cfZ_queue_get(struct Z_cf_instance_t *instance, uint32_t queue, uint64_t timeout, uint32_t out) {
+  CF_ARGS(queue, timeout, out);
+  return (uint32_t)cf_host(CF_HEADER_OF(instance), CF_QUEUE_GET, arguments);
+}
+uint64_t Z_cfZ_queue_count(struct Z_cf_instance_t *instance, uint32_t queue) {
+  CF_ARGS(queue);
+  return cf_host(CF_HEADER_OF(instance), CF_QUEUE_COUNT, arguments);
+}
+uint64_t Z_cfZ_interpreter_id(struct Z_cf_instance_t *instance) {
+  CF_ARGS(0);
+  return cf_host(CF_HEADER_OF(instance), CF_INTERPRETER_ID, arguments);
+}

@@ -1,0 +1,139 @@
+/// Writes the C that joins a module's wasm2c translation to the host: the instance box, and one
+/// entry point that calls any export with its arguments and results as 64-bit slots.
+enum CompiledGlue {
+    /// Changes whenever the generated glue changes (it is part of cache keys).
+    static let version = "glue-2"
+
+    /// The glue for `module` (translated with module name `m`).
+    static func source(for module: GuestModule, hasStart: Bool) -> String {
+        let importsHost = module.imports.contains { $0.module == HostImports.moduleName }
+        let exportsMemory = module.exportsMemory
+        var text = """
+            #include "m.h"
+            #include <stddef.h>
+
+            typedef struct {
+              cf_instance_header header;
+              Z_m_instance_t module;
+            } cf_box;
+            _Static_assert(offsetof(cf_box, module) == sizeof(cf_instance_header), "the instance must follow its header");
+
+            static inline f32 cf_f32(uint64_t bits) { uint32_t low = (uint32_t)bits; f32 value; memcpy(&value, &low, 4); return value; }
+            static inline f64 cf_f64(uint64_t bits) { f64 value; memcpy(&value, &bits, 8); return value; }
+            static inline uint64_t cf_bits_f32(f32 value) { uint32_t bits; memcpy(&bits, &value, 4); return bits; }
+            static inline uint64_t cf_bits_f64(f64 value) { uint64_t bits; memcpy(&bits, &value, 8); return bits; }
+
+            size_t cf_box_size(void) { return sizeof(cf_box); }
+            void cf_module_init(void) { Z_m_init_module(); }
+            static void cf_instantiate_body(void *argument) {
+              cf_box *box = argument;
+              Z_m_instantiate(&box->module\(importsHost ? ", (struct Z_cf_instance_t *)&box->header" : ""));
+            }
+            int cf_instantiate(cf_box *box, uintptr_t budget) { return cf_run(&box->header, budget, cf_instantiate_body, box); }
+            void cf_release(cf_box *box) { Z_m_free(&box->module); }
+            void *cf_memory(cf_box *box) { return \(exportsMemory ? "Z_mZ_memory(&box->module)" : "NULL"); }
+            void *cf_fuel(cf_box *box) { return Z_mZ_\(mangle(FuelMetering.fuelExport))(&box->module); }
+
+            typedef struct {
+              cf_box *box;
+              uint32_t index;
+              uint64_t *slots;
+            } cf_call_frame;
+
+            static void cf_call_body(void *argument) {
+              cf_call_frame *frame = argument;
+              Z_m_instance_t *instance = &frame->box->module;
+              uint64_t *s = frame->slots;
+              (void)s;
+              switch (frame->index) {
+
+            """
+        var entries = module.functions.map { (name: $0.name, parameters: $0.parameters, results: $0.results) }
+        if hasStart { entries.append((FuelMetering.startExport, [], [])) }
+        for (index, entry) in entries.enumerated() {
+            let types = entry.parameters + entry.results
+            guard types.allSatisfy({ ["i32", "i64", "f32", "f64"].contains($0) }) else { continue }
+            let arguments = (["instance"] + entry.parameters.enumerated().map { slot, type in fromSlot("s[\(slot)]", type) })
+                .joined(separator: ", ")
+            let call = "Z_mZ_\(mangle(entry.name))(\(arguments))"
+            switch entry.results.count {
+            case 0:
+                text += "    case \(index): \(call); break;\n"
+            case 1:
+                text += "    case \(index): s[0] = \(toSlot(call, entry.results[0])); break;\n"
+            default:
+                let letters = entry.results.map(letter).joined()
+                var line = "    case \(index): { struct wasm_multi_\(letters) r = \(call);"
+                for (slot, type) in entry.results.enumerated() {
+                    line += " s[\(slot)] = \(toSlot("r.\(letter(type))\(slot)", type));"
+                }
+                text += line + " break; }\n"
+            }
+        }
+        text += """
+                default: wasm_rt_trap(WASM_RT_TRAP_UNREACHABLE);
+              }
+            }
+
+            int cf_call(cf_box *box, uint32_t index, uint64_t *slots, uintptr_t budget) {
+              cf_call_frame frame = {box, index, slots};
+              return cf_run(&box->header, budget, cf_call_body, &frame);
+            }
+
+            """
+        return text
+    }
+
+    /// The generated header with the instance's fuel counter declared `volatile`, or `nil` when
+    /// the counter is not where it should be.
+    static func makeFuelVolatile(_ header: String) -> String? {
+        let field = "  u64 w2c_\(mangle(FuelMetering.fuelExport));"
+        let lines = header.split(separator: "\n", omittingEmptySubsequences: false)
+        guard lines.count(where: { $0 == field }) == 1 else { return nil }
+        return lines.map { $0 == field ? "  volatile" + $0.dropFirst(1) : String($0) }.joined(separator: "\n")
+    }
+
+    /// wasm2c's name mangling: letters, digits and `_` stay (but `Z`); every other byte is
+    /// `Z` and two hex digits.
+    static func mangle(_ name: String) -> String {
+        var result = ""
+        for byte in name.utf8 {
+            let scalar = Unicode.Scalar(byte)
+            let isAlphanumeric = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+            if (isAlphanumeric && byte != 0x5A) || byte == 0x5F {
+                result.unicodeScalars.append(scalar)
+            } else {
+                let hex = String(byte, radix: 16, uppercase: true)
+                result += "Z" + (hex.count == 1 ? "0" : "") + hex
+            }
+        }
+        return result
+    }
+
+    private static func fromSlot(_ slot: String, _ type: String) -> String {
+        switch type {
+        case "i32": "(uint32_t)\(slot)"
+        case "f32": "cf_f32(\(slot))"
+        case "f64": "cf_f64(\(slot))"
+        default: slot
+        }
+    }
+
+    private static func toSlot(_ value: String, _ type: String) -> String {
+        switch type {
+        case "i32": "(uint64_t)(uint32_t)\(value)"
+        case "f32": "cf_bits_f32(\(value))"
+        case "f64": "cf_bits_f64(\(value))"
+        default: "(uint64_t)\(value)"
+        }
+    }
+
+    private static func letter(_ type: String) -> String {
+        switch type {
+        case "i32": "i"
+        case "i64": "j"
+        case "f32": "f"
+        default: "d"
+        }
+    }
+}

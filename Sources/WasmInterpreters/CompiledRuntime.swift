@@ -1,0 +1,377 @@
+import Futures
+import Synchronization
+import WasmKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The compiled engine's side of one interpreter (``GuestEngine/compiled``): an instance of each
+/// loaded module's native code, each in its own box of memory with its own linear memory,
+/// globals and tables. Used only by the thread that holds the interpreter's run lock.
+///
+/// Fuel is the module's injected counter (see ``FuelMetering``); between guest runs the call's
+/// remaining fuel is kept here, and the watchdog stops a call by making the running counter
+/// negative.
+final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
+    let interpreterID: Int
+    let limits: InterpreterLimits
+    let context: HostContext
+    private var instances: [Int: CompiledInstance] = [:]
+    private var namespace: [GuestModule] = []
+    private var isPoisoned = false
+    var initializer: GuestInvocation?
+    private var initializerPending = false
+    /// The call's remaining fuel while no guest code runs.
+    private let fuelCell = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+    /// The counter the running guest code charges: ``fuelCell`` or an instance's.
+    private let activeFuel: Atomic<UnsafeMutablePointer<Int64>>
+    /// The instance whose code runs now, if any (host functions may call back into it).
+    private var running: CompiledInstance?
+    /// The native stack a call's guest frames may use.
+    let stackBudget: UInt
+
+    init(interpreterID: Int, limits: InterpreterLimits) {
+        self.interpreterID = interpreterID
+        self.limits = limits
+        context = HostContext(
+            interpreterID: interpreterID, account: ResourceAccount(limit: limits.memoryBytes, action: limits.onMemoryLimit))
+        context.maxValueBytes = limits.maxValueBytes
+        fuelCell.initialize(to: .max)
+        activeFuel = Atomic(fuelCell)
+        context.account.compiledFuel = fuelCell
+        stackBudget = UInt(max(limits.stackBytes, 64 << 10))
+    }
+
+    deinit {
+        instances = [:]
+        fuelCell.deallocate()
+    }
+
+    var modules: [GuestModule] { namespace }
+
+    func interrupt() { activeFuel.load(ordering: .acquiring).pointee = -(1 << 40) }
+
+    func exec(_ module: GuestModule) throws {
+        renewIfPoisoned()
+        if instances[module.id] != nil { return }
+        // Building the native code is not the guest's time.
+        _ = try CompiledLibrary.load(module)
+        _ = try limited(fuel: nil, timeLimit: nil, function: "\(module.name) (instantiation)") {
+            _ = try instance(of: module)
+            return .none
+        }
+    }
+
+    func call(_ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration?) throws -> ShareableValue {
+        renewIfPoisoned()
+        for module in namespace.reversed() where module.export(named: name) != nil {
+            return try call(module: module, name, arguments: arguments, fuel: fuel, timeLimit: timeLimit)
+        }
+        throw GuestError(
+            kind: .missingFunction, function: name,
+            message: "no loaded module exports a function named '\(name)'", interpreterID: interpreterID)
+    }
+
+    func call(_ invocation: GuestInvocation) throws -> ShareableValue {
+        try call(
+            module: invocation.module, invocation.function, arguments: invocation.arguments, fuel: invocation.fuel,
+            timeLimit: invocation.timeLimit)
+    }
+
+    private func call(
+        module: GuestModule, _ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration?
+    ) throws -> ShareableValue {
+        renewIfPoisoned()
+        if initializerPending, let initializer {
+            initializerPending = false
+            do {
+                _ = try call(initializer)
+            } catch {
+                isPoisoned = true
+                throw GuestError(
+                    kind: (error as? GuestError)?.kind ?? .trap, function: name,
+                    message: "the initializer failed when the interpreter was reset after a trap: \(error)",
+                    interpreterID: interpreterID)
+            }
+        }
+        if instances[module.id] == nil { _ = try CompiledLibrary.load(module) }
+        return try limited(fuel: fuel, timeLimit: timeLimit, function: name) {
+            let instance = try self.instance(of: module)
+            guard let export = instance.library.exports[name] else {
+                throw GuestError(
+                    kind: .missingFunction, function: name,
+                    message: "\(module.name) exports no function named '\(name)'", interpreterID: interpreterID)
+            }
+            guard export.isCallable else { throw GuestABI.notCrossable(name, interpreterID: interpreterID) }
+            var allocations: [UInt32] = []
+            var slots: [UInt64]
+            do {
+                slots = try GuestABI.lower(
+                    arguments, to: export.parameters, maxValueBytes: limits.maxValueBytes, allocations: &allocations
+                ) { bytes, kind in
+                    guard let memory = instance.linearMemory else {
+                        throw GuestFault(kind: .badArguments, message: "the module exports no memory to pass \(kind) arguments in")
+                    }
+                    let pointer = try instance.allocate(bytes.count, context: context)
+                    try GuestMemory.write(memory, pointer: pointer, bytes: bytes)
+                    return pointer
+                }
+            } catch {
+                if !allocations.isEmpty || !(error is GuestFault) { isPoisoned = true }
+                throw error
+            }
+            if slots.count < export.results.count { slots += repeatElement(0, count: export.results.count - slots.count) }
+            if slots.isEmpty { slots.append(0) }
+            context.returned = nil
+            do {
+                try run(instance) { box in
+                    slots.withUnsafeMutableBufferPointer { instance.library.invoke(box, export.index, $0.baseAddress, stackBudget) }
+                }
+            } catch {
+                isPoisoned = true
+                throw error
+            }
+            let returned = context.returned
+            context.returned = nil
+            if !allocations.isEmpty, let free = instance.library.exports["cf_free"], free.parameters == [.i32] {
+                do {
+                    for pointer in allocations {
+                        var slot: [UInt64] = [UInt64(pointer)]
+                        try GuestMemory.callback(context: context) {
+                            try run(instance) { box in
+                                slot.withUnsafeMutableBufferPointer { instance.library.invoke(box, free.index, $0.baseAddress, stackBudget) }
+                            }
+                        }
+                    }
+                } catch {
+                    // The result stands; the guest's heap may not, so the next call starts afresh.
+                    isPoisoned = true
+                }
+            }
+            if let returned { return returned }
+            return try GuestABI.lift(slots.prefix(export.results.count), types: export.results, function: name, interpreterID: interpreterID)
+        }
+    }
+
+    /// The instance of `module`, instantiated (and its start function run) if needed.
+    private func instance(of module: GuestModule) throws -> CompiledInstance {
+        if let existing = instances[module.id] { return existing }
+        let library = try CompiledLibrary.load(module)
+        let instance = try CompiledInstance(library: library, module: module, runtime: self)
+        context.account.activeModule = module.id
+        do {
+            let trap = instance.library.instantiate(instance.box, stackBudget)
+            if trap != 0 { throw instance.trapError(trap, fuel: fuelCell.pointee) }
+            instance.isInstantiated = true
+            if let start = library.start {
+                var slot: [UInt64] = [0]
+                try run(instance) { box in slot.withUnsafeMutableBufferPointer { library.invoke(box, start.index, $0.baseAddress, stackBudget) } }
+            }
+        } catch {
+            isPoisoned = true
+            throw error
+        }
+        instances[module.id] = instance
+        if !namespace.contains(where: { $0.id == module.id }) { namespace.append(module) }
+        return instance
+    }
+
+    /// Runs guest code of `instance` (`body` gets its box), with the call's fuel moved into the
+    /// instance's counter and back. A nested run (a host function calling back into the guest)
+    /// keeps charging the running counter.
+    func run(_ instance: CompiledInstance, _ body: (UnsafeMutableRawPointer) -> Int32) throws {
+        if running != nil {
+            let trap = body(instance.box)
+            if trap != 0 { throw instance.trapError(trap, fuel: instance.fuel.pointee) }
+            return
+        }
+        instance.fuel.pointee = fuelCell.pointee
+        context.account.compiledFuel = instance.fuel
+        context.account.activeModule = instance.module.id
+        activeFuel.store(instance.fuel, ordering: .releasing)
+        running = instance
+        let trap = body(instance.box)
+        running = nil
+        activeFuel.store(fuelCell, ordering: .releasing)
+        fuelCell.pointee = instance.fuel.pointee
+        context.account.compiledFuel = fuelCell
+        if trap != 0 { throw instance.trapError(trap, fuel: fuelCell.pointee) }
+    }
+
+    /// Runs `body` under a call's fuel budget and time limit (see ``InterpreterRuntime``).
+    private func limited(
+        fuel: UInt64?, timeLimit: Duration?, function: String, _ body: () throws -> ShareableValue
+    ) throws -> ShareableValue {
+        fuelCell.pointee = (fuel ?? limits.fuel).map { Int64(clamping: $0) } ?? .max
+        let limit = timeLimit ?? limits.timeLimit
+        let deadline = limit.flatMap { Deadline.after($0) }
+        let ticket = try deadline.map { deadline throws(ExecutorError) in try CallWatchdog.shared.arm(self, deadline: deadline) }
+        let outer = context.callDeadline
+        context.callDeadline = deadline
+        defer { context.callDeadline = outer }
+        do {
+            let value = try body()
+            if let ticket, CallWatchdog.shared.disarm(ticket) { isPoisoned = true }
+            return value
+        } catch {
+            if let ticket, CallWatchdog.shared.disarm(ticket) {
+                isPoisoned = true
+                throw GuestError(
+                    kind: .timedOut, function: function,
+                    message: "the call ran longer than its time limit of \(limit!)", interpreterID: interpreterID)
+            }
+            if let failed = error as? GuestError { throw failed }
+            if let fault = error as? GuestFault {
+                throw GuestError(kind: fault.kind, function: function, message: fault.message, interpreterID: interpreterID)
+            }
+            throw error
+        }
+    }
+
+    /// Replaces every instance after a trap; the modules stay loaded and are instantiated again,
+    /// fresh, when next used.
+    private func renewIfPoisoned() {
+        guard isPoisoned else { return }
+        isPoisoned = false
+        initializerPending = initializer != nil
+        instances = [:]
+        context.account.reset()
+    }
+}
+
+/// One instance of a compiled module: its box (the runtime's header, then the generated
+/// instance), and the host functions' view of it.
+final class CompiledInstance: HostCaller {
+    let library: CompiledLibrary
+    let module: GuestModule
+    /// The runtime that owns the instance (it outlives its instances).
+    unowned let runtime: CompiledRuntime
+    let context: HostContext
+    let box: UnsafeMutableRawPointer
+    /// The instance's fuel counter (the injected global).
+    let fuel: UnsafeMutablePointer<Int64>
+    var isInstantiated = false
+    /// The error of a host function that failed, for the trap it caused.
+    var pendingError: (any Error)?
+
+    /// Offsets in the runtime's `cf_instance_header`.
+    private static let dispatchOffset = 24
+    private static let contextOffset = 32
+
+    init(library: CompiledLibrary, module: GuestModule, runtime: CompiledRuntime) throws {
+        self.library = library
+        self.module = module
+        self.runtime = runtime
+        context = runtime.context
+        var memory: UnsafeMutableRawPointer?
+        guard posix_memalign(&memory, 64, library.boxSize) == 0, let memory else {
+            throw GuestFault(kind: .memoryLimit, message: "cannot allocate an instance of \(module.name)")
+        }
+        memset(memory, 0, library.boxSize)
+        box = memory
+        fuel = library.fuel(memory)!.assumingMemoryBound(to: Int64.self)
+        box.storeBytes(of: box, as: UnsafeMutableRawPointer.self)
+        box.storeBytes(of: compiledHostDispatch, toByteOffset: Self.dispatchOffset, as: HostDispatch.self)
+        box.storeBytes(of: Unmanaged.passUnretained(self).toOpaque(), toByteOffset: Self.contextOffset, as: UnsafeMutableRawPointer.self)
+    }
+
+    deinit {
+        if isInstantiated { library.release(box) }
+        free(box)
+    }
+
+    /// The instance's exported `memory`, if any.
+    var linearMemory: CompiledMemory? {
+        library.memory(box).map(CompiledMemory.init)
+    }
+
+    func memory() throws -> any LinearMemory {
+        guard let memory = linearMemory else { throw GuestMemory.noMemory() }
+        return memory
+    }
+
+    func allocate(_ count: Int, context: HostContext) throws -> UInt32 {
+        guard let allocator = library.exports["cf_alloc"], allocator.parameters == [.i32], allocator.results == [.i32] else {
+            throw GuestMemory.noAllocator(count)
+        }
+        try GuestMemory.checkAllocation(count)
+        var slot: [UInt64] = [UInt64(count)]
+        try GuestMemory.callback(context: context) {
+            try runtime.run(self) { box in
+                slot.withUnsafeMutableBufferPointer { library.invoke(box, allocator.index, $0.baseAddress, runtime.stackBudget) }
+            }
+        }
+        return try GuestMemory.checkAllocated(UInt32(truncatingIfNeeded: slot[0]), count: count, memory: memory())
+    }
+
+    /// Calls host function `index` for the guest; a failure is kept for the trap it causes.
+    func dispatch(_ index: UInt32, _ arguments: UnsafePointer<UInt64>, _ result: UnsafeMutablePointer<UInt64>) -> Int32 {
+        do {
+            switch index {
+            case 64:
+                result.pointee = try context.account.growMemory(to: Int(arguments[0])) ? 1 : 0
+            case 65:
+                result.pointee = try context.account.growTable(to: Int(arguments[0])) ? 1 : 0
+            default:
+                guard Int(index) < HostImports.table.count else { throw GuestFault(kind: .trap, message: "unknown host function \(index)") }
+                let entry = HostImports.table[Int(index)]
+                let count = entry.type.parameters.count
+                result.pointee = try entry.body(context, self, Array(UnsafeBufferPointer(start: arguments, count: count)))
+            }
+            return 0
+        } catch {
+            pendingError = error
+            return 1
+        }
+    }
+
+    /// The error for trap code `trap` (the runtime's `wasm_rt_trap_t`).
+    func trapError(_ trap: Int32, fuel remaining: Int64) -> any Error {
+        if let pending = pendingError {
+            pendingError = nil
+            return pending
+        }
+        switch trap {
+        case 1: return GuestFault(kind: .memoryOutOfBounds, message: "out of bounds memory access")
+        case 2: return GuestFault(kind: .integerOverflow, message: "integer overflow")
+        case 3: return GuestFault(kind: .divideByZero, message: "integer divide by zero")
+        case 4: return GuestFault(kind: .invalidConversion, message: "invalid conversion to integer")
+        case 5 where remaining < 0: return GuestFault(kind: .outOfFuel, message: "out of fuel")
+        case 5: return GuestFault(kind: .unreachable, message: "unreachable")
+        case 6: return GuestFault(kind: .indirectCall, message: "indirect call to a null or mistyped table element")
+        case 8: return GuestFault(kind: .stackExhausted, message: "call stack exhausted")
+        case 101:
+            return GuestFault(kind: .memoryLimit, message: "initial memory size exceeds the interpreter's memory limit")
+        default: return GuestFault(kind: .trap, message: "trap \(trap)")
+        }
+    }
+}
+
+/// The runtime's host dispatch: `(context, index, arguments, result) -> status`.
+typealias HostDispatch = @convention(c) (UnsafeMutableRawPointer?, UInt32, UnsafePointer<UInt64>?, UnsafeMutablePointer<UInt64>?) -> Int32
+
+/// The one host entry point of every compiled instance: its context is the ``CompiledInstance``.
+let compiledHostDispatch: HostDispatch = { context, index, arguments, result in
+    guard let context, let arguments, let result else { return 1 }
+    return Unmanaged<CompiledInstance>.fromOpaque(context).takeUnretainedValue().dispatch(index, arguments, result)
+}
+
+/// A compiled instance's linear memory (the runtime's `wasm_rt_memory_t`: data pointer, pages,
+/// maximum pages, 64-bit size).
+struct CompiledMemory: LinearMemory {
+    let raw: UnsafeMutableRawPointer
+
+    var byteCount: Int { Int(raw.load(fromByteOffset: 16, as: UInt64.self)) }
+    private var data: UnsafeMutablePointer<UInt8>? { raw.load(as: UnsafeMutablePointer<UInt8>?.self) }
+
+    func copyBytes(at offset: Int, count: Int) -> [UInt8] {
+        guard let data else { return [] }
+        return Array(UnsafeBufferPointer(start: data + offset, count: count))
+    }
+
+    func store(_ bytes: [UInt8], at offset: Int) {
+        guard let data else { return }
+        bytes.withUnsafeBufferPointer { (data + offset).update(from: $0.baseAddress!, count: bytes.count) }
+    }
+}

@@ -1,0 +1,291 @@
+import BundledGuests
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@testable import ConcurrentFutures
+import Dispatch
+import TestSupport
+@testable import WasmInterpreters
+
+/// Whether the compiled engine's tests run: when `wasm2c` and `clang` are here, and always in CI
+/// (`CONCURRENT_FUTURES_REQUIRE_WABT=1`), where a missing tool must fail them, not skip them.
+let compiledEngineTestsRun = CompiledEngine.canCompile || getenv("CONCURRENT_FUTURES_REQUIRE_WABT") != nil
+
+/// What a call came to, comparable across engines: its value, or the kind of its error.
+enum Outcome: Equatable, CustomStringConvertible {
+    case value(ShareableValue)
+    case guestError(GuestError.Kind)
+    case moduleError(ModuleError.Code)
+    case other(String)
+
+    init(_ body: () throws -> ShareableValue) {
+        do {
+            self = .value(try body())
+        } catch let error as GuestError {
+            self = .guestError(error.kind)
+        } catch let error as ModuleError {
+            self = .moduleError(error.code)
+        } catch {
+            self = .other("\(type(of: error))")
+        }
+    }
+
+    /// Running out of fuel and out of time both mean "stopped for running too long": the two
+    /// engines count fuel differently (see `FuelMetering`), so near a limit either may come first.
+    func agrees(with other: Outcome) -> Bool {
+        let stopped: Set<GuestError.Kind> = [.outOfFuel, .timedOut]
+        if case .guestError(let mine) = self, case .guestError(let theirs) = other, stopped.contains(mine), stopped.contains(theirs) {
+            return true
+        }
+        return self == other
+    }
+
+    var description: String {
+        switch self {
+        case .value(let value): "\(value)"
+        case .guestError(let kind): "GuestError(\(kind))"
+        case .moduleError(let code): "ModuleError(\(code))"
+        case .other(let text): text
+        }
+    }
+}
+
+@Suite("Compiled engine", .enabled(if: compiledEngineTestsRun))
+struct CompiledEngineTests {
+    static let limits = InterpreterLimits(
+        fuel: 50_000_000, memoryBytes: 16 << 20, maxValueBytes: 1 << 20, stackBytes: 256 << 10, timeLimit: .seconds(2))
+
+    /// Arguments for a signature: the sandbox queue's id for every integer, then -1, then a
+    /// string for each leading (pointer, length) pair, then a large number.
+    static func argumentSets(_ export: GuestExport, queue: Int) -> [[ShareableValue]] {
+        func numbers(_ integer: Int64, _ float: Double) -> [ShareableValue] {
+            export.parameters.map { $0.hasPrefix("f") ? .double(float) : .int(integer) }
+        }
+        var sets = [numbers(Int64(queue), 2.5), numbers(-1, -0.5), numbers(100_000, 1e300)]
+        if export.parameters.starts(with: ["i32", "i32"]) {
+            sets.append([.string("héllo, wörld")] + numbers(Int64(queue), 2.5).dropFirst(2))
+            sets.append([.bytes([1, 2, 3, 250])] + numbers(3, 1).dropFirst(2))
+        }
+        return sets
+    }
+
+    /// Every function of every bundled guest gives the same value, or the same kind of error, on
+    /// both engines, over the same sequence of calls (traps and resets included).
+    @Test func everyBundledFunctionAgreesOnBothEngines() throws {
+        let modules = [BundledGuests.tasks, BundledGuests.examples, BundledGuests.faults]
+        let sandbox = Interpreters.createQueue()
+        let wasmKit = Interpreters.create(limits: Self.limits)
+        let compiled = Interpreters.create(limits: Self.limits, engine: .compiled)
+        var compared = 0
+        for module in modules {
+            try wasmKit.exec(module)
+            try compiled.exec(module)
+            for export in module.functions where !["print_hello", "spin"].contains(export.name) {
+                for arguments in Self.argumentSets(export, queue: sandbox.id) {
+                    var outcomes: [Outcome] = []
+                    for interpreter in [wasmKit, compiled] {
+                        // The same queue contents for both.
+                        while (try? sandbox.getNowait()) != nil {}
+                        for item in 0..<4 { try sandbox.putNowait(item) }
+                        outcomes.append(Outcome { try interpreter.call(export.name, arguments) })
+                    }
+                    #expect(outcomes[0].agrees(with: outcomes[1]), "\(module.name).\(export.name)\(arguments): \(outcomes)")
+                    compared += 1
+                }
+            }
+        }
+        #expect(compared > 100)
+        withExtendedLifetime(sandbox) {}
+    }
+
+    /// Random and mutated modules: whatever WasmKit rejects, traps on or computes, the compiled
+    /// engine rejects, traps on or computes too.
+    @Test func fuzzedModulesAgreeOnBothEngines() throws {
+        var random = SplitMix(state: 0xC0_3311ED)
+        let seeds: [[UInt8]] = [
+            BundledGuests.bytes(named: "Tasks.wasm")!,
+            BundledGuests.bytes(named: "faults.wasm")!,
+            try GuestModule(wat: Fixtures.basic).wasmBytes,
+        ] + (try HostileGuests.all.map { try GuestModule.compile(wat: $0) })
+        let limits = InterpreterLimits(
+            fuel: 1_000_000, memoryBytes: 1 << 20, maxValueBytes: 4096, stackBytes: 64 << 10, timeLimit: .seconds(1))
+        var compiledModules = 0
+        var mismatches: [String] = []
+        for round in 0..<400 where compiledModules < 40 {
+            var bytes = seeds[round % seeds.count]
+            for _ in 0..<Int.random(in: 1...3, using: &random) {
+                let position = Int.random(in: 8..<bytes.count, using: &random)
+                bytes[position] ^= 1 << UInt8.random(in: 0..<8, using: &random)
+            }
+            guard let module = try? GuestModule(bytes: bytes, name: "fuzz-\(round)") else { continue }
+            compiledModules += 1
+            let interpreters = [Interpreters.create(limits: limits), Interpreters.create(limits: limits, engine: .compiled)]
+            let loads = interpreters.map { interpreter in Outcome { try interpreter.exec(module); return .none } }
+            if !loads[0].agrees(with: loads[1]) {
+                mismatches.append("round \(round) load: \(loads)")
+                continue
+            }
+            guard loads[0] == .value(.none) else { continue }
+            for export in module.functions where export.name != "whoami" {
+                let arguments = export.parameters.map { type -> ShareableValue in type.hasPrefix("f") ? .double(1) : .int(3) }
+                let calls = interpreters.map { interpreter in Outcome { try interpreter.call(export.name, arguments) } }
+                if !calls[0].agrees(with: calls[1]) { mismatches.append("round \(round) \(export.name): \(calls)") }
+            }
+        }
+        #expect(compiledModules > 10)
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
+    }
+
+    /// Two threads trapping 100,000 times each, interleaved with good calls: every trap is the
+    /// right error and every good call the right value (the trap's jump buffer is per thread).
+    @Test func twoThreadsTrappingManyTimesStayCorrect() throws {
+        let module = Fixtures.module(
+            """
+            (module
+              (func (export "div") (param i64 i64) (result i64) local.get 0 local.get 1 i64.div_s))
+            """)
+        let wrong = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 2) { thread in
+                let interpreter = Interpreters.create(engine: .compiled)
+                for round in 0..<100_000 {
+                    let divisor: Int64 = round % 2 == 0 ? 0 : Int64(thread + 1)
+                    do {
+                        let value = try interpreter.call(GuestFunction<Int>(module: module, name: "div"), Int(round), Int(divisor))
+                        if divisor == 0 || value != round / Int(divisor) { wrong.add(1, ordering: .relaxed) }
+                    } catch let error as GuestError where error.kind == .divideByZero && divisor == 0 {
+                    } catch {
+                        wrong.add(1, ordering: .relaxed)
+                    }
+                }
+        }
+        #expect(wrong.load(ordering: .relaxed) == 0)
+    }
+
+    /// A runaway recursion on a worker thread is `stackExhausted`, and the worker keeps serving.
+    @Test func stackExhaustionOnAWorkerIsAnErrorAndTheWorkerServesOn() throws {
+        let pool = try InterpreterPoolExecutor(maxWorkers: 1, modules: [BundledGuests.examples], engine: .compiled)
+        defer { pool.shutdown() }
+        let recurse = try BundledGuests.examples.function("recurse", returning: Int.self)
+        expectError("stackExhausted", sourceLocation: #_sourceLocation, { _ = try pool.submit(recurse, 10_000_000).result() }) {
+            (error: GuestError) in error.kind == .stackExhausted
+        }
+        let depth = try BundledGuests.examples.function("recurse_depth", returning: Int.self)
+        #expect(try pool.submit(depth, 1000).result() == 1000)
+    }
+
+    /// Fuel, time and memory limits stop the same guests as on WasmKit, and the interpreter
+    /// keeps working after each.
+    @Test func limitsHoldOnTheCompiledEngine() throws {
+        let basic = Fixtures.module(Fixtures.basic)
+        let interpreter = Interpreters.create(
+            limits: InterpreterLimits(fuel: 1_000_000, memoryBytes: 4 << 20, timeLimit: nil), engine: .compiled)
+        try interpreter.exec(basic)
+        func kind(_ body: () throws -> Void) -> GuestError.Kind? {
+            do { try body() } catch let error as GuestError { return error.kind } catch { return nil }
+            return nil
+        }
+        #expect(kind { _ = try interpreter.call("spin") } == .outOfFuel)
+        #expect(try interpreter.call("add", [.int(2), .int(3)]) == .int(5))
+        #expect(kind { _ = try interpreter.call("grow", [.int(100)]) } == .memoryLimit)
+        #expect(kind { _ = try interpreter.call("oob") } == .memoryOutOfBounds)
+        #expect(kind { _ = try interpreter.call("boom") } == .unreachable)
+        #expect(kind { _ = try interpreter.call("div", [.int(1), .int(0)]) } == .divideByZero)
+        #expect(kind { _ = try interpreter.call("bad_return") } == .invalidPointer)
+        #expect(try interpreter.call("echo", [.string("über")]) == .string("über"))
+        #expect(try interpreter.call("half", [.double(3)]) == .double(1.5))
+
+        let timed = Interpreters.create(limits: InterpreterLimits(timeLimit: .milliseconds(50)), engine: .compiled)
+        try timed.exec(basic)
+        #expect(kind { _ = try timed.call("spin") } == .timedOut)
+        #expect(try timed.call("square", [.int(9)]) == .int(81))
+
+        let refusing = Interpreters.create(limits: InterpreterLimits(memoryBytes: 4 << 20, onMemoryLimit: .refuseGrowth), engine: .compiled)
+        try refusing.exec(basic)
+        #expect(try refusing.call("grow", [.int(100)]) == .int(-1))
+        #expect(try refusing.call("grow", [.int(1)]) == .int(1))
+    }
+
+    /// The start function, `cf_alloc` and `cf_free` run under the call's limits, as on WasmKit.
+    @Test func theLimitsCoverStartAllocatorAndFree() throws {
+        let limits = InterpreterLimits(fuel: 1_000_000, timeLimit: .seconds(5))
+        for (wat, expected) in [(HostileGuests.loopingStart, "start"), (HostileGuests.loopingAllocator, "alloc")] {
+            let interpreter = Interpreters.create(limits: limits, engine: .compiled)
+            let module = Fixtures.module(wat)
+            do {
+                if expected == "start" { try interpreter.exec(module) } else {
+                    try interpreter.exec(module)
+                    _ = try interpreter.call("length", [.string("abc")])
+                }
+                Issue.record("\(expected): nothing thrown")
+            } catch let error as GuestError {
+                #expect(error.kind == .outOfFuel, "\(expected): \(error)")
+            }
+        }
+        // A cf_free that never returns: the result stands, and the next call starts afresh.
+        let interpreter = Interpreters.create(limits: limits, engine: .compiled)
+        try interpreter.exec(Fixtures.module(HostileGuests.loopingFree))
+        #expect(try interpreter.call("length", [.string("abcd")]) == .int(4))
+        #expect(try interpreter.call("length", [.string("ab")]) == .int(2))
+    }
+
+    /// Queues work between compiled interpreters in a pool as between WasmKit ones.
+    @Test func queuesCrossBetweenCompiledWorkers() throws {
+        let module = Fixtures.module(Fixtures.queues)
+        let queue = Interpreters.createQueue()
+        let pool = try InterpreterPoolExecutor(maxWorkers: 2, modules: [module], engine: .compiled)
+        defer { pool.shutdown() }
+        let producer = try module.function("producer", returning: Int.self)
+        let getOne = try module.function("get_one", returning: Int.self)
+        #expect(try pool.submit(producer, queue).result() == 5)
+        let values = try (0..<5).map { _ in try pool.submit(getOne, queue, 1000).result() }
+        #expect(values == [0, 1, 4, 9, 16])
+        #expect(try pool.submit(getOne, queue, 0).result() == -1)
+    }
+
+    /// The injected metering keeps a module valid and its results unchanged.
+    @Test func meteringKeepsModulesValidAndResultsUnchanged() throws {
+        for module in [BundledGuests.tasks, BundledGuests.examples, BundledGuests.faults] {
+            let metered = try FuelMetering.instrument(module.wasmBytes)
+            let reloaded = try GuestModule(bytes: metered.bytes, name: module.name)
+            #expect(reloaded.export(named: FuelMetering.fuelExport) == nil)  // a global, not a function
+            #expect(Set(reloaded.functions.map(\.name)) == Set(module.functions.map(\.name)))
+            #expect(!reloaded.hasStartFunction)
+        }
+        let starting = try FuelMetering.instrument(GuestModule.compile(wat: HostileGuests.loopingStart))
+        #expect(starting.hasStart)
+        #expect(try GuestModule(bytes: starting.bytes).export(named: FuelMetering.startExport) != nil)
+    }
+
+    /// wasm2c's name mangling, as the glue must reproduce it.
+    @Test func exportNamesAreMangledAsWasm2cDoes() {
+        #expect(CompiledGlue.mangle("cpu_bound") == "cpu_bound")
+        #expect(CompiledGlue.mangle("a.b") == "aZ2Eb")
+        #expect(CompiledGlue.mangle("Zed") == "Z5Aed")
+        #expect(CompiledGlue.mangle("é x") == "ZC3ZA9Z20x")
+    }
+
+    /// Odd export names, multiple results and floats cross as on WasmKit.
+    @Test func oddNamesMultipleResultsAndFloats() throws {
+        let module = Fixtures.module(
+            """
+            (module
+              (func (export "a.b") (result i32) i32.const 1)
+              (func (export "Zed é") (result i32) i32.const -2)
+              (func (export "two") (result i32 i64 f32 f64) i32.const 1 i64.const 2 f32.const 0.5 f64.const 0.25)
+              (func (export "mix") (param f32 f64 i32) (result f64)
+                local.get 0 f64.promote_f32 local.get 1 f64.add local.get 2 f64.convert_i32_s f64.add))
+            """)
+        let wasmKit = Interpreters.create()
+        let compiled = Interpreters.create(engine: .compiled)
+        for interpreter in [wasmKit, compiled] { try interpreter.exec(module) }
+        for (name, arguments) in [("a.b", []), ("Zed é", []), ("two", []), ("mix", [ShareableValue.double(1.5), .double(2), .int(-3)])] {
+            let expected = try wasmKit.call(name, arguments)
+            #expect(try compiled.call(name, arguments) == expected, "\(name)")
+        }
+    }
+}
+
