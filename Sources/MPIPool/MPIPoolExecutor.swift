@@ -28,6 +28,8 @@ public final class MPIPoolExecutor: ChunkingExecutor {
     public let maxWorkers: Int
     /// Limits for guest calls on the ranks.
     public let limits: InterpreterLimits
+    /// The engine of the ranks' interpreters.
+    public let engine: GuestEngine
     /// How long a rank may stay silent before it is lost.
     public let heartbeatTimeout: Duration
     /// The worker ranks this pool uses, in rank order.
@@ -44,6 +46,8 @@ public final class MPIPoolExecutor: ChunkingExecutor {
     ///     with worker ranks (a host's cores are divided among its worker ranks). Slots are dealt
     ///     to ranks in turn.
     ///   - limits: Limits for guest calls on the ranks.
+    ///   - engine: The engine of the ranks' interpreters; with `.compiled`, each rank builds or
+    ///     finds a module's native code in its host's ``WasmInterpreters/CompiledEngine`` cache.
     ///   - heartbeatTimeout: How long a rank may stay silent (dead, stopped, unreachable) before
     ///     its futures fail and the pool breaks; at least ``minimumHeartbeatTimeout``. Ranks lost
     ///     before are left out of the pool.
@@ -61,6 +65,7 @@ public final class MPIPoolExecutor: ChunkingExecutor {
     public init(
         maxWorkers: Int? = nil,
         limits: InterpreterLimits = .default,
+        engine: GuestEngine = .wasmKit,
         heartbeatTimeout: Duration = .seconds(5),
         startTimeout: Duration = .seconds(30),
         initializer: Call<Void>? = nil
@@ -108,13 +113,14 @@ public final class MPIPoolExecutor: ChunkingExecutor {
 
         self.maxWorkers = maxWorkers
         self.limits = limits
+        self.engine = engine
         self.heartbeatTimeout = heartbeatTimeout
         ranks = zip(reported, offered).map { rank, count in
             MPIRankInfo(rank: rank.rank, host: rank.host, processID: Int32(rank.pid), cores: rank.cores, slots: count)
         }
         let breaker = PoolBreaker()
         let used = Set(slots)
-        let id = router.openSession(limits: limits, heartbeatTimeout: heartbeatTimeout, ranks: used, initializer: initial) {
+        let id = router.openSession(limits: limits, engine: engine, heartbeatTimeout: heartbeatTimeout, ranks: used, initializer: initial) {
             breaker.breakPool($0, logPrefix: "MPI rank lost")
         }
         let session = MPISession(id: id, router: router) { breaker.breakPool($0, logPrefix: "Exception in initializer on an MPI rank") }

@@ -148,7 +148,7 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
     /// Opens a session (one executor) on every live rank, with the module of a guest
     /// `initializer` first; `lost` is told when one of `ranks` is.
     func openSession(
-        limits: InterpreterLimits, heartbeatTimeout: Duration, ranks used: Set<Int>, initializer: RemoteCall?,
+        limits: InterpreterLimits, engine: GuestEngine, heartbeatTimeout: Duration, ranks used: Set<Int>, initializer: RemoteCall?,
         lost: @escaping @Sendable (ExecutorError) -> Void
     ) -> Int64 {
         lock.withLock {
@@ -157,7 +157,7 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
             sessions[id] = SessionEntry(heartbeatTimeout: heartbeatTimeout, ranks: used, lost: lost)
             let initial = initializer.map { call in MPIMessage.request(for: call, key: call.guestInvocation.map { key(for: $0.module) }) }
             let message = MPIRuntime.encode(
-                .array([.int(MPIMessage.open), .int(id)] + WireMessage.fields(of: limits) + [initial ?? ShareableValue.none]))
+                .array([.int(MPIMessage.open), .int(id)] + WireMessage.fields(of: limits, engine: engine) + [initial ?? ShareableValue.none]))
             for rank in ranks.values where rank.lost == nil {
                 if let module = initializer?.guestInvocation?.module { sendModule(module, session: id, to: rank.rank) }
                 runtime.send(bytes: message, to: rank.rank)

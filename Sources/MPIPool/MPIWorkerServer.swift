@@ -17,6 +17,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     /// The pools of one session, made when first needed.
     final class Session: @unchecked Sendable {
         let limits: InterpreterLimits
+        let engine: GuestEngine
         let cores: Int
         /// The pool's initializer call, as rank 0 sent it.
         let initializer: ShareableValue?
@@ -25,15 +26,16 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
         private var interpreters: InterpreterPoolExecutor?
         private var threads: ThreadPoolExecutor?
 
-        init(limits: InterpreterLimits, cores: Int, initializer: ShareableValue?) {
+        init(limits: InterpreterLimits, engine: GuestEngine, cores: Int, initializer: ShareableValue?) {
             self.limits = limits
+            self.engine = engine
             self.cores = cores
             self.initializer = initializer
         }
 
         func interpreterPool(initializer: Call<Void>?) throws -> InterpreterPoolExecutor {
             if let interpreters { return interpreters }
-            let pool = try InterpreterPoolExecutor(maxWorkers: cores, limits: limits, initializer: initializer)
+            let pool = try InterpreterPoolExecutor(maxWorkers: cores, limits: limits, engine: engine, initializer: initializer)
             interpreters = pool
             return pool
         }
@@ -109,10 +111,11 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     private func handle(_ tag: Int64, _ fields: [ShareableValue]) {
         switch tag {
         case MPIMessage.open:
-            guard fields.count == 10, case .int(let id) = fields[1] else { return }
+            guard fields.count == 11, case .int(let id) = fields[1] else { return }
+            let configuration = WireMessage.configuration(from: fields[2..<10]) ?? (.default, .wasmKit)
             sessions[id] = Session(
-                limits: WireMessage.limits(from: fields[2..<9]) ?? .default, cores: cores,
-                initializer: fields[9] == ShareableValue.none ? ShareableValue?.none : .some(fields[9]))
+                limits: configuration.limits, engine: configuration.engine, cores: cores,
+                initializer: fields[10] == ShareableValue.none ? ShareableValue?.none : .some(fields[10]))
         case MPIMessage.module:
             guard fields.count == 5, case .string(let key) = fields[1], case .string(let name) = fields[2],
                 case .bytes(let bytes) = fields[3], case .int(let session) = fields[4], modules[key] == nil

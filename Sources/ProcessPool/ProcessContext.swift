@@ -123,6 +123,7 @@ struct ProcessContext: WorkerContext {
         let environment: [String: String]
         let maxTasksPerChild: Int?
         let limits: InterpreterLimits
+        let engine: GuestEngine
         let initializer: RemoteCall?
         let registry: WorkerRegistry
         /// How long a worker may stay stopped while it owes replies before it is killed.
@@ -209,7 +210,7 @@ struct ProcessContext: WorkerContext {
         let process = try ChildWorker.spawn(executable: setup.executable, environment: setup.environment)
         setup.registry.insert(process.pid)
         do {
-            try process.post(.array([.int(WireMessage.configure)] + WireMessage.fields(of: setup.limits)))
+            try process.post(.array([.int(WireMessage.configure)] + WireMessage.fields(of: setup.limits, engine: setup.engine)))
             if let initializer = setup.initializer {
                 try sendModules(for: [initializer], to: process)
                 let request: ShareableValue = [.int(WireMessage.initialize), WireMessage.request(for: initializer)]

@@ -31,6 +31,8 @@ public final class ProcessPoolExecutor: ChunkingExecutor {
     public let workerExecutable: String
     /// Limits for guest calls in the workers' interpreters.
     public let limits: InterpreterLimits
+    /// The engine of the workers' interpreters.
+    public let engine: GuestEngine
 
     let pool: WorkerPool<ProcessContext>
     let registry: WorkerRegistry
@@ -44,6 +46,9 @@ public final class ProcessPoolExecutor: ChunkingExecutor {
     ///     which must call ``ProcessWorker/runIfRequested(jobs:)`` first thing in `main`.
     ///   - environment: Variables added to the workers' environment.
     ///   - limits: Limits for guest calls in the workers.
+    ///   - engine: The engine of the workers' interpreters. With `.compiled`, each worker loads
+    ///     a module's native code from the compiled engine's cache (``CompiledEngine``), where the
+    ///     first worker to need it builds it.
     ///   - initializer: A job or guest call run once in each worker process before its first
     ///     task. If it fails, the pool breaks (``Futures/ExecutorError`` `.brokenProcessPool`).
     ///   - stoppedWorkerTimeout: How long a worker that owes replies may stay stopped (`SIGSTOP`,
@@ -60,6 +65,7 @@ public final class ProcessPoolExecutor: ChunkingExecutor {
         workerExecutable: String? = nil,
         environment: [String: String] = [:],
         limits: InterpreterLimits = .default,
+        engine: GuestEngine = .wasmKit,
         initializer: Call<Void>? = nil,
         stoppedWorkerTimeout: Duration = .seconds(10)
     ) throws {
@@ -87,11 +93,12 @@ public final class ProcessPoolExecutor: ChunkingExecutor {
         self.maxTasksPerChild = maxTasksPerChild
         self.workerExecutable = workerExecutable ?? currentExecutablePath()
         self.limits = limits
+        self.engine = engine
         let registry = WorkerRegistry()
         self.registry = registry
         let setup = ProcessContext.Setup(
             executable: self.workerExecutable, environment: environment, maxTasksPerChild: maxTasksPerChild,
-            limits: limits, initializer: initial, registry: registry, stoppedWorkerTimeout: stoppedWorkerTimeout)
+            limits: limits, engine: engine, initializer: initial, registry: registry, stoppedWorkerTimeout: stoppedWorkerTimeout)
         pool = WorkerPool(
             configuration: .init(
                 maxWorkers: maxWorkers, threadNamePrefix: "ProcessPoolExecutor-\(nextExecutorNumber())",

@@ -81,6 +81,7 @@ private struct WorkerState {
     var modules: [Int64: GuestModule] = [:]
     var moduleErrors: [Int64: ModuleError] = [:]
     var limits = InterpreterLimits.default
+    var engine = GuestEngine.wasmKit
     var interpreter: Interpreter?
 
     init(registry: [String: any AnyJob]) { self.registry = registry }
@@ -102,7 +103,7 @@ private struct WorkerState {
             }
             return nil
         case WireMessage.configure:
-            if let configured = WireMessage.limits(from: fields.dropFirst()) { limits = configured }
+            if let configured = WireMessage.configuration(from: fields.dropFirst()) { (limits, engine) = configured }
             return nil
         case WireMessage.initialize:
             guard fields.count == 2 else { return WireMessage.outcome(.failure(RemoteError(.jobFailed, "unreadable initializer"))) }
@@ -148,7 +149,7 @@ private struct WorkerState {
             if case .int(let budget) = fields[4] { fuel = UInt64(clamping: budget) }
             var timeLimit: Duration?
             if case .int(let nanoseconds) = fields[5] { timeLimit = .nanoseconds(nanoseconds) }
-            let interpreter = self.interpreter ?? Interpreters.create(limits: limits)
+            let interpreter = self.interpreter ?? Interpreters.create(limits: limits, engine: engine)
             self.interpreter = interpreter
             let invocation = GuestInvocation(
                 module: module, function: function, arguments: arguments, fuel: fuel, timeLimit: timeLimit)

@@ -25,7 +25,7 @@ package enum WireMessage {
     static let failure: Int64 = 18  // [18, error]
     static let batchResult: Int64 = 19  // [19, [[17, value] | [18, error], ...]]
 
-    package static let protocolVersion: Int64 = 2
+    package static let protocolVersion: Int64 = 3
     /// The largest frame either side accepts.
     package static let maximumFrame = 1 << 30
 
@@ -49,20 +49,23 @@ package enum WireMessage {
         }
     }
 
-    /// `limits` as the fields of a configure message.
-    package static func fields(of limits: InterpreterLimits) -> [ShareableValue] {
+    /// `limits` and `engine` as the fields of a configure message (eight fields).
+    package static func fields(of limits: InterpreterLimits, engine: GuestEngine) -> [ShareableValue] {
         [
             limits.fuel.map { .int(Int64(clamping: $0)) } ?? .none, limits.memoryBytes.map { .int(Int64($0)) } ?? .none,
             .int(Int64(limits.maxValueBytes)), .int(Int64(limits.stackBytes)),
             limits.timeLimit.map { .int(nanoseconds($0)) } ?? .none, .bool(limits.onMemoryLimit == .refuseGrowth),
-            .int(Int64(limits.maxModuleBytes)),
+            .int(Int64(limits.maxModuleBytes)), .string(engine.rawValue),
         ]
     }
 
-    /// The limits that ``fields(of:)`` wrote, or `nil` when `fields` are not seven such fields.
-    package static func limits(from fields: ArraySlice<ShareableValue>) -> InterpreterLimits? {
+    /// The limits and engine that ``fields(of:engine:)`` wrote, or `nil` when `fields` are not
+    /// eight such fields.
+    package static func configuration(
+        from fields: ArraySlice<ShareableValue>
+    ) -> (limits: InterpreterLimits, engine: GuestEngine)? {
         let fields = Array(fields)
-        guard fields.count == 7 else { return nil }
+        guard fields.count == 8, case .string(let name) = fields[7], let engine = GuestEngine(rawValue: name) else { return nil }
         var limits = InterpreterLimits.default
         if case .int(let fuel) = fields[0] { limits.fuel = UInt64(clamping: fuel) } else { limits.fuel = nil }
         if case .int(let memory) = fields[1] { limits.memoryBytes = Int(memory) } else { limits.memoryBytes = nil }
@@ -71,7 +74,7 @@ package enum WireMessage {
         if case .int(let nanoseconds) = fields[4] { limits.timeLimit = .nanoseconds(nanoseconds) } else { limits.timeLimit = nil }
         limits.onMemoryLimit = fields[5] == .bool(true) ? .refuseGrowth : .failCall
         if case .int(let maxModule) = fields[6] { limits.maxModuleBytes = Int(maxModule) }
-        return limits
+        return (limits, engine)
     }
 
     /// A duration in whole nanoseconds, clamped to `Int64`.

@@ -97,61 +97,110 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
         }
         if instances[module.id] == nil { _ = try CompiledLibrary.load(module) }
         return try limited(fuel: fuel, timeLimit: timeLimit, function: name) {
-            let instance = try self.instance(of: module)
-            guard let export = instance.library.exports[name] else {
-                throw GuestError(
-                    kind: .missingFunction, function: name,
-                    message: "\(module.name) exports no function named '\(name)'", interpreterID: interpreterID)
+            let site = try resolve(module, name)
+            let export = site.export
+            // Numbers only (the common case): the slots live on the stack, nothing is allocated.
+            let count = max(export.parameters.count, export.results.count, 1)
+            let fast = try withUnsafeTemporaryAllocation(of: UInt64.self, capacity: count) { slots -> ShareableValue? in
+                guard try GuestABI.lowerNumbers(arguments, to: export.parameters, into: slots) else { return nil }
+                return try invoke(site, slots: slots)
             }
-            guard export.isCallable else { throw GuestABI.notCrossable(name, interpreterID: interpreterID) }
-            var allocations: [UInt32] = []
-            var slots: [UInt64]
-            do {
-                slots = try GuestABI.lower(
-                    arguments, to: export.parameters, maxValueBytes: limits.maxValueBytes, allocations: &allocations
-                ) { bytes, kind in
-                    guard let memory = instance.linearMemory else {
-                        throw GuestFault(kind: .badArguments, message: "the module exports no memory to pass \(kind) arguments in")
-                    }
-                    let pointer = try instance.allocate(bytes.count, context: context)
-                    try GuestMemory.write(memory, pointer: pointer, bytes: bytes)
-                    return pointer
-                }
-            } catch {
-                if !allocations.isEmpty || !(error is GuestFault) { isPoisoned = true }
-                throw error
-            }
-            if slots.count < export.results.count { slots += repeatElement(0, count: export.results.count - slots.count) }
-            if slots.isEmpty { slots.append(0) }
+            if let fast { return fast }
+            return try invokeWithBuffers(site, arguments)
+        }
+    }
+
+    /// A resolved export, kept so that a run of calls to one function skips the lookups.
+    private final class CallSite {
+        let moduleID: Int
+        let name: String
+        let instance: CompiledInstance
+        let export: CompiledLibrary.Export
+
+        init(moduleID: Int, name: String, instance: CompiledInstance, export: CompiledLibrary.Export) {
+            self.moduleID = moduleID
+            self.name = name
+            self.instance = instance
+            self.export = export
+        }
+    }
+
+    private var lastCall: CallSite?
+
+    /// The call site of `name` in `module`, instantiating the module when needed.
+    private func resolve(_ module: GuestModule, _ name: String) throws -> CallSite {
+        if let last = lastCall, last.moduleID == module.id, last.name == name { return last }
+        let instance = try self.instance(of: module)
+        guard let export = instance.library.exports[name] else {
+            throw GuestError(
+                kind: .missingFunction, function: name,
+                message: "\(module.name) exports no function named '\(name)'", interpreterID: interpreterID)
+        }
+        guard export.isCallable else { throw GuestABI.notCrossable(name, interpreterID: interpreterID) }
+        let site = CallSite(moduleID: module.id, name: name, instance: instance, export: export)
+        lastCall = site
+        return site
+    }
+
+    /// Runs the function with its arguments in `slots`, and lifts its result from them.
+    private func invoke(_ site: CallSite, slots: UnsafeMutableBufferPointer<UInt64>) throws -> ShareableValue {
+        let instance = site.instance
+        let index = site.export.index
+        context.returned = nil
+        do {
+            try run(instance) { box in instance.library.invoke(box, index, slots.baseAddress, stackBudget) }
+        } catch {
+            isPoisoned = true
+            throw error
+        }
+        if let returned = context.returned {
             context.returned = nil
-            do {
-                try run(instance) { box in
-                    slots.withUnsafeMutableBufferPointer { instance.library.invoke(box, export.index, $0.baseAddress, stackBudget) }
+            return returned
+        }
+        return try GuestABI.lift(
+            UnsafeBufferPointer(rebasing: slots[0..<site.export.results.count]), types: site.export.results, function: site.name,
+            interpreterID: interpreterID)
+    }
+
+    /// Copies string, bytes and array arguments into guest memory (`cf_alloc`), calls, and frees
+    /// them (`cf_free`).
+    private func invokeWithBuffers(_ site: CallSite, _ arguments: [ShareableValue]) throws -> ShareableValue {
+        let instance = site.instance
+        let export = site.export
+        var allocations: [UInt32] = []
+        var slots: [UInt64]
+        do {
+            slots = try GuestABI.lower(arguments, to: export.parameters, maxValueBytes: limits.maxValueBytes, allocations: &allocations) {
+                bytes, kind in
+                guard let memory = instance.linearMemory else {
+                    throw GuestFault(kind: .badArguments, message: "the module exports no memory to pass \(kind) arguments in")
                 }
-            } catch {
-                isPoisoned = true
-                throw error
+                let pointer = try instance.allocate(bytes.count, context: context)
+                try GuestMemory.write(memory, pointer: pointer, bytes: bytes)
+                return pointer
             }
-            let returned = context.returned
-            context.returned = nil
-            if !allocations.isEmpty, let free = instance.library.exports["cf_free"], free.parameters == [.i32] {
-                do {
-                    for pointer in allocations {
-                        var slot: [UInt64] = [UInt64(pointer)]
-                        try GuestMemory.callback(context: context) {
-                            try run(instance) { box in
-                                slot.withUnsafeMutableBufferPointer { instance.library.invoke(box, free.index, $0.baseAddress, stackBudget) }
-                            }
+        } catch {
+            if !allocations.isEmpty || !(error is GuestFault) { isPoisoned = true }
+            throw error
+        }
+        if slots.count < max(export.results.count, 1) { slots += repeatElement(0, count: max(export.results.count, 1) - slots.count) }
+        let result = try slots.withUnsafeMutableBufferPointer { try invoke(site, slots: $0) }
+        if let free = instance.library.exports["cf_free"], free.parameters == [.i32] {
+            do {
+                for pointer in allocations {
+                    var slot: [UInt64] = [UInt64(pointer)]
+                    try GuestMemory.callback(context: context) {
+                        try run(instance) { box in
+                            slot.withUnsafeMutableBufferPointer { instance.library.invoke(box, free.index, $0.baseAddress, stackBudget) }
                         }
                     }
-                } catch {
-                    // The result stands; the guest's heap may not, so the next call starts afresh.
-                    isPoisoned = true
                 }
+            } catch {
+                // The result stands; the guest's heap may not, so the next call starts afresh.
+                isPoisoned = true
             }
-            if let returned { return returned }
-            return try GuestABI.lift(slots.prefix(export.results.count), types: export.results, function: name, interpreterID: interpreterID)
         }
+        return result
     }
 
     /// The instance of `module`, instantiated (and its start function run) if needed.
@@ -235,6 +284,7 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
         guard isPoisoned else { return }
         isPoisoned = false
         initializerPending = initializer != nil
+        lastCall = nil
         instances = [:]
         context.account.reset()
     }

@@ -24,34 +24,9 @@ enum GuestABI {
         }
         for argument in arguments {
             switch argument {
-            case .none:
-                switch try next() {
-                case .i32, .i64, .f32, .f64: lowered.append(0)
-                default: throw signatureError(arguments, parameters)
-                }
-            case .bool(let flag):
-                guard try next() == .i32 else { throw signatureError(arguments, parameters) }
-                lowered.append(flag ? 1 : 0)
-            case .int(let number):
-                switch try next() {
-                case .i64: lowered.append(UInt64(bitPattern: number))
-                case .i32:
-                    guard let narrow = Int32(exactly: number) else {
-                        throw GuestFault(kind: .badArguments, message: "\(number) does not fit the function's i32 parameter")
-                    }
-                    lowered.append(UInt64(UInt32(bitPattern: narrow)))
-                case .f64: lowered.append(Double(number).bitPattern)
-                default: throw signatureError(arguments, parameters)
-                }
-            case .double(let number):
-                switch try next() {
-                case .f64: lowered.append(number.bitPattern)
-                case .f32: lowered.append(UInt64(Float(number).bitPattern))
-                default: throw signatureError(arguments, parameters)
-                }
-            case .queue(let id):
-                guard try next() == .i32, let narrow = UInt32(exactly: id) else { throw signatureError(arguments, parameters) }
-                lowered.append(UInt64(narrow))
+            case .none, .bool, .int, .double, .queue:
+                guard let bits = try number(argument, as: next()) else { throw signatureError(arguments, parameters) }
+                lowered.append(bits)
             case .string, .bytes, .array:
                 let bytes: [UInt8]
                 switch argument {
@@ -77,6 +52,50 @@ enum GuestABI {
         return lowered
     }
 
+    /// Lowers `arguments` that are all numbers (no buffer to copy in) straight into `slots`;
+    /// returns `false`, writing nothing, when one of them is a string, bytes or an array.
+    ///
+    /// - Throws: What ``lower(_:to:maxValueBytes:allocations:copyIn:)`` throws for numbers.
+    static func lowerNumbers(
+        _ arguments: [ShareableValue], to parameters: [ValueType], into slots: UnsafeMutableBufferPointer<UInt64>
+    ) throws -> Bool {
+        for argument in arguments {
+            switch argument {
+            case .string, .bytes, .array: return false
+            default: continue
+            }
+        }
+        guard arguments.count == parameters.count else { throw signatureError(arguments, parameters) }
+        for (index, argument) in arguments.enumerated() {
+            guard let bits = try number(argument, as: parameters[index]) else { throw signatureError(arguments, parameters) }
+            slots[index] = bits
+        }
+        return true
+    }
+
+    /// The bits of a number argument for a parameter of `type`; `nil` when it does not fit the
+    /// type's kind.
+    ///
+    /// - Throws: ``GuestFault`` `.badArguments` for an integer out of an `i32`'s range.
+    @inline(__always)
+    static func number(_ argument: ShareableValue, as type: ValueType) throws -> UInt64? {
+        switch (argument, type) {
+        case (.none, .i32), (.none, .i64), (.none, .f32), (.none, .f64): return 0
+        case (.bool(let flag), .i32): return flag ? 1 : 0
+        case (.int(let number), .i64): return UInt64(bitPattern: number)
+        case (.int(let number), .i32):
+            guard let narrow = Int32(exactly: number) else {
+                throw GuestFault(kind: .badArguments, message: "\(number) does not fit the function's i32 parameter")
+            }
+            return UInt64(UInt32(bitPattern: narrow))
+        case (.int(let number), .f64): return Double(number).bitPattern
+        case (.double(let number), .f64): return number.bitPattern
+        case (.double(let number), .f32): return UInt64(Float(number).bitPattern)
+        case (.queue(let id), .i32): return UInt32(exactly: id).map(UInt64.init)
+        default: return nil
+        }
+    }
+
     static func signatureError(_ arguments: [ShareableValue], _ parameters: [ValueType]) -> GuestFault {
         GuestFault(
             kind: .badArguments,
@@ -93,6 +112,15 @@ enum GuestABI {
 
     /// The value of results `bits` of types `types`: none, one scalar, or an array of scalars.
     static func lift(_ bits: some Collection<UInt64>, types: [ValueType], function: String, interpreterID: Int) throws -> ShareableValue {
+        // The common cases, without building an array.
+        if types.isEmpty { return .none }
+        if types.count == 1, let raw = bits.first {
+            switch types[0] {
+            case .i64: return .int(Int64(bitPattern: raw))
+            case .i32: return .int(Int64(Int32(bitPattern: UInt32(truncatingIfNeeded: raw))))
+            default: break
+            }
+        }
         var values: [ShareableValue] = []
         values.reserveCapacity(types.count)
         for (raw, type) in zip(bits, types) {

@@ -3,10 +3,15 @@ import Foundation
 /// `futures bench --svg FILE`: the results as a bar chart in the spirit of the article's figures:
 /// one group per benchmark, one bar per executor and guest, seconds on a log axis.
 enum BenchChart {
+    /// A row's bar label: executor and guest, and the engine when it is the compiled one.
+    static func label(_ row: BenchRow) -> String {
+        "\(row.executor) \(row.guest)" + (row.engine == "compiled" ? " compiled" : "")
+    }
+
     static func svg(_ rows: [BenchRow], machine: String) -> String {
         let benchmarks = ["cpu", "startup", "transfer"].filter { name in rows.contains { $0.benchmark == name } }
         let series = rows.filter { $0.benchmark != "memory" && $0.workers > 1 || $0.benchmark == "startup" }
-            .map { "\($0.executor) \($0.guest)" }
+            .map(label)
             .reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         let colors = ["#4e79a7", "#a0cbe8", "#f28e2b", "#59a14f", "#8cd17d", "#b6992d", "#e15759", "#ff9d9a", "#79706e"]
         let values = rows.filter { $0.benchmark != "memory" }.map(\.median).filter { $0 > 0 }
@@ -33,7 +38,7 @@ enum BenchChart {
         for (group, benchmark) in benchmarks.enumerated() {
             let groupLeft = left + 20 + Double(group * (series.count * 34 + 40))
             for (index, name) in series.enumerated() {
-                guard let row = rows.first(where: { "\($0.executor) \($0.guest)" == name && $0.benchmark == benchmark && ($0.workers > 1 || benchmark == "startup") })
+                guard let row = rows.first(where: { label($0) == name && $0.benchmark == benchmark && ($0.workers > 1 || benchmark == "startup") })
                 else { continue }
                 let x = groupLeft + Double(index * 34)
                 let barTop = y(row.median)

@@ -32,6 +32,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Executors to run on, comma-separated (thread,interpreter,process,mpi; mpi needs mpiexec -n N futures bench).")
     var executor = "thread,interpreter,process"
 
+    @Option(help: "Guest engines for the interpreter and process pools, comma-separated (wasmkit,compiled; default: both when wasm2c and clang are installed).")
+    var engine: String?
+
     @Option(help: "Also write the results as an SVG bar chart to this file.")
     var svg: String?
 
@@ -55,6 +58,16 @@ struct BenchCommand: AsyncParsableCommand {
         let unknownExecutors = suite.executors.subtracting(["thread", "interpreter", "process", "mpi"])
         if !unknownBenchmarks.isEmpty { throw CommandFailure("unknown benchmark: \(unknownBenchmarks.sorted().joined(separator: ", "))") }
         if !unknownExecutors.isEmpty { throw CommandFailure("unknown executor: \(unknownExecutors.sorted().joined(separator: ", "))") }
+        if let engine {
+            let names = engine.split(separator: ",").map(String.init)
+            let engines = names.compactMap(GuestEngine.init(rawValue:))
+            guard engines.count == names.count else { throw CommandFailure("unknown engine in \(engine) (wasmkit, compiled)") }
+            suite.engines = Set(engines)
+        } else if CompiledEngine.canCompile {
+            suite.engines = [.wasmKit, .compiled]
+        } else {
+            writeError("note: the compiled engine's rows are left out: wasm2c (apt-get install wabt) or clang is missing")
+        }
         var rows: [BenchRow]
         do {
             rows = try suite.runAll()

@@ -5,7 +5,7 @@ enum BenchReport {
     static func json(_ rows: [BenchRow]) -> String {
         var objects: [[String: Any]] = rows.map { row in
             var object: [String: Any] = [
-                "benchmark": row.benchmark, "executor": row.executor, "guest": row.guest,
+                "benchmark": row.benchmark, "executor": row.executor, "guest": row.guest, "engine": row.engine,
                 "workers": row.workers, "runs": row.seconds.count,
                 "median_s": row.median, "min_s": row.min, "max_s": row.max,
             ]
@@ -31,8 +31,8 @@ enum BenchReport {
                 + "time from creating the executor to shutdown returning",
             machine,
             "",
-            "benchmark  executor     guest   workers   median        min           max           notes",
-            String(repeating: "-", count: 100),
+            "benchmark  executor     guest   engine    workers   median        min           max           notes",
+            String(repeating: "-", count: 110),
         ]
         for row in rows {
             var notes = row.note
@@ -49,7 +49,7 @@ enum BenchReport {
                 notes += (notes.isEmpty ? "" : "; ") + String(format: "%.3fx of Python's time", ratio)
             }
             lines.append(
-                [pad(row.benchmark, 10), pad(row.executor, 12), pad(row.guest, 7), pad(String(row.workers), 9),
+                [pad(row.benchmark, 10), pad(row.executor, 12), pad(row.guest, 7), pad(row.engine, 9), pad(String(row.workers), 9),
                  pad(seconds(row.median), 13), pad(seconds(row.min), 13), pad(seconds(row.max), 13), notes]
                     .joined(separator: " "))
         }

@@ -16,6 +16,8 @@ struct BenchRow {
     var benchmark: String
     var executor: String
     var guest: String
+    /// The guest engine: `wasmkit` or `compiled` for WebAssembly guests, `native` for Swift code.
+    var engine: String
     var workers: Int
     var seconds: [Double]
     var extra: [String: Double] = [:]
@@ -43,6 +45,7 @@ struct BenchCheckFailed: Error, CustomStringConvertible {
 struct BenchTarget {
     let executor: String
     let guest: String
+    let engine: String
     let cpu: (_ workers: Int, _ tasks: Int, _ expected: Int) throws -> Void
     let startup: (_ workers: Int) throws -> Void
     let transfer: (_ workers: Int, _ inputs: [Int], _ expected: [Int]) throws -> Void
@@ -52,7 +55,7 @@ struct BenchTarget {
     /// A target whose code is specialized for the concrete executor type `E`, as a program
     /// that names its executor is.
     static func make<E: PoolExecutor>(
-        _ executor: String, _ guest: String, _ make: @escaping (Int) throws -> E,
+        _ executor: String, _ guest: String, engine: String? = nil, _ make: @escaping (Int) throws -> E,
         cpu: Call<Int>, noop: Call<Int>, double: @escaping @Sendable (Int) -> Call<Int>,
         transfer: ((E, [Int]) throws -> [Int])? = nil
     ) -> BenchTarget {
@@ -62,7 +65,7 @@ struct BenchTarget {
             try body(pool)
         }
         return BenchTarget(
-            executor: executor, guest: guest,
+            executor: executor, guest: guest, engine: engine ?? (guest == "native" ? "native" : "wasmkit"),
             cpu: { workers, tasks, expected in
                 try scoped(workers) { pool in
                     let futures = try pool.submit(contentsOf: Array(repeating: cpu, count: tasks))
@@ -96,6 +99,8 @@ struct BenchSuite {
     var benchmarks: Set<String> = ["cpu", "startup", "transfer", "memory"]
     /// The executors to run on.
     var executors: Set<String> = ["thread", "interpreter", "process"]
+    /// The engines WebAssembly guests run on in the interpreter and process pools.
+    var engines: Set<GuestEngine> = [.wasmKit]
 
     func targets() throws -> [BenchTarget] {
         let tasks = BundledGuests.tasks
@@ -110,6 +115,12 @@ struct BenchSuite {
         let interpreter = { (workers: Int) in try InterpreterPoolExecutor(maxWorkers: workers, modules: [tasks]) }
         let process = { (workers: Int) in try ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path) }
         let mpi = { (workers: Int) in try MPIPoolExecutor(maxWorkers: workers) }
+        let compiledInterpreter = { (workers: Int) in
+            try InterpreterPoolExecutor(maxWorkers: workers, modules: [tasks], engine: .compiled)
+        }
+        let compiledProcess = { (workers: Int) in
+            try ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path, engine: .compiled)
+        }
         let all = [
             BenchTarget.make(
                 "thread", "native", thread, cpu: Call { cpuBound(iterations) }, noop: Call { 0 },
@@ -117,15 +128,20 @@ struct BenchSuite {
             BenchTarget.make("thread", "wasm", thread, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
             BenchTarget.make("interpreter", "wasm", interpreter, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
             BenchTarget.make(
+                "interpreter", "wasm", engine: "compiled", compiledInterpreter, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
+            BenchTarget.make(
                 "process", "native", process, cpu: BenchJobs.cpuBound.call(iterations), noop: BenchJobs.noop.call(0),
                 double: { x in BenchJobs.double.call(x) }),
             BenchTarget.make("process", "wasm", process, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
+            BenchTarget.make(
+                "process", "wasm", engine: "compiled", compiledProcess, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
             BenchTarget.make(
                 "mpi", "native", mpi, cpu: BenchJobs.cpuBound.call(iterations), noop: BenchJobs.noop.call(0),
                 double: { x in BenchJobs.double.call(x) }),
             BenchTarget.make("mpi", "wasm", mpi, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
         ]
-        return all.filter { executors.contains($0.executor) }
+        let engineNames = Set(engines.map(\.rawValue) + ["native"])
+        return all.filter { executors.contains($0.executor) && engineNames.contains($0.engine) }
     }
 
     func runAll() throws -> [BenchRow] {
@@ -135,10 +151,11 @@ struct BenchSuite {
         let doubled = inputs.map { $0 * 2 }
         let wantsCPU = benchmarks.contains("cpu")
         let native = wantsCPU ? measureSingle { blackHole(cpuBound(opaque(sizes.iterations))) } : 0
-        let wasm = wantsCPU ? try singleWasmTask() : 0
+        var wasm: [String: Double] = [:]
+        if wantsCPU { for engine in engines { wasm[engine.rawValue] = try singleWasmTask(engine: engine) } }
         for target in try targets() {
             if wantsCPU {
-                let single = target.guest == "native" ? native : wasm
+                let single = target.guest == "native" ? native : wasm[target.engine] ?? 0
                 var row = try measure("cpu", target) { try target.cpu($0, sizes.tasks, expected) }
                 annotateCPU(&row, single: single)
                 rows.append(row)
@@ -161,7 +178,9 @@ struct BenchSuite {
         }
         if executors.contains("mpi") { rows.append(try mpiIdle()) }
         if benchmarks.contains("memory") {
-            if executors.contains("interpreter") { rows.append(try interpreterMemory()) }
+            if executors.contains("interpreter") {
+                for engine in GuestEngine.allCases where engines.contains(engine) { rows.append(try interpreterMemory(engine: engine)) }
+            }
             if executors.contains("process") { rows.append(try processMemory()) }
         }
         return rows
@@ -191,7 +210,7 @@ struct BenchSuite {
         Thread.sleep(forTimeInterval: span)
         let after = local.map { cpuSeconds(pid: $0.processID) }
         let shares = zip(before, after).map { ($1 - $0) / span }
-        var row = BenchRow(benchmark: "idle", executor: "mpi", guest: "native", workers: local.count, seconds: [span])
+        var row = BenchRow(benchmark: "idle", executor: "mpi", guest: "native", engine: "native", workers: local.count, seconds: [span])
         row.extra["core_share_per_rank"] = shares.max() ?? 0
         row.note = "share of one core used by an idle worker rank over \(Int(span)) s (the busiest of \(local.count) on this host): "
             + shares.map { String(format: "%.2f %%", $0 * 100) }.joined(separator: ", ")
@@ -199,8 +218,8 @@ struct BenchSuite {
     }
 
     /// The single-task time of the cpu benchmark in a WebAssembly interpreter.
-    func singleWasmTask() throws -> Double {
-        let interpreter = Interpreters.create()
+    func singleWasmTask(engine: GuestEngine) throws -> Double {
+        let interpreter = Interpreters.create(engine: engine)
         defer { try? interpreter.close() }
         try interpreter.exec(BundledGuests.tasks)
         var failure: (any Error)?
@@ -212,14 +231,15 @@ struct BenchSuite {
     }
 
     /// Resident memory of an idle interpreter with the benchmark module loaded: the growth of
-    /// this process's resident set over 64 such interpreters, divided by 64.
-    func interpreterMemory() throws -> BenchRow {
+    /// this process's resident set over 64 such interpreters, divided by 64 (their linear
+    /// memories included, as far as they are touched).
+    func interpreterMemory(engine: GuestEngine) throws -> BenchRow {
         let count = 64
         var samples: [Double] = []
         var bytes: [Double] = []
         // One interpreter first, outside the measure, so that one-time costs (loading the module,
         // the code pages of the call path) are not divided among the 64.
-        let warm = Interpreters.create()
+        let warm = Interpreters.create(engine: engine)
         try warm.exec(BundledGuests.tasks)
         _ = try warm.call("noop")
         try warm.close()
@@ -228,7 +248,7 @@ struct BenchSuite {
             var interpreters: [Interpreter] = []
             let seconds = try timeThrowing {
                 for _ in 0..<count {
-                    let interpreter = Interpreters.create()
+                    let interpreter = Interpreters.create(engine: engine)
                     try interpreter.exec(BundledGuests.tasks)
                     _ = try interpreter.call("noop")
                     interpreters.append(interpreter)
@@ -238,9 +258,11 @@ struct BenchSuite {
             samples.append(seconds / Double(count))
             for interpreter in interpreters { try interpreter.close() }
         }
-        var row = BenchRow(benchmark: "memory", executor: "interpreter", guest: "wasm", workers: count, seconds: samples)
+        var row = BenchRow(
+            benchmark: "memory", executor: "interpreter", guest: "wasm", engine: engine.rawValue, workers: count, seconds: samples)
         row.extra["bytes_per_worker"] = bytes.sorted()[bytes.count / 2]
-        row.note = "per idle interpreter with Tasks.wasm loaded; time is per interpreter created"
+        row.note = "per idle interpreter with Tasks.wasm loaded (its 64 KiB linear memory as far as touched); "
+            + "time is per interpreter created"
         return row
     }
 
@@ -252,7 +274,7 @@ struct BenchSuite {
         let seconds = try timeThrowing { _ = try pool.submit(BenchJobs.noop, 0).result() }
         samples.append(seconds)
         let pid = pool.workerProcessIDs.first ?? 0
-        var row = BenchRow(benchmark: "memory", executor: "process", guest: "native", workers: 1, seconds: samples)
+        var row = BenchRow(benchmark: "memory", executor: "process", guest: "native", engine: "native", workers: 1, seconds: samples)
         row.extra["bytes_per_worker"] = Double(residentBytes(pid: pid))
         row.note = "whole resident set of one idle worker process; time is its first task"
         return row
@@ -280,7 +302,9 @@ struct BenchSuite {
         try body(workers)
         var seconds: [Double] = []
         for _ in 0..<runs { seconds.append(try timeThrowing { try body(workers) }) }
-        return BenchRow(benchmark: benchmark, executor: target.executor, guest: target.guest, workers: workers, seconds: seconds)
+        return BenchRow(
+            benchmark: benchmark, executor: target.executor, guest: target.guest, engine: target.engine, workers: workers,
+            seconds: seconds)
     }
 }
 

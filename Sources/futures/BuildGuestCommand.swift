@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConcurrentFutures
 import GuestBuilder
 
 /// `futures build-guest`: compiles Embedded Swift or C sources into a guest module.
@@ -10,13 +11,20 @@ struct BuildGuestCommand: AsyncParsableCommand {
             Swift sources are compiled as one Embedded Swift module for wasm32 and linked with the \
             guest runtime (allocator, cf_alloc/cf_free, and the helpers of the guest ABI). Export \
             functions with @_expose(wasm, "name") @_cdecl("name"). See docs/guests.md.
+
+            With --compile, the module (or, given .wasm or .wat files instead of sources, each of \
+            them) is also compiled for the compiled engine into its cache (CONCURRENT_FUTURES_CACHE, \
+            see docs/engines.md), so that a deployed program needs no compiler.
             """)
 
-    @Argument(help: "The source files: all .swift or all .c.")
+    @Argument(help: "The source files: all .swift or all .c; or, with --compile, .wasm or .wat modules.")
     var sources: [String]
 
-    @Option(name: .shortAndLong, help: "The module to write.")
-    var output: String
+    @Option(name: .shortAndLong, help: "The module to write (required when building from sources).")
+    var output: String?
+
+    @Flag(help: "Also compile the module for the compiled engine (wasm2c and clang) into the engine's cache.")
+    var compile = false
 
     @Option(help: "The guest's stack size in bytes.")
     var stackSize = 64 << 10
@@ -28,6 +36,11 @@ struct BuildGuestCommand: AsyncParsableCommand {
     var stripNames = false
 
     func run() async throws {
+        if compile, !sources.isEmpty, sources.allSatisfy({ $0.hasSuffix(".wasm") || $0.hasSuffix(".wat") }) {
+            for source in sources { try Self.compileForEngine(source) }
+            return
+        }
+        guard let output else { throw CommandFailure("give the module to write with --output") }
         var options = GuestBuilder.Options()
         options.stackSize = stackSize
         options.includeRuntime = !noRuntime
@@ -36,6 +49,17 @@ struct BuildGuestCommand: AsyncParsableCommand {
             try await GuestBuilder().build(sources: sources, output: output, options: options)
         } catch {
             throw CommandFailure(error.description)
+        }
+        if compile { try Self.compileForEngine(output) }
+    }
+
+    /// Compiles the module at `path` into the compiled engine's cache and prints where.
+    static func compileForEngine(_ path: String) throws {
+        let module = try ModuleLoading.module(path)
+        do {
+            print(try CompiledEngine.prepare(module))
+        } catch {
+            throw CommandFailure(error.message)
         }
     }
 }

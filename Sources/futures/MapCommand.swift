@@ -6,6 +6,13 @@ import Dispatch
 @preconcurrency import Foundation
 
 /// Which executor `futures map` uses.
+/// Which guest engine `futures map` uses.
+enum EngineChoice: String, ExpressibleByArgument, CaseIterable {
+    case wasmkit, compiled
+
+    var engine: GuestEngine { self == .compiled ? .compiled : .wasmKit }
+}
+
 enum ExecutorChoice: String, ExpressibleByArgument, CaseIterable {
     case interpreter, thread, process, mpi
 }
@@ -38,6 +45,9 @@ struct MapCommand: AsyncParsableCommand {
 
     @Option(help: "The executor: interpreter, thread, process or mpi (run under mpiexec -n N; ranks 1 to N-1 serve).")
     var executor: ExecutorChoice = .interpreter
+
+    @Option(help: "The guest engine of the interpreter, process and MPI pools: wasmkit (default) or compiled (wasm2c and clang; the thread pool's shared interpreter is always wasmkit).")
+    var engine: EngineChoice = .wasmkit
 
     @Option(help: "The number of workers (default: one per CPU).")
     var workers: Int?
@@ -72,6 +82,15 @@ struct MapCommand: AsyncParsableCommand {
 
     func run() async throws {
         let guest = try ModuleLoading.module(module)
+        let engine = self.engine.engine
+        if engine == .compiled {
+            // Build (or find) the native code once, before any worker needs it.
+            do {
+                try CompiledEngine.prepare(guest)
+            } catch {
+                throw CommandFailure(error.message)
+            }
+        }
         var call: GuestFunction<ShareableValue>
         do {
             call = try guest.function(function, returning: ShareableValue.self)
@@ -87,15 +106,17 @@ struct MapCommand: AsyncParsableCommand {
         let outcome: MapOutcome
         switch executor {
         case .interpreter:
-            outcome = try run(on: InterpreterPoolExecutor(maxWorkers: workers, modules: [guest], limits: limits), call, results)
+            outcome = try run(
+                on: InterpreterPoolExecutor(maxWorkers: workers, modules: [guest], limits: limits, engine: engine), call, results)
         case .thread:
             outcome = try run(on: ThreadPoolExecutor(maxWorkers: workers), call, results)
         case .process:
-            let pool = try ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path, limits: limits)
+            let pool = try ProcessPoolExecutor(
+                maxWorkers: workers, workerExecutable: WorkerProgram.path, limits: limits, engine: engine)
             outcome = try run(on: pool, call, results) { for pid in pool.workerProcessIDs { kill(pid, SIGKILL) } }
         case .mpi:
             do {
-                outcome = try run(on: MPIPoolExecutor(maxWorkers: self.workers, limits: limits), call, results)
+                outcome = try run(on: MPIPoolExecutor(maxWorkers: self.workers, limits: limits, engine: engine), call, results)
             } catch let error as MPIError {
                 throw CommandFailure(error.message)
             }

@@ -39,7 +39,8 @@ enum PythonComparison {
             guard let benchmark = object["benchmark"] as? String, let executor = object["executor"] as? String,
                 let seconds = object["seconds"] as? [Double], !seconds.isEmpty
             else { return nil }
-            var row = BenchRow(benchmark: benchmark, executor: executor, guest: "python", workers: sizes.workers, seconds: seconds)
+            var row = BenchRow(
+                benchmark: benchmark, executor: executor, guest: "python", engine: "cpython", workers: sizes.workers, seconds: seconds)
             row.note = object["version"] as? String ?? ""
             return row
         }

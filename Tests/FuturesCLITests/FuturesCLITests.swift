@@ -45,12 +45,30 @@ func standardInput(_ text: String) throws -> FileDescriptorInput {
     return .fileDescriptor(descriptor, closeAfterSpawningProcess: true)
 }
 
-/// Runs `futures` as a user would: arguments, standard input, and both outputs collected.
-func futures(_ arguments: [String], input: String = "") async throws -> Run {
+/// Runs `futures` as a user would: arguments, standard input, and both outputs collected;
+/// `environment` adds to the test's own.
+func futures(_ arguments: [String], input: String = "", environment: [String: String] = [:]) async throws -> Run {
     let result = try await run(
-        .path(FilePath(futuresPath)), arguments: Arguments(arguments), input: try standardInput(input),
-        output: .string(limit: 1 << 22), error: .string(limit: 1 << 22))
+        .path(FilePath(futuresPath)), arguments: Arguments(arguments),
+        environment: .inherit.updating(environment.reduce(into: [:]) { $0[.init(stringLiteral: $1.key)] = $1.value }),
+        input: try standardInput(input), output: .string(limit: 1 << 22), error: .string(limit: 1 << 22))
     return Run(status: result.terminationStatus, output: result.standardOutput, error: result.standardError)
+}
+
+/// Whether the compiled engine's tools are here; in CI (`CONCURRENT_FUTURES_REQUIRE_WABT=1`) its
+/// tests run regardless, and fail when they are missing.
+let compiledEngineAvailable: Bool = {
+    let environment = ProcessInfo.processInfo.environment
+    if environment["CONCURRENT_FUTURES_REQUIRE_WABT"] != nil { return true }
+    let path = environment["PATH"] ?? "/usr/bin"
+    return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/wasm2c") }
+}()
+
+/// A new empty directory.
+func temporaryDirectory() throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("futures-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
 }
 
 /// The user-facing behaviour of the `futures` tool.
@@ -148,6 +166,56 @@ struct FuturesCLITests {
         #expect(mpi.exitCode == local.exitCode, "\(mpi.error)")
         #expect(mpi.allOutputLines == local.allOutputLines)
         #expect(mpi.allOutputLines.count == 300)
+    }
+
+    /// `--engine compiled` prints what WasmKit prints, traps included, on the interpreter and
+    /// the process pool; the module is built into a fresh cache on the way.
+    @Test(.enabled(if: compiledEngineAvailable))
+    func theCompiledEngineMapsAsWasmKitDoes() async throws {
+        let cache = try temporaryDirectory()
+        let input = (0..<200).map { "[\($0 * 7), \($0 % 13)]" }.joined(separator: "\n") + "\n"
+        let arguments = ["map", "faults.wasm", "divide", "--spread", "--quiet"]
+        let expected = try await futures(arguments, input: input)
+        #expect(expected.exitCode == 1, "inputs dividing by zero fail")
+        for executor in ["interpreter", "process"] {
+            let compiled = try await futures(
+                arguments + ["--engine", "compiled", "--executor", executor], input: input,
+                environment: ["CONCURRENT_FUTURES_CACHE": cache])
+            #expect(compiled.exitCode == expected.exitCode, "\(executor): \(compiled.error)")
+            #expect(compiled.allOutputLines == expected.allOutputLines, "\(executor)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".so") }.count == 1)
+    }
+
+    /// Without wasm2c and with no cached build, `--engine compiled` fails with one clear line
+    /// naming the package to install, and no crash.
+    @Test func aMissingCompilerIsAClearError() async throws {
+        let cache = try temporaryDirectory()
+        let run = try await futures(
+            ["map", "Tasks.wasm", "double", "--engine", "compiled"], input: "1\n",
+            environment: ["CONCURRENT_FUTURES_CACHE": cache, "CONCURRENT_FUTURES_WASM2C": "/nonexistent/wasm2c"])
+        #expect(run.exitCode == 1)
+        #expect(run.error.contains("apt-get install wabt"), "\(run.error)")
+        #expect(run.output.isEmpty)
+    }
+
+    /// Two processes building the same module into one cache at once both succeed, and leave one
+    /// entry; a program given that cache then needs no compiler.
+    @Test(.enabled(if: compiledEngineAvailable))
+    func concurrentBuildsShareOneCacheEntryThatNeedsNoCompiler() async throws {
+        let cache = try temporaryDirectory()
+        let environment = ["CONCURRENT_FUTURES_CACHE": cache]
+        async let first = futures(["build-guest", "--compile", "Tasks.wasm"], environment: environment)
+        async let second = futures(["build-guest", "--compile", "Tasks.wasm"], environment: environment)
+        let runs = try await [first, second]
+        for run in runs { #expect(run.exitCode == 0, "\(run.error)") }
+        #expect(runs[0].output == runs[1].output)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache) == [URL(fileURLWithPath: runs[0].outputLines[0]).lastPathComponent])
+        let deployed = try await futures(
+            ["map", "Tasks.wasm", "double", "--engine", "compiled"], input: "21\n",
+            environment: ["CONCURRENT_FUTURES_CACHE": cache, "CONCURRENT_FUTURES_WASM2C": "/nonexistent/wasm2c"])
+        #expect(deployed.exitCode == 0, "\(deployed.error)")
+        #expect(deployed.outputLines == ["42"])
     }
 
     @Test func theThreadExecutorHonoursTheTimeout() async throws {
