@@ -14,14 +14,7 @@ import Glibc
 /// remaining fuel is kept here, and the watchdog stops a call by making the running counter
 /// negative.
 final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
-    let interpreterID: Int
-    let limits: InterpreterLimits
-    let context: HostContext
     private var instances: [Int: CompiledInstance] = [:]
-    private var namespace: [GuestModule] = []
-    private var isPoisoned = false
-    var initializer: GuestInvocation?
-    private var initializerPending = false
     /// The call's remaining fuel while no guest code runs.
     private let fuelCell = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
     /// The counter the running guest code charges: ``fuelCell`` or an instance's.
@@ -31,16 +24,12 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
     /// The native stack a call's guest frames may use.
     let stackBudget: UInt
 
-    init(interpreterID: Int, limits: InterpreterLimits) {
-        self.interpreterID = interpreterID
-        self.limits = limits
-        context = HostContext(
-            interpreterID: interpreterID, account: ResourceAccount(limit: limits.memoryBytes, action: limits.onMemoryLimit))
-        context.maxValueBytes = limits.maxValueBytes
+    override init(interpreterID: Int, limits: InterpreterLimits) {
         fuelCell.initialize(to: .max)
         activeFuel = Atomic(fuelCell)
-        context.account.compiledFuel = fuelCell
         stackBudget = UInt(max(limits.stackBytes, 64 << 10))
+        super.init(interpreterID: interpreterID, limits: limits)
+        context.account.compiledFuel = fuelCell
     }
 
     deinit {
@@ -48,66 +37,35 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
         fuelCell.deallocate()
     }
 
-    var modules: [GuestModule] { namespace }
-
     func interrupt() { activeFuel.load(ordering: .acquiring).pointee = -(1 << 40) }
 
-    func exec(_ module: GuestModule) throws {
-        renewIfPoisoned()
-        if instances[module.id] != nil { return }
-        // Building the native code is not the guest's time.
-        _ = try CompiledLibrary.load(module)
-        _ = try limited(fuel: nil, timeLimit: nil, function: "\(module.name) (instantiation)") {
-            _ = try instance(of: module)
-            return .none
-        }
+    override func isInstantiated(_ module: GuestModule) -> Bool { instances[module.id] != nil }
+
+    /// Builds (or finds) the module's native code: not the guest's time.
+    override func prepare(_ module: GuestModule) throws { _ = try CompiledLibrary.load(module) }
+
+    override func instantiate(_ module: GuestModule) throws { _ = try instance(of: module) }
+
+    override func setFuel(_ budget: UInt64?) { fuelCell.pointee = budget.map { Int64(clamping: $0) } ?? .max }
+
+    override var interruptTarget: any Interruptible { self }
+
+    override func discardInstances() {
+        lastCall = nil
+        instances = [:]
     }
 
-    func call(_ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration?) throws -> ShareableValue {
-        renewIfPoisoned()
-        for module in namespace.reversed() where module.export(named: name) != nil {
-            return try call(module: module, name, arguments: arguments, fuel: fuel, timeLimit: timeLimit)
+    override func invoke(_ module: GuestModule, _ name: String, _ arguments: [ShareableValue]) throws -> ShareableValue {
+        let site = try resolve(module, name)
+        let export = site.export
+        // Numbers only (the common case): the slots live on the stack, nothing is allocated.
+        let count = max(export.parameters.count, export.results.count, 1)
+        let fast = try withUnsafeTemporaryAllocation(of: UInt64.self, capacity: count) { slots -> ShareableValue? in
+            guard try GuestABI.lowerNumbers(arguments, to: export.parameters, into: slots) else { return nil }
+            return try invoke(site, slots: slots)
         }
-        throw GuestError(
-            kind: .missingFunction, function: name,
-            message: "no loaded module exports a function named '\(name)'", interpreterID: interpreterID)
-    }
-
-    func call(_ invocation: GuestInvocation) throws -> ShareableValue {
-        try call(
-            module: invocation.module, invocation.function, arguments: invocation.arguments, fuel: invocation.fuel,
-            timeLimit: invocation.timeLimit)
-    }
-
-    private func call(
-        module: GuestModule, _ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration?
-    ) throws -> ShareableValue {
-        renewIfPoisoned()
-        if initializerPending, let initializer {
-            initializerPending = false
-            do {
-                _ = try call(initializer)
-            } catch {
-                isPoisoned = true
-                throw GuestError(
-                    kind: (error as? GuestError)?.kind ?? .trap, function: name,
-                    message: "the initializer failed when the interpreter was reset after a trap: \(error)",
-                    interpreterID: interpreterID)
-            }
-        }
-        if instances[module.id] == nil { _ = try CompiledLibrary.load(module) }
-        return try limited(fuel: fuel, timeLimit: timeLimit, function: name) {
-            let site = try resolve(module, name)
-            let export = site.export
-            // Numbers only (the common case): the slots live on the stack, nothing is allocated.
-            let count = max(export.parameters.count, export.results.count, 1)
-            let fast = try withUnsafeTemporaryAllocation(of: UInt64.self, capacity: count) { slots -> ShareableValue? in
-                guard try GuestABI.lowerNumbers(arguments, to: export.parameters, into: slots) else { return nil }
-                return try invoke(site, slots: slots)
-            }
-            if let fast { return fast }
-            return try invokeWithBuffers(site, arguments)
-        }
+        if let fast { return fast }
+        return try invokeWithBuffers(site, arguments)
     }
 
     /// A resolved export, kept so that a run of calls to one function skips the lookups.
@@ -222,7 +180,7 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
             throw error
         }
         instances[module.id] = instance
-        if !namespace.contains(where: { $0.id == module.id }) { namespace.append(module) }
+        didInstantiate(module)
         return instance
     }
 
@@ -246,47 +204,6 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
         fuelCell.pointee = instance.fuel.pointee
         context.account.compiledFuel = fuelCell
         if trap != 0 { throw instance.trapError(trap, fuel: fuelCell.pointee) }
-    }
-
-    /// Runs `body` under a call's fuel budget and time limit (see ``InterpreterRuntime``).
-    private func limited(
-        fuel: UInt64?, timeLimit: Duration?, function: String, _ body: () throws -> ShareableValue
-    ) throws -> ShareableValue {
-        fuelCell.pointee = (fuel ?? limits.fuel).map { Int64(clamping: $0) } ?? .max
-        let limit = timeLimit ?? limits.timeLimit
-        let deadline = limit.flatMap { Deadline.after($0) }
-        let ticket = try deadline.map { deadline throws(ExecutorError) in try CallWatchdog.shared.arm(self, deadline: deadline) }
-        let outer = context.callDeadline
-        context.callDeadline = deadline
-        defer { context.callDeadline = outer }
-        do {
-            let value = try body()
-            if let ticket, CallWatchdog.shared.disarm(ticket) { isPoisoned = true }
-            return value
-        } catch {
-            if let ticket, CallWatchdog.shared.disarm(ticket) {
-                isPoisoned = true
-                throw GuestError(
-                    kind: .timedOut, function: function,
-                    message: "the call ran longer than its time limit of \(limit!)", interpreterID: interpreterID)
-            }
-            if let failed = error as? GuestError { throw failed }
-            if let fault = error as? GuestFault {
-                throw GuestError(kind: fault.kind, function: function, message: fault.message, interpreterID: interpreterID)
-            }
-            throw error
-        }
-    }
-
-    /// Replaces every instance after a trap; the modules stay loaded and are instantiated again,
-    /// fresh, when next used.
-    private func renewIfPoisoned() {
-        guard isPoisoned else { return }
-        isPoisoned = false
-        initializerPending = initializer != nil
-        lastCall = nil
-        instances = [:]
-        context.account.reset()
     }
 }
 

@@ -27,7 +27,7 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
     private let gate = ConditionLock()
     private let closed = Atomic<Bool>(false)
     /// The engine, store and instances; read and written only by the holder of the run lock.
-    private nonisolated(unsafe) var runtime: (any GuestRuntime)?
+    private nonisolated(unsafe) var runtime: GuestRuntime?
 
     init(id: Int, limits: InterpreterLimits, engine: GuestEngine) {
         self.id = id
@@ -168,7 +168,7 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
         return true
     }
 
-    private func withRuntime<T>(wait: Bool, _ body: (any GuestRuntime) throws -> T) throws -> T {
+    private func withRuntime<T>(wait: Bool, _ body: (GuestRuntime) throws -> T) throws -> T {
         guard acquire(wait: wait) else { throw InterpreterError(.running, "interpreter \(id) is already running") }
         defer { release() }
         if closed.load(ordering: .relaxed) { throw InterpreterError(.notFound, "interpreter \(id) was closed") }

@@ -125,12 +125,26 @@ enum HostileGuests {
             (local.get $n)))
         """
 
+    /// A host import called through a table (`call_indirect`), with a bad pointer: the compiled
+    /// engine once read its host table from the wrong address this way.
+    static let importThroughTable = """
+        (module
+          (import "cf" "return_string" (func $return_string (param i32 i32)))
+          (import "cf" "log" (func $log (param i32 i32)))
+          (type $two (func (param i32 i32)))
+          (memory (export "memory") 1)
+          (table 2 funcref)
+          (elem (i32.const 0) $return_string $log)
+          (func (export "indirect") (param $which i32) (param $pointer i32)
+            (call_indirect (type $two) (local.get $pointer) (i32.const 4) (local.get $which))))
+        """
+
     /// Every hostile guest, as module bytes, for the fuzzer's seeds (the exception-handling ones
     /// included: they must be refused at load, mutated or not).
     static var all: [String] {
         [
             staleException, tryTableOnly, exceptionGrowth, reentrantAllocator, loopingStart, loopingAllocator,
-            loopingFree, memoryGrowth, tableGrowth, queueFlood,
+            loopingFree, memoryGrowth, tableGrowth, queueFlood, importThroughTable,
         ]
     }
 }

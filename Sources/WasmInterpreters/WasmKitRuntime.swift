@@ -1,0 +1,234 @@
+@_spi(Fuzzing) import WasmKit
+import Futures
+
+/// WasmKit's side of one interpreter (``GuestEngine/wasmKit``): an engine, a store, and an
+/// instance of each module loaded so far.
+final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
+    /// One instantiated module and the exports calls need.
+    struct Loaded {
+        let module: GuestModule
+        let instance: Instance
+        let memory: Memory?
+        var functions: [String: Function]
+    }
+
+    private let engine: Engine
+    private var store: Store
+    private var imports: Imports
+    private var stack: ExecutionStack
+    /// Loaded modules by id.
+    private var loaded: [Int: Loaded] = [:]
+    /// The function called last, so that a run of calls to one function skips the lookups.
+    private var lastCall: CallSite?
+
+    /// A resolved export, kept as one reference so that repeated calls copy nothing.
+    private final class CallSite {
+        let moduleID: Int
+        let name: String
+        let entry: Loaded
+        let function: Function
+        let type: FunctionType
+        /// The module's `cf_free`, looked up once.
+        let free: Function?
+
+        init(moduleID: Int, name: String, entry: Loaded, function: Function, type: FunctionType) {
+            self.moduleID = moduleID
+            self.name = name
+            self.entry = entry
+            self.function = function
+            self.type = type
+            free = entry.instance.exports[function: "cf_free"]
+        }
+    }
+
+    override init(interpreterID: Int, limits: InterpreterLimits) {
+        engine = Engine(
+            configuration: EngineConfiguration(
+                stackSize: limits.stackBytes, memoryBoundsChecking: .software, fuelMetering: true))
+        store = Store(engine: engine)
+        imports = Imports()
+        stack = ExecutionStack(engine: engine)
+        super.init(interpreterID: interpreterID, limits: limits)
+        prepareStore()
+    }
+
+    /// Gives the current store its limiter and host functions.
+    private func prepareStore() {
+        context.account.reset()
+        context.account.store = store
+        store.resourceLimiter = MemoryLimiter(account: context.account)
+        imports = HostImports.imports(store: store, context: context)
+    }
+
+    override func isInstantiated(_ module: GuestModule) -> Bool { loaded[module.id] != nil }
+
+    override func instantiate(_ module: GuestModule) throws { _ = try instance(of: module) }
+
+    override func setFuel(_ budget: UInt64?) { store.fuel = budget.map { Fuel(remaining: $0) } }
+
+    override var interruptTarget: any Interruptible { store }
+
+    override func discardInstances() {
+        lastCall = nil
+        loaded = [:]
+        store = Store(engine: engine)
+        prepareStore()
+    }
+
+    /// The instance of `module`, instantiated now if needed; the caller has set the call's limits.
+    private func instance(of module: GuestModule) throws -> Loaded {
+        if let existing = loaded[module.id] { return existing }
+        context.account.activeModule = module.id
+        let instance: Instance
+        do {
+            instance = try module.parsed.instantiate(store: store, imports: imports)
+        } catch {
+            isPoisoned = true
+            throw error
+        }
+        let entry = Loaded(module: module, instance: instance, memory: instance.exports[memory: "memory"], functions: [:])
+        loaded[module.id] = entry
+        didInstantiate(module)
+        return entry
+    }
+
+    /// Calls `name`: arguments copied in, the function run, buffers freed, the result lifted.
+    override func invoke(_ module: GuestModule, _ name: String, _ arguments: [ShareableValue]) throws -> ShareableValue {
+        let site = try resolve(module, name)
+        context.account.activeModule = site.moduleID
+        var allocations: [UInt32] = []
+        let lowered: [WasmKit.Value]
+        do {
+            lowered = try lower(arguments, to: site.type.parameters, entry: site.entry, allocations: &allocations)
+        } catch {
+            // Guest memory may hold buffers allocated for the earlier arguments, or the allocator
+            // itself may have trapped: start the next call from fresh instances.
+            if !allocations.isEmpty || !(error is GuestFault) { isPoisoned = true }
+            throw error
+        }
+        context.returned = nil
+        let results: [WasmKit.Value]
+        do {
+            results = try site.function.invoke(lowered, on: &stack)
+        } catch {
+            isPoisoned = true
+            throw error
+        }
+        let returned = context.returned
+        context.returned = nil
+        if !allocations.isEmpty, let free = site.free {
+            do {
+                for pointer in allocations {
+                    _ = try GuestMemory.callback(context: context) { try free.invoke([.i32(pointer)], on: &stack) }
+                }
+            } catch {
+                // The result stands; the guest's heap may not, so the next call starts afresh.
+                isPoisoned = true
+            }
+        }
+        if let returned { return returned }
+        return try lift(results, function: name)
+    }
+
+    /// The call site of `name` in `module`, instantiating the module when it is not loaded.
+    private func resolve(_ module: GuestModule, _ name: String) throws -> CallSite {
+        if let last = lastCall, last.moduleID == module.id, last.name == name { return last }
+        var entry = try instance(of: module)
+        let function: Function
+        if let cached = entry.functions[name] {
+            function = cached
+        } else {
+            guard let found = entry.instance.exports[function: name] else {
+                throw GuestError(
+                    kind: .missingFunction, function: name,
+                    message: "\(module.name) exports no function named '\(name)'", interpreterID: interpreterID)
+            }
+            function = found
+            entry.functions[name] = found
+            loaded[module.id] = entry
+        }
+        let site = CallSite(moduleID: module.id, name: name, entry: entry, function: function, type: function.type)
+        lastCall = site
+        return site
+    }
+
+    /// Turns arguments into WebAssembly values following the guest ABI (``GuestABI``).
+    private func lower(
+        _ arguments: [ShareableValue], to parameters: [ValueType], entry: Loaded, allocations: inout [UInt32]
+    ) throws -> [WasmKit.Value] {
+        let bits = try GuestABI.lower(arguments, to: parameters, maxValueBytes: limits.maxValueBytes, allocations: &allocations) {
+            bytes, kind in
+            guard let memory = entry.memory else {
+                throw GuestFault(kind: .badArguments, message: "the module exports no memory to pass \(kind) arguments in")
+            }
+            let pointer = try GuestMemory.allocate(bytes.count, in: entry.instance, memory: memory, context: context) {
+                function, arguments in try function.invoke(arguments, on: &stack)
+            }
+            try GuestMemory.write(memory, pointer: pointer, bytes: bytes)
+            return pointer
+        }
+        var lowered: [WasmKit.Value] = []
+        lowered.reserveCapacity(bits.count)
+        for (raw, type) in zip(bits, parameters) {
+            switch type {
+            case .i32: lowered.append(.i32(UInt32(truncatingIfNeeded: raw)))
+            case .i64: lowered.append(.i64(raw))
+            case .f32: lowered.append(.f32(UInt32(truncatingIfNeeded: raw)))
+            default: lowered.append(.f64(raw))
+            }
+        }
+        return lowered
+    }
+
+    /// Turns WebAssembly results into a value (``GuestABI``).
+    private func lift(_ results: [WasmKit.Value], function: String) throws -> ShareableValue {
+        // The common cases, without building an array.
+        if results.isEmpty { return .none }
+        if results.count == 1 {
+            switch results[0] {
+            case .i64(let bits): return .int(Int64(bitPattern: bits))
+            case .i32(let bits): return .int(Int64(Int32(bitPattern: bits)))
+            default: break
+            }
+        }
+        var types: [ValueType] = []
+        for result in results {
+            switch result {
+            case .i32: types.append(.i32)
+            case .i64: types.append(.i64)
+            case .f32: types.append(.f32)
+            case .f64: types.append(.f64)
+            default: throw GuestABI.notCrossable(function, interpreterID: interpreterID)
+            }
+        }
+        return try GuestABI.lift(results.map(\.rawBits), types: types, function: function, interpreterID: interpreterID)
+    }
+
+    /// Maps a WasmKit trap or a host error to ``GuestError``.
+    override func classify(_ error: any Error, function: String) -> any Error {
+        if error is GuestFault { return super.classify(error, function: function) }
+        let line = firstLine(of: error)
+        let reason = line.hasPrefix("Trap: ") ? String(line.dropFirst(6)) : line
+        let kind: GuestError.Kind
+        switch reason {
+        case "unreachable": kind = .unreachable
+        case "out of bounds memory access": kind = .memoryOutOfBounds
+        case "integer divide by zero": kind = .divideByZero
+        case "integer overflow": kind = .integerOverflow
+        case "invalid conversion to integer": kind = .invalidConversion
+        case "call stack exhausted": kind = .stackExhausted
+        case "out of fuel": kind = .outOfFuel
+        default:
+            if reason.hasPrefix("initial memory size exceeds") {
+                kind = .memoryLimit
+            } else if reason.hasPrefix("indirect call") || reason.hasPrefix("out of bounds table access") {
+                kind = .indirectCall
+            } else if error is WasmKitError {
+                kind = .invalidModule
+            } else {
+                kind = .trap
+            }
+        }
+        return GuestError(kind: kind, function: function, message: reason, interpreterID: interpreterID)
+    }
+}
