@@ -423,9 +423,16 @@ enum HostImports {
 
     private static func queuePutInt(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
         guard let queue = QueueRegistry.shared.lookup(Int(i32(arguments[0]))) else { return Status.noSuchQueue.rawValue }
-        let wait = context.blockingDeadline(deadline(arguments[2]))
+        return try put(.int(Int64(bitPattern: arguments[1])), into: queue, charge: nil, timeout: arguments[2], context)
+    }
+
+    /// Puts `value`, waiting until the guest's timeout (milliseconds) or the call's deadline.
+    private static func put(
+        _ value: ShareableValue, into queue: QueueStorage, charge: QueueCharge?, timeout: UInt64, _ context: HostContext
+    ) throws -> UInt64 {
+        let wait = context.blockingDeadline(deadline(timeout))
         do {
-            try queue.put(.int(Int64(bitPattern: arguments[1])), deadline: wait.deadline, unbound: nil)
+            try queue.put(value, deadline: wait.deadline, unbound: nil, charge: charge)
             return Status.ok.rawValue
         } catch {
             if wait.capped { throw context.waitTimedOut("waiting to put into queue \(queue.id)") }
@@ -467,14 +474,7 @@ enum HostImports {
                 message: "putting \(value.memorySize) bytes into queue \(queue.id) would bring the interpreter past its memory "
                     + "limit of \(context.account.limit ?? 0) bytes (values it put that are still queued count)")
         }
-        let wait = context.blockingDeadline(deadline(arguments[3]))
-        do {
-            try queue.put(value, deadline: wait.deadline, unbound: nil, charge: charge)
-            return Status.ok.rawValue
-        } catch {
-            if wait.capped { throw context.waitTimedOut("waiting to put into queue \(queue.id)") }
-            return Status.timedOut.rawValue
-        }
+        return try put(value, into: queue, charge: charge, timeout: arguments[3], context)
     }
 
     private static func queueGet(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
