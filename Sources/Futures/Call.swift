@@ -21,25 +21,34 @@ public struct Call<Success: Sendable>: Sendable {
     /// Turns what the call returned elsewhere back into `Success`.
     @usableFromInline
     package let decode: @Sendable (ShareableValue) throws -> Success
-    /// What the call is, for error messages: "closure", "guest function 'f'", "job 'j'".
-    public let summary: String
+    /// What the call is, for error messages: "host closure", "guest function 'f'", "job 'j'".
+    /// Built when asked: a call is made for every item of a `map`, its summary rarely read.
+    public var summary: String { summaryName.isEmpty ? summaryKind : "\(summaryKind) '\(summaryName)'" }
+    @usableFromInline
+    let summaryKind: String
+    @usableFromInline
+    let summaryName: String
 
     /// A call of a host closure: it runs only on ``ThreadPoolExecutor``.
     public init(_ body: @escaping @Sendable () throws -> Success) {
         local = body
         remote = nil
         decode = { _ in throw NotShareableError("a host closure has no remote form") }
-        summary = "host closure"
+        summaryKind = "host closure"
+        summaryName = ""
     }
 
+    /// A call described as `kind 'name'` (or `kind` alone when `name` is empty).
     @usableFromInline
     package init(
-        summary: String,
+        kind: String,
+        name: String = "",
         local: (@Sendable () throws -> Success)?,
         remote: RemoteCall?,
         decode: @escaping @Sendable (ShareableValue) throws -> Success
     ) {
-        self.summary = summary
+        summaryKind = kind
+        summaryName = name
         self.local = local
         self.remote = remote
         self.decode = decode
@@ -60,7 +69,7 @@ public struct Call<Success: Sendable>: Sendable {
             mappedLocal = { try transform(try local()) }
         }
         return Call<Other>(
-            summary: summary, local: mappedLocal, remote: remote,
+            kind: summaryKind, name: summaryName, local: mappedLocal, remote: remote,
             decode: { value in try transform(try decode(value)) })
     }
 }

@@ -35,7 +35,7 @@ public struct Job<Input: Codable & Sendable, Output: Codable & Sendable>: Sendab
             remote = .unencodable(NotShareableError("the argument of job '\(name)' cannot be encoded: \(error)"))
         }
         return Call(
-            summary: "job '\(name)'",
+            kind: "job", name: name,
             local: { try body(argument) },
             remote: remote,
             decode: { try ShareableValueDecoder().decode(Output.self, from: $0) })

@@ -232,6 +232,9 @@ struct ProcessContext: WorkerContext {
     private func sendModules(for calls: [RemoteCall], to process: ChildWorker) throws(ChannelError) {
         for call in calls {
             guard let module = call.guestInvocation?.module, !process.loadedModules.contains(module.id) else { continue }
+            // Build the native code here, once, rather than in every worker at the same time; a
+            // failure is left for the worker to report with the call.
+            if setup.engine == .compiled { _ = try? CompiledEngine.prepare(module) }
             try process.post([.int(WireMessage.loadModule), .int(Int64(module.id)), .string(module.name), .bytes(module.wasmBytes)])
             process.loadedModules.insert(module.id)
         }

@@ -170,7 +170,6 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
         do {
             let trap = instance.library.instantiate(instance.box, stackBudget)
             if trap != 0 { throw instance.trapError(trap, fuel: fuelCell.pointee) }
-            instance.isInstantiated = true
             if let start = library.start {
                 var slot: [UInt64] = [0]
                 try run(instance) { box in slot.withUnsafeMutableBufferPointer { library.invoke(box, start.index, $0.baseAddress, stackBudget) } }
@@ -218,7 +217,6 @@ final class CompiledInstance: HostCaller {
     let box: UnsafeMutableRawPointer
     /// The instance's fuel counter (the injected global).
     let fuel: UnsafeMutablePointer<Int64>
-    var isInstantiated = false
     /// The error of a host function that failed, for the trap it caused.
     var pendingError: (any Error)?
 
@@ -244,7 +242,9 @@ final class CompiledInstance: HostCaller {
     }
 
     deinit {
-        if isInstantiated { library.release(box) }
+        // Also after a trap during instantiation: what was allocated is freed (the box started
+        // zeroed, so what was not is a null pointer).
+        library.release(box)
         free(box)
     }
 

@@ -62,7 +62,8 @@ public struct GuestFunction<Success: Shareable>: Sendable, CustomStringConvertib
             let (invocation, keepAlive) = try self.invocation(repeat each arguments)
             return call(invocation, keepAlive: keepAlive)
         } catch {
-            return Call(summary: "guest function '\(name)'", local: { throw error }, remote: .unencodable(error), decode: { _ in throw error })
+            return Call(
+                kind: "guest function", name: name, local: { throw error }, remote: .unencodable(error), decode: { _ in throw error })
         }
     }
 
@@ -81,8 +82,14 @@ public struct GuestFunction<Success: Shareable>: Sendable, CustomStringConvertib
     /// the invocation itself. `keepAlive` holds the queues the arguments name.
     @inlinable
     func call(_ invocation: GuestInvocation, keepAlive: [any AnyObject & Sendable]) -> Call<Success> {
-        Call(
-            summary: "guest function '\(name)'",
+        // Without queues to keep alive, the closures capture less (and `decode` nothing at all).
+        if keepAlive.isEmpty {
+            return Call(
+                kind: "guest function", name: name, local: { try Success(shareableValue: Interpreters.runInMain(invocation)) },
+                remote: .invocation(invocation), decode: { try Success(shareableValue: $0) })
+        }
+        return Call(
+            kind: "guest function", name: name,
             local: {
                 withExtendedLifetime(keepAlive) {}
                 return try Success(shareableValue: Interpreters.runInMain(invocation))

@@ -209,6 +209,11 @@ struct CompiledEngineTests {
         #expect(kind { _ = try timed.call("spin") } == .timedOut)
         #expect(try timed.call("square", [.int(9)]) == .int(81))
 
+        // Initial memory over the limit: the instantiation fails, the interpreter does not.
+        let big = Fixtures.module("(module (memory (export \"memory\") 100) (func (export \"one\") (result i32) i32.const 1))")
+        #expect(kind { try interpreter.exec(big) } == .memoryLimit)
+        #expect(try interpreter.call("square", [.int(12)]) == .int(144))
+
         let refusing = Interpreters.create(limits: InterpreterLimits(memoryBytes: 4 << 20, onMemoryLimit: .refuseGrowth), engine: .compiled)
         try refusing.exec(basic)
         #expect(try refusing.call("grow", [.int(100)]) == .int(-1))
