@@ -15,6 +15,8 @@ import Glibc
 /// negative.
 final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
     private var instances: [Int: CompiledInstance] = [:]
+    /// Instances whose instantiation failed, freed at the next reset (see ``instance(of:)``).
+    private var failed: [CompiledInstance] = []
     /// The call's remaining fuel while no guest code runs.
     private let fuelCell = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
     /// The counter the running guest code charges: ``fuelCell`` or an instance's.
@@ -37,6 +39,10 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
         fuelCell.deallocate()
     }
 
+    /// Makes the running counter negative: the guest traps at its next charge. Runs on the
+    /// watchdog thread while the call's ticket is armed; every counter it may find in
+    /// ``activeFuel`` stays allocated until the ticket is disarmed (instances live until the next
+    /// reset, ``failed`` ones too).
     func interrupt() { activeFuel.load(ordering: .acquiring).pointee = -(1 << 40) }
 
     override func isInstantiated(_ module: GuestModule) -> Bool { instances[module.id] != nil }
@@ -50,9 +56,12 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
 
     override var interruptTarget: any Interruptible { self }
 
+    /// Frees every instance. Called at a reset, before the next call: by then the watchdog has
+    /// stopped watching the calls that ran in them (their tickets are disarmed).
     override func discardInstances() {
         lastCall = nil
         instances = [:]
+        failed = []
     }
 
     override func invoke(_ module: GuestModule, _ name: String, _ arguments: [ShareableValue]) throws -> ShareableValue {
@@ -176,6 +185,9 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
             }
         } catch {
             isPoisoned = true
+            // Kept until the next reset: the watchdog may still be writing the counter it read
+            // while the start function ran, and the call's ticket is disarmed only after this.
+            failed.append(instance)
             throw error
         }
         instances[module.id] = instance
