@@ -1,5 +1,4 @@
 import Futures
-import Synchronization
 import WasmKit
 
 #if canImport(Glibc)
@@ -57,32 +56,42 @@ final class CompiledLibrary: @unchecked Sendable {
         try symbol("cf_module_init", as: (@convention(c) () -> Void).self)()
     }
 
-    private static let loaded = Mutex<[Int: CompiledLibrary]>([:])
-    private static let byKey = Mutex<[String: CompiledLibrary]>([:])
+    /// The libraries loaded in this process, by module id and by cache key.
+    private struct Registry {
+        var byModule: [Int: CompiledLibrary] = [:]
+        var byKey: [String: CompiledLibrary] = [:]
+    }
+
+    private static let registry = Locked(Registry())
     /// Builds are serialized in a process; processes coordinate through atomic renames.
-    private static let building = Mutex<Void>(())
+    private static let building = Locked(())
 
     /// The library for `module`, loading (and if needed building) it.
     static func load(_ module: GuestModule) throws(ModuleError) -> CompiledLibrary {
-        if let library = loaded.withLock({ $0[module.id] }) { return library }
-        return try building.withLock { _ throws(ModuleError) in
-            if let library = loaded.withLock({ $0[module.id] }) { return library }
-            let key = cacheKey(module)
-            if let library = byKey.withLock({ $0[key] }) {
-                loaded.withLock { $0[module.id] = library }
+        if let library = registry.withLock({ $0.byModule[module.id] }) { return library }
+        let loaded = building.withLock { _ in
+            Result { () throws(ModuleError) -> CompiledLibrary in
+                if let library = registry.withLock({ $0.byModule[module.id] }) { return library }
+                let key = cacheKey(module)
+                if let library = registry.withLock({ $0.byKey[key] }) {
+                    registry.withLock { $0.byModule[module.id] = library }
+                    return library
+                }
+                let (exports, start) = exportTable(module)
+                let path = try locateOrBuild(module, key: key, hasStart: start != nil)
+                guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+                    let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
+                    throw ModuleError(.invalid, "cannot load the compiled guest \(path): \(reason)")
+                }
+                let library = try CompiledLibrary(path: path, handle: handle, exports: exports, start: start)
+                registry.withLock {
+                    $0.byKey[key] = library
+                    $0.byModule[module.id] = library
+                }
                 return library
             }
-            let (exports, start) = exportTable(module)
-            let path = try locateOrBuild(module, key: key, hasStart: start != nil)
-            guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
-                let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
-                throw ModuleError(.invalid, "cannot load the compiled guest \(path): \(reason)")
-            }
-            let library = try CompiledLibrary(path: path, handle: handle, exports: exports, start: start)
-            byKey.withLock { $0[key] = library }
-            loaded.withLock { $0[module.id] = library }
-            return library
         }
+        return try loaded.get()
     }
 
     /// What a cache entry depends on besides the tools: the module, the runtime, the glue and
