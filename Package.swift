@@ -41,6 +41,7 @@ let package = Package(
             name: "WasmInterpreters",
             dependencies: [
                 "Futures",
+                "CFuturesShims",
                 .product(name: "WasmKit", package: "WasmKit"),
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "WasmParser", package: "WasmKit"),

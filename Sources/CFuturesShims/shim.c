@@ -235,3 +235,8 @@ void cf_interrupt_pipe_remove(void) {
     sigaction(SIGINT, &action, NULL);
     cf_interrupt_fd = -1;
 }
+
+void *cf_compiled_thread_state(void) {
+    static __thread _Alignas(16) unsigned char state[64];
+    return state;
+}

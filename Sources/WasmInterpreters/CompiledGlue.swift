@@ -2,7 +2,7 @@
 /// entry point that calls any export with its arguments and results as 64-bit slots.
 enum CompiledGlue {
     /// Changes whenever the generated glue changes (it is part of cache keys).
-    static let version = "glue-2"
+    static let version = "glue-3"
 
     /// The glue for `module` (translated with module name `m`).
     static func source(for module: GuestModule, hasStart: Bool) -> String {
@@ -24,7 +24,10 @@ enum CompiledGlue {
             static inline uint64_t cf_bits_f64(f64 value) { uint64_t bits; memcpy(&bits, &value, 8); return bits; }
 
             size_t cf_box_size(void) { return sizeof(cf_box); }
-            void cf_module_init(void) { Z_m_init_module(); }
+            void cf_module_init(void *(*thread_state)(void)) {
+              cf_runtime_init(thread_state);
+              Z_m_init_module();
+            }
             static void cf_instantiate_body(void *argument) {
               cf_box *box = argument;
               Z_m_instantiate(&box->module\(importsHost ? ", (struct Z_cf_instance_t *)&box->header" : ""));

@@ -1,3 +1,4 @@
+import CFuturesShims
 import Futures
 import WasmKit
 
@@ -53,7 +54,8 @@ final class CompiledLibrary: @unchecked Sendable {
         memory = try symbol("cf_memory", as: Lookup.self)
         fuel = try symbol("cf_fuel", as: Lookup.self)
         invoke = try symbol("cf_call", as: Invoke.self)
-        try symbol("cf_module_init", as: (@convention(c) () -> Void).self)()
+        let threadState: @convention(c) () -> UnsafeMutableRawPointer? = cf_compiled_thread_state
+        try symbol("cf_module_init", as: (@convention(c) ((@convention(c) () -> UnsafeMutableRawPointer?)?) -> Void).self)(threadState)
     }
 
     /// The libraries loaded in this process, by module id and by cache key.

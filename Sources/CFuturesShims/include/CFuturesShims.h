@@ -95,3 +95,8 @@ int cf_mpi_finalize(void);
 int cf_mpi_abort(int code);
 /// The text of an MPI error code, into `text`.
 void cf_mpi_error_string(int code, char *text, size_t text_size);
+
+/// The compiled engine's per-thread state (trap jump buffer, current instance, stack bounds),
+/// one block per thread for every compiled guest: the compiled guests' shared objects have no
+/// thread-local storage of their own (each would add a dynamic TLS block to every thread).
+void *cf_compiled_thread_state(void);

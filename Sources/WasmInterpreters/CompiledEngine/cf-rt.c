@@ -40,7 +40,15 @@ typedef struct {
   uintptr_t stack_low;
 } cf_thread_state;
 
-static _Thread_local cf_thread_state cf_thread;
+/*
+ * The calling thread's state, kept by the host (one block per thread for all compiled guests, so
+ * that this shared object needs no thread-local storage of its own). Set once, by
+ * cf_runtime_init, before any guest code runs.
+ */
+static void *(*cf_thread_state_of)(void);
+#define cf_thread (*(cf_thread_state *)cf_thread_state_of())
+
+void cf_runtime_init(void *(*thread_state)(void)) { cf_thread_state_of = thread_state; }
 
 static uintptr_t cf_stack_low(void) {
   if (cf_thread.stack_low == 0) {

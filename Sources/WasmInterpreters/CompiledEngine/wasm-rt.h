@@ -8,7 +8,8 @@
  * - Call depth is bounded by the native stack: every generated function's prologue compares its
  *   frame address with a limit kept in the instance's header, and traps with
  *   WASM_RT_TRAP_EXHAUSTION below it.
- * - A trap unwinds to the innermost cf_run() on the current thread (a thread-local jump buffer).
+ * - A trap unwinds to the innermost cf_run() on the current thread (its jump buffer is kept in a
+ *   per-thread block the host provides).
  */
 #ifndef WASM_RT_H_
 #define WASM_RT_H_
@@ -152,6 +153,9 @@ uint32_t wasm_rt_grow_externref_table(wasm_rt_externref_table_t *, uint32_t delt
  * calling back into the guest) keep the outer run's stack limit.
  */
 int cf_run(cf_instance_header *header, uintptr_t stack_budget, void (*body)(void *), void *argument);
+
+/* Gives the runtime the host's per-thread state block (at least 64 bytes, one per thread). */
+void cf_runtime_init(void *(*thread_state)(void));
 
 #ifdef __cplusplus
 }
