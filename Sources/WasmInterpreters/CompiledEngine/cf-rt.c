@@ -31,8 +31,13 @@ enum {
   CF_ADMIT_TABLE = 65,
 };
 
-/* Bytes of stack kept free below the guest's frames, for host functions and the trap path. */
-#define CF_STACK_RESERVE (128u << 10)
+/*
+ * Bytes of stack kept free below the limit the prologues check: 128 KiB for host functions and
+ * the trap path, and 64 KiB for the frame of the function whose prologue checks (its locals are
+ * below the frame address it compares; no compiled function may have a larger frame, see
+ * CompiledLibrary's compiler flags).
+ */
+#define CF_STACK_RESERVE (192u << 10)
 
 typedef struct {
   jmp_buf *target;
