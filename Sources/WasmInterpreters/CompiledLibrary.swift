@@ -144,6 +144,16 @@ final class CompiledLibrary: @unchecked Sendable {
     /// The cached shared object for `key`, built now if there is none.
     private static func locateOrBuild(_ module: GuestModule, key: String, hasStart: Bool) throws(ModuleError) -> String {
         let directory = CompiledEngine.cacheDirectory
+        // The cache holds native code this process will load: another user must not be able to
+        // put files there.
+        var status = stat()
+        if stat(directory, &status) == 0,
+            (status.st_uid != getuid() && status.st_uid != 0) || status.st_mode & 0o022 != 0
+        {
+            throw ModuleError(
+                .engineUnavailable,
+                "the compiled engine's cache \(directory) is owned or writable by another user; it will not load code from it")
+        }
         guard let tools = Toolchain.current else {
             // No compiler: any entry for this module, whatever tools built it.
             if let entries = try? listDirectory(directory), let entry = entries.sorted().first(where: { $0.hasPrefix(key + "-") && $0.hasSuffix(".so") }) {

@@ -246,8 +246,12 @@ final class CompiledInstance: HostCaller {
             throw GuestFault(kind: .memoryLimit, message: "cannot allocate an instance of \(module.name)")
         }
         memset(memory, 0, library.boxSize)
+        guard let counter = library.fuel(memory) else {
+            free(memory)
+            throw GuestFault(kind: .invalidModule, message: "the compiled form of \(module.name) has no fuel counter")
+        }
         box = memory
-        fuel = library.fuel(memory)!.assumingMemoryBound(to: Int64.self)
+        fuel = counter.assumingMemoryBound(to: Int64.self)
         box.storeBytes(of: box, as: UnsafeMutableRawPointer.self)
         box.storeBytes(of: compiledHostDispatch, toByteOffset: Self.dispatchOffset, as: HostDispatch.self)
         box.storeBytes(of: Unmanaged.passUnretained(self).toOpaque(), toByteOffset: Self.contextOffset, as: UnsafeMutableRawPointer.self)
@@ -351,6 +355,9 @@ struct CompiledMemory: LinearMemory {
 
     func store(_ bytes: [UInt8], at offset: Int) {
         guard let data else { return }
-        bytes.withUnsafeBufferPointer { (data + offset).update(from: $0.baseAddress!, count: bytes.count) }
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            (data + offset).update(from: base, count: buffer.count)
+        }
     }
 }

@@ -160,19 +160,19 @@ enum FuelMetering {
                 visit(visitor: &scanner)
                 switch scanner.last {
                 case .loop:
-                    charges[open.last!].cost += 1
+                    charges[open.last ?? 0].cost += 1
                     blocks.append(true)
                     charges.append((parser.offset - base, 0))
                     open.append(charges.count - 1)
                 case .block:
-                    charges[open.last!].cost += 1
+                    charges[open.last ?? 0].cost += 1
                     blocks.append(false)
                 case .end:
                     if blocks.popLast() == true { open.removeLast() }
                 case .free:
                     break
                 case .other:
-                    charges[open.last!].cost += 1
+                    charges[open.last ?? 0].cost += 1
                 }
             }
         } catch {

@@ -32,31 +32,35 @@ class GuestRuntime: @unchecked Sendable {
         context.maxValueBytes = limits.maxValueBytes
     }
 
-    // MARK: What an engine provides
+    // MARK: What an engine provides (every engine overrides these; the defaults only fail)
 
     /// Whether `module` has an instance now.
-    func isInstantiated(_ module: GuestModule) -> Bool { fatalError("an engine overrides this") }
+    func isInstantiated(_ module: GuestModule) -> Bool { false }
 
     /// Work that must happen before a module's first instance and is not the guest's time
     /// (building native code).
     func prepare(_ module: GuestModule) throws {}
 
     /// Makes an instance of `module` (running its start function), under the call's limits.
-    func instantiate(_ module: GuestModule) throws { fatalError("an engine overrides this") }
+    func instantiate(_ module: GuestModule) throws { throw noEngine(module.name) }
 
     /// Calls `name` exported by `module` (instantiating it if needed), under the call's limits.
     func invoke(_ module: GuestModule, _ name: String, _ arguments: [ShareableValue]) throws -> ShareableValue {
-        fatalError("an engine overrides this")
+        throw noEngine(name)
     }
 
     /// Sets the fuel of the call about to run; `nil` for no limit.
-    func setFuel(_ budget: UInt64?) { fatalError("an engine overrides this") }
+    func setFuel(_ budget: UInt64?) {}
 
     /// What the watchdog stops when the call runs past its time limit.
-    var interruptTarget: any Interruptible { fatalError("an engine overrides this") }
+    var interruptTarget: any Interruptible { NothingToInterrupt() }
 
     /// Drops every instance (after a trap); the modules stay loaded.
-    func discardInstances() { fatalError("an engine overrides this") }
+    func discardInstances() {}
+
+    private func noEngine(_ function: String) -> GuestError {
+        GuestError(kind: .trap, function: function, message: "no engine runs this interpreter", interpreterID: interpreterID)
+    }
 
     /// An engine's error as the error the caller gets; ``GuestFault``s become ``GuestError``s.
     func classify(_ error: any Error, function: String) -> any Error {
@@ -170,6 +174,11 @@ class GuestRuntime: @unchecked Sendable {
         discardInstances()
         context.account.reset()
     }
+}
+
+/// The watchdog's target when there is nothing to stop.
+private final class NothingToInterrupt: Interruptible {
+    func interrupt() {}
 }
 
 /// Makes the runtime of `engine` for an interpreter.
