@@ -1,3 +1,4 @@
+import Futures
 import WasmParser
 
 /// Gives a module its own fuel counter, for engines without fuel (the compiled engine): a
@@ -109,7 +110,7 @@ enum FuelMetering {
 
     /// The code section with every body metered.
     private static func meterCode(_ payload: [UInt8], codes: [Code], fuelGlobal: UInt32) throws(Failure) -> [UInt8] {
-        var reader = ByteReader(bytes: payload[...])
+        var reader = SectionReader(bytes: payload[...])
         let count = try reader.leb()
         guard count == codes.count else { throw Failure(description: "the code section does not match its parse") }
         var output = leb(count)
@@ -205,20 +206,20 @@ enum FuelMetering {
     }
 
     private static func customSectionName(_ payload: [UInt8]) -> String? {
-        var reader = ByteReader(bytes: payload[...])
+        var reader = SectionReader(bytes: payload[...])
         guard let length = try? reader.leb(), let name = try? reader.take(Int(length)) else { return nil }
         return String(decoding: name, as: UTF8.self)
     }
 
     private static func vectorHead(_ payload: [UInt8]) throws(Failure) -> (UInt64, [UInt8]) {
-        var reader = ByteReader(bytes: payload[...])
+        var reader = SectionReader(bytes: payload[...])
         let count = try reader.leb()
         return (count, Array(reader.rest))
     }
 
     /// The module's sections: id and payload range.
     private static func rawSections(_ bytes: [UInt8]) throws(Failure) -> [(id: UInt8, range: Range<Int>)] {
-        var reader = ByteReader(bytes: bytes[8...])
+        var reader = SectionReader(bytes: bytes[8...])
         var sections: [(id: UInt8, range: Range<Int>)] = []
         while !reader.isAtEnd {
             let id = try reader.byte()
@@ -230,34 +231,22 @@ enum FuelMetering {
         return sections
     }
 
+    /// `value` as unsigned LEB128 (the value encoding's writer: the same format).
     static func leb(_ value: UInt64) -> [UInt8] {
-        var value = value
-        var out: [UInt8] = []
-        repeat {
-            var byte = UInt8(value & 0x7F)
-            value >>= 7
-            if value != 0 { byte |= 0x80 }
-            out.append(byte)
-        } while value != 0
-        return out
+        var writer = ByteWriter(capacity: 10)
+        writer.writeUnsigned(value)
+        return writer.bytes
     }
 
+    /// `value` as signed LEB128.
     static func sleb(_ value: Int64) -> [UInt8] {
-        var value = value
-        var out: [UInt8] = []
-        while true {
-            let byte = UInt8(value & 0x7F)
-            value >>= 7
-            if (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0) {
-                out.append(byte)
-                return out
-            }
-            out.append(byte | 0x80)
-        }
+        var writer = ByteWriter(capacity: 10)
+        writer.writeSigned(value)
+        return writer.bytes
     }
 
     /// Reads bytes, LEB128 numbers and slices.
-    struct ByteReader {
+    struct SectionReader {
         let bytes: ArraySlice<UInt8>
         var position: Int
 
