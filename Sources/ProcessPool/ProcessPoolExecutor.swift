@@ -46,9 +46,9 @@ public final class ProcessPoolExecutor: ChunkingExecutor {
     ///     which must call ``ProcessWorker/runIfRequested(jobs:)`` first thing in `main`.
     ///   - environment: Variables added to the workers' environment.
     ///   - limits: Limits for guest calls in the workers.
-    ///   - engine: The engine of the workers' interpreters. With `.compiled`, each worker loads
-    ///     a module's native code from the compiled engine's cache (``CompiledEngine``), where the
-    ///     first worker to need it builds it.
+    ///   - engine: The engine of the workers' interpreters. With `.compiled`, the pool builds a
+    ///     module's native code into the compiled engine's cache (``CompiledEngine``) once, before
+    ///     sending the module to a worker, and each worker loads it from there.
     ///   - initializer: A job or guest call run once in each worker process before its first
     ///     task. If it fails, the pool breaks (``Futures/ExecutorError`` `.brokenProcessPool`).
     ///   - stoppedWorkerTimeout: How long a worker that owes replies may stay stopped (`SIGSTOP`,
