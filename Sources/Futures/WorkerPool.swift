@@ -188,7 +188,11 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
                     prefetchNext()
                     for (task, outcome) in zip(started, outcomes) { task.finish(outcome) }
                 } else {
-                    for (position, task) in tasks.enumerated() {
+                    // An index loop: code of this generic class runs unspecialized for contexts of
+                    // other modules (the interpreter pool's), where `enumerated()` looked up its
+                    // iterator's type metadata for every task.
+                    for position in 0..<tasks.count {
+                        let task = tasks[position]
                         if position > 0, task.isAwaited, cancelQueued.load(ordering: .relaxed) {
                             task.cancel()
                             continue
@@ -198,7 +202,11 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
                         if let brokenBy, task.isAwaited {
                             outcome = .failure(brokenBy)
                         } else {
-                            outcome = Result { try context.run(task) }
+                            do {
+                                outcome = .success(try context.run(task))
+                            } catch {
+                                outcome = .failure(error)
+                            }
                         }
                         if position == tasks.count - 1 { prefetchNext() }
                         task.finish(outcome)
