@@ -80,7 +80,7 @@ final class CompiledLibrary: @unchecked Sendable {
                     return library
                 }
                 let (exports, start) = exportTable(module)
-                let path = try locateOrBuild(module, key: key, hasStart: start != nil)
+                let path = try locateOrBuild(module, key: key)
                 guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
                     let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
                     throw ModuleError(.invalid, "cannot load the compiled guest \(path): \(reason)")
@@ -142,7 +142,7 @@ final class CompiledLibrary: @unchecked Sendable {
     }
 
     /// The cached shared object for `key`, built now if there is none.
-    private static func locateOrBuild(_ module: GuestModule, key: String, hasStart: Bool) throws(ModuleError) -> String {
+    private static func locateOrBuild(_ module: GuestModule, key: String) throws(ModuleError) -> String {
         let directory = CompiledEngine.cacheDirectory
         // The cache holds native code this process will load: another user must not be able to
         // put files there.
