@@ -45,7 +45,11 @@ let package = Package(
                 .product(name: "WasmKit", package: "WasmKit"),
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "WasmParser", package: "WasmKit"),
+                // WASI preview 1 for guests built for wasm32-wasi (`WASIHost`).
+                .product(name: "WasmKitWASI", package: "WasmKit"),
+                .product(name: "WASI", package: "WasmKit"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             // The compiled engine's runtime, which it compiles into every compiled guest.
             resources: [.embedInCode("CompiledEngine/wasm-rt.h"), .embedInCode("CompiledEngine/cf-rt.c")],
@@ -75,6 +79,7 @@ let package = Package(
             // The guest runtime that `futures build-guest` links into guests, as bytes in the code.
             resources: [
                 .embedInCode("Runtime/rt.c"), .embedInCode("Runtime/cf.h"), .embedInCode("Runtime/GuestRuntime.swift"),
+                .embedInCode("Runtime/wasi-shim.c"),
             ],
             swiftSettings: strict
         ),
@@ -82,7 +87,12 @@ let package = Package(
             name: "BundledGuests",
             dependencies: ["WasmInterpreters"],
             // The modules `Scripts/generate-guests.sh` builds from `Guests/`, as bytes in the code.
-            resources: [.embedInCode("Modules/Tasks.wasm"), .embedInCode("Modules/Examples.wasm"), .embedInCode("Modules/faults.wasm")],
+            resources: [
+                .embedInCode("Modules/Tasks.wasm"), .embedInCode("Modules/Examples.wasm"), .embedInCode("Modules/faults.wasm"),
+                // The WASI guests (built with wasi-libc, committed so that nothing needs it to build).
+                .embedInCode("Modules/TasksWASI.wasm"), .embedInCode("Modules/probe.wasm"), .embedInCode("Modules/wordstat.wasm"),
+                .embedInCode("Modules/wordstat-reactor.wasm"),
+            ],
             swiftSettings: strict
         ),
         .target(name: "BenchJobs", dependencies: ["Futures"], swiftSettings: strict),

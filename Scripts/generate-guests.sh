@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the bundled guest modules, Sources/BundledGuests/Modules/{Tasks,Examples,faults}.wasm,
+# Rebuilds the bundled guest modules, Sources/BundledGuests/Modules/*.wasm,
 # from Guests/ with `futures build-guest`, so that the bundled bytes are exactly what the
 # documented command produces. SwiftPM embeds them in the BundledGuests module (`.embedInCode`),
 # as it embeds the guest runtime (Sources/GuestBuilder/Runtime) in the futures tool: nothing
@@ -15,3 +15,11 @@ out=Sources/BundledGuests/Modules
 "$futures" build-guest Guests/Examples.swift -o "$out/Examples.wasm"
 "$futures" build-guest Guests/c/faults.c -o "$out/faults.wasm"
 echo "rebuilt $out/Tasks.wasm, $out/Examples.wasm and $out/faults.wasm"
+
+# The WASI guests need wasi-libc and clang 14:
+#     apt-get install wasi-libc clang-14 lld-14 libclang-rt-14-dev-wasm32
+"$futures" build-guest --wasi reactor Guests/Tasks.swift -o "$out/TasksWASI.wasm" --no-runtime --stack-size 16384
+"$futures" build-guest --wasi reactor Guests/wasi/probe.c -o "$out/probe.wasm"
+"$futures" build-guest --wasi command Guests/wasi/wordstat.c -o "$out/wordstat.wasm"
+"$futures" build-guest --wasi reactor Guests/wasi/wordstat.c -o "$out/wordstat-reactor.wasm"
+echo "rebuilt $out/TasksWASI.wasm, $out/probe.wasm, $out/wordstat.wasm and $out/wordstat-reactor.wasm"

@@ -26,9 +26,36 @@ public struct GuestBuilder: Sendable {
         public var includeRuntime = true
         /// Keep the `name` section, so traps name guest functions.
         public var keepNames = true
+        /// Build for WASI preview 1 with the machine's wasi-libc (`nil`: the freestanding guest ABI).
+        public var wasi: WASITarget?
 
-        /// The defaults: a 64 KiB stack, the runtime linked, names kept.
+        /// The defaults: a 64 KiB stack, the runtime linked, names kept, no WASI.
         public init() {}
+    }
+
+    /// The two kinds of WASI program `build` makes.
+    public enum WASITarget: String, Sendable, CaseIterable {
+        /// A program with `main`, run by `_start` (`futures run`, ``GuestModule/command()``).
+        case command
+        /// A library of exported functions, prepared by `_initialize` (`futures map`, pools).
+        case reactor
+    }
+
+    /// The one command that installs what WASI builds need on Debian or Ubuntu.
+    public static let wasiInstallCommand = "apt-get install wasi-libc clang-14 lld-14 libclang-rt-14-dev-wasm32"
+
+    /// The C compiler for WASI guests: `$WASI_CLANG`, else `clang-14` on `PATH` (Debian's, which
+    /// finds Debian's wasi-libc and its wasm32 builtins by itself); `nil` when none is usable.
+    public static func wasiCompiler() -> String? {
+        let environment = ProcessInfo.processInfo.environment
+        var candidates: [String] = []
+        if let given = environment["WASI_CLANG"] { candidates.append(given) }
+        for directory in (environment["PATH"] ?? "/usr/bin").split(separator: ":") { candidates.append("\(directory)/clang-14") }
+        let sysroot = ["/usr/lib/wasm32-wasi/libc.a", "/usr/lib/wasm32-wasi/crt1-reactor.o"]
+        guard sysroot.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) || environment["WASI_CLANG"] != nil else {
+            return nil
+        }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     /// The directory holding `swiftc`, `clang` and `wasm-ld`.
@@ -76,12 +103,21 @@ public struct GuestBuilder: Sendable {
         guard options.stackSize > 0, options.stackSize % 16 == 0 else {
             throw GuestBuildError(.badInput, "the stack size must be a positive multiple of 16, got \(options.stackSize)")
         }
+        var wasiCompiler: String?
+        if options.wasi != nil {
+            guard let found = Self.wasiCompiler() else {
+                throw GuestBuildError(
+                    .toolchainNotFound, "building a WASI guest needs wasi-libc and clang 14: \(Self.wasiInstallCommand)")
+            }
+            wasiCompiler = found
+        }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("futures-guest-\(UUID().uuidString)")
         do {
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
             try Data(PackageResources.rt_c).write(to: scratch.appendingPathComponent("rt.c"))
             try Data(PackageResources.cf_h).write(to: scratch.appendingPathComponent("cf.h"))
             try Data(PackageResources.GuestRuntime_swift).write(to: scratch.appendingPathComponent("GuestRuntime.swift"))
+            try Data(PackageResources.wasi_shim_c).write(to: scratch.appendingPathComponent("wasi-shim.c"))
         } catch {
             throw GuestBuildError(.badInput, "cannot write to the temporary directory: \(error)")
         }
@@ -89,6 +125,12 @@ public struct GuestBuilder: Sendable {
         let path = { (name: String) in scratch.appendingPathComponent(name).path }
         var objects: [String] = []
         let cFlags = ["--target=wasm32", "-O2", "-ffreestanding", "-nostdlib", "-I", scratch.path]
+        if let wasiCompiler, let target = options.wasi {
+            try await buildWASI(
+                sources: sources, isSwift: isSwift, output: output, options: options, target: target, compiler: wasiCompiler,
+                scratch: scratch.path)
+            return
+        }
         if isSwift {
             var inputs = sources
             if options.includeRuntime { inputs.append(path("GuestRuntime.swift")) }
@@ -133,12 +175,85 @@ public struct GuestBuilder: Sendable {
         }
     }
 
-    /// Runs a toolchain program; a non-zero exit becomes `code` with its output.
+    /// Builds a WASI command or reactor: C with the WASI compiler and wasi-libc; Embedded Swift
+    /// with `swiftc`, then linked by the WASI compiler with wasi-libc's start files and libc.
+    private func buildWASI(
+        sources: [String], isSwift: Bool, output: String, options: Options, target: WASITarget, compiler: String,
+        scratch: String
+    ) async throws(GuestBuildError) {
+        let path = { (name: String) in "\(scratch)/\(name)" }
+        let cFlags = ["--target=wasm32-wasi", "-O2", "-I", scratch]
+        var objects: [String] = []
+        if isSwift {
+            try await tool(
+                "swiftc", .compileFailed,
+                [
+                    "-target", "wasm32-unknown-none-wasm", "-enable-experimental-feature", "Embedded",
+                    "-enable-experimental-feature", "Extern", "-wmo", "-parse-as-library", "-O",
+                    "-Xfrontend", "-disable-stack-protector", "-module-name", moduleName(for: sources[0]),
+                ] + sources + (options.includeRuntime ? [path("GuestRuntime.swift")] : []) + ["-c", "-o", path("guest.o")])
+            objects.append(path("guest.o"))
+            try await tool(compiler, .compileFailed, cFlags + ["-c", path("wasi-shim.c"), "-o", path("wasi-shim.o")])
+            objects.append(path("wasi-shim.o"))
+            let unicodeTables = "\(toolchainBin)/../lib/swift/embedded/wasm32-unknown-none-wasm/libswiftUnicodeDataTables.a"
+            if FileManager.default.fileExists(atPath: unicodeTables) { objects.append(unicodeTables) }
+        } else {
+            for (index, source) in sources.enumerated() {
+                let object = path("source\(index).o")
+                try await tool(compiler, .compileFailed, cFlags + ["-c", source, "-o", object])
+                objects.append(object)
+            }
+        }
+        let linked = path(moduleName(for: sources[0]) + ".wasm")
+        if isSwift {
+            // Swift objects come from the toolchain's compiler: its own linker reads them (and its
+            // archives, which Debian's lld 14 cannot), with wasi-libc's start file and libc, as
+            // the WASI compiler would link them.
+            guard let builtins = Self.wasiBuiltins(compiler: compiler) else {
+                throw GuestBuildError(.toolchainNotFound, "the wasm32 builtins of clang were not found: \(Self.wasiInstallCommand)")
+            }
+            let start = target == .reactor ? ["/usr/lib/wasm32-wasi/crt1-reactor.o", "--entry", "_initialize"] : ["/usr/lib/wasm32-wasi/crt1-command.o"]
+            try await tool(
+                "wasm-ld", .linkFailed,
+                ["-m", "wasm32", "-L/usr/lib/wasm32-wasi"] + start + ["-z", "stack-size=\(options.stackSize)", "--strip-debug", "--gc-sections"]
+                    + (options.keepNames ? [] : ["--strip-all"]) + objects + ["-lc", builtins, "-o", linked])
+        } else {
+            var linkFlags = ["--target=wasm32-wasi", "-Wl,-z,stack-size=\(options.stackSize)", "-Wl,--strip-debug"]
+            if target == .reactor { linkFlags.append("-mexec-model=reactor") }
+            if !options.keepNames { linkFlags.append("-Wl,--strip-all") }
+            try await tool(compiler, .linkFailed, linkFlags + objects + ["-o", linked])
+        }
+        if FileManager.default.isExecutableFile(atPath: "\(toolchainBin)/llvm-objcopy") {
+            try await tool(
+                "llvm-objcopy", .linkFailed, ["--remove-section=producers", "--remove-section=target_features", linked])
+        }
+        do {
+            if FileManager.default.fileExists(atPath: output) { try FileManager.default.removeItem(atPath: output) }
+            try FileManager.default.copyItem(atPath: linked, toPath: output)
+        } catch {
+            throw GuestBuildError(.badInput, "cannot write \(output): \(error.localizedDescription)")
+        }
+    }
+
+    /// The compiler-rt builtins for wasm32 of the WASI compiler (`libclang_rt.builtins-wasm32.a`).
+    static func wasiBuiltins(compiler: String) -> String? {
+        let resolved = URL(fileURLWithPath: compiler).resolvingSymlinksInPath().deletingLastPathComponent()
+        let clangLib = resolved.deletingLastPathComponent().appendingPathComponent("lib/clang")
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: clangLib.path)) ?? []
+        for version in versions.sorted().reversed() {
+            let candidate = clangLib.appendingPathComponent("\(version)/lib/wasi/libclang_rt.builtins-wasm32.a").path
+            if FileManager.default.fileExists(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// Runs a toolchain program (a name in the toolchain, or an absolute path); a non-zero exit
+    /// becomes `code` with its output.
     private func tool(_ name: String, _ code: GuestBuildError.Code, _ arguments: [String]) async throws(GuestBuildError) {
         let result: ExecutionResult<Void, StringOutput<UTF8>, StringOutput<UTF8>>
         do {
             result = try await run(
-                .path(FilePath("\(toolchainBin)/\(name)")), arguments: Arguments(arguments),
+                .path(FilePath(name.hasPrefix("/") ? name : "\(toolchainBin)/\(name)")), arguments: Arguments(arguments),
                 output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
         } catch {
             throw GuestBuildError(code, "\(name) could not run: \(error)")

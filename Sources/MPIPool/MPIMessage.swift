@@ -20,7 +20,7 @@ enum MPIMessage {
     static let reply: Int64 = 17  // [17, request id, [outcome, ...]]
     static let pong: Int64 = 18  // [18]
 
-    static let protocolVersion: Int64 = 1
+    static let protocolVersion: Int64 = 2
 
     /// The request for one call; `key` is the content key of a guest call's module.
     static func request(for call: RemoteCall, key: String?) -> ShareableValue {
@@ -33,6 +33,7 @@ enum MPIMessage {
                 .int(WireMessage.callGuest), .string(key), .string(invocation.function), .array(invocation.arguments),
                 invocation.fuel.map { .int(Int64(clamping: $0)) } ?? .none,
                 invocation.timeLimit.map { .int(WireMessage.nanoseconds($0)) } ?? .none,
+                invocation.wasi?.wireValue ?? .none,
             ]
         case .unencodable:
             // Never sent: the future failed at submission.

@@ -172,7 +172,10 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
         guard sentModules[rank, default: []].insert(key(for: module)).inserted else { return }
         modulesSentCount += 1
         runtime.send(
-            [.int(MPIMessage.module), .string(key(for: module)), .string(module.name), .bytes(module.wasmBytes), .int(session)],
+            [
+                .int(MPIMessage.module), .string(key(for: module)), .string(module.name), .bytes(module.wasmBytes), .int(session),
+                module.wasiKind == nil ? .none : module.wasi.wireValue,
+            ],
             to: rank)
     }
 
@@ -231,6 +234,8 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
     private func key(for module: GuestModule) -> String {
         if let key = moduleKeys[module.id] { return key }
         var key = "\(module.digest)-\(module.wasmBytes.count)"
+        // A WASI module's options (its capabilities) are part of what it is.
+        if module.wasiKind != nil { key += "-wasi\(module.id)" }
         if let bytes = keyedModules[key], bytes != module.wasmBytes { key += "-\(module.id)" }
         keyedModules[key] = module.wasmBytes
         moduleKeys[module.id] = key

@@ -68,14 +68,16 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     private struct LoadedModule {
         let name: String
         let bytes: [UInt8]
+        let wasi: WASIOptions
         var limits: InterpreterLimits
         var result: Result<GuestModule, ModuleError>
 
-        init(name: String, bytes: [UInt8], limits: InterpreterLimits) {
+        init(name: String, bytes: [UInt8], wasi: WASIOptions, limits: InterpreterLimits) {
             self.name = name
             self.bytes = bytes
+            self.wasi = wasi
             self.limits = limits
-            result = Result { () throws(ModuleError) in try GuestModule(bytes: bytes, name: name, limits: limits) }
+            result = Result { () throws(ModuleError) in try GuestModule(bytes: bytes, name: name, limits: limits, wasi: wasi) }
         }
     }
 
@@ -117,10 +119,12 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
                 limits: configuration.limits, engine: configuration.engine, cores: cores,
                 initializer: fields[10] == ShareableValue.none ? ShareableValue?.none : .some(fields[10]))
         case MPIMessage.module:
-            guard fields.count == 5, case .string(let key) = fields[1], case .string(let name) = fields[2],
+            guard fields.count == 6, case .string(let key) = fields[1], case .string(let name) = fields[2],
                 case .bytes(let bytes) = fields[3], case .int(let session) = fields[4], modules[key] == nil
             else { return }
-            modules[key] = LoadedModule(name: name, bytes: bytes, limits: sessions[session]?.limits ?? .default)
+            modules[key] = LoadedModule(
+                name: name, bytes: bytes, wasi: WASIOptions(wireValue: fields[5]) ?? .default,
+                limits: sessions[session]?.limits ?? .default)
         case MPIMessage.calls:
             guard fields.count == 4, case .int(let session) = fields[1], case .int(let id) = fields[2],
                 case .array(let calls) = fields[3]
@@ -248,13 +252,13 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             let argument = fields[2]
             return .job(Call { try job.invoke(encoded: argument) })
         case WireMessage.callGuest:
-            guard fields.count == 6, case .string(let key) = fields[1], case .string(let function) = fields[2],
+            guard fields.count == 7, case .string(let key) = fields[1], case .string(let function) = fields[2],
                 case .array(let arguments) = fields[3]
             else { throw RemoteError(.jobFailed, "unreadable guest call") }
             guard var loaded = modules[key] else { throw RemoteError(.jobFailed, "this rank has no module \(key)") }
             if case .failure = loaded.result, loaded.limits != limits {
                 // Refused under another pool's limits: this pool's may allow it.
-                loaded = LoadedModule(name: loaded.name, bytes: loaded.bytes, limits: limits)
+                loaded = LoadedModule(name: loaded.name, bytes: loaded.bytes, wasi: loaded.wasi, limits: limits)
                 modules[key] = loaded
             }
             let module = try loaded.result.get()
@@ -262,7 +266,8 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             if case .int(let budget) = fields[4] { fuel = UInt64(clamping: budget) }
             var timeLimit: Duration?
             if case .int(let nanoseconds) = fields[5] { timeLimit = .nanoseconds(nanoseconds) }
-            let guest = GuestFunction<ShareableValue>(module: module, name: function, fuel: fuel, timeLimit: timeLimit)
+            let guest = GuestFunction<ShareableValue>(
+                module: module, name: function, fuel: fuel, timeLimit: timeLimit, wasi: WASICallOptions(wireValue: fields[6]))
             return .guest(guest.call(arguments: arguments))
         default:
             throw RemoteError(.jobFailed, "unknown call \(tag)")

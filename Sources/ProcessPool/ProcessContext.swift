@@ -39,6 +39,13 @@ package final class CallBatch: WorkerTask, @unchecked Sendable {
             return nil
         case .invocation(let form)? where (form as? GuestInvocation)?.arguments.contains(where: containsQueue) == true:
             throw NotShareableError("queues live in one process: \(call.summary) cannot take one to a worker process")
+        case .invocation(let form)? where (form as? GuestInvocation)?.forwardingOutput() != nil:
+            // A WASI call whose output goes to a destination in this process: the worker returns it.
+            let (invocation, unwrap) = (form as! GuestInvocation).forwardingOutput()!
+            let decode = call.decode
+            return Element(handle: future, call: .invocation(invocation)) { outcome in
+                future.complete(outcome.flatMap { value in Result { try decode(unwrap(value)) } })
+            }
         case let remote?:
             let decode = call.decode
             return Element(handle: future, call: remote) { outcome in
@@ -235,7 +242,10 @@ struct ProcessContext: WorkerContext {
             // Build the native code here, once, rather than in every worker at the same time; a
             // failure is left for the worker to report with the call.
             if setup.engine == .compiled { _ = try? CompiledEngine.prepare(module) }
-            try process.post([.int(WireMessage.loadModule), .int(Int64(module.id)), .string(module.name), .bytes(module.wasmBytes)])
+            try process.post([
+                .int(WireMessage.loadModule), .int(Int64(module.id)), .string(module.name), .bytes(module.wasmBytes),
+                module.wasiKind == nil ? .none : module.wasi.wireValue,
+            ])
             process.loadedModules.insert(module.id)
         }
     }

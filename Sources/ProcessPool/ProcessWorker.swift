@@ -93,11 +93,12 @@ private struct WorkerState {
         }
         switch tag {
         case WireMessage.loadModule:
-            guard fields.count == 4, case .int(let id) = fields[1], case .string(let name) = fields[2],
+            guard fields.count == 5, case .int(let id) = fields[1], case .string(let name) = fields[2],
                 case .bytes(let bytes) = fields[3]
             else { return nil }
             do {
-                modules[id] = try GuestModule(bytes: bytes, name: name, limits: limits)
+                let wasi = WASIOptions(wireValue: fields[4]) ?? .default
+                modules[id] = try GuestModule(bytes: bytes, name: name, limits: limits, wasi: wasi)
             } catch {
                 moduleErrors[id] = error
             }
@@ -138,7 +139,7 @@ private struct WorkerState {
             }
             return Result { try job.invoke(encoded: fields[2]) }
         case WireMessage.callGuest:
-            guard fields.count == 6, case .int(let id) = fields[1], case .string(let function) = fields[2],
+            guard fields.count == 7, case .int(let id) = fields[1], case .string(let function) = fields[2],
                 case .array(let arguments) = fields[3]
             else { return .failure(RemoteError(.jobFailed, "unreadable guest call")) }
             if let error = moduleErrors[id] { return .failure(error) }
@@ -152,7 +153,8 @@ private struct WorkerState {
             let interpreter = self.interpreter ?? Interpreters.create(limits: limits, engine: engine)
             self.interpreter = interpreter
             let invocation = GuestInvocation(
-                module: module, function: function, arguments: arguments, fuel: fuel, timeLimit: timeLimit)
+                module: module, function: function, arguments: arguments, fuel: fuel, timeLimit: timeLimit,
+                wasi: WASICallOptions(wireValue: fields[6]))
             if install { return Result { try interpreter.install(initializer: invocation) } }
             return Result { try interpreter.run(invocation, wait: false) }
         default:

@@ -13,10 +13,10 @@ import Glibc
 /// reply names another request, or whose frame is malformed, as corrupt.
 package enum WireMessage {
     // Parent to worker.
-    static let loadModule: Int64 = 1  // [1, module id, name, bytes]
+    static let loadModule: Int64 = 1  // [1, module id, name, bytes, WASI options | none]
     static let configure: Int64 = 2  // [2, fuel | none, memory | none, max value, stack, time limit ns | none, refuse growth, max module]
     package static let callJob: Int64 = 3  // [3, job name, argument]
-    package static let callGuest: Int64 = 4  // [4, module id, function, [arguments], fuel | none, time limit ns | none]
+    package static let callGuest: Int64 = 4  // [4, module id, function, [arguments], fuel | none, time limit ns | none, WASI call | none]
     static let batch: Int64 = 5  // [5, [call, ...]]
     static let initialize: Int64 = 6  // [6, call]: run now, and again after the interpreter is reset
     // Worker to parent.
@@ -25,7 +25,7 @@ package enum WireMessage {
     static let failure: Int64 = 18  // [18, error]
     static let batchResult: Int64 = 19  // [19, [[17, value] | [18, error], ...]]
 
-    package static let protocolVersion: Int64 = 3
+    package static let protocolVersion: Int64 = 4
     /// The largest frame either side accepts.
     package static let maximumFrame = 1 << 30
 
@@ -41,6 +41,7 @@ package enum WireMessage {
                 .int(callGuest), .int(Int64(id)), .string(invocation.function), .array(invocation.arguments),
                 invocation.fuel.map { .int(Int64(clamping: $0)) } ?? .none,
                 invocation.timeLimit.map { .int(nanoseconds($0)) } ?? .none,
+                invocation.wasi?.wireValue ?? .none,
             ]
         case .unencodable:
             // Never sent: the call's future failed when it was submitted. Should one get here, the

@@ -48,7 +48,10 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
     override func isInstantiated(_ module: GuestModule) -> Bool { instances[module.id] != nil }
 
     /// Builds (or finds) the module's native code: not the guest's time.
-    override func prepare(_ module: GuestModule) throws { _ = try CompiledLibrary.load(module) }
+    override func prepare(_ module: GuestModule) throws {
+        if module.wasiKind != nil { _ = try wasiState(for: module) }  // not on this engine: a clear error
+        _ = try CompiledLibrary.load(module)
+    }
 
     override func instantiate(_ module: GuestModule) throws { _ = try instance(of: module) }
 

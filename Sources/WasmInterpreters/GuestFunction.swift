@@ -22,30 +22,72 @@ public struct GuestFunction<Success: Shareable>: Sendable, CustomStringConvertib
     public let fuel: UInt64?
     /// A wall-clock limit for each call, overriding the executor's limits; `nil` keeps them.
     public let timeLimit: Duration?
+    /// What each call gives a WASI guest (arguments, environment, stdin, output capture).
+    @usableFromInline
+    let wasi: WASICallOptions?
 
     /// Creates a handle; prefer ``GuestModule/function(_:returning:)``, which checks the export.
     public init(module: GuestModule, name: String, fuel: UInt64? = nil, timeLimit: Duration? = nil) {
+        self.init(module: module, name: name, fuel: fuel, timeLimit: timeLimit, wasi: nil)
+    }
+
+    package init(module: GuestModule, name: String, fuel: UInt64?, timeLimit: Duration?, wasi: WASICallOptions?) {
         self.module = module
         self.name = name
         self.fuel = fuel
         self.timeLimit = timeLimit
+        self.wasi = wasi
     }
 
     /// The same function with a fuel budget of `fuel` per call.
     public func withFuel(_ fuel: UInt64?) -> GuestFunction {
-        GuestFunction(module: module, name: name, fuel: fuel, timeLimit: timeLimit)
+        GuestFunction(module: module, name: name, fuel: fuel, timeLimit: timeLimit, wasi: wasi)
+    }
+
+    /// The same function giving a WASI guest `arguments` as `argv[1...]` in each call, instead of
+    /// the module's ``WASIOptions/arguments`` (`argv[0]` is the module's name). Ignored by
+    /// modules that do not import WASI.
+    public func withArguments(_ arguments: [String]) -> GuestFunction {
+        withWASI { $0.arguments = arguments }
+    }
+
+    /// The same function giving a WASI guest `environment` in each call, instead of the module's
+    /// ``WASIOptions/environment``.
+    public func withEnvironment(_ environment: [String: String]) -> GuestFunction {
+        withWASI { $0.environment = environment }
+    }
+
+    /// The same function giving a WASI guest `stdin` as its standard input in each call (empty
+    /// unless given: a guest reading more gets end-of-file, never a wait).
+    public func withStdin(_ stdin: [UInt8]) -> GuestFunction {
+        withWASI { $0.stdin = stdin }
+    }
+
+    /// The same function returning each call's standard output and error with its result,
+    /// instead of sending them to the module's ``WASIOptions/output`` destination. A module
+    /// without WASI returns empty output.
+    public func capturingOutput() -> GuestFunction<GuestOutput<Success>> {
+        var options = wasi ?? WASICallOptions()
+        options.capture = true
+        return GuestFunction<GuestOutput<Success>>(module: module, name: name, fuel: fuel, timeLimit: timeLimit, wasi: options)
+    }
+
+    private func withWASI(_ change: (inout WASICallOptions) -> Void) -> GuestFunction {
+        var options = wasi ?? WASICallOptions()
+        change(&options)
+        return GuestFunction(module: module, name: name, fuel: fuel, timeLimit: timeLimit, wasi: options)
     }
 
     /// The same function with a wall-clock limit of `timeLimit` per call (see
     /// ``InterpreterLimits/timeLimit``). It applies on every executor, the thread pool's shared
     /// main interpreter included.
     public func withTimeLimit(_ timeLimit: Duration?) -> GuestFunction {
-        GuestFunction(module: module, name: name, fuel: fuel, timeLimit: timeLimit)
+        GuestFunction(module: module, name: name, fuel: fuel, timeLimit: timeLimit, wasi: wasi)
     }
 
     /// The same function, returning another type.
     public func returning<Other: Shareable>(_ type: Other.Type) -> GuestFunction<Other> {
-        GuestFunction<Other>(module: module, name: name, fuel: fuel, timeLimit: timeLimit)
+        GuestFunction<Other>(module: module, name: name, fuel: fuel, timeLimit: timeLimit, wasi: wasi)
     }
 
     /// `module.name`.
@@ -74,7 +116,8 @@ public struct GuestFunction<Success: Shareable>: Sendable, CustomStringConvertib
     public func call(arguments: [ShareableValue]) -> Call<Success> {
         var keepAlive: [any AnyObject & Sendable] = []
         collectQueues(arguments, into: &keepAlive)
-        let invocation = GuestInvocation(module: module, function: name, arguments: arguments, fuel: fuel, timeLimit: timeLimit)
+        let invocation = GuestInvocation(
+            module: module, function: name, arguments: arguments, fuel: fuel, timeLimit: timeLimit, wasi: wasi)
         return call(invocation, keepAlive: keepAlive)
     }
 
@@ -112,7 +155,10 @@ public struct GuestFunction<Success: Shareable>: Sendable, CustomStringConvertib
         for argument in repeat each arguments { values.append(try argument.shareableValue) }
         var keepAlive: [any AnyObject & Sendable] = []
         collectQueues(values, into: &keepAlive)
-        return (GuestInvocation(module: module, function: name, arguments: values, fuel: fuel, timeLimit: timeLimit), keepAlive)
+        return (
+            GuestInvocation(module: module, function: name, arguments: values, fuel: fuel, timeLimit: timeLimit, wasi: wasi),
+            keepAlive
+        )
     }
 }
 
@@ -163,15 +209,24 @@ package final class GuestInvocation: RemoteInvocation {
     package let fuel: UInt64?
     /// A time limit for this call, overriding the executor's.
     package let timeLimit: Duration?
+    /// What the call gives a WASI guest; `nil` for the module's defaults.
+    package let wasi: WASICallOptions?
 
     @usableFromInline
-    package init(module: GuestModule, function: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration? = nil) {
+    package init(
+        module: GuestModule, function: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration? = nil,
+        wasi: WASICallOptions? = nil
+    ) {
         self.module = module
         self.function = function
         self.arguments = arguments
         self.fuel = fuel
         self.timeLimit = timeLimit
+        self.wasi = wasi
     }
+
+    /// Whether the result is `[value, stdout, stderr]`.
+    package var capturesOutput: Bool { wasi?.capture ?? false }
 }
 
 extension RemoteCall {

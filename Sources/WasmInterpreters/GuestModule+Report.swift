@@ -17,6 +17,12 @@ public struct ModuleReport: Sendable {
     public let memories: [GuestMemoryInfo]
     /// Why it cannot load in an interpreter (missing imports, failed validation), or `nil`.
     public let loadError: ModuleError?
+    /// For a WASI program: a command or a reactor; `nil` when the module does not use WASI.
+    public let wasiKind: WASIKind?
+    /// The groups of WASI functions the module imports, by name (`arguments`, `clocks`,
+    /// `random`, `stdio`, `process`, `poll`, `fileSystem`, `sockets`), sorted. Which of them
+    /// a call may use is the caller's choice (``WASIOptions``); `sockets` are never granted.
+    public let wasiNeeds: [String]
 
     /// Whether an interpreter can load it.
     public var canLoad: Bool { loadError == nil }
@@ -49,14 +55,28 @@ extension GuestModule {
             functions.append(GuestExport(name: export.name, parameters: type.parameters.map(typeName), results: type.results.map(typeName)))
         }
         var loadError: ModuleError?
+        var wasiKind: WASIKind?
         do {
-            _ = try GuestModule(bytes: bytes, name: name)
+            wasiKind = try GuestModule(bytes: bytes, name: name).wasiKind
         } catch {
             loadError = error
         }
+        let needs = Set(imports.filter { $0.module == WASIHost.moduleName }.map { wasiGroup(of: $0.name) })
         return ModuleReport(
             name: name, byteCount: bytes.count, digest: fnv1a(bytes), functions: functions.sorted { $0.name < $1.name },
-            imports: imports, memories: memories, loadError: loadError)
+            imports: imports, memories: memories, loadError: loadError, wasiKind: wasiKind, wasiNeeds: needs.sorted())
+    }
+
+    /// The capability group of a WASI preview 1 function.
+    static func wasiGroup(of name: String) -> String {
+        if name.hasPrefix("args_") || name.hasPrefix("environ_") { return "arguments" }
+        if name.hasPrefix("clock_") { return "clocks" }
+        if name == "random_get" { return "random" }
+        if name == "proc_exit" || name == "proc_raise" || name == "sched_yield" { return "process" }
+        if name == "poll_oneoff" { return "poll" }
+        if name.hasPrefix("sock_") { return "sockets" }
+        if name.hasPrefix("path_") || name.hasPrefix("fd_prestat") || name == "fd_readdir" { return "fileSystem" }
+        return "stdio"
     }
 }
 
@@ -78,7 +98,9 @@ extension GuestModule {
                 typeIndices.append(typeIndex)
                 let type = module.functionType(at: typeIndex)
                 signature = type.map(signatureText)
-                provided = entry.module == HostImports.moduleName && HostImports.signatures[entry.name] == type
+                provided =
+                    (entry.module == HostImports.moduleName && HostImports.signatures[entry.name] == type)
+                    || (entry.module == WASIHost.moduleName && WASIHost.signatures[entry.name] == type)
             case .memory(let type):
                 kind = "memory"
                 memories.append(GuestMemoryInfo(minimumPages: type.min, maximumPages: type.max, isImported: true))

@@ -26,6 +26,12 @@ public final class GuestModule: Sendable {
     public let imports: [GuestImport]
     /// The module's own and imported memories.
     public let memories: [GuestMemoryInfo]
+    /// For a module built for WASI (one that imports `wasi_snapshot_preview1`): whether it is a
+    /// command (it exports `_start`) or a reactor; `nil` for other modules.
+    public let wasiKind: WASIKind?
+    /// What the module may reach through WASI and where its output goes (used only when
+    /// ``wasiKind`` is not `nil`).
+    public let wasi: WASIOptions
 
     let parsed: WasmKit.Module
     /// Whether the module has a start function.
@@ -43,7 +49,10 @@ public final class GuestModule: Sendable {
     ///   fails validation, `.missingImports` (naming every one) when it imports what the host does
     ///   not provide, `.unsupportedFeature` when it uses exception handling, `.tooLarge` when it
     ///   exceeds `limits`.
-    public init(bytes: [UInt8], name: String = "module", limits: InterpreterLimits = .default) throws(ModuleError) {
+    ///   `.invalidOptions` when `wasi` names a preopened directory that is not one.
+    public init(
+        bytes: [UInt8], name: String = "module", limits: InterpreterLimits = .default, wasi: WASIOptions = .default
+    ) throws(ModuleError) {
         guard bytes.count <= limits.maxModuleBytes else {
             throw ModuleError(
                 .tooLarge, "\(name) is \(bytes.count) bytes, over the module size limit of \(limits.maxModuleBytes) bytes")
@@ -72,6 +81,66 @@ public final class GuestModule: Sendable {
         functions = inspection.functions
         imports = inspection.imports
         memories = inspection.memories
+        // A WASI program imports WASI, or exports the entry point of one (a reactor that uses
+        // nothing of WASI still needs its `_initialize`).
+        let entryPoints = functions.filter { $0.name == "_start" || $0.name == "_initialize" }.map(\.name)
+        if imports.contains(where: { $0.module == WASIHost.moduleName }) || !entryPoints.isEmpty {
+            wasiKind = entryPoints.contains("_start") ? .command : .reactor
+            try Self.validate(wasi, name: name)
+        } else {
+            wasiKind = nil
+        }
+        self.wasi = wasi
+    }
+
+    /// A copy of `module` with other WASI options (a new module id: its instances are separate).
+    private init(copying module: GuestModule, wasi: WASIOptions) {
+        name = module.name
+        wasmBytes = module.wasmBytes
+        id = GuestModule.nextID.wrappingAdd(1, ordering: .relaxed).newValue
+        digest = module.digest
+        parsed = module.parsed
+        hasStartFunction = module.hasStartFunction
+        exportsMemory = module.exportsMemory
+        functions = module.functions
+        imports = module.imports
+        memories = module.memories
+        wasiKind = module.wasiKind
+        self.wasi = wasi
+    }
+
+    /// The same module with other WASI capabilities, output destination or defaults. The result
+    /// is a separate module: interpreters instantiate it on its own.
+    ///
+    /// - Throws: ``ModuleError`` `.invalidOptions` when a preopened directory is not one.
+    public func withWASI(_ options: WASIOptions) throws(ModuleError) -> GuestModule {
+        if wasiKind != nil { try Self.validate(options, name: name) }
+        return GuestModule(copying: self, wasi: options)
+    }
+
+    /// The command of a WASI module (its `_start`): each call runs the program once, in a fresh
+    /// instance, and returns its exit status with its output. Give arguments, environment and
+    /// standard input per call with ``GuestFunction/withArguments(_:)``,
+    /// ``GuestFunction/withEnvironment(_:)`` and ``GuestFunction/withStdin(_:)``.
+    ///
+    /// - Throws: ``ModuleError`` `.noSuchExport` when the module is not a WASI command.
+    public func command() throws(ModuleError) -> GuestFunction<GuestOutput<Int32>> {
+        guard wasiKind == .command else {
+            throw ModuleError(.noSuchExport, "\(name) is not a WASI command: it has no _start to run")
+        }
+        return GuestFunction<Int32>(module: self, name: "_start").capturingOutput()
+    }
+
+    private static func validate(_ options: WASIOptions, name: String) throws(ModuleError) {
+        for preopen in options.preopens {
+            var status = stat()
+            guard stat(preopen.hostPath, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else {
+                throw ModuleError(.invalidOptions, "\(name): the preopened directory \(preopen.hostPath) does not exist or is not a directory")
+            }
+            guard preopen.guestPath.hasPrefix("/") || preopen.guestPath == "." else {
+                throw ModuleError(.invalidOptions, "\(name): the guest path \(preopen.guestPath) of a preopen must be absolute")
+            }
+        }
     }
 
     /// Compiles WebAssembly text (WAT) into module bytes, without loading them.
@@ -89,8 +158,10 @@ public final class GuestModule: Sendable {
     ///
     /// - Throws: ``ModuleError`` `.malformed` when the text does not parse, or what
     ///   ``init(bytes:name:limits:)`` throws.
-    public convenience init(wat: String, name: String = "module", limits: InterpreterLimits = .default) throws(ModuleError) {
-        try self.init(bytes: GuestModule.compile(wat: wat, name: name), name: name, limits: limits)
+    public convenience init(
+        wat: String, name: String = "module", limits: InterpreterLimits = .default, wasi: WASIOptions = .default
+    ) throws(ModuleError) {
+        try self.init(bytes: GuestModule.compile(wat: wat, name: name), name: name, limits: limits, wasi: wasi)
     }
 
     /// Reads and loads a `.wasm` (or `.wat`) file.
@@ -98,7 +169,7 @@ public final class GuestModule: Sendable {
     /// - Throws: ``ModuleError`` `.unreadable` when the file cannot be read, `.tooLarge` when it is
     ///   larger than ``InterpreterLimits/maxModuleBytes`` (checked before reading), or what
     ///   ``init(bytes:name:limits:)`` throws.
-    public convenience init(contentsOf path: String, limits: InterpreterLimits = .default) throws(ModuleError) {
+    public convenience init(contentsOf path: String, limits: InterpreterLimits = .default, wasi: WASIOptions = .default) throws(ModuleError) {
         let name = String(path.split(separator: "/").last ?? Substring(path))
         let bytes: [UInt8]
         switch readFile(path, maxBytes: limits.maxModuleBytes) {
@@ -109,9 +180,9 @@ public final class GuestModule: Sendable {
             throw ModuleError(.unreadable, "cannot read \(path)")
         }
         if path.hasSuffix(".wat") {
-            try self.init(wat: String(decoding: bytes, as: UTF8.self), name: name, limits: limits)
+            try self.init(wat: String(decoding: bytes, as: UTF8.self), name: name, limits: limits, wasi: wasi)
         } else {
-            try self.init(bytes: bytes, name: name, limits: limits)
+            try self.init(bytes: bytes, name: name, limits: limits, wasi: wasi)
         }
     }
 
@@ -132,6 +203,14 @@ public final class GuestModule: Sendable {
     }
 
     private static let nextID = Atomic<Int>(0)
+}
+
+/// The two kinds of WASI program.
+public enum WASIKind: String, Sendable, Hashable {
+    /// A program with `_start` (a C `main`): it runs once per instance and exits with a status.
+    case command
+    /// A library of exported functions, prepared once per instance by `_initialize`.
+    case reactor
 }
 
 /// An exported function and its WebAssembly signature.
@@ -194,6 +273,9 @@ extension GuestModule {
             if entry.module == HostImports.moduleName, let expected = HostImports.signatures[entry.name] {
                 return "\(entry.module).\(entry.name) (expected \(signatureText(expected)), got \(entry.signature ?? entry.kind))"
             }
+            if entry.module == WASIHost.moduleName, let expected = WASIHost.signatures[entry.name] {
+                return "\(entry.module).\(entry.name) (expected \(signatureText(expected)), got \(entry.signature ?? entry.kind))"
+            }
             return "\(entry.module).\(entry.name) (\(entry.kind))"
         }
         if !missing.isEmpty {
@@ -213,9 +295,10 @@ extension GuestModule {
         let account = ResourceAccount(limit: limits.memoryBytes, action: .failCall)
         store.resourceLimiter = MemoryLimiter(account: account)
         let instance: Instance
+        var imports = HostImports.imports(store: store, context: HostContext(interpreterID: -1, account: account))
+        WASIHost.defineStubs(into: &imports, store: store)
         do {
-            instance = try scratch.instantiate(
-                store: store, imports: HostImports.imports(store: store, context: HostContext(interpreterID: -1, account: account)))
+            instance = try scratch.instantiate(store: store, imports: imports)
         } catch let fault as GuestFault where fault.kind == .memoryLimit {
             throw ModuleError(.tooLarge, "\(name) declares more initial memory and tables than allowed: \(fault.message)")
         } catch {

@@ -58,6 +58,16 @@ class GuestRuntime: @unchecked Sendable {
     /// Drops every instance (after a trap); the modules stay loaded.
     func discardInstances() {}
 
+    /// The standard streams and `argv`/`environ` of a WASI module's calls in this interpreter.
+    ///
+    /// - Throws: ``ModuleError`` when the engine does not run WASI guests or the module's
+    ///   options cannot be applied.
+    func wasiState(for module: GuestModule) throws -> WASICallState {
+        throw ModuleError(
+            .unsupportedFeature,
+            "\(module.name) is a WASI module, and only the WasmKit engine links wasi_snapshot_preview1")
+    }
+
     private func noEngine(_ function: String) -> GuestError {
         GuestError(kind: .trap, function: function, message: "no engine runs this interpreter", interpreterID: interpreterID)
     }
@@ -104,12 +114,13 @@ class GuestRuntime: @unchecked Sendable {
     final func call(_ invocation: GuestInvocation) throws -> ShareableValue {
         try call(
             module: invocation.module, invocation.function, arguments: invocation.arguments, fuel: invocation.fuel,
-            timeLimit: invocation.timeLimit)
+            timeLimit: invocation.timeLimit, wasi: invocation.wasi)
     }
 
     /// Calls `name` exported by `module`, loading the module first if needed.
     final func call(
-        module: GuestModule, _ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration?
+        module: GuestModule, _ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration?,
+        wasi: WASICallOptions? = nil
     ) throws -> ShareableValue {
         renewIfPoisoned()
         if initializerPending, let initializer {
@@ -125,7 +136,23 @@ class GuestRuntime: @unchecked Sendable {
             }
         }
         if !isInstantiated(module) { try prepare(module) }
-        return try limited(fuel: fuel, timeLimit: timeLimit, function: name) { try invoke(module, name, arguments) }
+        guard module.wasiKind != nil || wasi?.capture == true else {
+            return try limited(fuel: fuel, timeLimit: timeLimit, function: name) { try invoke(module, name, arguments) }
+        }
+        // A WASI call: its arguments, environment and input in, its output out.
+        let state = try module.wasiKind.map { _ in try wasiState(for: module) }
+        state?.begin(wasi)
+        let value: ShareableValue
+        do {
+            value = try limited(fuel: fuel, timeLimit: timeLimit, function: name) { try invoke(module, name, arguments) }
+        } catch {
+            if let output = state?.end() { GuestOutputRouting.deliver(output, module: module, function: name, failed: true) }
+            throw error
+        }
+        let output: (stdout: [UInt8], stderr: [UInt8]) = state?.end() ?? ([], [])
+        if wasi?.capture == true { return .array([value, .bytes(output.stdout), .bytes(output.stderr)]) }
+        GuestOutputRouting.deliver(output, module: module, function: name, failed: false)
+        return value
     }
 
     /// Runs `body` under a call's fuel budget and time limit (the interpreter's unless given):

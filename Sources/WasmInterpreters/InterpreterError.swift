@@ -40,7 +40,7 @@ public struct GuestError: CodedError, Sendable, Hashable {
     public typealias Kind = ErrorCode<GuestError>
 
     /// Every code, for looking one up by name.
-    public static let codes: [Kind] = [.unreachable, .memoryOutOfBounds, .divideByZero, .integerOverflow, .invalidConversion, .stackExhausted, .outOfFuel, .memoryLimit, .indirectCall, .invalidPointer, .malformedValue, .valueTooLarge, .missingFunction, .badArguments, .invalidModule, .reentrantCall, .timedOut, .trap]
+    public static let codes: [Kind] = [.unreachable, .memoryOutOfBounds, .divideByZero, .integerOverflow, .invalidConversion, .stackExhausted, .outOfFuel, .memoryLimit, .indirectCall, .invalidPointer, .malformedValue, .valueTooLarge, .missingFunction, .badArguments, .invalidModule, .reentrantCall, .timedOut, .exited, .outputLimit, .trap]
 
     /// What failed.
     public let kind: Kind
@@ -50,13 +50,16 @@ public struct GuestError: CodedError, Sendable, Hashable {
     public let message: String
     /// The id of the interpreter the call ran in.
     public let interpreterID: Int
+    /// For ``Kind-swift.struct/exited``: the status the guest passed to `proc_exit`.
+    public let exitStatus: Int32?
 
     /// Creates an error.
-    public init(kind: Kind, function: String, message: String, interpreterID: Int) {
+    public init(kind: Kind, function: String, message: String, interpreterID: Int, exitStatus: Int32? = nil) {
         self.kind = kind
         self.function = function
         self.message = message
         self.interpreterID = interpreterID
+        self.exitStatus = exitStatus
     }
 
     /// The kind, under the name every coded error uses.
@@ -109,6 +112,13 @@ extension ErrorCode where Domain == GuestError {
     /// WebAssembly code (its start function, `cf_alloc` and `cf_free` included); a guest
     /// waiting on a queue stops waiting at the deadline.
     public static let timedOut = Self("timedOut")
+    /// A WASI guest called `proc_exit` during a call to one of its functions (a reactor); the
+    /// status is ``GuestError/exitStatus``. The interpreter replaces the guest's instance, so the
+    /// next call starts from a fresh one. (For a command's `_start`, exiting is its result.)
+    public static let exited = Self("exited")
+    /// A WASI guest wrote more than ``InterpreterLimits/maxValueBytes`` to standard output or
+    /// standard error in one call.
+    public static let outputLimit = Self("outputLimit")
     /// Any other trap.
     public static let trap = Self("trap")
 }
@@ -121,7 +131,7 @@ public struct ModuleError: CodedError, Sendable, Hashable {
     public typealias Code = ErrorCode<ModuleError>
 
     /// Every code, for looking one up by name.
-    public static let codes: [Code] = [.malformed, .invalid, .missingImports, .unreadable, .noSuchExport, .unsupportedFeature, .tooLarge, .engineUnavailable]
+    public static let codes: [Code] = [.malformed, .invalid, .missingImports, .unreadable, .noSuchExport, .unsupportedFeature, .tooLarge, .engineUnavailable, .invalidOptions]
 
     /// What went wrong.
     public let code: Code
@@ -157,5 +167,8 @@ extension ErrorCode where Domain == ModuleError {
     /// The module cannot run on the chosen ``GuestEngine``: the compiled engine lacks `wasm2c`
     /// or `clang` and finds no cached build of the module, or cannot write its cache.
     public static let engineUnavailable = Self("engineUnavailable")
+    /// The module's ``WASIOptions`` cannot be applied: a preopened directory does not exist or
+    /// cannot be opened, or a guest path is not absolute.
+    public static let invalidOptions = Self("invalidOptions")
 }
 

@@ -1,5 +1,6 @@
 @_spi(Fuzzing) import WasmKit
 import Futures
+import WASI
 
 /// WasmKit's side of one interpreter (``GuestEngine/wasmKit``): an engine, a store, and an
 /// instance of each module loaded so far.
@@ -20,6 +21,8 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
     private var loaded: [Int: Loaded] = [:]
     /// The function called last, so that a run of calls to one function skips the lookups.
     private var lastCall: CallSite?
+    /// The WASI hosts of the WASI modules, by module id; closed with the instances.
+    private var wasiHosts: [Int: WASIHost] = [:]
 
     /// A resolved export, kept as one reference so that repeated calls copy nothing.
     private final class CallSite {
@@ -68,9 +71,27 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
 
     override var interruptTarget: any Interruptible { store }
 
+    deinit {
+        for host in wasiHosts.values { host.close() }
+    }
+
+    override func wasiState(for module: GuestModule) throws -> WASICallState {
+        try wasiHost(for: module).state
+    }
+
+    private func wasiHost(for module: GuestModule) throws -> WASIHost {
+        if let host = wasiHosts[module.id] { return host }
+        let host = try WASIHost(options: module.wasi, moduleName: module.name, maxOutputBytes: limits.maxValueBytes)
+        wasiHosts[module.id] = host
+        return host
+    }
+
     override func discardInstances() {
         lastCall = nil
         loaded = [:]
+        // Descriptors the guests opened go with their instances; the next call opens afresh.
+        for host in wasiHosts.values { host.close() }
+        wasiHosts = [:]
         store = Store(engine: engine)
         prepareStore()
     }
@@ -81,7 +102,17 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
         context.account.activeModule = module.id
         let instance: Instance
         do {
-            instance = try module.parsed.instantiate(store: store, imports: imports)
+            if module.wasiKind != nil {
+                var withWASI = imports
+                try wasiHost(for: module).link(into: &withWASI, store: store)
+                instance = try module.parsed.instantiate(store: store, imports: withWASI)
+                // A reactor prepares itself once per instance (its C constructors, its heap).
+                if module.wasiKind == .reactor, let initialize = instance.exports[function: "_initialize"] {
+                    _ = try initialize.invoke([], on: &stack)
+                }
+            } else {
+                instance = try module.parsed.instantiate(store: store, imports: imports)
+            }
         } catch {
             isPoisoned = true
             throw error
@@ -110,9 +141,17 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
         let results: [WasmKit.Value]
         do {
             results = try site.function.invoke(lowered, on: &stack)
+        } catch let exit as WASIExitCode where name == "_start" && module.wasiKind == .command {
+            // A command ran to its end: its exit status is the result. Its next run gets a fresh instance.
+            isPoisoned = true
+            return .int(Int64(Int32(bitPattern: exit.code)))
         } catch {
             isPoisoned = true
             throw error
+        }
+        if name == "_start", module.wasiKind == .command {
+            isPoisoned = true
+            return .int(0)
         }
         let returned = context.returned
         context.returned = nil
@@ -207,6 +246,12 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
     /// Maps a WasmKit trap or a host error to ``GuestError``.
     override func classify(_ error: any Error, function: String) -> any Error {
         if error is GuestFault { return super.classify(error, function: function) }
+        if let exit = error as? WASIExitCode {
+            let status = Int32(bitPattern: exit.code)
+            return GuestError(
+                kind: .exited, function: function, message: "the guest called proc_exit(\(status))", interpreterID: interpreterID,
+                exitStatus: status)
+        }
         let line = firstLine(of: error)
         let reason = line.hasPrefix("Trap: ") ? String(line.dropFirst(6)) : line
         let kind: GuestError.Kind

@@ -1,4 +1,11 @@
 import ArgumentParser
+
+/// `--wasi command|reactor`.
+enum WASIChoice: String, ExpressibleByArgument, CaseIterable {
+    case command, reactor
+
+    var target: GuestBuilder.WASITarget { self == .command ? .command : .reactor }
+}
 import ConcurrentFutures
 import GuestBuilder
 
@@ -11,6 +18,11 @@ struct BuildGuestCommand: AsyncParsableCommand {
             Swift sources are compiled as one Embedded Swift module for wasm32 and linked with the \
             guest runtime (allocator, cf_alloc/cf_free, and the helpers of the guest ABI). Export \
             functions with @_expose(wasm, "name") @_cdecl("name"). See docs/guests.md.
+
+            With --wasi command|reactor, C (or Embedded Swift) is built for WASI preview 1 with the \
+            machine's wasi-libc (apt-get install wasi-libc clang-14 lld-14 libclang-rt-14-dev-wasm32): \
+            printf, malloc, qsort and the rest of libc work; cf.h still gives the guest ABI (string \
+            results, queues). Export reactor functions with __attribute__((export_name("f"))).
 
             With --compile, the module (or, given .wasm or .wat files instead of sources, each of \
             them) is also compiled for the compiled engine into its cache (CONCURRENT_FUTURES_CACHE, \
@@ -35,6 +47,12 @@ struct BuildGuestCommand: AsyncParsableCommand {
     @Flag(help: "Strip function names (smaller modules, anonymous traps).")
     var stripNames = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Build for WASI preview 1 with wasi-libc: a command (main, run with `futures run`) or a reactor (exported functions).",
+            valueName: "command|reactor"))
+    var wasi: WASIChoice?
+
     func run() async throws {
         if compile, !sources.isEmpty, sources.allSatisfy({ $0.hasSuffix(".wasm") || $0.hasSuffix(".wat") }) {
             for source in sources { try Self.compileForEngine(source) }
@@ -45,6 +63,7 @@ struct BuildGuestCommand: AsyncParsableCommand {
         options.stackSize = stackSize
         options.includeRuntime = !noRuntime
         options.keepNames = !stripNames
+        options.wasi = wasi?.target
         do {
             try await GuestBuilder().build(sources: sources, output: output, options: options)
         } catch {

@@ -10,5 +10,5 @@ struct FuturesCommand: AsyncParsableCommand {
         commandName: "futures",
         abstract: "Python's concurrent.futures and PEP 734 interpreters, in Swift.",
         version: version,
-        subcommands: [BenchCommand.self, MapCommand.self, InspectCommand.self, BuildGuestCommand.self])
+        subcommands: [BenchCommand.self, MapCommand.self, RunCommand.self, InspectCommand.self, BuildGuestCommand.self])
 }

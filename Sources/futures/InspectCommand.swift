@@ -7,7 +7,7 @@ struct InspectCommand: AsyncParsableCommand {
         commandName: "inspect",
         abstract: "Show a module's exports, imports and memories, and whether it can load in an interpreter.")
 
-    @Argument(help: "A .wasm or .wat file (or a bundled module: Tasks.wasm, Examples.wasm, faults.wasm).")
+    @Argument(help: "A .wasm or .wat file (or a bundled module: Tasks.wasm, Examples.wasm, faults.wasm, probe.wasm, wordstat.wasm, wordstat-reactor.wasm).")
     var module: String
 
     func run() async throws {
@@ -32,6 +32,18 @@ struct InspectCommand: AsyncParsableCommand {
                 return "  \(memory.isImported ? "imported" : "defined"): initial \(memory.minimumPages) pages "
                     + "(\(memory.minimumPages * 64) KiB), maximum \(maximum)"
             }
+        lines += ["", "wasi:"]
+        if let kind = report.wasiKind {
+            lines.append("  a WASI \(kind.rawValue) (wasi_snapshot_preview1)\(kind == .command ? ": run it with futures run" : "")")
+            if !report.wasiNeeds.isEmpty { lines.append("  imports functions for: \(report.wasiNeeds.joined(separator: ", "))") }
+            let granted = ["arguments", "clocks", "random", "stdio", "process"]
+            let extra = report.wasiNeeds.filter { !granted.contains($0) }
+            lines.append(
+                "  granted by default: arguments, clocks, random, stdio, process"
+                    + (extra.isEmpty ? "" : "; not by default: " + extra.map { $0 == "sockets" ? "sockets (never)" : $0 == "fileSystem" ? "fileSystem (with --dir)" : $0 }.joined(separator: ", ")))
+        } else {
+            lines.append("  not used")
+        }
         lines += [""]
         if let error = report.loadError {
             lines.append("loads in an interpreter: no")

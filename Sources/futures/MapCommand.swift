@@ -34,7 +34,7 @@ struct MapCommand: AsyncParsableCommand {
             workers included.
             """)
 
-    @Argument(help: "A .wasm or .wat file (or a bundled module: Tasks.wasm, Examples.wasm, faults.wasm).")
+    @Argument(help: "A .wasm or .wat file (or a bundled module: Tasks.wasm, Examples.wasm, faults.wasm, probe.wasm, wordstat.wasm, wordstat-reactor.wasm).")
     var module: String
 
     @Argument(help: "The exported function to call.")
@@ -70,6 +70,12 @@ struct MapCommand: AsyncParsableCommand {
     @Flag(help: "Do not show the progress bar.")
     var quiet = false
 
+    @Flag(
+        help: """
+            Add each call's captured standard output and error (of a WASI guest) to its line:             {"value": result, "stdout": "...", "stderr": "..."}. Without it, what WASI guests print is             logged on standard error.
+            """)
+    var output = false
+
     mutating func validate() throws {
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
         if let timeout, !(timeout > 0) || timeout > 1e9 {
@@ -101,6 +107,7 @@ struct MapCommand: AsyncParsableCommand {
         let limits = InterpreterLimits(fuel: fuel, timeLimit: timeLimit)
         // The thread pool runs guests in the shared main interpreter: the limits go with each call.
         call = call.withFuel(fuel).withTimeLimit(timeLimit)
+        if output { call = call.capturingOutput().returning(ShareableValue.self) }
         let workers = self.workers ?? ProcessorCount.available
         let results = try ResultWriter()
         let outcome: MapOutcome
@@ -175,7 +182,7 @@ struct MapCommand: AsyncParsableCommand {
                 results.write(prefix)
             case .success(let value)?:
                 outcome.succeeded += 1
-                results.write(prefix + ValueJSON.render(value))
+                results.write(prefix + (output ? Self.renderWithOutput(value) : ValueJSON.render(value)))
             case .failure(let error as ExecutorError)? where error.code == .cancelled:
                 break
             case .failure(let error)?:
@@ -250,16 +257,25 @@ struct MapCommand: AsyncParsableCommand {
         intake.finish()
     }
 
+    /// `{"value": ..., "stdout": "...", "stderr": "..."}` for a result with its output.
+    static func renderWithOutput(_ value: ShareableValue) -> String {
+        guard let captured = try? GuestOutput<ShareableValue>(shareableValue: value) else { return ValueJSON.render(value) }
+        return "{\"value\":\(ValueJSON.render(captured.value)),\"stdout\":\(ValueJSON.quote(captured.stdoutText)),"
+            + "\"stderr\":\(ValueJSON.quote(captured.stderrText))}"
+    }
+
     private func result(of future: Future<ShareableValue>) -> Result<ShareableValue, any Error> {
         Result { try future.result() }
     }
 
-    private func describe(_ error: any Error) -> String {
-        switch error {
-        case let error as GuestError: "\(error.kind) in \(error.function): \(error.message)"
-        case let error as ExecutorError: error.message
-        default: String(describing: error)
-        }
+}
+
+/// An error as one line for a person: a guest error's kind, function and message.
+func describe(_ error: any Error) -> String {
+    switch error {
+    case let error as GuestError: "\(error.kind) in \(error.function): \(error.message)"
+    case let error as ExecutorError: error.message
+    default: String(describing: error)
     }
 }
 
