@@ -109,7 +109,7 @@ package enum WireMessage {
         case let error as GuestError:
             return [
                 "GuestError", .string(error.kind.name), .string(error.function), .string(error.message),
-                .int(Int64(error.interpreterID)),
+                .int(Int64(error.interpreterID)), error.exitStatus.map { .int(Int64($0)) } ?? .none,
             ]
         case let error as NotShareableError:
             return ["NotShareableError", .string(error.message)]
@@ -142,7 +142,11 @@ package enum WireMessage {
         case "GuestError":
             var interpreterID = -1
             if fields.count > 4, case .int(let id) = fields[4] { interpreterID = Int(id) }
-            return GuestError(kind: .named(text(1), default: .trap), function: text(2), message: text(3), interpreterID: interpreterID)
+            var exitStatus: Int32?
+            if fields.count > 5, case .int(let status) = fields[5] { exitStatus = Int32(truncatingIfNeeded: status) }
+            return GuestError(
+                kind: .named(text(1), default: .trap), function: text(2), message: text(3), interpreterID: interpreterID,
+                exitStatus: exitStatus)
         case "NotShareableError":
             return NotShareableError(text(1))
         case "ModuleError":

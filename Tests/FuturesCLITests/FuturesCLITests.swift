@@ -444,3 +444,102 @@ func workers(of parent: Int32) -> [Int32] {
         return environment.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == marker }
     }
 }
+
+/// Whether WASI guests can be built here; in CI (`CONCURRENT_FUTURES_REQUIRE_WASI=1`) the tests
+/// build them regardless, and fail when the toolchain is missing.
+let wasiToolchainAvailable: Bool = {
+    let environment = ProcessInfo.processInfo.environment
+    if environment["CONCURRENT_FUTURES_REQUIRE_WASI"] != nil { return true }
+    return FileManager.default.fileExists(atPath: "/usr/lib/wasm32-wasi/libc.a")
+        && (environment["PATH"] ?? "/usr/bin").split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/clang-14") }
+}()
+
+/// The repository's root, from this file's path.
+private let repository: String = {
+    var path = #filePath
+    for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
+    return path
+}()
+
+@Suite("futures run and WASI guests")
+struct FuturesWASITests {
+    /// `Guests/wasi/wordstat.c` as a command and as a reactor: built with `futures build-guest`
+    /// where the WASI toolchain is, else the committed builds.
+    private func wordstat(_ directory: String) async throws -> (command: String, reactor: String) {
+        guard wasiToolchainAvailable else { return ("wordstat.wasm", "wordstat-reactor.wasm") }
+        let source = "\(repository)/Guests/wasi/wordstat.c"
+        for (target, name) in [("command", "wordstat.wasm"), ("reactor", "wordstat-reactor.wasm")] {
+            let build = try await futures(["build-guest", "--wasi", target, source, "-o", "\(directory)/\(name)"])
+            #expect(build.exitCode == 0, "\(build.error)")
+        }
+        return ("\(directory)/wordstat.wasm", "\(directory)/wordstat-reactor.wasm")
+    }
+
+    @Test func runPassesStreamsArgumentsAndExitStatusThrough() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (command, _) = try await wordstat(directory)
+        let report = try await futures(["run", command], input: "3 1 2 apple Apple pear 2.5\n")
+        #expect(report.exitCode == 0, "\(report.error)")
+        #expect(report.output == "tokens: 7\nnumbers: 4 min 1 median 2.25 max 3 mean 2.125\nwords: 2 distinct\n  apple 2\n  pear 1\n")
+        let usage = try await futures(["run", command, "-n", "x"])
+        #expect(usage.exitCode == 2)
+        #expect(usage.error == "wordstat: -n needs a count, got 'x'\n")
+        let host = try await futures(["run", command, "/etc/passwd"])
+        #expect(host.exitCode == 1)
+        #expect(host.error.hasPrefix("wordstat: /etc/passwd: ") && !host.output.contains("root"))
+
+        let data = "\(directory)/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try "x y x 4 5\n".write(toFile: "\(data)/a.txt", atomically: false, encoding: .utf8)
+        let mapped = try await futures(["run", "--dir", "\(data):/d", command, "-n", "1", "/d/a.txt"])
+        #expect(mapped.exitCode == 0, "\(mapped.error)")
+        #expect(mapped.output == "tokens: 5\nnumbers: 2 min 4 median 4.5 max 5 mean 4.5\nwords: 2 distinct\n  x 2\n")
+        let escape = try await futures(["run", "--dir", "\(data):/d", command, "/d/../../etc/passwd"])
+        #expect(escape.exitCode == 1)
+        #expect(!escape.output.contains("root"))
+    }
+
+    @Test func runAppliesFuelTimeAndMemoryLimits() async throws {
+        let fuel = try await futures(["run", "--fuel", "1000", "wordstat.wasm"])
+        #expect(fuel.exitCode == 134)
+        #expect(fuel.error.contains("outOfFuel"))
+        let memory = try await futures(["run", "--memory", "1", "wordstat.wasm"], input: String(repeating: "word ", count: 400_000))
+        #expect(memory.exitCode == 134)
+        #expect(memory.error.contains("memoryLimit"))
+        let bad = try await futures(["run", "--env", "NOEQUALS", "wordstat.wasm"])
+        #expect(bad.exitCode != 0 && bad.error.hasPrefix("Error:"))
+        let reactor = try await futures(["run", "wordstat-reactor.wasm"])
+        #expect(reactor.exitCode == 1 && reactor.error.contains("not a WASI command"))
+    }
+
+    @Test(arguments: ["interpreter", "thread", "process"])
+    func mapRunsAReactorWithItsOutput(executor: String) async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (_, reactor) = try await wordstat(directory)
+        let input = "\"b a b 7\"\n\"one\"\n"
+        let captured = try await futures(["map", "--quiet", "--output", "--executor", executor, reactor, "summarize"], input: input)
+        #expect(captured.exitCode == 0, "\(captured.error)")
+        #expect(
+            captured.outputLines == [
+                #"{"value":"tokens: 4\nnumbers: 1 min 7 median 7 max 7 mean 7\nwords: 2 distinct\n  b 2\n  a 1\n","stdout":"summarized 7 bytes\n","stderr":""}"#,
+                #"{"value":"tokens: 1\nnumbers: 0\nwords: 1 distinct\n  one 1\n","stdout":"summarized 3 bytes\n","stderr":""}"#,
+            ])
+        let logged = try await futures(["map", "--quiet", "--executor", executor, reactor, "summarize"], input: input)
+        #expect(logged.exitCode == 0)
+        #expect(logged.outputLines.count == 2 && !logged.output.contains("summarized"))
+        #expect(logged.error.contains("summarized 7 bytes") && logged.error.contains("concurrent.futures.guest"))
+    }
+
+    @Test func inspectSaysWhatAModuleNeedsOfWASI() async throws {
+        let command = try await futures(["inspect", "wordstat.wasm"])
+        #expect(command.output.contains("a WASI command (wasi_snapshot_preview1)"))
+        #expect(command.output.contains("imports functions for: arguments, fileSystem, process, stdio"))
+        let probe = try await futures(["inspect", "probe.wasm"])
+        #expect(probe.output.contains("a WASI reactor"))
+        #expect(probe.output.contains("sockets (never)"))
+        let plain = try await futures(["inspect", "Tasks.wasm"])
+        #expect(plain.output.contains("wasi:\n  not used"))
+    }
+}
