@@ -118,6 +118,15 @@ struct BenchSuite {
         let compiledInterpreter = { (workers: Int) in
             try InterpreterPoolExecutor(maxWorkers: workers, modules: [tasks], engine: .compiled)
         }
+        // The same guest built as a WASI reactor (`Guests/Tasks.swift`, `--wasi reactor`): each call
+        // takes the WASI path (per-call arguments, captured output), which must cost next to nothing.
+        let wasiTasks = BundledGuests.tasksWASI
+        let cpuWASI = try wasiTasks.function("cpu_bound", returning: Int.self).call(iterations)
+        let noopWASIGuest = try wasiTasks.function("noop", returning: ShareableValue.self)
+        let noopWASI = noopWASIGuest.call().map { _ in 0 }
+        let doubleWASIGuest = try wasiTasks.function("double", returning: Int.self)
+        let doubleWASI = { @Sendable (x: Int) in doubleWASIGuest.call(x) }
+        let wasiInterpreter = { (workers: Int) in try InterpreterPoolExecutor(maxWorkers: workers, modules: [wasiTasks]) }
         let compiledProcess = { (workers: Int) in
             try ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path, engine: .compiled)
         }
@@ -127,6 +136,7 @@ struct BenchSuite {
                 double: { x in Call { x * 2 } }, transfer: { pool, inputs in try pool.map(inputs) { $0 * 2 }.collect() }),
             BenchTarget.make("thread", "wasm", thread, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
             BenchTarget.make("interpreter", "wasm", interpreter, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
+            BenchTarget.make("interpreter", "wasi", wasiInterpreter, cpu: cpuWASI, noop: noopWASI, double: doubleWASI),
             BenchTarget.make(
                 "interpreter", "wasm", engine: "compiled", compiledInterpreter, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
             BenchTarget.make(
@@ -159,7 +169,7 @@ struct BenchSuite {
                 var row = try measure("cpu", target) { try target.cpu($0, sizes.tasks, expected) }
                 annotateCPU(&row, single: single)
                 rows.append(row)
-                if target.executor == "interpreter" {
+                if target.executor == "interpreter", target.guest != "wasi" {
                     var one = try measure("cpu", target, workers: 1) { try target.cpu($0, sizes.tasks, expected) }
                     one.note = "the same work on 1 worker"
                     rows[rows.count - 1].extra["speedup_over_1_worker"] = one.median / rows[rows.count - 1].median
@@ -175,6 +185,16 @@ struct BenchSuite {
             if benchmarks.contains("roundtrip") || target.executor == "mpi" {
                 rows.append(try roundTrip(target))
             }
+        }
+        // The WASI guest against the same guest without WASI, measured in this run.
+        for index in rows.indices where rows[index].guest == "wasi" {
+            let wasi = rows[index]
+            guard let plain = rows.first(where: {
+                $0.guest == "wasm" && $0.engine == wasi.engine && $0.executor == wasi.executor && $0.benchmark == wasi.benchmark
+                    && $0.workers == wasi.workers
+            }) else { continue }
+            rows[index].extra["over_non_wasi"] = wasi.median / plain.median
+            rows[index].note += (wasi.note.isEmpty ? "" : "; ") + String(format: "%.2fx the guest without WASI", wasi.median / plain.median)
         }
         if executors.contains("mpi") { rows.append(try mpiIdle()) }
         if benchmarks.contains("memory") {
