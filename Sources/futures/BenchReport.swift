@@ -37,7 +37,8 @@ enum BenchReport {
         for row in rows {
             var notes = row.note
             if let ratio = row.extra["overhead_ratio"] {
-                notes += String(format: "%.2fx of ideal (1 task takes %@)", ratio, seconds(row.extra["single_task_s"]!))
+                notes += (notes.isEmpty ? "" : "; ")
+                    + String(format: "%.2fx of ideal (1 task takes %@)", ratio, seconds(row.extra["single_task_s"]!))
             }
             if let bytes = row.extra["bytes_per_worker"] {
                 notes += (notes.isEmpty ? "" : "; ") + String(format: "%.0f KiB per worker", bytes / 1024)
