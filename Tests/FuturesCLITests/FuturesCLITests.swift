@@ -532,6 +532,22 @@ struct FuturesWASITests {
         #expect(logged.error.contains("summarized 7 bytes") && logged.error.contains("concurrent.futures.guest"))
     }
 
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/mpiexec")))
+    func theMPIExecutorRunsAReactorWithItsOutput() async throws {
+        let input = (0..<40).map { "\"w\($0 % 3) \($0)\"" }.joined(separator: "\n") + "\n"
+        let arguments = ["map", "--quiet", "--output", "wordstat-reactor.wasm", "summarize"]
+        let sanitizerOptions = ProcessInfo.processInfo.environment["TSAN_OPTIONS"] != nil ? ["-genv", "UCX_MEM_EVENTS", "no"] : []
+        let local = try await futures(arguments, input: input)
+        let result = try await run(
+            .path("/usr/bin/timeout"),
+            arguments: Arguments(["120", "mpiexec"] + sanitizerOptions + ["-n", "3", futuresPath] + arguments + ["--executor", "mpi"]),
+            input: try standardInput(input), output: .string(limit: 1 << 22), error: .string(limit: 1 << 22))
+        #expect(local.exitCode == 0)
+        #expect(result.terminationStatus.isSuccess, "\(result.standardError)")
+        #expect(result.standardOutput == local.output)
+        #expect(local.outputLines.count == 40 && local.output.contains("summarized"))
+    }
+
     @Test func inspectSaysWhatAModuleNeedsOfWASI() async throws {
         let command = try await futures(["inspect", "wordstat.wasm"])
         #expect(command.output.contains("a WASI command (wasi_snapshot_preview1)"))

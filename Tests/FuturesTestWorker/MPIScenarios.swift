@@ -15,7 +15,14 @@ enum MPIScenarios {
         case "basics": try basics()
         case "cancel": try cancel()
         case "lose-rank": try loseRank(signal: SIGKILL)
-        case "stop-rank": try loseRank(signal: SIGSTOP)
+        case "stop-rank":
+            // The stopped rank is killed only after the last line is out: once it dies, mpiexec
+            // may end the launch before rank 0's output has been forwarded.
+            let victim = try loseRank(signal: SIGSTOP)
+            print("main returns")
+            usleep(300_000)
+            kill(victim, SIGKILL)
+            return
         case "exit-rank": try loseRank(signal: 0)
         case "no-pool": noPool()
         case "initializer": try initializer()
@@ -204,7 +211,9 @@ enum MPIScenarios {
 
     /// A rank killed (or stopped) mid-map: its futures fail with `.brokenMPIPool`, nothing hangs,
     /// later submissions are refused.
-    static func loseRank(signal: Int32) throws {
+    /// Returns the process of the rank it stopped or killed.
+    @discardableResult
+    static func loseRank(signal: Int32) throws -> pid_t {
         let pool = try MPIPoolExecutor(heartbeatTimeout: .seconds(2))
         let victim = signal == 0 ? pool.ranks[0] : pool.ranks.last!
         // With no signal, the first call is a job that ends its rank's process (as native code
@@ -238,6 +247,6 @@ enum MPIScenarios {
             print("after the loss: \(error.code.name)")
         }
         pool.shutdown()
-        if signal == SIGSTOP { kill(victim.processID, SIGKILL) }
+        return victim.processID
     }
 }

@@ -28,12 +28,15 @@ struct ModuleFuzzTests {
     /// Nothing may crash or hang the host, and every failure must be one of the package's typed
     /// errors. The seeds include every kind of hostile guest the host was hardened against:
     /// exception handling, a re-entrant allocator, loops in the start function, `cf_alloc` and
-    /// `cf_free`, and memory, table, exception and queue growth.
+    /// `cf_free`, and memory, table, exception and queue growth; and WASI programs in C, whose
+    /// mutations call WASI functions with whatever their damaged code passes.
     @Test func randomAndMutatedModulesNeverCrashTheHost() throws {
         var random = SplitMix(state: UInt64(getenv("FUTURES_FUZZ_SEED").flatMap { Int(String(cString: $0)) } ?? 0x5EED))
         let seeds: [[UInt8]] = [
             BundledGuests.bytes(named: "Tasks.wasm")!,
             BundledGuests.bytes(named: "faults.wasm")!,
+            BundledGuests.bytes(named: "probe.wasm")!,
+            BundledGuests.bytes(named: "wordstat-reactor.wasm")!,
             try GuestModule(wat: Fixtures.basic).wasmBytes,
             try GuestModule(wat: Fixtures.queues).wasmBytes,
         ] + (try HostileGuests.all.map { try GuestModule.compile(wat: $0) })
@@ -69,7 +72,7 @@ struct ModuleFuzzTests {
             }
             let module: GuestModule
             do {
-                module = try GuestModule(bytes: bytes, name: "fuzz-\(round)")
+                module = try GuestModule(bytes: bytes, name: "fuzz-\(round)", wasi: WASIOptions(output: .discard))
             } catch {
                 rejected += 1
                 continue
