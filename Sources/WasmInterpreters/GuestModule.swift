@@ -8,8 +8,9 @@ import WasmParser
 /// Python module a function is imported from.
 ///
 /// Creating one parses the bytes, validates every function body, checks that everything the
-/// module imports is something the host provides (the `cf` host functions of the guest ABI), and
-/// records its exports. Pools share one `GuestModule` between all their workers; each worker
+/// module imports is something the host provides (the `cf` host functions of the guest ABI, and
+/// WASI preview 1 for programs built for `wasm32-wasi`, see ``WASIOptions``), and records its
+/// exports. Pools share one `GuestModule` between all their workers; each worker
 /// instantiates it in its own interpreter, with its own memory and globals.
 public final class GuestModule: Sendable {
     /// The module's name (the file name or a name you gave it).
@@ -26,8 +27,9 @@ public final class GuestModule: Sendable {
     public let imports: [GuestImport]
     /// The module's own and imported memories.
     public let memories: [GuestMemoryInfo]
-    /// For a module built for WASI (one that imports `wasi_snapshot_preview1`): whether it is a
-    /// command (it exports `_start`) or a reactor; `nil` for other modules.
+    /// For a module built for WASI (one that imports `wasi_snapshot_preview1`, or exports `_start`
+    /// or `_initialize`): whether it is a command (it exports `_start`) or a reactor; `nil` for
+    /// other modules.
     public let wasiKind: WASIKind?
     /// What the module may reach through WASI and where its output goes (used only when
     /// ``wasiKind`` is not `nil`).
@@ -48,8 +50,10 @@ public final class GuestModule: Sendable {
     /// - Throws: ``ModuleError`` `.malformed` when the bytes are not a module, `.invalid` when it
     ///   fails validation, `.missingImports` (naming every one) when it imports what the host does
     ///   not provide, `.unsupportedFeature` when it uses exception handling, `.tooLarge` when it
-    ///   exceeds `limits`.
-    ///   `.invalidOptions` when `wasi` names a preopened directory that is not one.
+    ///   exceeds `limits`, `.invalidOptions` when `wasi` names a preopened directory that is not
+    ///   one.
+    /// - Parameter wasi: For a WASI module, what its calls may reach and where their output goes
+    ///   (``WASIOptions/default`` unless given); other modules ignore it.
     public init(
         bytes: [UInt8], name: String = "module", limits: InterpreterLimits = .default, wasi: WASIOptions = .default
     ) throws(ModuleError) {

@@ -11,8 +11,12 @@ enum GuestOutputRouting {
         switch module.wasi.output {
         case .log:
             let metadata: Logger.Metadata = ["module": "\(module.name)", "function": "\(function)"]
-            for line in lines(output.stdout) { logger.info("\(line)", metadata: metadata) }
-            for line in lines(output.stderr) { logger.warning("\(line)", metadata: metadata) }
+            let (stdout, moreStdout) = lines(output.stdout)
+            for line in stdout { logger.info("\(line)", metadata: metadata) }
+            if moreStdout > 0 { logger.info("(\(moreStdout) more lines of standard output not logged)", metadata: metadata) }
+            let (stderr, moreStderr) = lines(output.stderr)
+            for line in stderr { logger.warning("\(line)", metadata: metadata) }
+            if moreStderr > 0 { logger.warning("(\(moreStderr) more lines of standard error not logged)", metadata: metadata) }
         case .handler(let handler):
             handler(
                 GuestOutputRecord(module: module.name, function: function, stdout: output.stdout, stderr: output.stderr, failed: failed))
@@ -21,10 +25,26 @@ enum GuestOutputRouting {
         }
     }
 
-    private static func lines(_ bytes: [UInt8]) -> [String] {
-        guard !bytes.isEmpty else { return [] }
-        var text = String(decoding: bytes, as: UTF8.self)
-        if text.hasSuffix("\n") { text.removeLast() }
-        return text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    /// The most lines logged per stream and call: a guest printing a flood of short lines must
+    /// not keep its worker busy logging long after its call ended.
+    static let maxLoggedLines = 100
+
+    /// The first ``maxLoggedLines`` lines of `bytes`, and how many more there are.
+    private static func lines(_ bytes: [UInt8]) -> (lines: [String], more: Int) {
+        var lines: [String] = []
+        var start = 0
+        var more = 0
+        for (index, byte) in bytes.enumerated() where byte == UInt8(ascii: "\n") {
+            if lines.count < maxLoggedLines {
+                lines.append(String(decoding: bytes[start..<index], as: UTF8.self))
+            } else {
+                more += 1
+            }
+            start = index + 1
+        }
+        if start < bytes.count {
+            if lines.count < maxLoggedLines { lines.append(String(decoding: bytes[start...], as: UTF8.self)) } else { more += 1 }
+        }
+        return (lines, more)
     }
 }

@@ -13,7 +13,8 @@ import WasmKitWASI
 /// - `args_*` and `environ_*` are this host's, so each call can give its own values;
 /// - the standard streams are per-call buffers (``WASICallState``), unless output is inherited;
 /// - preopened directories not marked writable refuse every change (`EROFS`), as do the
-///   descriptors opened under them.
+///   descriptors opened under them; a guest opens at most ``WASIOptions/maxOpenFiles`` files,
+///   never in blocking mode (``WASIDescriptorGuard``).
 ///
 /// ``close()`` must run before the last reference goes (the bridge traps otherwise): the runtime
 /// closes its hosts when it replaces its instances and when it is destroyed.
@@ -25,8 +26,8 @@ final class WASIHost: @unchecked Sendable {
     let state: WASICallState
     private let bridge: WASIBridgeToHost
     private let functions: [String: WASIHostFunction<Memory>]
-    /// Descriptors under a read-only preopen (the preopens themselves and what was opened under them).
-    private var readOnly: Set<UInt32> = []
+    /// What the guest may do with descriptors (read-only preopens, how many it may open).
+    private let descriptors: WASIDescriptorGuard
     private var isClosed = false
 
     /// Makes the host of a module called `moduleName`.
@@ -36,22 +37,24 @@ final class WASIHost: @unchecked Sendable {
         self.options = options
         state = WASICallState(programName: moduleName, options: options, maxOutputBytes: maxOutputBytes)
         let preopens = options.preopens.map { WASIBridgeToHost.Preopen(guestPath: $0.guestPath, hostPath: $0.hostPath) }
-        var fileSystem = WASIBridgeToHost.FileSystemOptions.host()
-        if case .inherit = options.output {
-            fileSystem = fileSystem.withStdio()
-        } else {
-            fileSystem = fileSystem.withStdio(
-                stdin: StandardStream(state: state, number: 0), stdout: StandardStream(state: state, number: 1),
-                stderr: StandardStream(state: state, number: 2))
-        }
+        // Inherited or not, the guest's streams are this package's: with the host's descriptors
+        // themselves, a guest could change their flags or truncate the file behind them.
+        var inherited = false
+        if case .inherit = options.output { inherited = true }
+        let fileSystem = WASIBridgeToHost.FileSystemOptions.host().withStdio(
+            stdin: StandardStream(state: state, number: 0, inherited: inherited),
+            stdout: StandardStream(state: state, number: 1, inherited: inherited),
+            stderr: StandardStream(state: state, number: 2, inherited: inherited))
         do {
             bridge = try WASIBridgeToHost(fileSystem: fileSystem.withPreopens(preopens))
         } catch {
             throw ModuleError(.invalidOptions, "\(moduleName): a preopened directory cannot be opened: \(error)")
         }
-        for (index, preopen) in options.preopens.enumerated() where !preopen.isWritable {
-            readOnly.insert(UInt32(3 + index))
-        }
+        let scratchFunctions: [String: WASIHostFunction<WASIScratchMemory>] = bridge.hostFunctions(
+            capabilities: [WASI.WASICapability<WASIScratchMemory>.fileSystem], stubUnlinked: false)
+        descriptors = WASIDescriptorGuard(
+            readOnly: Set(options.preopens.indices.filter { !options.preopens[$0].isWritable }.map { UInt32(3 + $0) }),
+            maxOpenFiles: options.maxOpenFiles, fileStatus: scratchFunctions["path_filestat_get"])
         functions = bridge.hostFunctions(capabilities: Self.capabilities(options.effectiveCapabilities), stubUnlinked: true)
     }
 
@@ -84,7 +87,7 @@ final class WASIHost: @unchecked Sendable {
         let own = environmentFunctions()
         for (name, function) in functions where own[name] == nil {
             let checks = Self.pointerChecks[name] ?? []
-            let guarded = guardWrites(name, function.implementation)
+            let guarded = descriptors.guarding(name, function.implementation)
             imports.define(
                 module: Self.moduleName, name: name,
                 Function(store: store, type: function.type) { caller, arguments in
@@ -183,249 +186,5 @@ final class WASIHost: @unchecked Sendable {
             target.storeBytes(of: value.littleEndian, as: UInt32.self)
         }
     }
-
-    // MARK: Read-only preopens
-
-    /// `implementation`, refusing changes under read-only preopens and tracking what is opened
-    /// under them.
-    private func guardWrites(
-        _ name: String, _ implementation: @escaping @Sendable (Memory, [WasmKit.Value]) throws -> [WasmKit.Value]
-    ) -> (Memory, [WasmKit.Value]) throws -> [WasmKit.Value] {
-        guard !readOnly.isEmpty, let descriptors = Self.changingCalls[name] else { return implementation }
-        let refused: [WasmKit.Value] = [.i32(UInt32(WASIAbi.Errno.EROFS.rawValue))]
-        if name == "path_open" {
-            return { memory, arguments in
-                let directory = arguments[0].i32
-                guard self.readOnly.contains(directory) else { return try implementation(memory, arguments) }
-                let oflags = WASIAbi.Oflags(rawValue: arguments[4].i32)
-                let rights = WASIAbi.Rights(rawValue: arguments[5].i64)
-                let fdflags = WASIAbi.Fdflags(rawValue: UInt16(truncatingIfNeeded: arguments[7].i32))
-                // Creating, truncating or appending is refused; opening is allowed with the rights
-                // to change files taken away (C libraries ask for every right a mode allows).
-                if !oflags.isDisjoint(with: [.CREAT, .TRUNC]) || fdflags.contains(.APPEND) { return refused }
-                let writing: WASIAbi.Rights = [.FD_WRITE, .FD_ALLOCATE, .FD_FILESTAT_SET_SIZE, .FD_FILESTAT_SET_TIMES, .FD_DATASYNC]
-                if rights.contains(.FD_WRITE) && !rights.contains(.FD_READ) { return refused }
-                var restricted = arguments
-                restricted[5] = .i64(rights.subtracting(writing).rawValue)
-                restricted[6] = .i64(WASIAbi.Rights(rawValue: arguments[6].i64).subtracting(writing).rawValue)
-                let result = try implementation(memory, restricted)
-                if result.first?.i32 == 0 {
-                    let opened = memory.withUnsafeBufferPointer(offset: UInt(arguments[8].i32), count: 4) {
-                        UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))
-                    }
-                    self.readOnly.insert(opened)
-                }
-                return result
-            }
-        }
-        if name == "fd_close" {
-            return { memory, arguments in
-                let result = try implementation(memory, arguments)
-                if result.first?.i32 == 0 { self.readOnly.remove(arguments[0].i32) }
-                return result
-            }
-        }
-        return { memory, arguments in
-            if descriptors.contains(where: { self.readOnly.contains(arguments[$0].i32) }) { return refused }
-            return try implementation(memory, arguments)
-        }
-    }
-
-    /// The calls that change files, with the arguments that are descriptors.
-    private static let changingCalls: [String: [Int]] = [
-        "path_open": [0], "fd_close": [0],
-        "path_create_directory": [0], "path_remove_directory": [0], "path_unlink_file": [0],
-        "path_rename": [0, 3], "path_link": [0, 4], "path_symlink": [2], "path_filestat_set_times": [0],
-        "fd_write": [0], "fd_pwrite": [0], "fd_allocate": [0], "fd_filestat_set_size": [0],
-        "fd_filestat_set_times": [0], "fd_renumber": [0, 1], "fd_fdstat_set_flags": [0],
-    ]
-
-    // MARK: Pointer checks
-
-    /// A memory range a function's arguments name.
-    enum PointerCheck {
-        /// `bytes` bytes at argument `pointer`.
-        case fixed(pointer: Int, bytes: UInt64)
-        /// `length` elements of `size` bytes at `pointer`.
-        case span(pointer: Int, length: Int, size: UInt64)
-        /// An array of `count` iovecs at `pointer`, and every buffer they name.
-        case iovecs(pointer: Int, count: Int)
-    }
-
-    /// The ranges each preview 1 function reads or writes.
-    static let pointerChecks: [String: [PointerCheck]] = [
-        "clock_res_get": [.fixed(pointer: 1, bytes: 8)],
-        "clock_time_get": [.fixed(pointer: 2, bytes: 8)],
-        "fd_fdstat_get": [.fixed(pointer: 1, bytes: 24)],
-        "fd_filestat_get": [.fixed(pointer: 1, bytes: 64)],
-        "fd_pread": [.iovecs(pointer: 1, count: 2), .fixed(pointer: 4, bytes: 4)],
-        "fd_pwrite": [.iovecs(pointer: 1, count: 2), .fixed(pointer: 4, bytes: 4)],
-        "fd_read": [.iovecs(pointer: 1, count: 2), .fixed(pointer: 3, bytes: 4)],
-        "fd_write": [.iovecs(pointer: 1, count: 2), .fixed(pointer: 3, bytes: 4)],
-        "fd_prestat_get": [.fixed(pointer: 1, bytes: 8)],
-        "fd_prestat_dir_name": [.span(pointer: 1, length: 2, size: 1)],
-        "fd_readdir": [.span(pointer: 1, length: 2, size: 1), .fixed(pointer: 4, bytes: 4)],
-        "fd_seek": [.fixed(pointer: 3, bytes: 8)],
-        "fd_tell": [.fixed(pointer: 1, bytes: 8)],
-        "path_create_directory": [.span(pointer: 1, length: 2, size: 1)],
-        "path_filestat_get": [.span(pointer: 2, length: 3, size: 1), .fixed(pointer: 4, bytes: 64)],
-        "path_filestat_set_times": [.span(pointer: 2, length: 3, size: 1)],
-        "path_link": [.span(pointer: 2, length: 3, size: 1), .span(pointer: 5, length: 6, size: 1)],
-        "path_open": [.span(pointer: 2, length: 3, size: 1), .fixed(pointer: 8, bytes: 4)],
-        "path_readlink": [.span(pointer: 1, length: 2, size: 1), .span(pointer: 3, length: 4, size: 1), .fixed(pointer: 5, bytes: 4)],
-        "path_remove_directory": [.span(pointer: 1, length: 2, size: 1)],
-        "path_rename": [.span(pointer: 1, length: 2, size: 1), .span(pointer: 4, length: 5, size: 1)],
-        "path_symlink": [.span(pointer: 0, length: 1, size: 1), .span(pointer: 3, length: 4, size: 1)],
-        "path_unlink_file": [.span(pointer: 1, length: 2, size: 1)],
-        "poll_oneoff": [.span(pointer: 0, length: 2, size: 48), .span(pointer: 1, length: 2, size: 32), .fixed(pointer: 3, bytes: 4)],
-        "random_get": [.span(pointer: 0, length: 1, size: 1)],
-        "sock_accept": [.fixed(pointer: 2, bytes: 4)],
-        "sock_recv": [.iovecs(pointer: 1, count: 2), .fixed(pointer: 4, bytes: 4), .fixed(pointer: 5, bytes: 2)],
-        "sock_send": [.iovecs(pointer: 1, count: 2), .fixed(pointer: 4, bytes: 4)],
-    ]
-
-    /// `EFAULT` when a range lies outside `memory`, else `nil`.
-    static func check(_ checks: [PointerCheck], _ arguments: [WasmKit.Value], _ memory: Memory) -> WASIAbi.Errno? {
-        for check in checks {
-            switch check {
-            case .fixed(let pointer, let bytes):
-                guard inBounds(memory, arguments[pointer].i32, bytes) else { return .EFAULT }
-            case .span(let pointer, let length, let size):
-                guard inBounds(memory, arguments[pointer].i32, UInt64(arguments[length].i32) * size) else { return .EFAULT }
-            case .iovecs(let pointer, let count):
-                let base = arguments[pointer].i32
-                let count = arguments[count].i32
-                guard inBounds(memory, base, UInt64(count) * 8) else { return .EFAULT }
-                let bad = memory.withUnsafeBufferPointer(offset: UInt(base), count: Int(count) * 8) { vector in
-                    (0..<Int(count)).contains { index in
-                        let buffer = UInt32(littleEndian: vector.loadUnaligned(fromByteOffset: index * 8, as: UInt32.self))
-                        let length = UInt32(littleEndian: vector.loadUnaligned(fromByteOffset: index * 8 + 4, as: UInt32.self))
-                        return !inBounds(memory, buffer, UInt64(length))
-                    }
-                }
-                if bad { return .EFAULT }
-            }
-        }
-        return nil
-    }
-
-    private static func inBounds(_ memory: Memory, _ pointer: UInt32, _ bytes: UInt64) -> Bool {
-        UInt64(pointer) + bytes <= UInt64(memory.byteCount)
-    }
 }
 
-/// The standard streams and `argv`/`environ` of the call running now, for one ``WASIHost``.
-final class WASICallState: @unchecked Sendable {
-    let programName: String
-    let defaults: WASIOptions
-    let maxOutputBytes: Int
-    /// `argv`, each without its terminating zero.
-    private(set) var arguments: [[UInt8]] = []
-    /// `KEY=value` strings.
-    private(set) var environment: [[UInt8]] = []
-    var stdin: [UInt8] = []
-    var stdinOffset = 0
-    var stdout: [UInt8] = []
-    var stderr: [UInt8] = []
-
-    init(programName: String, options: WASIOptions, maxOutputBytes: Int) {
-        self.programName = programName
-        defaults = options
-        self.maxOutputBytes = maxOutputBytes
-        begin(nil)
-    }
-
-    /// Starts a call: its arguments, environment and input; empty output.
-    func begin(_ call: WASICallOptions?) {
-        let argv = [programName] + (call?.arguments ?? defaults.arguments)
-        arguments = argv.map { Array($0.utf8) }
-        environment = (call?.environment ?? defaults.environment).sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) }
-        stdin = call?.stdin ?? []
-        stdinOffset = 0
-        stdout = []
-        stderr = []
-    }
-
-    /// Ends a call: its output, and the buffers emptied.
-    func end() -> (stdout: [UInt8], stderr: [UInt8]) {
-        defer {
-            stdout = []
-            stderr = []
-            stdin = []
-        }
-        return (stdout, stderr)
-    }
-
-    /// Appends `bytes` to stream 1 or 2.
-    ///
-    /// - Throws: ``GuestFault`` `.outputLimit` past ``maxOutputBytes``.
-    func append(_ bytes: UnsafeRawBufferPointer, to number: Int) throws {
-        let current = number == 1 ? stdout.count : stderr.count
-        guard current + bytes.count <= maxOutputBytes else {
-            throw GuestFault(
-                kind: .outputLimit,
-                message: "the guest wrote more than \(maxOutputBytes) bytes to standard \(number == 1 ? "output" : "error") in one call")
-        }
-        if number == 1 { stdout.append(contentsOf: bytes) } else { stderr.append(contentsOf: bytes) }
-    }
-}
-
-/// Descriptor 0, 1 or 2 of a guest whose streams are captured.
-private struct StandardStream: WASIFile {
-    let state: WASICallState
-    let number: Int
-
-    var isBorrowed: Bool { true }
-    func attributes() throws -> WASIAbi.Filestat {
-        WASIAbi.Filestat(dev: 0, ino: 0, filetype: .CHARACTER_DEVICE, nlink: 1, size: 0, atim: 0, mtim: 0, ctim: 0)
-    }
-    func fileType() throws -> WASIAbi.FileType { .CHARACTER_DEVICE }
-    func status() throws -> WASIAbi.Fdflags { [] }
-    func setTimes(atim: WASIAbi.Timestamp, mtim: WASIAbi.Timestamp, fstFlags: WASIAbi.FstFlags) throws {}
-    func advise(offset: WASIAbi.FileSize, length: WASIAbi.FileSize, advice: WASIAbi.Advice) throws {}
-    func close() throws {}
-    func fdStat() throws -> WASIAbi.FdStat {
-        WASIAbi.FdStat(
-            fsFileType: .CHARACTER_DEVICE, fsFlags: [], fsRightsBase: number == 0 ? .FD_READ : .FD_WRITE, fsRightsInheriting: [])
-    }
-    func setFdStatFlags(_ flags: WASIAbi.Fdflags) throws {}
-    func setFilestatSize(_ size: WASIAbi.FileSize) throws { throw WASIAbi.Errno.EINVAL }
-    func sync() throws {}
-    func datasync() throws {}
-    func tell() throws -> WASIAbi.FileSize { throw WASIAbi.Errno.ESPIPE }
-    func seek(offset: WASIAbi.FileDelta, whence: WASIAbi.Whence) throws -> WASIAbi.FileSize { throw WASIAbi.Errno.ESPIPE }
-
-    func write(vectored buffers: GuestBuffers) throws -> WASIAbi.Size {
-        guard number != 0 else { throw WASIAbi.Errno.EBADF }
-        var total = 0
-        for index in 0..<buffers.count {
-            total += try buffers.withHostBuffer(at: index) { buffer in
-                try state.append(UnsafeRawBufferPointer(buffer), to: number)
-                return buffer.count
-            }
-        }
-        return WASIAbi.Size(total)
-    }
-
-    func pwrite(vectored buffers: GuestBuffers, offset: WASIAbi.FileSize) throws -> WASIAbi.Size { throw WASIAbi.Errno.ESPIPE }
-
-    func read(into buffers: GuestBuffers) throws -> WASIAbi.Size {
-        guard number == 0 else { throw WASIAbi.Errno.EBADF }
-        var total = 0
-        for index in 0..<buffers.count {
-            total += try buffers.withHostBuffer(at: index) { buffer in
-                let count = min(buffer.count, state.stdin.count - state.stdinOffset)
-                if count > 0 {
-                    state.stdin.withUnsafeBytes { source in
-                        buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[state.stdinOffset..<state.stdinOffset + count]))
-                    }
-                    state.stdinOffset += count
-                }
-                return count
-            }
-        }
-        return WASIAbi.Size(total)
-    }
-
-    func pread(into buffers: GuestBuffers, offset: WASIAbi.FileSize) throws -> WASIAbi.Size { throw WASIAbi.Errno.ESPIPE }
-}

@@ -86,6 +86,10 @@ public struct WASIOptions: Sendable {
     public var environment: [String: String]
     /// Where output goes (logged by default).
     public var output: OutputDestination
+    /// The most files and directories the guest may hold open at once, besides its standard
+    /// streams and preopens (32 by default): past it, opening fails with `EMFILE`, so that one
+    /// guest cannot take the descriptors of the whole process.
+    public var maxOpenFiles: Int = 32
 
     /// Options granting `capabilities` (the default set unless given) and nothing else.
     public init(

@@ -12,7 +12,8 @@ struct RunCommand: AsyncParsableCommand {
             becomes this command's. It sees only what is granted: its arguments, the environment given \
             with --env (none of this process's), clocks, random bytes, and the directories given with \
             --dir (read-only) or --writable-dir. A trap, or a call stopped by --fuel, --timeout or \
-            --memory, is reported on standard error with exit status 134.
+            --memory, is reported on standard error (a line starting "futures run:") with exit status \
+            134; an exit status outside 0-255 is reported as 1.
             """)
 
     @Argument(help: "A .wasm or .wat file: a WASI command.")
@@ -72,6 +73,11 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("futures run: \(describe(error))\n".utf8))
             throw ExitCode(134)
+        }
+        guard (0...255).contains(status) else {
+            // An exit status is one byte: 256 must not pass for success.
+            FileHandle.standardError.write(Data("futures run: the program exited with status \(status), outside 0-255; reporting 1\n".utf8))
+            throw ExitCode(1)
         }
         if status != 0 { throw ExitCode(status) }
     }

@@ -513,6 +513,68 @@ struct FuturesWASITests {
         #expect(reactor.exitCode == 1 && reactor.error.contains("not a WASI command"))
     }
 
+    /// A command run with the host's own streams may write and read them, and nothing more: it
+    /// cannot truncate the file behind its standard output. An exit status that does not fit in a
+    /// byte is not passed off as another.
+    @Test func runKeepsTheHostsStreamsAndExitStatusesHonest() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let truncate = "\(directory)/truncate.wat"
+        try """
+        (module
+          (import "wasi_snapshot_preview1" "fd_filestat_set_size" (func $size (param i32 i64) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 16) "after\\n")
+          (func (export "_start")
+            (drop (call $size (i32.const 1) (i64.const 0)))
+            (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 6))
+            (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+        """.write(toFile: truncate, atomically: false, encoding: .utf8)
+        let output = "\(directory)/out.txt"
+        let shell = try await run(
+            .path("/bin/sh"), arguments: ["-c", "echo keep > '\(output)' && '\(futuresPath)' run '\(truncate)' >> '\(output)'"],
+            output: .string(limit: 1 << 16), error: .string(limit: 1 << 16))
+        #expect(shell.terminationStatus.isSuccess, "\(shell.standardError)")
+        #expect(try String(contentsOfFile: output, encoding: .utf8) == "keep\nafter\n")
+
+        let exit = "\(directory)/exit.wat"
+        try """
+        (module
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (func (export "_start") (call $exit (i32.const 256))))
+        """.write(toFile: exit, atomically: false, encoding: .utf8)
+        let wide = try await futures(["run", exit])
+        #expect(wide.exitCode == 1)
+        #expect(wide.error.contains("status 256"))
+    }
+
+    /// What a guest prints is logged, up to 100 lines per stream and call: a flood of lines does
+    /// not keep a worker logging.
+    @Test func loggedGuestOutputIsBounded() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let lines = "\(directory)/lines.wat"
+        try """
+        (module
+          (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 2)
+          (func (export "_initialize"))
+          (func (export "lines") (param $n i32) (result i32)
+            (memory.fill (i32.const 65536) (i32.const 10) (local.get $n))
+            (i32.store (i32.const 0) (i32.const 65536)) (i32.store (i32.const 4) (local.get $n))
+            (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+            (local.get $n)))
+        """.write(toFile: lines, atomically: false, encoding: .utf8)
+        let run = try await futures(["map", "--quiet", lines, "lines"], input: "5000\n")
+        #expect(run.exitCode == 0, "\(run.error)")
+        #expect(run.outputLines == ["5000"])
+        let logged = run.error.split(separator: "\n").filter { $0.contains("concurrent.futures.guest") }
+        #expect(logged.count == 101, "\(logged.count) lines logged")
+        #expect(run.error.contains("(4900 more lines of standard output not logged)"))
+    }
+
     @Test(arguments: ["interpreter", "thread", "process"])
     func mapRunsAReactorWithItsOutput(executor: String) async throws {
         let directory = try temporaryDirectory()

@@ -287,9 +287,69 @@ struct WASIGuestTests {
         }
     }
 
+    /// The shapes of argument the bridge itself would not survive or would take too long over:
+    /// an iovec array the data read would overwrite, more than 1,024 iovecs, a total over 2 GiB;
+    /// and the descriptors a guest may take: at most `maxOpenFiles`, and never a FIFO.
+    @Test func hostileWASIArgumentsAreErrorsForTheGuest() throws {
+        let text = """
+            (module
+              (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+              (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+              (import "wasi_snapshot_preview1" "path_open"
+                (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+              (memory (export "memory") 512)
+              (data (i32.const 2000) ".")
+              (data (i32.const 2008) "fifo")
+              ;; iov[0] = {100, 16} covers iov[1] itself: reading into it would rewrite iov[1].
+              (func (export "overlapping_read") (result i32)
+                (i32.store (i32.const 96) (i32.const 100)) (i32.store (i32.const 100) (i32.const 16))
+                (i32.store (i32.const 104) (i32.const 200)) (i32.store (i32.const 108) (i32.const 4))
+                (call $fd_read (i32.const 0) (i32.const 96) (i32.const 2) (i32.const 300)))
+              (func (export "many_iovecs") (result i32)
+                (call $fd_write (i32.const 1) (i32.const 4096) (i32.const 1025) (i32.const 60000)))
+              ;; 100 iovecs of 32 MiB each: 3.2 GiB in all.
+              (func (export "huge_total") (result i32) (local $i i32)
+                (loop $fill
+                  (i32.store (i32.add (i32.const 4096) (i32.mul (local.get $i) (i32.const 8))) (i32.const 0))
+                  (i32.store (i32.add (i32.const 4100) (i32.mul (local.get $i) (i32.const 8))) (i32.const 33554432))
+                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                  (br_if $fill (i32.lt_u (local.get $i) (i32.const 100))))
+                (call $fd_write (i32.const 1) (i32.const 4096) (i32.const 100) (i32.const 60000)))
+              ;; Opens "." until refused: count * 1000 + the errno.
+              (func (export "open_many") (result i32) (local $count i32) (local $errno i32)
+                (block $done
+                  (loop $open
+                    (local.set $errno (call $path_open (i32.const 3) (i32.const 0) (i32.const 2000) (i32.const 1)
+                      (i32.const 0) (i64.const 2) (i64.const 2) (i32.const 0) (i32.const 3000)))
+                    (br_if $done (local.get $errno))
+                    (local.set $count (i32.add (local.get $count) (i32.const 1)))
+                    (br_if $open (i32.lt_u (local.get $count) (i32.const 10000)))))
+                (i32.add (i32.mul (local.get $count) (i32.const 1000)) (local.get $errno)))
+              (func (export "open_fifo") (result i32)
+                (call $path_open (i32.const 3) (i32.const 0) (i32.const 2008) (i32.const 4)
+                  (i32.const 0) (i64.const 2) (i64.const 2) (i32.const 0) (i32.const 3000))))
+            """
+        let root = temporaryDirectory("hostile")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        mkfifo("\(root)/fifo", 0o600)
+        var options = WASIOptions(preopens: [.init(hostPath: root, guestPath: "/data")], output: .discard)
+        options.maxOpenFiles = 8
+        let module = try GuestModule(wat: text, name: "hostile", limits: InterpreterLimits(memoryBytes: 64 << 20), wasi: options)
+        let interpreter = Interpreters.create(limits: InterpreterLimits(memoryBytes: 64 << 20, timeLimit: .seconds(10)))
+        defer { try? interpreter.close() }
+        try interpreter.exec(module)
+        let read = try module.function("overlapping_read", returning: Int.self).withStdin(Array(repeating: 0xFF, count: 64))
+        #expect(try interpreter.call(read) == 21)  // EFAULT
+        #expect(try interpreter.call("many_iovecs") == .int(28))  // EINVAL
+        #expect(try interpreter.call("huge_total") == .int(28))  // EINVAL
+        #expect(try interpreter.call("open_fifo") == .int(58))  // ENOTSUP: opening it would wait for a writer
+        #expect(try interpreter.call("open_many") == .int(8_033))  // 8 opened, then EMFILE
+    }
+
     /// Every WASI function the host links, called with hostile arguments (pointers at and past
-    /// the end of memory, huge lengths, odd descriptors): each returns an errno or fails the call
-    /// with a typed error, and the process survives.
+    /// the end of memory, huge lengths, odd descriptors, iovec arrays that overlap their buffers,
+    /// standard input to read over them): each returns an errno or fails the call with a typed
+    /// error, and the process survives.
     @Test func fuzzedWASICallsNeverCrashTheHost() throws {
         let root = temporaryDirectory("fuzz")
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -302,6 +362,21 @@ struct WASIGuestTests {
             text += "(import \"wasi_snapshot_preview1\" \"\(name)\" (func $\(name) (param \(parameters)) (result \(results))))\n"
         }
         text += "(memory (export \"memory\") 1)\n"
+        // Fills memory with plausible iovecs (a short buffer just after the iovec itself) from a
+        // seed, so that random pointers land on vectors whose buffers overlap the vector.
+        text += """
+            (func (export "scribble") (param $seed i32) (local $at i32)
+              (loop $fill
+                (local.set $seed (i32.xor (local.get $seed) (i32.shl (local.get $seed) (i32.const 13))))
+                (local.set $seed (i32.xor (local.get $seed) (i32.shr_u (local.get $seed) (i32.const 17))))
+                (local.set $seed (i32.xor (local.get $seed) (i32.shl (local.get $seed) (i32.const 5))))
+                (i32.store (local.get $at)
+                  (i32.and (i32.add (local.get $at) (i32.and (local.get $seed) (i32.const 0x3F))) (i32.const 0xFFFF)))
+                (i32.store (i32.add (local.get $at) (i32.const 4)) (i32.shr_u (local.get $seed) (i32.const 26)))
+                (local.set $at (i32.add (local.get $at) (i32.const 8)))
+                (br_if $fill (i32.lt_u (local.get $at) (i32.const 65528)))))
+
+            """
         for name in names {
             let type = WASIHost.signatures[name]!
             let parameters = type.parameters.map(typeName).joined(separator: " ")
@@ -315,27 +390,47 @@ struct WASIGuestTests {
             preopens: [.init(hostPath: root, guestPath: "/data", isWritable: true)], output: .discard)
         options.arguments = ["a", "b"]
         let module = try GuestModule(wat: text, name: "fuzz", wasi: options)
-        let interpreter = Interpreters.create(limits: InterpreterLimits(maxValueBytes: 1 << 16, timeLimit: .seconds(5)))
+        let limits = InterpreterLimits(maxValueBytes: 1 << 16, timeLimit: .seconds(5))
+        var interpreter = Interpreters.create(limits: limits)
         defer { try? interpreter.close() }
-        try interpreter.exec(module)
         var generator = SplitMix(state: 0x5EED_0012)
         let edges: [UInt32] = [0, 1, 3, 4, 8, 65_532, 65_535, 65_536, 0x7FFF_FFFF, 0xFFFF_FFF0, 0xFFFF_FFFF]
         var returned = 0
-        for round in 0..<3_000 {
-            let name = names[round % names.count]
+        // Every function in turn, and every other round one that takes an iovec array.
+        let vectored = names.filter { WASIHost.pointerChecks[$0]?.contains { if case .iovecs = $0 { true } else { false } } == true }
+        for round in 0..<4_000 {
+            let name = round % 2 == 0 ? names[(round / 2) % names.count] : vectored[(round / 2) % vectored.count]
             let type = WASIHost.signatures[name]!
             let arguments: [ShareableValue] = type.parameters.map { parameter in
-                let bits = Bool.random(using: &generator) ? edges.randomElement(using: &generator)! : UInt32.random(in: 0...70_000, using: &generator)
+                let bits: UInt32
+                switch UInt8.random(in: 0..<4, using: &generator) {
+                case 0: bits = edges.randomElement(using: &generator)!
+                case 1: bits = UInt32.random(in: 0...4, using: &generator)  // descriptors, counts
+                case 2: bits = UInt32.random(in: 0...8_750, using: &generator) * 8  // on a scribbled iovec
+                default: bits = UInt32.random(in: 0...70_000, using: &generator)
+                }
                 return parameter == .i64 ? .int(Int64(bits)) : .int(Int64(Int32(bitPattern: bits)))
             }
+            if round % 50 == 0 {
+                // A fresh interpreter now and then: the calls close and renumber its descriptors.
+                if round % 100 == 0 {
+                    try interpreter.close()
+                    interpreter = Interpreters.create(limits: limits)
+                    try interpreter.exec(module)
+                }
+                _ = try interpreter.call("scribble", [.int(Int64(round + 1))])
+            }
+            let invocation = GuestInvocation(
+                module: module, function: name, arguments: arguments, fuel: nil,
+                wasi: WASICallOptions(stdin: Array(repeating: 0xFF, count: 300)))
             do {
-                _ = try interpreter.call(name, arguments)
+                _ = try interpreter.run(invocation, wait: false)
                 returned += 1
             } catch let error as GuestError {
                 #expect([.exited, .outputLimit, .invalidPointer, .trap].contains(error.kind), "\(name)\(arguments): \(error)")
             }
         }
-        #expect(returned > 1_000)
+        #expect(returned > 1_500)
         #expect(try interpreter.call("clock_time_get", [.int(0), .int(0), .int(64)]) == .int(0))
     }
 }

@@ -1,0 +1,146 @@
+@_spi(WASIPlatform) import WASI
+@_spi(Fuzzing) import WasmKit
+import WasmTypes
+
+/// What a WASI guest may do with descriptors, around WasmKit's bridge (which has no read-only
+/// mode and no limit of its own):
+///
+/// - under a read-only preopen, nothing changes: creating, truncating, appending, writing,
+///   renaming, removing, linking are `EROFS`, and files are opened without the rights to change
+///   them; what is opened under a read-only directory is read-only in turn;
+/// - a guest holds at most ``WASIOptions/maxOpenFiles`` descriptors it opened (`EMFILE` past
+///   that), so that one guest cannot take the descriptors of the whole process;
+/// - only regular files and directories open: a FIFO, socket or device could make the host wait
+///   in `open` or `read`, where a time limit cannot stop it (`ENOTSUP`).
+///
+/// Used by the thread holding the interpreter's run lock only.
+final class WASIDescriptorGuard: @unchecked Sendable {
+    typealias Implementation = @Sendable (Memory, [WasmKit.Value]) throws -> [WasmKit.Value]
+
+    /// Descriptors under a read-only preopen: the preopens themselves and what was opened under them.
+    private var readOnly: Set<UInt32>
+    /// Descriptors the guest opened and has not closed.
+    private var opened: Set<UInt32> = []
+    private let maxOpenFiles: Int
+    /// The bridge's `path_filestat_get`, run on a scratch memory of the host's.
+    private let fileStatus: WASIHostFunction<WASIScratchMemory>?
+
+    init(readOnly: Set<UInt32>, maxOpenFiles: Int, fileStatus: WASIHostFunction<WASIScratchMemory>?) {
+        self.readOnly = readOnly
+        self.maxOpenFiles = maxOpenFiles
+        self.fileStatus = fileStatus
+    }
+
+    private static func errno(_ code: WASIAbi.Errno) -> [WasmKit.Value] { [.i32(UInt32(code.rawValue))] }
+
+    /// `implementation` of the preview 1 function `name`, guarded.
+    func guarding(_ name: String, _ implementation: @escaping Implementation) -> (Memory, [WasmKit.Value]) throws -> [WasmKit.Value] {
+        switch name {
+        case "path_open": return { memory, arguments in try self.open(memory, arguments, implementation) }
+        case "fd_close":
+            return { memory, arguments in
+                let result = try implementation(memory, arguments)
+                if result.first?.i32 == 0 {
+                    self.opened.remove(arguments[0].i32)
+                    self.readOnly.remove(arguments[0].i32)
+                }
+                return result
+            }
+        case "fd_renumber":
+            return { memory, arguments in
+                let (from, to) = (arguments[0].i32, arguments[1].i32)
+                if self.readOnly.contains(from) || self.readOnly.contains(to) { return Self.errno(.EROFS) }
+                let result = try implementation(memory, arguments)
+                if result.first?.i32 == 0, from != to {
+                    let wasOpened = self.opened.remove(from) != nil
+                    self.opened.remove(to)
+                    if wasOpened { self.opened.insert(to) }
+                }
+                return result
+            }
+        default:
+            guard let positions = Self.changingCalls[name] else { return implementation }
+            return { memory, arguments in
+                if positions.contains(where: { self.readOnly.contains(arguments[$0].i32) }) { return Self.errno(.EROFS) }
+                return try implementation(memory, arguments)
+            }
+        }
+    }
+
+    /// `path_open(fd, dirflags, path, path_len, oflags, rights_base, rights_inheriting, fdflags, *fd)`.
+    private func open(_ memory: Memory, _ arguments: [WasmKit.Value], _ implementation: Implementation) throws -> [WasmKit.Value] {
+        guard opened.count < maxOpenFiles else { return Self.errno(.EMFILE) }
+        if let refusal = try refuseSpecialFile(memory, arguments) { return Self.errno(refusal) }
+        var changed = arguments
+        let directory = arguments[0].i32
+        let underReadOnly = readOnly.contains(directory)
+        if underReadOnly {
+            let oflags = WASIAbi.Oflags(rawValue: arguments[4].i32)
+            let rights = WASIAbi.Rights(rawValue: arguments[5].i64)
+            let fdflags = WASIAbi.Fdflags(rawValue: UInt16(truncatingIfNeeded: arguments[7].i32))
+            // Creating, truncating, appending or opening to write only is refused; otherwise the
+            // file opens without the rights to change it (C libraries ask for every right a mode
+            // allows, so refusing those would refuse every open).
+            if !oflags.isDisjoint(with: [.CREAT, .TRUNC]) || fdflags.contains(.APPEND) { return Self.errno(.EROFS) }
+            if rights.contains(.FD_WRITE) && !rights.contains(.FD_READ) { return Self.errno(.EROFS) }
+            let writing: WASIAbi.Rights = [.FD_WRITE, .FD_ALLOCATE, .FD_FILESTAT_SET_SIZE, .FD_FILESTAT_SET_TIMES, .FD_DATASYNC]
+            changed[5] = .i64(rights.subtracting(writing).rawValue)
+            changed[6] = .i64(WASIAbi.Rights(rawValue: arguments[6].i64).subtracting(writing).rawValue)
+        }
+        let result = try implementation(memory, changed)
+        if result.first?.i32 == 0 {
+            // The pointer was checked before the call (`WASIHost.pointerChecks`).
+            let descriptor = memory.withUnsafeBufferPointer(offset: UInt(arguments[8].i32), count: 4) {
+                UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))
+            }
+            opened.insert(descriptor)
+            if underReadOnly { readOnly.insert(descriptor) }
+        }
+        return result
+    }
+
+    /// `ENOTSUP` when the path names something other than a regular file, a directory or a
+    /// symbolic link (a FIFO, a socket, a device), found with the bridge's own `path_filestat_get`
+    /// (same directory, path and symbolic-link flag) on a scratch memory; `nil` to go on (a path
+    /// that does not exist yet is for `path_open` to create or refuse).
+    private func refuseSpecialFile(_ memory: Memory, _ arguments: [WasmKit.Value]) throws -> WASIAbi.Errno? {
+        guard let fileStatus else { return nil }
+        let length = Int(arguments[3].i32)
+        guard length <= 4096 else { return .ENAMETOOLONG }
+        // The path at 0, the 64-byte file status after it (8-byte aligned).
+        let statusOffset = (length + 7) & ~7
+        let scratch = WASIScratchMemory(count: statusOffset + 64)
+        memory.withUnsafeBufferPointer(offset: UInt(arguments[2].i32), count: length) { path in
+            scratch.bytes.withUnsafeMutableBytes { $0.copyMemory(from: path) }
+        }
+        let result = try fileStatus.implementation(
+            scratch, [.i32(arguments[0].i32), .i32(arguments[1].i32), .i32(0), .i32(UInt32(length)), .i32(UInt32(statusOffset))])
+        guard result.first?.i32 == 0 else { return nil }
+        let type = WASIAbi.FileType(rawValue: scratch.bytes[statusOffset + 16])
+        return [.REGULAR_FILE, .DIRECTORY, .SYMBOLIC_LINK].contains(type) ? nil : .ENOTSUP
+    }
+
+    /// The calls that change files, with the positions of their descriptor arguments.
+    private static let changingCalls: [String: [Int]] = [
+        "path_create_directory": [0], "path_remove_directory": [0], "path_unlink_file": [0],
+        "path_rename": [0, 3], "path_link": [0, 4], "path_symlink": [2], "path_filestat_set_times": [0],
+        "fd_write": [0], "fd_pwrite": [0], "fd_allocate": [0], "fd_filestat_set_size": [0],
+        "fd_filestat_set_times": [0], "fd_fdstat_set_flags": [0],
+    ]
+}
+
+/// A few bytes of the host's own, which WasmKit's WASI functions can run on as if on a guest's
+/// memory (they are generic over it): to ask the bridge a question without touching the guest.
+final class WASIScratchMemory: WasmTypes.GuestMemory, @unchecked Sendable {
+    var bytes: [UInt8]
+
+    init(count: Int) { bytes = [UInt8](repeating: 0, count: count) }
+
+    func withUnsafeMutableBufferPointer<T>(offset: UInt, count: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> T) rethrows -> T {
+        // The bridge reaches only the ranges the caller laid out.
+        precondition(Int(offset) + count <= bytes.count, "scratch memory access out of bounds")
+        return try bytes.withUnsafeMutableBytes { buffer in
+            try body(UnsafeMutableRawBufferPointer(rebasing: buffer[Int(offset)..<Int(offset) + count]))
+        }
+    }
+}
