@@ -7,12 +7,14 @@ import Glibc
 /// The standard streams and `argv`/`environ` of the call running now, for one ``WASIHost``.
 final class WASICallState: @unchecked Sendable {
     let programName: String
-    let defaults: WASIOptions
     let maxOutputBytes: Int
+    /// The module's `argv` and environment, encoded once: most calls use them.
+    private let defaultArguments: [[UInt8]]
+    private let defaultEnvironment: [[UInt8]]
     /// `argv`, each without its terminating zero.
-    private(set) var arguments: [[UInt8]] = []
+    private(set) var arguments: [[UInt8]]
     /// `KEY=value` strings.
-    private(set) var environment: [[UInt8]] = []
+    private(set) var environment: [[UInt8]]
     var stdin: [UInt8] = []
     var stdinOffset = 0
     var stdout: [UInt8] = []
@@ -20,16 +22,25 @@ final class WASICallState: @unchecked Sendable {
 
     init(programName: String, options: WASIOptions, maxOutputBytes: Int) {
         self.programName = programName
-        defaults = options
         self.maxOutputBytes = maxOutputBytes
-        begin(nil)
+        defaultArguments = Self.encode(arguments: options.arguments, programName: programName)
+        defaultEnvironment = Self.encode(environment: options.environment)
+        arguments = defaultArguments
+        environment = defaultEnvironment
+    }
+
+    private static func encode(arguments: [String], programName: String) -> [[UInt8]] {
+        ([programName] + arguments).map { Array($0.utf8) }
+    }
+
+    private static func encode(environment: [String: String]) -> [[UInt8]] {
+        environment.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) }
     }
 
     /// Starts a call: its arguments, environment and input; empty output.
     func begin(_ call: WASICallOptions?) {
-        let argv = [programName] + (call?.arguments ?? defaults.arguments)
-        arguments = argv.map { Array($0.utf8) }
-        environment = (call?.environment ?? defaults.environment).sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) }
+        arguments = call?.arguments.map { Self.encode(arguments: $0, programName: programName) } ?? defaultArguments
+        environment = call?.environment.map(Self.encode(environment:)) ?? defaultEnvironment
         stdin = call?.stdin ?? []
         stdinOffset = 0
         stdout = []

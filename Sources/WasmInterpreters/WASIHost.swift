@@ -50,11 +50,16 @@ final class WASIHost: @unchecked Sendable {
         } catch {
             throw ModuleError(.invalidOptions, "\(moduleName): a preopened directory cannot be opened: \(error)")
         }
-        let scratchFunctions: [String: WASIHostFunction<WASIScratchMemory>] = bridge.hostFunctions(
-            capabilities: [WASI.WASICapability<WASIScratchMemory>.fileSystem], stubUnlinked: false)
+        // Without the file system nothing can be opened, so the guard needs no file status.
+        var fileStatus: WASIHostFunction<WASIScratchMemory>?
+        if options.effectiveCapabilities.contains(.fileSystem) {
+            let scratchFunctions: [String: WASIHostFunction<WASIScratchMemory>] = bridge.hostFunctions(
+                capabilities: [WASI.WASICapability<WASIScratchMemory>.fileSystem], stubUnlinked: false)
+            fileStatus = scratchFunctions["path_filestat_get"]
+        }
         descriptors = WASIDescriptorGuard(
             readOnly: Set(options.preopens.indices.filter { !options.preopens[$0].isWritable }.map { UInt32(3 + $0) }),
-            maxOpenFiles: options.maxOpenFiles, fileStatus: scratchFunctions["path_filestat_get"])
+            maxOpenFiles: options.maxOpenFiles, fileStatus: fileStatus)
         functions = bridge.hostFunctions(capabilities: Self.capabilities(options.effectiveCapabilities), stubUnlinked: true)
     }
 

@@ -23,6 +23,8 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
     private var lastCall: CallSite?
     /// The WASI hosts of the WASI modules, by module id; closed with the instances.
     private var wasiHosts: [Int: WASIHost] = [:]
+    /// The host used last, so that a run of calls to one module skips the lookup.
+    private var lastWASIHost: (moduleID: Int, host: WASIHost)?
 
     /// A resolved export, kept as one reference so that repeated calls copy nothing.
     private final class CallSite {
@@ -80,9 +82,15 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
     }
 
     private func wasiHost(for module: GuestModule) throws -> WASIHost {
-        if let host = wasiHosts[module.id] { return host }
-        let host = try WASIHost(options: module.wasi, moduleName: module.name, maxOutputBytes: limits.maxValueBytes)
-        wasiHosts[module.id] = host
+        if let last = lastWASIHost, last.moduleID == module.id { return last.host }
+        let host: WASIHost
+        if let existing = wasiHosts[module.id] {
+            host = existing
+        } else {
+            host = try WASIHost(options: module.wasi, moduleName: module.name, maxOutputBytes: limits.maxValueBytes)
+            wasiHosts[module.id] = host
+        }
+        lastWASIHost = (module.id, host)
         return host
     }
 
@@ -92,6 +100,7 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
         // Descriptors the guests opened go with their instances; the next call opens afresh.
         for host in wasiHosts.values { host.close() }
         wasiHosts = [:]
+        lastWASIHost = nil
         store = Store(engine: engine)
         prepareStore()
     }
