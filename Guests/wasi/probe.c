@@ -15,6 +15,18 @@
 
 static void return_text(const char *text) { cf_return_string(text, (int32_t)strlen(text)); }
 
+// Returns "error: <strerror(errno)>".
+static void return_error(void) {
+    char text[600];
+    snprintf(text, sizeof text, "error: %s", strerror(errno));
+    return_text(text);
+}
+
+// The guest ABI's (pointer, length) string as a C string in `name`.
+static void c_string(char name[512], const uint8_t *path, int32_t length) {
+    snprintf(name, 512, "%.*s", (int)length, (const char *)path);
+}
+
 // greet(name): prints a line and returns a string made with malloc. The worked example.
 CF_EXPORT("greet") void greet(const uint8_t *name, int32_t length) {
     char *text = malloc((size_t)length + 32);
@@ -60,14 +72,9 @@ CF_EXPORT("shout") int64_t shout(void) {
 // read_file(path): the file's first line, or "error: <strerror>".
 CF_EXPORT("read_file") void read_file(const uint8_t *path, int32_t length) {
     char name[512];
-    snprintf(name, sizeof name, "%.*s", (int)length, (const char *)path);
+    c_string(name, path, length);
     FILE *file = fopen(name, "r");
-    if (!file) {
-        char text[600];
-        snprintf(text, sizeof text, "error: %s", strerror(errno));
-        return_text(text);
-        return;
-    }
+    if (!file) return return_error();
     char line[512] = "";
     if (!fgets(line, sizeof line, file)) line[0] = 0;
     fclose(file);
@@ -78,14 +85,9 @@ CF_EXPORT("read_file") void read_file(const uint8_t *path, int32_t length) {
 // write_file(path, text): creates or replaces the file; "ok" or "error: <strerror>".
 CF_EXPORT("write_file") void write_file(const uint8_t *path, int32_t length, const uint8_t *text, int32_t textLength) {
     char name[512];
-    snprintf(name, sizeof name, "%.*s", (int)length, (const char *)path);
+    c_string(name, path, length);
     FILE *file = fopen(name, "w");
-    if (!file) {
-        char message[600];
-        snprintf(message, sizeof message, "error: %s", strerror(errno));
-        return_text(message);
-        return;
-    }
+    if (!file) return return_error();
     fwrite(text, 1, (size_t)textLength, file);
     fclose(file);
     return_text("ok");
@@ -95,14 +97,9 @@ CF_EXPORT("write_file") void write_file(const uint8_t *path, int32_t length, con
 static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 CF_EXPORT("list_dir") void list_dir(const uint8_t *path, int32_t length) {
     char name[512];
-    snprintf(name, sizeof name, "%.*s", (int)length, (const char *)path);
+    c_string(name, path, length);
     DIR *dir = opendir(name);
-    if (!dir) {
-        char text[600];
-        snprintf(text, sizeof text, "error: %s", strerror(errno));
-        return_text(text);
-        return;
-    }
+    if (!dir) return return_error();
     char *names[256];
     int count = 0;
     struct dirent *entry;

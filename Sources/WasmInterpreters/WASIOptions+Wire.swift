@@ -5,21 +5,24 @@ package import Futures
 /// call's output with its result, and the caller's process delivers it
 /// (``GuestInvocation/forwardingOutput()``).
 extension WASIOptions {
-    /// `[capabilities, [[host, guest, writable], ...], [arguments], [[key, value], ...]]`.
+    /// `[capabilities, [[host, guest, writable], ...], [arguments], [[key, value], ...], max open files]`.
     package var wireValue: ShareableValue {
         .array([
             .int(Int64(capabilities.rawValue)),
             .array(preopens.map { .array([.string($0.hostPath), .string($0.guestPath), .bool($0.isWritable)]) }),
             .array(arguments.map { .string($0) }),
-            .array(environment.sorted { $0.key < $1.key }.map { .array([.string($0.key), .string($0.value)]) }),
+            Self.wireValue(of: environment), .int(Int64(maxOpenFiles)),
         ])
     }
 
-    /// The options ``wireValue`` wrote (output discarded: the worker returns it), or `nil`.
-    package init?(wireValue: ShareableValue) {
-        guard case .array(let fields) = wireValue, fields.count == 4, case .int(let capabilities) = fields[0],
-            case .array(let preopens) = fields[1], let arguments = Self.strings(fields[2]), case .array(let pairs) = fields[3]
-        else { return nil }
+    /// `[[key, value], ...]`, sorted by key.
+    static func wireValue(of environment: [String: String]) -> ShareableValue {
+        .array(environment.sorted { $0.key < $1.key }.map { .array([.string($0.key), .string($0.value)]) })
+    }
+
+    /// The environment ``wireValue(of:)`` wrote, or `nil`.
+    static func environment(wireValue: ShareableValue) -> [String: String]? {
+        guard case .array(let pairs) = wireValue else { return nil }
         var environment: [String: String] = [:]
         for pair in pairs {
             guard case .array(let entry) = pair, entry.count == 2, case .string(let key) = entry[0],
@@ -27,6 +30,15 @@ extension WASIOptions {
             else { return nil }
             environment[key] = value
         }
+        return environment
+    }
+
+    /// The options ``wireValue`` wrote (output discarded: the worker returns it), or `nil`.
+    package init?(wireValue: ShareableValue) {
+        guard case .array(let fields) = wireValue, fields.count == 5, case .int(let capabilities) = fields[0],
+            case .array(let preopens) = fields[1], let arguments = Self.strings(fields[2]),
+            let environment = Self.environment(wireValue: fields[3]), case .int(let maxOpenFiles) = fields[4]
+        else { return nil }
         var directories: [Preopen] = []
         for preopen in preopens {
             guard case .array(let entry) = preopen, entry.count == 3, case .string(let host) = entry[0],
@@ -37,6 +49,7 @@ extension WASIOptions {
         self.init(
             capabilities: Capabilities(rawValue: Int(capabilities)), preopens: directories, arguments: arguments,
             environment: environment, output: .discard)
+        self.maxOpenFiles = Int(maxOpenFiles)
     }
 
     static func strings(_ value: ShareableValue) -> [String]? {
@@ -55,7 +68,7 @@ extension WASICallOptions {
     package var wireValue: ShareableValue {
         .array([
             arguments.map { .array($0.map { .string($0) }) } ?? .none,
-            environment.map { .array($0.sorted { $0.key < $1.key }.map { .array([.string($0.key), .string($0.value)]) }) } ?? .none,
+            environment.map(WASIOptions.wireValue(of:)) ?? .none,
             .bytes(stdin), .bool(capture),
         ])
     }
@@ -71,14 +84,8 @@ extension WASICallOptions {
             arguments = strings
         }
         var environment: [String: String]?
-        if case .array(let pairs) = fields[1] {
-            var table: [String: String] = [:]
-            for pair in pairs {
-                guard case .array(let entry) = pair, entry.count == 2, case .string(let key) = entry[0],
-                    case .string(let value) = entry[1]
-                else { return nil }
-                table[key] = value
-            }
+        if fields[1] != .none {
+            guard let table = WASIOptions.environment(wireValue: fields[1]) else { return nil }
             environment = table
         }
         self.init(arguments: arguments, environment: environment, stdin: stdin, capture: capture)

@@ -271,6 +271,27 @@ struct WASIGuestTests {
         }
     }
 
+    /// What process and MPI pools send: every option but the output destination, which stays
+    /// with the caller.
+    @Test func optionsCrossTheWire() throws {
+        var options = WASIOptions(
+            capabilities: [.clocks, .poll], preopens: [.init(hostPath: "/srv", guestPath: "/data", isWritable: true)],
+            arguments: ["-v", "x y"], environment: ["B": "2", "A": "1"], output: .handler { _ in })
+        options.maxOpenFiles = 5
+        let copy = try #require(WASIOptions(wireValue: options.wireValue))
+        #expect(copy.capabilities == options.capabilities)
+        #expect(copy.preopens == options.preopens)
+        #expect(copy.arguments == options.arguments)
+        #expect(copy.environment == options.environment)
+        #expect(copy.maxOpenFiles == 5)
+        if case .discard = copy.output {} else { Issue.record("the destination travelled: \(copy.output)") }
+        let call = WASICallOptions(arguments: ["a"], environment: [:], stdin: [1, 2, 3], capture: true)
+        #expect(WASICallOptions(wireValue: call.wireValue) == call)
+        #expect(WASICallOptions(wireValue: WASICallOptions().wireValue) == WASICallOptions())
+        #expect(WASIOptions(wireValue: .array([.int(1)])) == nil)
+        #expect(WASICallOptions(wireValue: .string("x")) == nil)
+    }
+
     @Test func unknownWASIImportsAreNamed() throws {
         let text = """
             (module
