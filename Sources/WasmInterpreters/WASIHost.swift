@@ -11,10 +11,11 @@ import WasmKitWASI
 /// - every pointer a guest passes is checked against its memory before the bridge sees it (the
 ///   bridge itself would stop the process on a pointer out of bounds);
 /// - `args_*` and `environ_*` are this host's, so each call can give its own values;
-/// - the standard streams are per-call buffers (``WASICallState``), unless output is inherited;
+/// - the standard streams are per-call buffers (``WASICallState``), or, when output is
+///   inherited, wrappers that only read and write the host's own;
 /// - preopened directories not marked writable refuse every change (`EROFS`), as do the
-///   descriptors opened under them; a guest opens at most ``WASIOptions/maxOpenFiles`` files,
-///   never in blocking mode (``WASIDescriptorGuard``).
+///   descriptors opened under them; a guest holds at most ``WASIOptions/maxOpenFiles`` files,
+///   and never a FIFO or a device (``WASIDescriptorGuard``).
 ///
 /// ``close()`` must run before the last reference goes (the bridge traps otherwise): the runtime
 /// closes its hosts when it replaces its instances and when it is destroyed.
