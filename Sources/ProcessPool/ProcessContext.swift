@@ -39,15 +39,15 @@ package final class CallBatch: WorkerTask, @unchecked Sendable {
             return nil
         case .invocation(let form)? where (form as? GuestInvocation)?.arguments.contains(where: containsQueue) == true:
             throw NotShareableError("queues live in one process: \(call.summary) cannot take one to a worker process")
-        case .invocation(let form)? where (form as? GuestInvocation)?.forwardingOutput() != nil:
-            // A WASI call whose output goes to a destination in this process: the worker returns it.
-            let (invocation, unwrap) = (form as! GuestInvocation).forwardingOutput()!
-            let decode = call.decode
-            return Element(handle: future, call: .invocation(invocation)) { outcome in
-                future.complete(outcome.flatMap { value in Result { try decode(unwrap(value)) } })
-            }
         case let remote?:
             let decode = call.decode
+            if let forwarding = remote.guestInvocation?.forwardingOutput() {
+                // A WASI call whose output goes to a destination in this process: the worker
+                // returns it with the value, and it is delivered here.
+                return Element(handle: future, call: .invocation(forwarding.invocation)) { outcome in
+                    future.complete(outcome.flatMap { value in Result { try decode(forwarding.unwrap(value)) } })
+                }
+            }
             return Element(handle: future, call: remote) { outcome in
                 future.complete(outcome.flatMap { value in Result { try decode(value) } })
             }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import ConcurrentFutures
+import GuestBuilder
 
 /// `--wasi command|reactor`.
 enum WASIChoice: String, ExpressibleByArgument, CaseIterable {
@@ -6,8 +8,6 @@ enum WASIChoice: String, ExpressibleByArgument, CaseIterable {
 
     var target: GuestBuilder.WASITarget { self == .command ? .command : .reactor }
 }
-import ConcurrentFutures
-import GuestBuilder
 
 /// `futures build-guest`: compiles Embedded Swift or C sources into a guest module.
 struct BuildGuestCommand: AsyncParsableCommand {

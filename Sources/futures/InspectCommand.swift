@@ -37,10 +37,16 @@ struct InspectCommand: AsyncParsableCommand {
             lines.append("  a WASI \(kind.rawValue) (wasi_snapshot_preview1)\(kind == .command ? ": run it with futures run" : "")")
             if !report.wasiNeeds.isEmpty { lines.append("  imports functions for: \(report.wasiNeeds.joined(separator: ", "))") }
             let granted = ["arguments", "clocks", "random", "stdio", "process"]
-            let extra = report.wasiNeeds.filter { !granted.contains($0) }
+            let notGranted = report.wasiNeeds.filter { !granted.contains($0) }.map { group in
+                switch group {
+                case "sockets": "sockets (never)"
+                case "fileSystem": "fileSystem (with --dir)"
+                default: group
+                }
+            }
             lines.append(
-                "  granted by default: arguments, clocks, random, stdio, process"
-                    + (extra.isEmpty ? "" : "; not by default: " + extra.map { $0 == "sockets" ? "sockets (never)" : $0 == "fileSystem" ? "fileSystem (with --dir)" : $0 }.joined(separator: ", ")))
+                "  granted by default: " + granted.joined(separator: ", ")
+                    + (notGranted.isEmpty ? "" : "; not by default: " + notGranted.joined(separator: ", ")))
         } else {
             lines.append("  not used")
         }

@@ -72,7 +72,9 @@ struct MapCommand: AsyncParsableCommand {
 
     @Flag(
         help: """
-            Add each call's captured standard output and error (of a WASI guest) to its line:             {"value": result, "stdout": "...", "stderr": "..."}. Without it, what WASI guests print is             logged on standard error.
+            Add each call's captured standard output and error (of a WASI guest) to its line: \
+            {"value": result, "stdout": "...", "stderr": "..."}. Without it, what WASI guests print is \
+            logged on standard error.
             """)
     var output = false
 
@@ -267,7 +269,6 @@ struct MapCommand: AsyncParsableCommand {
     private func result(of future: Future<ShareableValue>) -> Result<ShareableValue, any Error> {
         Result { try future.result() }
     }
-
 }
 
 /// An error as one line for a person: a guest error's kind, function and message.
