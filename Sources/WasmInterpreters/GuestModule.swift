@@ -40,6 +40,8 @@ public final class GuestModule: Sendable {
     let hasStartFunction: Bool
     /// Whether the module exports a memory named `memory`.
     let exportsMemory: Bool
+    /// The names of the WASI preview 1 functions the module imports.
+    let wasiImports: Set<String>
 
     /// Parses and validates `bytes`.
     ///
@@ -95,6 +97,7 @@ public final class GuestModule: Sendable {
             wasiKind = nil
         }
         self.wasi = wasi
+        wasiImports = Set(imports.filter { $0.module == WASIHost.moduleName }.map(\.name))
     }
 
     /// A copy of `module` with other WASI options (a new module id: its instances are separate).
@@ -110,6 +113,7 @@ public final class GuestModule: Sendable {
         imports = module.imports
         memories = module.memories
         wasiKind = module.wasiKind
+        wasiImports = module.wasiImports
         self.wasi = wasi
     }
 

@@ -88,10 +88,11 @@ final class WASIHost: @unchecked Sendable {
 
     // MARK: Linking
 
-    /// Defines every preview 1 function in `imports`, for `store`.
-    func link(into imports: inout Imports, store: Store) {
-        let own = environmentFunctions()
-        for (name, function) in functions where own[name] == nil {
+    /// Defines the preview 1 functions named in `needed` (what a module imports) in `imports`,
+    /// for `store`.
+    func link(into imports: inout Imports, store: Store, needed: Set<String>) {
+        let own = environmentFunctions().filter { needed.contains($0.key) }
+        for (name, function) in functions where own[name] == nil && needed.contains(name) {
             let checks = Self.pointerChecks[name] ?? []
             let guarded = descriptors.guarding(name, function.implementation)
             imports.define(

@@ -113,7 +113,7 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
         do {
             if module.wasiKind != nil {
                 var withWASI = imports
-                try wasiHost(for: module).link(into: &withWASI, store: store)
+                try wasiHost(for: module).link(into: &withWASI, store: store, needed: module.wasiImports)
                 instance = try module.parsed.instantiate(store: store, imports: withWASI)
                 // A reactor prepares itself once per instance (its C constructors, its heap).
                 if module.wasiKind == .reactor, let initialize = instance.exports[function: "_initialize"] {
