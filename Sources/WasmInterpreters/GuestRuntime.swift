@@ -140,7 +140,8 @@ class GuestRuntime: @unchecked Sendable {
             return try limited(fuel: fuel, timeLimit: timeLimit, function: name) { try invoke(module, name, arguments) }
         }
         // A WASI call: its arguments, environment and input in, its output out.
-        let state = try module.wasiKind.map { _ in try wasiState(for: module) }
+        var state: WASICallState?
+        if module.wasiKind != nil { state = try wasiState(for: module) }
         state?.begin(wasi)
         let value: ShareableValue
         do {

@@ -15,6 +15,8 @@ final class WASICallState: @unchecked Sendable {
     private(set) var arguments: [[UInt8]]
     /// `KEY=value` strings.
     private(set) var environment: [[UInt8]]
+    /// Whether `arguments` or `environment` hold a call's own values rather than the defaults.
+    private var hasCallValues = false
     var stdin: [UInt8] = []
     var stdinOffset = 0
     var stdout: [UInt8] = []
@@ -37,22 +39,29 @@ final class WASICallState: @unchecked Sendable {
         environment.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) }
     }
 
-    /// Starts a call: its arguments, environment and input; empty output.
+    /// Starts a call: its arguments, environment and input. (Output is empty: ``end()`` leaves it
+    /// so.) A call with the module's defaults, the common case, changes nothing.
     func begin(_ call: WASICallOptions?) {
-        arguments = call?.arguments.map { Self.encode(arguments: $0, programName: programName) } ?? defaultArguments
-        environment = call?.environment.map(Self.encode(environment:)) ?? defaultEnvironment
-        stdin = call?.stdin ?? []
+        if let call {
+            arguments = call.arguments.map { Self.encode(arguments: $0, programName: programName) } ?? defaultArguments
+            environment = call.environment.map(Self.encode(environment:)) ?? defaultEnvironment
+            hasCallValues = true
+            stdin = call.stdin
+        } else if hasCallValues {
+            arguments = defaultArguments
+            environment = defaultEnvironment
+            hasCallValues = false
+        }
         stdinOffset = 0
-        stdout = []
-        stderr = []
     }
 
     /// Ends a call: its output, and the buffers emptied.
     func end() -> (stdout: [UInt8], stderr: [UInt8]) {
+        if !stdin.isEmpty { stdin = [] }
+        if stdout.isEmpty && stderr.isEmpty { return ([], []) }
         defer {
             stdout = []
             stderr = []
-            stdin = []
         }
         return (stdout, stderr)
     }
