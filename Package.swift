@@ -52,7 +52,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             // The compiled engine's runtime, which it compiles into every compiled guest.
-            resources: [.embedInCode("CompiledEngine/wasm-rt.h"), .embedInCode("CompiledEngine/cf-rt.c")],
+            resources: [.embedInCode("Engines/Compiled/Runtime/wasm-rt.h"), .embedInCode("Engines/Compiled/Runtime/cf-rt.c")],
             swiftSettings: strict
         ),
         .target(name: "CFuturesShims"),

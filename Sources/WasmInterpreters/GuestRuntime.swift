@@ -1,19 +1,25 @@
 import Futures
+import WASI
 
-/// What an ``Interpreter`` holds behind its run lock: an engine's instances of the loaded modules,
-/// and what every engine does the same way. Used only by the thread holding the run lock.
+/// What an ``Interpreter`` holds behind its run lock: the loaded modules, the call protocol, and
+/// the engines that run them. Used only by the thread holding the run lock.
 ///
 /// This class owns the call protocol: the namespace of loaded modules, lookups by name, the
-/// initializer run again after a reset, and ``limited(fuel:timeLimit:function:_:)``, which gives
-/// each call its fuel and time limit and turns failures into ``GuestError``. A call's limits cover
-/// all guest code it runs (a first instantiation with its start function, `cf_alloc` for the
-/// arguments, the function, `cf_free`); a trap fails the call and makes the engine replace its
-/// instances before the next one.
+/// initializer run again after a reset, WASI streams per call, and
+/// ``limited(_:fuel:timeLimit:function:_:)``, which gives each call its fuel and time limit and
+/// turns failures into ``GuestError``. A call's limits cover all guest code it runs (a first
+/// instantiation with its start function and a reactor's `_initialize`, `cf_alloc` for the
+/// arguments, the function, `cf_free`); a trap fails the call and makes the runtime replace every
+/// instance before the next one.
 ///
-/// An engine subclass provides the rest: ``WasmKitRuntime`` and ``CompiledRuntime``.
-class GuestRuntime: @unchecked Sendable {
+/// The engines (``EngineInstances``) hold the instances: ``WasmKitInstances`` and
+/// ``CompiledInstances``. An interpreter made with ``GuestEngine/auto`` may use both, one per
+/// module: each module's instance runs where ``CompiledEngine`` placed it when it was made.
+final class GuestRuntime: @unchecked Sendable {
     let interpreterID: Int
     let limits: InterpreterLimits
+    /// The engine the interpreter was made with.
+    let engine: GuestEngine
     /// What host functions see during a call.
     let context: HostContext
     /// Loaded modules, in load order (latest last, for name lookups).
@@ -24,83 +30,118 @@ class GuestRuntime: @unchecked Sendable {
     var initializer: GuestInvocation?
     private var initializerPending = false
 
-    init(interpreterID: Int, limits: InterpreterLimits) {
+    private var wasmKitEngine: WasmKitInstances?
+    private var compiledEngine: CompiledInstances?
+    /// Under ``GuestEngine/auto``: the engine of each module's instance, chosen when it was made.
+    private var placements: [Int: any EngineInstances] = [:]
+
+    /// The WASI hosts of the WASI modules, by module id; closed with the instances.
+    private var wasiHosts: [Int: WASIHost] = [:]
+    /// The host used last, so that a run of calls to one module skips the lookup.
+    private var lastWASIHost: (moduleID: Int, host: WASIHost)?
+
+    init(interpreterID: Int, limits: InterpreterLimits, engine: GuestEngine) {
         self.interpreterID = interpreterID
         self.limits = limits
+        self.engine = engine
         context = HostContext(
             interpreterID: interpreterID, account: ResourceAccount(limit: limits.memoryBytes, action: limits.onMemoryLimit))
         context.maxValueBytes = limits.maxValueBytes
     }
 
-    // MARK: What an engine provides (every engine overrides these; the defaults only fail)
-
-    /// Whether `module` has an instance now.
-    func isInstantiated(_ module: GuestModule) -> Bool { false }
-
-    /// Work that must happen before a module's first instance and is not the guest's time
-    /// (building native code).
-    func prepare(_ module: GuestModule) throws {}
-
-    /// Makes an instance of `module` (running its start function), under the call's limits.
-    func instantiate(_ module: GuestModule) throws { throw noEngine(module.name) }
-
-    /// Calls `name` exported by `module` (instantiating it if needed), under the call's limits.
-    func invoke(_ module: GuestModule, _ name: String, _ arguments: [ShareableValue]) throws -> ShareableValue {
-        throw noEngine(name)
+    deinit {
+        for host in wasiHosts.values { host.close() }
     }
 
-    /// Sets the fuel of the call about to run; `nil` for no limit.
-    func setFuel(_ budget: UInt64?) {}
+    // MARK: Engines
 
-    /// What the watchdog stops when the call runs past its time limit.
-    var interruptTarget: any Interruptible { NothingToInterrupt() }
-
-    /// Drops every instance (after a trap); the modules stay loaded.
-    func discardInstances() {}
-
-    /// The standard streams and `argv`/`environ` of a WASI module's calls in this interpreter.
-    ///
-    /// - Throws: ``ModuleError`` when the engine does not run WASI guests or the module's
-    ///   options cannot be applied.
-    func wasiState(for module: GuestModule) throws -> WASICallState {
-        throw ModuleError(
-            .unsupportedFeature,
-            "\(module.name) is a WASI module, and only the WasmKit engine links wasi_snapshot_preview1")
+    private var wasmKit: WasmKitInstances {
+        if let wasmKitEngine { return wasmKitEngine }
+        let made = WasmKitInstances(runtime: self)
+        wasmKitEngine = made
+        return made
     }
 
-    private func noEngine(_ function: String) -> GuestError {
-        GuestError(kind: .trap, function: function, message: "no engine runs this interpreter", interpreterID: interpreterID)
+    private var compiled: CompiledInstances {
+        if let compiledEngine { return compiledEngine }
+        let made = CompiledInstances(runtime: self)
+        compiledEngine = made
+        return made
     }
 
-    /// An engine's error as the error the caller gets; ``GuestFault``s become ``GuestError``s.
-    func classify(_ error: any Error, function: String) -> any Error {
-        if let fault = error as? GuestFault {
-            return GuestError(kind: fault.kind, function: function, message: fault.message, interpreterID: interpreterID)
+    /// The engine that runs `module` in this interpreter.
+    private func engine(for module: GuestModule) -> any EngineInstances {
+        switch engine {
+        case .wasmKit: return wasmKit
+        case .compiled: return compiled
+        case .auto:
+            if let placed = placements[module.id] { return placed }
+            let placed: any EngineInstances = CompiledEngine.autoPlacement(of: module) ? compiled : wasmKit
+            placements[module.id] = placed
+            return placed
         }
-        return error
+    }
+
+    /// The fuel the last call left, while no call runs (for tests and reports).
+    var remainingFuel: UInt64? { lastEngine?.remainingFuel }
+    private var lastEngine: (any EngineInstances)?
+
+    // MARK: WASI
+
+    /// The standard streams and `argv`/`environ` of `module`'s calls in this interpreter.
+    ///
+    /// - Throws: ``ModuleError`` when the module's options cannot be applied.
+    func wasiState(for module: GuestModule) throws -> WASICallState {
+        try wasiHost(for: module).state
+    }
+
+    /// The WASI host of `module` in this interpreter, made at its first use.
+    func wasiHost(for module: GuestModule) throws -> WASIHost {
+        if let last = lastWASIHost, last.moduleID == module.id { return last.host }
+        let host: WASIHost
+        if let existing = wasiHosts[module.id] {
+            host = existing
+        } else {
+            host = try WASIHost(options: module.wasi, moduleName: module.name, maxOutputBytes: limits.maxValueBytes)
+            wasiHosts[module.id] = host
+        }
+        lastWASIHost = (module.id, host)
+        return host
     }
 
     // MARK: The call protocol
 
     /// Loads `module` unless it is loaded (instantiating it, which runs its start function under
     /// the interpreter's fuel and time limits).
-    final func exec(_ module: GuestModule) throws {
+    func exec(_ module: GuestModule) throws {
         renewIfPoisoned()
-        if isInstantiated(module) { return }
-        try prepare(module)
-        _ = try limited(fuel: nil, timeLimit: nil, function: "\(module.name) (instantiation)") {
-            try instantiate(module)
+        let engine = engine(for: module)
+        if engine.isInstantiated(module) { return }
+        try engine.prepare(module)
+        _ = try limited(engine, fuel: nil, timeLimit: nil, function: "\(module.name) (instantiation)") {
+            try instantiate(module, on: engine)
             return .none
         }
     }
 
-    /// Records that `module` has been instantiated (an engine calls this).
-    final func didInstantiate(_ module: GuestModule) {
+    /// Makes `module`'s instance on `engine`, runs a reactor's `_initialize`, and records the
+    /// module as loaded. The caller has set the call's limits.
+    private func instantiate(_ module: GuestModule, on engine: any EngineInstances) throws {
+        do {
+            try engine.instantiate(module)
+            // A reactor prepares itself once per instance (its C constructors, its heap).
+            if module.wasiKind == .reactor, module.export(named: "_initialize") != nil {
+                _ = try engine.invoke(module, "_initialize", [])
+            }
+        } catch {
+            isPoisoned = true
+            throw error
+        }
         if !modules.contains(where: { $0.id == module.id }) { modules.append(module) }
     }
 
     /// Calls the exported function `name`, searching the modules loaded latest first.
-    final func call(_ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration?) throws -> ShareableValue {
+    func call(_ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration?) throws -> ShareableValue {
         renewIfPoisoned()
         for module in modules.reversed() where module.export(named: name) != nil {
             return try call(module: module, name, arguments: arguments, fuel: fuel, timeLimit: timeLimit)
@@ -111,14 +152,14 @@ class GuestRuntime: @unchecked Sendable {
     }
 
     /// Runs `invocation`, loading its module first if needed.
-    final func call(_ invocation: GuestInvocation) throws -> ShareableValue {
+    func call(_ invocation: GuestInvocation) throws -> ShareableValue {
         try call(
             module: invocation.module, invocation.function, arguments: invocation.arguments, fuel: invocation.fuel,
             timeLimit: invocation.timeLimit, wasi: invocation.wasi)
     }
 
     /// Calls `name` exported by `module`, loading the module first if needed.
-    final func call(
+    func call(
         module: GuestModule, _ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration?,
         wasi: WASICallOptions? = nil
     ) throws -> ShareableValue {
@@ -135,9 +176,14 @@ class GuestRuntime: @unchecked Sendable {
                     interpreterID: interpreterID)
             }
         }
-        if !isInstantiated(module) { try prepare(module) }
+        let engine = engine(for: module)
+        let instantiated = engine.isInstantiated(module)
+        if !instantiated { try engine.prepare(module) }
         guard module.wasiKind != nil || wasi?.capture == true else {
-            return try limited(fuel: fuel, timeLimit: timeLimit, function: name) { try invoke(module, name, arguments) }
+            return try limited(engine, fuel: fuel, timeLimit: timeLimit, function: name) {
+                if !instantiated { try instantiate(module, on: engine) }
+                return try engine.invoke(module, name, arguments)
+            }
         }
         // A WASI call: its arguments, environment and input in, its output out.
         var state: WASICallState?
@@ -145,7 +191,18 @@ class GuestRuntime: @unchecked Sendable {
         state?.begin(wasi)
         let value: ShareableValue
         do {
-            value = try limited(fuel: fuel, timeLimit: timeLimit, function: name) { try invoke(module, name, arguments) }
+            value = try limited(engine, fuel: fuel, timeLimit: timeLimit, function: name) {
+                if !instantiated { try instantiate(module, on: engine) }
+                guard name == "_start", module.wasiKind == .command else { return try engine.invoke(module, name, arguments) }
+                // A command runs once per instance: its next run gets a fresh one. Exiting is its result.
+                isPoisoned = true
+                do {
+                    _ = try engine.invoke(module, name, arguments)
+                    return .int(0)
+                } catch let exit as WASIExitCode {
+                    return .int(Int64(Int32(bitPattern: exit.code)))
+                }
+            }
         } catch {
             if let output = state?.end() { GuestOutputRouting.deliver(output, module: module, function: name, failed: true) }
             throw error
@@ -156,20 +213,21 @@ class GuestRuntime: @unchecked Sendable {
         return value
     }
 
-    /// Runs `body` under a call's fuel budget and time limit (the interpreter's unless given):
-    /// sets the fuel, arms the watchdog and caps host waits at the deadline. Errors come out as
-    /// ``GuestError``, `.timedOut` when the watchdog stopped the call.
+    /// Runs `body` on `engine` under a call's fuel budget and time limit (the interpreter's unless
+    /// given): sets the fuel, arms the watchdog and caps host waits at the deadline. Errors come
+    /// out as ``GuestError``, `.timedOut` when the watchdog stopped the call.
     ///
     /// Not generic on purpose: it is on every call's path, and a generic version was left
     /// unspecialized, looking up type metadata on every call.
     private func limited(
-        fuel: UInt64?, timeLimit: Duration?, function: String, _ body: () throws -> ShareableValue
+        _ engine: any EngineInstances, fuel: UInt64?, timeLimit: Duration?, function: String, _ body: () throws -> ShareableValue
     ) throws -> ShareableValue {
-        setFuel(fuel ?? limits.fuel)
+        engine.setFuel(fuel ?? limits.fuel)
+        lastEngine = engine
         let limit = timeLimit ?? limits.timeLimit
         let deadline = limit.flatMap { Deadline.after($0) }
         let ticket = try deadline.map { deadline throws(ExecutorError) in
-            try CallWatchdog.shared.arm(interruptTarget, deadline: deadline)
+            try CallWatchdog.shared.arm(engine.interruptTarget, deadline: deadline)
         }
         let outer = context.callDeadline
         context.callDeadline = deadline
@@ -188,31 +246,45 @@ class GuestRuntime: @unchecked Sendable {
                     kind: .timedOut, function: function,
                     message: "the call ran longer than its time limit of \(limit!)", interpreterID: interpreterID)
             }
-            if error is GuestError || error is ExecutorError { throw error }
-            throw classify(error, function: function)
+            if error is GuestError || error is ExecutorError || error is ModuleError { throw error }
+            throw classify(error, engine: engine, function: function)
         }
     }
 
+    /// An error from guest code as the error the caller gets: ``GuestFault``s and `proc_exit`
+    /// become ``GuestError``s, the engine's own traps too.
+    private func classify(_ error: any Error, engine: any EngineInstances, function: String) -> any Error {
+        if let fault = error as? GuestFault {
+            return GuestError(kind: fault.kind, function: function, message: fault.message, interpreterID: interpreterID)
+        }
+        if let exit = error as? WASIExitCode {
+            let status = Int32(bitPattern: exit.code)
+            return GuestError(
+                kind: .exited, function: function, message: "the guest called proc_exit(\(status))", interpreterID: interpreterID,
+                exitStatus: status)
+        }
+        return engine.classify(error, function: function)
+    }
+
     /// Replaces the instances after a trap, so that no call sees a half-updated guest state. The
-    /// modules stay loaded: each is instantiated again, fresh, when next used.
+    /// modules stay loaded: each is instantiated again, fresh, when next used (under
+    /// ``GuestEngine/auto``, on the engine placed then).
     private func renewIfPoisoned() {
         guard isPoisoned else { return }
         isPoisoned = false
         initializerPending = initializer != nil
-        discardInstances()
+        wasmKitEngine?.discardInstances()
+        compiledEngine?.discardInstances()
+        placements = [:]
+        // Descriptors the guests opened go with their instances; the next call opens afresh.
+        for host in wasiHosts.values { host.close() }
+        wasiHosts = [:]
+        lastWASIHost = nil
         context.account.reset()
     }
 }
 
 /// The watchdog's target when there is nothing to stop.
-private final class NothingToInterrupt: Interruptible {
+final class NothingToInterrupt: Interruptible {
     func interrupt() {}
-}
-
-/// Makes the runtime of `engine` for an interpreter.
-func makeRuntime(engine: GuestEngine, interpreterID: Int, limits: InterpreterLimits) -> GuestRuntime {
-    switch engine {
-    case .wasmKit: WasmKitRuntime(interpreterID: interpreterID, limits: limits)
-    case .compiled: CompiledRuntime(interpreterID: interpreterID, limits: limits)
-    }
 }

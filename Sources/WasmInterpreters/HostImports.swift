@@ -65,17 +65,31 @@ final class ResourceAccount: @unchecked Sendable {
     private var memories: [Int: Int] = [:]
     private(set) var memoryBytes = 0
     private(set) var tableBytes = 0
+    /// What the engine allocates per instance besides memories and tables (a compiled
+    /// instance's globals and bookkeeping).
+    private(set) var instanceBytes = 0
     /// The module whose code runs now.
     var activeModule = 0
     /// Bytes of values this interpreter's guests put in queues, still queued.
     let queuedBytes = Atomic<Int>(0)
-    /// The store whose fuel pays for growth. Not retained (the store owns the limiter, which
-    /// owns this account) and not weak (a weak reference would slow every retain of the store on
-    /// the call path): the runtime points it at each store it makes, and only that store's
-    /// limiter reads it, while the store is alive.
+    /// The WasmKit store whose fuel pays while ``meter`` is `.store`. Not retained (the store
+    /// owns the limiter, which owns this account) and not weak (a weak reference would slow every
+    /// retain of the store on the call path): the engine points it at each store it makes, and
+    /// only runs guest code of that store while it is alive.
     unowned(unsafe) var store: Store?
-    /// The fuel counter of the compiled instance running now (the compiled engine's store).
-    var compiledFuel: UnsafeMutablePointer<Int64>?
+    /// The fuel counter that host functions and growth charge: the engine running guest code
+    /// sets it before it runs any.
+    var meter: FuelMeter = .none
+
+    /// Where the fuel of the guest code running now is counted.
+    enum FuelMeter {
+        /// No guest code runs.
+        case none
+        /// WasmKit's counter, in ``ResourceAccount/store``.
+        case store
+        /// A compiled instance's counter (signed: negative means exhausted).
+        case counter(UnsafeMutablePointer<Int64>)
+    }
 
     /// Bytes a table element counts for.
     static let tableElementBytes = 8
@@ -88,13 +102,27 @@ final class ResourceAccount: @unchecked Sendable {
     }
 
     /// Everything counted now.
-    var committed: Int { memoryBytes + tableBytes + queuedBytes.load(ordering: .relaxed) }
+    var committed: Int { memoryBytes + tableBytes + instanceBytes + queuedBytes.load(ordering: .relaxed) }
 
     /// Forgets the memories and tables of a store that was replaced.
     func reset() {
         memories = [:]
         memoryBytes = 0
         tableBytes = 0
+        instanceBytes = 0
+    }
+
+    /// Counts an instance of `bytes` the engine allocates for a guest (under the limit like
+    /// memory, never refused softly: an instance cannot half exist).
+    func admitInstance(bytes: Int) throws(GuestFault) {
+        guard let limit, committed &+ bytes > limit else {
+            instanceBytes += bytes
+            return
+        }
+        throw GuestFault(
+            kind: .memoryLimit,
+            message: "an instance of \(bytes) bytes would bring the interpreter's memory to \(committed + bytes) bytes, "
+                + "past its limit of \(limit) bytes")
     }
 
     /// Whether `extra` more bytes fit; throws under ``MemoryLimitAction/failCall``.
@@ -113,21 +141,31 @@ final class ResourceAccount: @unchecked Sendable {
     /// Charges one unit of fuel per 64 bytes that a growth commits: software-checked memory and
     /// tables are copied whole when they grow, so the work is the new size, not the increment.
     func chargeFuel(forBytes bytes: Int) throws(GuestFault) {
-        let cost = UInt64(max(0, bytes) / 64)
-        if let counter = compiledFuel {
-            guard counter.pointee >= Int64(clamping: cost) else {
-                counter.pointee = -1
-                throw GuestFault(kind: .outOfFuel, message: "out of fuel: growing to \(bytes) bytes costs \(cost) units")
-            }
-            counter.pointee -= Int64(clamping: cost)
+        try chargeFuel(UInt64(max(0, bytes) / 64), for: "growing to \(bytes) bytes")
+    }
+
+    /// Charges `units` of fuel to the guest code running now, for `what`.
+    ///
+    /// - Throws: ``GuestFault`` `.outOfFuel` when the budget cannot pay (the call then fails).
+    func chargeFuel(_ units: UInt64, for what: @autoclosure () -> String) throws(GuestFault) {
+        guard units > 0 else { return }
+        switch meter {
+        case .none:
             return
+        case .counter(let counter):
+            guard counter.pointee >= Int64(clamping: units) else {
+                counter.pointee = -1
+                throw GuestFault(kind: .outOfFuel, message: "out of fuel: \(what()) costs \(units) units")
+            }
+            counter.pointee -= Int64(clamping: units)
+        case .store:
+            guard let store, let fuel = store.fuel else { return }
+            guard fuel.remaining >= units else {
+                store.fuel = Fuel(remaining: 0)
+                throw GuestFault(kind: .outOfFuel, message: "out of fuel: \(what()) costs \(units) units")
+            }
+            store.fuel = Fuel(remaining: fuel.remaining - units)
         }
-        guard let store, let fuel = store.fuel else { return }
-        guard fuel.remaining >= cost else {
-            store.fuel = Fuel(remaining: 0)
-            throw GuestFault(kind: .outOfFuel, message: "out of fuel: growing to \(bytes) bytes costs \(cost) units")
-        }
-        store.fuel = Fuel(remaining: fuel.remaining - cost)
     }
 
     func growMemory(to desired: Int) throws(GuestFault) -> Bool {

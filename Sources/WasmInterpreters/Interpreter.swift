@@ -172,7 +172,7 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
         guard acquire(wait: wait) else { throw InterpreterError(.running, "interpreter \(id) is already running") }
         defer { release() }
         if closed.load(ordering: .relaxed) { throw InterpreterError(.notFound, "interpreter \(id) was closed") }
-        let runtime = self.runtime ?? makeRuntime(engine: engine, interpreterID: id, limits: limits)
+        let runtime = self.runtime ?? GuestRuntime(interpreterID: id, limits: limits, engine: engine)
         self.runtime = runtime
         // A pool worker's interpreter is already current on its thread.
         guard !Interpreters.isCurrent(self) else { return try body(runtime) }

@@ -90,7 +90,7 @@ final class WASIHost: @unchecked Sendable {
 
     /// Defines the preview 1 functions named in `needed` (what a module imports) in `imports`,
     /// for `store`.
-    func link(into imports: inout Imports, store: Store, needed: Set<String>) {
+    func link(into imports: inout Imports, store: Store, needed: Set<String>, context: HostContext) {
         let own = environmentFunctions().filter { needed.contains($0.key) }
         for (name, function) in functions where own[name] == nil && needed.contains(name) {
             let checks = Self.pointerChecks[name] ?? []

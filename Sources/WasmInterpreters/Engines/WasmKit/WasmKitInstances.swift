@@ -4,7 +4,7 @@ import WASI
 
 /// WasmKit's side of one interpreter (``GuestEngine/wasmKit``): an engine, a store, and an
 /// instance of each module loaded so far.
-final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
+final class WasmKitInstances: EngineInstances {
     /// One instantiated module and the exports calls need.
     struct Loaded {
         let module: GuestModule
@@ -13,6 +13,10 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
         var functions: [String: Function]
     }
 
+    /// The runtime that owns this engine (it outlives it).
+    private unowned let runtime: GuestRuntime
+    private let context: HostContext
+    private let limits: InterpreterLimits
     private let engine: Engine
     private var store: Store
     private var imports: Imports
@@ -21,10 +25,6 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
     private var loaded: [Int: Loaded] = [:]
     /// The function called last, so that a run of calls to one function skips the lookups.
     private var lastCall: CallSite?
-    /// The WASI hosts of the WASI modules, by module id; closed with the instances.
-    private var wasiHosts: [Int: WASIHost] = [:]
-    /// The host used last, so that a run of calls to one module skips the lookup.
-    private var lastWASIHost: (moduleID: Int, host: WASIHost)?
 
     /// A resolved export, kept as one reference so that repeated calls copy nothing.
     private final class CallSite {
@@ -46,96 +46,66 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
         }
     }
 
-    override init(interpreterID: Int, limits: InterpreterLimits) {
+    init(runtime: GuestRuntime) {
+        self.runtime = runtime
+        context = runtime.context
+        limits = runtime.limits
         engine = Engine(
             configuration: EngineConfiguration(
                 stackSize: limits.stackBytes, memoryBoundsChecking: .software, fuelMetering: true))
         store = Store(engine: engine)
         imports = Imports()
         stack = ExecutionStack(engine: engine)
-        super.init(interpreterID: interpreterID, limits: limits)
         prepareStore()
     }
 
     /// Gives the current store its limiter and host functions.
     private func prepareStore() {
-        context.account.reset()
         context.account.store = store
         store.resourceLimiter = MemoryLimiter(account: context.account)
         imports = HostImports.imports(store: store, context: context)
     }
 
-    override func isInstantiated(_ module: GuestModule) -> Bool { loaded[module.id] != nil }
+    func isInstantiated(_ module: GuestModule) -> Bool { loaded[module.id] != nil }
 
-    override func instantiate(_ module: GuestModule) throws { _ = try instance(of: module) }
+    func setFuel(_ budget: UInt64?) { store.fuel = budget.map { Fuel(remaining: $0) } }
 
-    override func setFuel(_ budget: UInt64?) { store.fuel = budget.map { Fuel(remaining: $0) } }
+    var remainingFuel: UInt64? { store.fuel?.remaining }
 
-    override var interruptTarget: any Interruptible { store }
+    var interruptTarget: any Interruptible { store }
 
-    deinit {
-        for host in wasiHosts.values { host.close() }
-    }
-
-    override func wasiState(for module: GuestModule) throws -> WASICallState {
-        try wasiHost(for: module).state
-    }
-
-    private func wasiHost(for module: GuestModule) throws -> WASIHost {
-        if let last = lastWASIHost, last.moduleID == module.id { return last.host }
-        let host: WASIHost
-        if let existing = wasiHosts[module.id] {
-            host = existing
-        } else {
-            host = try WASIHost(options: module.wasi, moduleName: module.name, maxOutputBytes: limits.maxValueBytes)
-            wasiHosts[module.id] = host
-        }
-        lastWASIHost = (module.id, host)
-        return host
-    }
-
-    override func discardInstances() {
+    func discardInstances() {
         lastCall = nil
         loaded = [:]
-        // Descriptors the guests opened go with their instances; the next call opens afresh.
-        for host in wasiHosts.values { host.close() }
-        wasiHosts = [:]
-        lastWASIHost = nil
         store = Store(engine: engine)
         prepareStore()
     }
 
-    /// The instance of `module`, instantiated now if needed; the caller has set the call's limits.
-    private func instance(of module: GuestModule) throws -> Loaded {
-        if let existing = loaded[module.id] { return existing }
+    /// Instantiates `module` (running its start function); the caller has set the call's limits.
+    func instantiate(_ module: GuestModule) throws {
         context.account.activeModule = module.id
+        context.account.meter = .store
         let instance: Instance
         do {
             if module.wasiKind != nil {
                 var withWASI = imports
-                try wasiHost(for: module).link(into: &withWASI, store: store, needed: module.wasiImports)
+                try runtime.wasiHost(for: module).link(into: &withWASI, store: store, needed: module.wasiImports, context: context)
                 instance = try module.parsed.instantiate(store: store, imports: withWASI)
-                // A reactor prepares itself once per instance (its C constructors, its heap).
-                if module.wasiKind == .reactor, let initialize = instance.exports[function: "_initialize"] {
-                    _ = try initialize.invoke([], on: &stack)
-                }
             } else {
                 instance = try module.parsed.instantiate(store: store, imports: imports)
             }
         } catch {
-            isPoisoned = true
+            runtime.isPoisoned = true
             throw error
         }
-        let entry = Loaded(module: module, instance: instance, memory: instance.exports[memory: "memory"], functions: [:])
-        loaded[module.id] = entry
-        didInstantiate(module)
-        return entry
+        loaded[module.id] = Loaded(module: module, instance: instance, memory: instance.exports[memory: "memory"], functions: [:])
     }
 
     /// Calls `name`: arguments copied in, the function run, buffers freed, the result lifted.
-    override func invoke(_ module: GuestModule, _ name: String, _ arguments: [ShareableValue]) throws -> ShareableValue {
+    func invoke(_ module: GuestModule, _ name: String, _ arguments: [ShareableValue]) throws -> ShareableValue {
         let site = try resolve(module, name)
         context.account.activeModule = site.moduleID
+        context.account.meter = .store
         var allocations: [UInt32] = []
         let lowered: [WasmKit.Value]
         do {
@@ -143,24 +113,16 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
         } catch {
             // Guest memory may hold buffers allocated for the earlier arguments, or the allocator
             // itself may have trapped: start the next call from fresh instances.
-            if !allocations.isEmpty || !(error is GuestFault) { isPoisoned = true }
+            if !allocations.isEmpty || !(error is GuestFault) { runtime.isPoisoned = true }
             throw error
         }
         context.returned = nil
         let results: [WasmKit.Value]
         do {
             results = try site.function.invoke(lowered, on: &stack)
-        } catch let exit as WASIExitCode where name == "_start" && module.wasiKind == .command {
-            // A command ran to its end: its exit status is the result. Its next run gets a fresh instance.
-            isPoisoned = true
-            return .int(Int64(Int32(bitPattern: exit.code)))
         } catch {
-            isPoisoned = true
+            runtime.isPoisoned = true
             throw error
-        }
-        if name == "_start", module.wasiKind == .command {
-            isPoisoned = true
-            return .int(0)
         }
         let returned = context.returned
         context.returned = nil
@@ -171,25 +133,25 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
                 }
             } catch {
                 // The result stands; the guest's heap may not, so the next call starts afresh.
-                isPoisoned = true
+                runtime.isPoisoned = true
             }
         }
         if let returned { return returned }
         return try lift(results, function: name)
     }
 
-    /// The call site of `name` in `module`, instantiating the module when it is not loaded.
+    /// The call site of `name` in `module`, which is instantiated.
     private func resolve(_ module: GuestModule, _ name: String) throws -> CallSite {
         if let last = lastCall, last.moduleID == module.id, last.name == name { return last }
-        var entry = try instance(of: module)
+        guard var entry = loaded[module.id] else {
+            throw GuestFault(kind: .trap, message: "\(module.name) has no instance in this interpreter")
+        }
         let function: Function
         if let cached = entry.functions[name] {
             function = cached
         } else {
             guard let found = entry.instance.exports[function: name] else {
-                throw GuestError(
-                    kind: .missingFunction, function: name,
-                    message: "\(module.name) exports no function named '\(name)'", interpreterID: interpreterID)
+                throw GuestFault(kind: .missingFunction, message: "\(module.name) exports no function named '\(name)'")
             }
             function = found
             entry.functions[name] = found
@@ -246,21 +208,14 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
             case .i64: types.append(.i64)
             case .f32: types.append(.f32)
             case .f64: types.append(.f64)
-            default: throw GuestABI.notCrossable(function, interpreterID: interpreterID)
+            default: throw GuestABI.notCrossable(function, interpreterID: runtime.interpreterID)
             }
         }
-        return try GuestABI.lift(results.map(\.rawBits), types: types, function: function, interpreterID: interpreterID)
+        return try GuestABI.lift(results.map(\.rawBits), types: types, function: function, interpreterID: runtime.interpreterID)
     }
 
-    /// Maps a WasmKit trap or a host error to ``GuestError``.
-    override func classify(_ error: any Error, function: String) -> any Error {
-        if error is GuestFault { return super.classify(error, function: function) }
-        if let exit = error as? WASIExitCode {
-            let status = Int32(bitPattern: exit.code)
-            return GuestError(
-                kind: .exited, function: function, message: "the guest called proc_exit(\(status))", interpreterID: interpreterID,
-                exitStatus: status)
-        }
+    /// Maps a WasmKit trap to ``GuestError``.
+    func classify(_ error: any Error, function: String) -> any Error {
         let line = firstLine(of: error)
         let reason = line.hasPrefix("Trap: ") ? String(line.dropFirst(6)) : line
         let kind: GuestError.Kind
@@ -283,6 +238,6 @@ final class WasmKitRuntime: GuestRuntime, @unchecked Sendable {
                 kind = .trap
             }
         }
-        return GuestError(kind: kind, function: function, message: reason, interpreterID: interpreterID)
+        return GuestError(kind: kind, function: function, message: reason, interpreterID: runtime.interpreterID)
     }
 }

@@ -41,6 +41,11 @@ public enum CompiledEngine {
         try CompiledLibrary.load(module).path
     }
 
+    /// Whether an interpreter made with ``GuestEngine/auto`` runs `module` compiled now.
+    static func autoPlacement(of module: GuestModule) -> Bool {
+        false
+    }
+
     /// Whether `wasm2c` and `clang` are found (on `PATH`, or as `CONCURRENT_FUTURES_WASM2C` and
     /// `CONCURRENT_FUTURES_CC`), so that modules can be compiled here.
     public static var canCompile: Bool { Toolchain.current != nil }

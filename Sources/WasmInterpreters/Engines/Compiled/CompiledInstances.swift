@@ -8,14 +8,18 @@ import Glibc
 
 /// The compiled engine's side of one interpreter (``GuestEngine/compiled``): an instance of each
 /// loaded module's native code, each in its own box of memory with its own linear memory,
-/// globals and tables. Used only by the thread that holds the interpreter's run lock.
+/// globals and tables.
 ///
 /// Fuel is the module's injected counter (see ``FuelMetering``); between guest runs the call's
 /// remaining fuel is kept here, and the watchdog stops a call by making the running counter
 /// negative.
-final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
+final class CompiledInstances: EngineInstances, Interruptible {
+    /// The runtime that owns this engine (it outlives it).
+    unowned let runtime: GuestRuntime
+    let context: HostContext
+    private let limits: InterpreterLimits
     private var instances: [Int: CompiledInstance] = [:]
-    /// Instances whose instantiation failed, freed at the next reset (see ``instance(of:)``).
+    /// Instances whose instantiation failed, freed at the next reset (see ``instantiate(_:)``).
     private var failed: [CompiledInstance] = []
     /// The call's remaining fuel while no guest code runs.
     private let fuelCell = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
@@ -23,19 +27,23 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
     private let activeFuel: Atomic<UnsafeMutablePointer<Int64>>
     /// The instance whose code runs now, if any (host functions may call back into it).
     private var running: CompiledInstance?
+    /// Whether the call about to run has a fuel budget.
+    private var hasBudget = false
     /// The native stack a call's guest frames may use.
     let stackBudget: UInt
 
-    override init(interpreterID: Int, limits: InterpreterLimits) {
+    init(runtime: GuestRuntime) {
+        self.runtime = runtime
+        context = runtime.context
+        limits = runtime.limits
         fuelCell.initialize(to: .max)
         activeFuel = Atomic(fuelCell)
         stackBudget = UInt(max(limits.stackBytes, 64 << 10))
-        super.init(interpreterID: interpreterID, limits: limits)
-        context.account.compiledFuel = fuelCell
     }
 
     deinit {
         instances = [:]
+        failed = []
         fuelCell.deallocate()
     }
 
@@ -45,29 +53,31 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
     /// reset, ``failed`` ones too).
     func interrupt() { activeFuel.load(ordering: .acquiring).pointee = -(1 << 40) }
 
-    override func isInstantiated(_ module: GuestModule) -> Bool { instances[module.id] != nil }
+    func isInstantiated(_ module: GuestModule) -> Bool { instances[module.id] != nil }
 
-    /// Builds (or finds) the module's native code: not the guest's time.
-    override func prepare(_ module: GuestModule) throws {
-        if module.wasiKind != nil { _ = try wasiState(for: module) }  // not on this engine: a clear error
+    /// Builds (or finds) and loads the module's native code: not the guest's time.
+    func prepare(_ module: GuestModule) throws {
         _ = try CompiledLibrary.load(module)
     }
 
-    override func instantiate(_ module: GuestModule) throws { _ = try instance(of: module) }
+    func setFuel(_ budget: UInt64?) {
+        hasBudget = budget != nil
+        fuelCell.pointee = budget.map { Int64(clamping: $0) } ?? .max
+    }
 
-    override func setFuel(_ budget: UInt64?) { fuelCell.pointee = budget.map { Int64(clamping: $0) } ?? .max }
+    var remainingFuel: UInt64? { hasBudget ? UInt64(max(0, fuelCell.pointee)) : nil }
 
-    override var interruptTarget: any Interruptible { self }
+    var interruptTarget: any Interruptible { self }
 
     /// Frees every instance. Called at a reset, before the next call: by then the watchdog has
     /// stopped watching the calls that ran in them (their tickets are disarmed).
-    override func discardInstances() {
+    func discardInstances() {
         lastCall = nil
         instances = [:]
         failed = []
     }
 
-    override func invoke(_ module: GuestModule, _ name: String, _ arguments: [ShareableValue]) throws -> ShareableValue {
+    func invoke(_ module: GuestModule, _ name: String, _ arguments: [ShareableValue]) throws -> ShareableValue {
         let site = try resolve(module, name)
         let export = site.export
         // Numbers only (the common case): the slots live on the stack, nothing is allocated.
@@ -97,16 +107,16 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
 
     private var lastCall: CallSite?
 
-    /// The call site of `name` in `module`, instantiating the module when needed.
+    /// The call site of `name` in `module`, which is instantiated.
     private func resolve(_ module: GuestModule, _ name: String) throws -> CallSite {
         if let last = lastCall, last.moduleID == module.id, last.name == name { return last }
-        let instance = try self.instance(of: module)
-        guard let export = instance.library.exports[name] else {
-            throw GuestError(
-                kind: .missingFunction, function: name,
-                message: "\(module.name) exports no function named '\(name)'", interpreterID: interpreterID)
+        guard let instance = instances[module.id] else {
+            throw GuestFault(kind: .trap, message: "\(module.name) has no instance in this interpreter")
         }
-        guard export.isCallable else { throw GuestABI.notCrossable(name, interpreterID: interpreterID) }
+        guard let export = instance.library.exports[name] else {
+            throw GuestFault(kind: .missingFunction, message: "\(module.name) exports no function named '\(name)'")
+        }
+        guard export.isCallable else { throw GuestABI.notCrossable(name, interpreterID: runtime.interpreterID) }
         let site = CallSite(moduleID: module.id, name: name, instance: instance, export: export)
         lastCall = site
         return site
@@ -120,7 +130,7 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
         do {
             try run(instance) { box in instance.library.invoke(box, index, slots.baseAddress, stackBudget) }
         } catch {
-            isPoisoned = true
+            runtime.isPoisoned = true
             throw error
         }
         if let returned = context.returned {
@@ -129,7 +139,7 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
         }
         return try GuestABI.lift(
             UnsafeBufferPointer(rebasing: slots[0..<site.export.results.count]), types: site.export.results, function: site.name,
-            interpreterID: interpreterID)
+            interpreterID: runtime.interpreterID)
     }
 
     /// Copies string, bytes and array arguments into guest memory (`cf_alloc`), calls, and frees
@@ -150,7 +160,7 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
                 return pointer
             }
         } catch {
-            if !allocations.isEmpty || !(error is GuestFault) { isPoisoned = true }
+            if !allocations.isEmpty || !(error is GuestFault) { runtime.isPoisoned = true }
             throw error
         }
         if slots.count < max(export.results.count, 1) { slots += repeatElement(0, count: max(export.results.count, 1) - slots.count) }
@@ -167,19 +177,20 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
                 }
             } catch {
                 // The result stands; the guest's heap may not, so the next call starts afresh.
-                isPoisoned = true
+                runtime.isPoisoned = true
             }
         }
         return result
     }
 
-    /// The instance of `module`, instantiated (and its start function run) if needed.
-    private func instance(of module: GuestModule) throws -> CompiledInstance {
-        if let existing = instances[module.id] { return existing }
+    /// Instantiates `module` and runs its start function; the caller has set the call's limits.
+    func instantiate(_ module: GuestModule) throws {
         let library = try CompiledLibrary.load(module)
-        let instance = try CompiledInstance(library: library, module: module, runtime: self)
+        let instance = try CompiledInstance(library: library, module: module, engine: self)
         context.account.activeModule = module.id
+        context.account.meter = .counter(fuelCell)
         do {
+            try context.account.admitInstance(bytes: library.boxSize)
             let trap = instance.library.instantiate(instance.box, stackBudget)
             if trap != 0 { throw instance.trapError(trap, fuel: fuelCell.pointee) }
             if let start = library.start {
@@ -187,15 +198,13 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
                 try run(instance) { box in slot.withUnsafeMutableBufferPointer { library.invoke(box, start.index, $0.baseAddress, stackBudget) } }
             }
         } catch {
-            isPoisoned = true
+            runtime.isPoisoned = true
             // Kept until the next reset: the watchdog may still be writing the counter it read
             // while the start function ran, and the call's ticket is disarmed only after this.
             failed.append(instance)
             throw error
         }
         instances[module.id] = instance
-        didInstantiate(module)
-        return instance
     }
 
     /// Runs guest code of `instance` (`body` gets its box), with the call's fuel moved into the
@@ -208,7 +217,7 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
             return
         }
         instance.fuel.pointee = fuelCell.pointee
-        context.account.compiledFuel = instance.fuel
+        context.account.meter = .counter(instance.fuel)
         context.account.activeModule = instance.module.id
         activeFuel.store(instance.fuel, ordering: .releasing)
         running = instance
@@ -216,7 +225,7 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
         running = nil
         activeFuel.store(fuelCell, ordering: .releasing)
         fuelCell.pointee = instance.fuel.pointee
-        context.account.compiledFuel = fuelCell
+        context.account.meter = .counter(fuelCell)
         if trap != 0 { throw instance.trapError(trap, fuel: fuelCell.pointee) }
     }
 }
@@ -226,8 +235,8 @@ final class CompiledRuntime: GuestRuntime, Interruptible, @unchecked Sendable {
 final class CompiledInstance: HostCaller {
     let library: CompiledLibrary
     let module: GuestModule
-    /// The runtime that owns the instance (it outlives its instances).
-    unowned let runtime: CompiledRuntime
+    /// The engine that owns the instance (it outlives its instances).
+    unowned let engine: CompiledInstances
     let context: HostContext
     let box: UnsafeMutableRawPointer
     /// The instance's fuel counter (the injected global).
@@ -239,11 +248,11 @@ final class CompiledInstance: HostCaller {
     private static let dispatchOffset = 24
     private static let contextOffset = 32
 
-    init(library: CompiledLibrary, module: GuestModule, runtime: CompiledRuntime) throws {
+    init(library: CompiledLibrary, module: GuestModule, engine: CompiledInstances) throws {
         self.library = library
         self.module = module
-        self.runtime = runtime
-        context = runtime.context
+        self.engine = engine
+        context = engine.context
         var memory: UnsafeMutableRawPointer?
         guard posix_memalign(&memory, 64, library.boxSize) == 0, let memory else {
             throw GuestFault(kind: .memoryLimit, message: "cannot allocate an instance of \(module.name)")
@@ -284,8 +293,8 @@ final class CompiledInstance: HostCaller {
         try GuestMemory.checkAllocation(count)
         var slot: [UInt64] = [UInt64(count)]
         try GuestMemory.callback(context: context) {
-            try runtime.run(self) { box in
-                slot.withUnsafeMutableBufferPointer { library.invoke(box, allocator.index, $0.baseAddress, runtime.stackBudget) }
+            try engine.run(self) { box in
+                slot.withUnsafeMutableBufferPointer { library.invoke(box, allocator.index, $0.baseAddress, engine.stackBudget) }
             }
         }
         return try GuestMemory.checkAllocated(UInt32(truncatingIfNeeded: slot[0]), count: count, memory: memory())
