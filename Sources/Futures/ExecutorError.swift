@@ -119,10 +119,11 @@ extension ErrorCode where Domain == ExecutorError {
     }
 }
 
-private func signalName(_ signal: Int32) -> String? {
+/// The name of signal `signal` (`SIGSEGV`), for messages, or `nil` for an unusual one.
+package func signalName(_ signal: Int32) -> String? {
     let names: [Int32: String] = [
         1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS",
-        8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM",
+        8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ",
     ]
     return names[signal]
 }

@@ -91,7 +91,8 @@ final class ResourceAccount: @unchecked Sendable {
         case counter(UnsafeMutablePointer<Int64>)
     }
 
-    /// Bytes a table element counts for.
+    /// Bytes a WasmKit table element takes (and what fuel prices every table element at, on both
+    /// engines, so that a budget means the same on both).
     static let tableElementBytes = 8
     /// The most elements any one table may have, whatever the limit.
     static let maxTableElements = 1 << 24
@@ -177,15 +178,18 @@ final class ResourceAccount: @unchecked Sendable {
         return true
     }
 
-    func growTable(to elements: Int) throws(GuestFault) -> Bool {
+    /// Admits a table of `elements` elements of `elementBytes` bytes each (what the engine
+    /// really allocates), and charges its fuel (priced at ``tableElementBytes`` per element on
+    /// every engine).
+    func growTable(to elements: Int, elementBytes: Int = tableElementBytes) throws(GuestFault) -> Bool {
         guard elements <= Self.maxTableElements else {
             if action == .refuseGrowth { return false }
             throw GuestFault(
                 kind: .memoryLimit, message: "a table of \(elements) elements is over the limit of \(Self.maxTableElements)")
         }
-        let bytes = elements * Self.tableElementBytes
+        let bytes = elements * elementBytes
         guard try admit(bytes, what: "a table of \(elements) elements") else { return false }
-        try chargeFuel(forBytes: bytes)
+        try chargeFuel(forBytes: elements * Self.tableElementBytes)
         tableBytes += bytes
         return true
     }
@@ -416,7 +420,15 @@ enum HostImports {
     }
 
     private static func readArgument(_ caller: any HostCaller, _ arguments: [UInt64], _ context: HostContext) throws -> [UInt8] {
-        try GuestMemory.read(caller.memory(), pointer: i32(arguments[0]), count: i32(arguments[1]), limit: context.maxValueBytes)
+        try read(caller, pointer: arguments[0], count: arguments[1], context)
+    }
+
+    /// Reads `count` bytes the guest passes at `pointer`, paying fuel for them (one unit per 64
+    /// bytes, as WasmKit prices `memory.copy`).
+    private static func read(_ caller: any HostCaller, pointer: UInt64, count: UInt64, _ context: HostContext) throws -> [UInt8] {
+        let bytes = try GuestMemory.read(caller.memory(), pointer: i32(pointer), count: i32(count), limit: context.maxValueBytes)
+        try context.account.chargeFuel(UInt64(bytes.count) / 64, for: "passing \(bytes.count) bytes to the host")
+        return bytes
     }
 
     private static func i32(_ bits: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: bits) }
@@ -454,7 +466,7 @@ enum HostImports {
     private static func write(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
         let fd = Int32(bitPattern: i32(arguments[0]))
         guard fd == 1 || fd == 2 else { return UInt64(UInt32.max) }
-        let bytes = try GuestMemory.read(caller.memory(), pointer: i32(arguments[1]), count: i32(arguments[2]), limit: context.maxValueBytes)
+        let bytes = try read(caller, pointer: arguments[1], count: arguments[2], context)
         let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         return UInt64(UInt32(bitPattern: Int32(truncatingIfNeeded: written)))
     }
@@ -500,7 +512,7 @@ enum HostImports {
 
     private static func queuePut(_ context: HostContext, _ caller: any HostCaller, _ arguments: [UInt64]) throws -> UInt64 {
         guard let queue = QueueRegistry.shared.lookup(Int(i32(arguments[0]))) else { return Status.noSuchQueue.rawValue }
-        let bytes = try GuestMemory.read(caller.memory(), pointer: i32(arguments[1]), count: i32(arguments[2]), limit: context.maxValueBytes)
+        let bytes = try read(caller, pointer: arguments[1], count: arguments[2], context)
         guard let value = try? ShareableValue(decoding: bytes, maximumSize: context.maxValueBytes) else {
             return Status.badValue.rawValue
         }
@@ -541,6 +553,12 @@ enum HostImports {
         guard bytes.count <= context.maxValueBytes else {
             queue.restore(item)
             throw GuestFault(kind: .valueTooLarge, message: "a queued value of \(bytes.count) bytes exceeds the limit of \(context.maxValueBytes) bytes")
+        }
+        do {
+            try context.account.chargeFuel(UInt64(bytes.count) / 64, for: "taking \(bytes.count) bytes from a queue")
+        } catch {
+            queue.restore(item)
+            throw error
         }
         let pointer: UInt32
         do {

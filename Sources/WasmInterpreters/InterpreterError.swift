@@ -131,7 +131,7 @@ public struct ModuleError: CodedError, Sendable, Hashable {
     public typealias Code = ErrorCode<ModuleError>
 
     /// Every code, for looking one up by name.
-    public static let codes: [Code] = [.malformed, .invalid, .missingImports, .unreadable, .noSuchExport, .unsupportedFeature, .tooLarge, .engineUnavailable, .invalidOptions]
+    public static let codes: [Code] = [.malformed, .invalid, .missingImports, .unreadable, .noSuchExport, .unsupportedFeature, .tooLarge, .engineUnavailable, .buildFailed, .invalidOptions]
 
     /// What went wrong.
     public let code: Code
@@ -159,14 +159,23 @@ extension ErrorCode where Domain == ModuleError {
     public static let unreadable = Self("unreadable")
     /// The module has no export of that name, or not a function.
     public static let noSuchExport = Self("noSuchExport")
-    /// The module uses a WebAssembly feature the host refuses to run (exception handling).
+    /// The module uses a WebAssembly feature the host refuses to run (exception handling), or
+    /// one the compiled engine cannot translate (SIMD, threads, tail calls, 64-bit or multiple
+    /// memories, a function needing over 64 KiB of native stack): WasmKit runs those.
     public static let unsupportedFeature = Self("unsupportedFeature")
     /// The module is larger than ``InterpreterLimits/maxModuleBytes``, or declares more initial
-    /// memory and tables than ``InterpreterLimits/memoryBytes`` allows.
+    /// memory and tables than ``InterpreterLimits/memoryBytes`` allows, or has more functions,
+    /// types, globals or data than the compiled engine's ``CompiledEngine/BuildBudget`` admits.
     public static let tooLarge = Self("tooLarge")
     /// The module cannot run on the chosen ``GuestEngine``: the compiled engine lacks `wasm2c`
-    /// or `clang` and finds no cached build of the module, or cannot write its cache.
+    /// or `clang` and finds no cached build of the module, or its cache directory fails a check
+    /// or cannot be written.
     public static let engineUnavailable = Self("engineUnavailable")
+    /// The compiled engine could not build the module: `wasm2c` or `clang` failed or crashed, or
+    /// the build ran out of its ``CompiledEngine/BuildBudget`` (time, CPU or memory). The message
+    /// says which, with the tool's first lines of output. The module still runs on WasmKit, and
+    /// ``GuestEngine/auto`` falls back to it.
+    public static let buildFailed = Self("buildFailed")
     /// The module's ``WASIOptions`` cannot be applied: a preopened directory does not exist or
     /// cannot be opened, or a guest path is not absolute.
     public static let invalidOptions = Self("invalidOptions")

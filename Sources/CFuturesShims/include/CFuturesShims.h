@@ -96,6 +96,54 @@ int cf_mpi_abort(int code);
 /// The text of an MPI error code, into `text`.
 void cf_mpi_error_string(int code, char *text, size_t text_size);
 
+#include <stdint.h>
+
+/// SHA-256 in progress (sha256.c).
+typedef struct {
+    uint32_t h[8];
+    uint64_t length;
+    uint8_t buffer[64];
+    uint32_t used;
+} cf_sha256_state;
+void cf_sha256_init(cf_sha256_state *state);
+void cf_sha256_update(cf_sha256_state *state, const void *bytes, size_t count);
+void cf_sha256_final(cf_sha256_state *state, uint8_t digest[32]);
+
+// The compiled engine's build tools (build.c).
+
+/// Starts `path` with `argv` and `envp` as a build tool: in a process group of its own, with
+/// `cpu_seconds` of CPU (SIGKILL one second later), `memory_bytes` of address space and of file
+/// size, no core dump, `niceness` (0 keeps the caller's), SIGKILL when the calling thread ends,
+/// default signal handling and an empty signal mask; its working directory is `directory`, its
+/// stdin /dev/null, its stdout and stderr `output`, and it inherits no other descriptor. Returns 0
+/// and sets `*pid` (also the group's id), or an errno value (the tool could not be started).
+int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int directory, int output,
+                  long cpu_seconds, long long memory_bytes, int niceness, pid_t *pid);
+
+/// Waits up to `timeout_ms` for `pid` to exit (negative waits forever), reaping it, without
+/// polling where the kernel has pidfds. Returns 1 and sets `*status`, 0 on timeout, or -errno.
+int cf_wait_tool(pid_t pid, int timeout_ms, int *status);
+
+/// Kills every process in process group `group` with SIGKILL.
+void cf_kill_group(pid_t group);
+
+/// Removes the directory `name` in `parent` and the files in it (one level), without following
+/// links. Async-signal-safe. Returns 0 or an errno value.
+int cf_remove_tree_at(int parent, const char *name);
+
+/// Records a running build whose temporary directory is `name` in `parent` (a descriptor that
+/// stays open while it runs): `cf_builds_abort` ends it. Returns a slot, or -1 when 64 builds run.
+int cf_build_register(int parent, const char *name);
+/// Records the process group of the tool the build in `slot` runs now (0: none).
+void cf_build_set_group(int slot, pid_t group);
+/// Forgets the build in `slot`.
+void cf_build_unregister(int slot);
+/// Kills the tools of every running build and removes their directories. Async-signal-safe.
+void cf_builds_abort(void);
+/// Makes SIGINT, SIGTERM, SIGHUP and SIGQUIT (where they have their default action) and exit()
+/// run `cf_builds_abort` first. For programs, such as the `futures` tool; idempotent.
+void cf_builds_install_cleanup(void);
+
 /// The compiled engine's per-thread state (trap jump buffer, current instance, stack bounds),
 /// one block per thread for every compiled guest: the compiled guests' shared objects have no
 /// thread-local storage of their own (each would add a dynamic TLS block to every thread).

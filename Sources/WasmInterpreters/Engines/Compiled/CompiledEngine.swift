@@ -1,3 +1,5 @@
+import CFuturesShims
+
 import Futures
 import Synchronization
 
@@ -5,50 +7,128 @@ import Synchronization
 import Glibc
 #endif
 
-/// The compiled engine's build pipeline and cache (``GuestEngine/compiled``).
+/// The compiled engine's build pipeline, cache and budget (``GuestEngine/compiled`` and
+/// ``GuestEngine/auto``).
 ///
-/// A module is validated (when its ``GuestModule`` is made), instrumented with a fuel counter,
-/// translated to C by `wasm2c`, compiled with the runtime written for it (`cf-rt.c`: bounds
-/// checks, thread-local trap unwinding, stack limits, no signal handlers) by
-/// `clang -O2 -fPIC -shared`, and loaded with `dlopen(RTLD_LOCAL)`. The shared object is cached
-/// on disk in ``cacheDirectory``, named by the SHA-256 of the module, the runtime and the flags,
-/// plus the identity of the tools that built it; a build writes a temporary file and renames it
-/// into place, so processes building the same module at once do not interfere.
+/// A module is validated (when its ``GuestModule`` is made), checked against the caps of the
+/// ``BuildBudget``, instrumented with a fuel counter that charges as WasmKit does
+/// (``FuelMetering``), translated to C by `wasm2c`, and compiled with the runtime written for it
+/// (`cf-rt.c`: bounds checks, thread-local trap unwinding, stack limits, no signal handlers) by
+/// `clang -O2 -fPIC -shared` into a shared object. The tools run as bounded children: their own
+/// process group, CPU, memory and file-size limits, killed at the budget's deadline or when the
+/// process ends. The shared object is cached on disk (see ``cacheDirectory``), named by the
+/// SHA-256 of the module, the runtime and the flags, plus the identity of the tools, with a digest
+/// checked before every load; it is loaded once per process and module.
 ///
 /// A deployed program needs no compiler: build the cache ahead of time with ``prepare(_:)`` (or
 /// `futures build-guest --compile MODULE.wasm`), ship the directory and point
 /// `CONCURRENT_FUTURES_CACHE` at it. Without `wasm2c` and `clang`, an entry for the module built
 /// by any tool versions is used.
 public enum CompiledEngine {
-    /// Where compiled guests are cached: `$CONCURRENT_FUTURES_CACHE`, else
-    /// `$XDG_CACHE_HOME/concurrent-futures/compiled`, else `~/.cache/concurrent-futures/compiled`,
-    /// else a directory under `/tmp`.
-    public static var cacheDirectory: String {
-        if let path = environmentValue("CONCURRENT_FUTURES_CACHE"), !path.isEmpty { return path }
-        if let path = environmentValue("XDG_CACHE_HOME"), !path.isEmpty { return path + "/concurrent-futures/compiled" }
-        if let home = environmentValue("HOME"), !home.isEmpty { return home + "/.cache/concurrent-futures/compiled" }
-        return "/tmp/concurrent-futures-\(getuid())/compiled"
+    /// What one build may cost, and which modules are built at all.
+    ///
+    /// Each tool (`wasm2c`, then `clang`) runs with ``cpuTime`` of CPU and ``memoryBytes`` of
+    /// address space and file size; the whole build must end within ``wallTime``, or its tools are
+    /// killed and the build fails with ``ModuleError`` `.buildFailed`. The caps are checked before
+    /// anything runs (``ModuleError`` `.tooLarge`): modules past them can make the tools run for
+    /// hours. Every module still runs on WasmKit, and ``GuestEngine/auto`` falls back to it.
+    public struct BuildBudget: Sendable, Hashable {
+        /// The most wall-clock time a build may take (both tools, and the wait for another
+        /// process building the same module).
+        public var wallTime: Duration
+        /// The most CPU time each tool may use.
+        public var cpuTime: Duration
+        /// The most address space each tool may map, and the largest file it may write.
+        public var memoryBytes: Int
+        /// The most functions (imported and defined) a module may have.
+        public var maxFunctions: Int
+        /// The most entries of its type section.
+        public var maxTypes: Int
+        /// The most globals.
+        public var maxGlobals: Int
+        /// The most bytes of data segments.
+        public var maxDataBytes: Int
+
+        /// Creates a budget; every value defaults to ``default``'s.
+        public init(
+            wallTime: Duration = .seconds(300), cpuTime: Duration = .seconds(300), memoryBytes: Int = 4 << 30,
+            maxFunctions: Int = 100_000, maxTypes: Int = 10_000, maxGlobals: Int = 10_000, maxDataBytes: Int = 64 << 20
+        ) {
+            self.wallTime = wallTime
+            self.cpuTime = cpuTime
+            self.memoryBytes = memoryBytes
+            self.maxFunctions = maxFunctions
+            self.maxTypes = maxTypes
+            self.maxGlobals = maxGlobals
+            self.maxDataBytes = maxDataBytes
+        }
+
+        /// 5 minutes of wall and CPU time and 4 GiB per tool; at most 100,000 functions, 10,000
+        /// types, 10,000 globals and 64 MiB of data.
+        public static let `default` = BuildBudget()
     }
 
-    /// Compiles `module` for the compiled engine unless its cache entry exists, loads it, and
-    /// returns the path of its shared object.
+    private static let currentBudget = Mutex(BuildBudget.default)
+
+    /// The budget of the builds started from now on, in this process.
+    public static var budget: BuildBudget {
+        get { currentBudget.withLock { $0 } }
+        set { currentBudget.withLock { $0 = newValue } }
+    }
+
+    /// Where compiled guests are cached: `$CONCURRENT_FUTURES_CACHE`, else
+    /// `$XDG_CACHE_HOME/concurrent-futures/compiled`, else `~/.cache/concurrent-futures/compiled`,
+    /// else a private directory made for this process (and its process-pool workers), removed at
+    /// exit. The directory and its ancestors must belong to the user or root and be writable by
+    /// no one else (sticky directories such as `/tmp` excepted, above it).
+    ///
+    /// - Throws: ``ModuleError`` `.engineUnavailable` when the directory fails those checks or
+    ///   cannot be made.
+    public static var cacheDirectory: String {
+        get throws(ModuleError) { try CompiledCache.current().path }
+    }
+
+    /// Builds `module` for the compiled engine unless its cache entry exists, loads it, and
+    /// returns the path of its entry.
     ///
     /// - Throws: ``ModuleError`` `.engineUnavailable` when `wasm2c` or `clang` is missing and no
-    ///   cache entry exists; `.invalid` when the translation or the compilation fails (the
-    ///   message carries the tool's first lines of output).
+    ///   entry exists, or the cache fails its checks; `.buildFailed` when a tool fails or the
+    ///   build runs out of its ``budget``; `.tooLarge` past the budget's caps;
+    ///   `.unsupportedFeature` for what the engine cannot translate.
     @discardableResult
     public static func prepare(_ module: GuestModule) throws(ModuleError) -> String {
         try CompiledLibrary.load(module).path
     }
 
-    /// Whether an interpreter made with ``GuestEngine/auto`` runs `module` compiled now.
-    static func autoPlacement(of module: GuestModule) -> Bool {
-        false
+    /// Builds `module` into the cache unless its entry exists, without loading it (what a process
+    /// pool does before its workers load the module), and returns the entry's path.
+    ///
+    /// - Throws: What ``prepare(_:)`` throws.
+    @discardableResult
+    public static func build(_ module: GuestModule) throws(ModuleError) -> String {
+        try CompiledLibrary.buildEntry(module)
     }
 
     /// Whether `wasm2c` and `clang` are found (on `PATH`, or as `CONCURRENT_FUTURES_WASM2C` and
     /// `CONCURRENT_FUTURES_CC`), so that modules can be compiled here.
     public static var canCompile: Bool { Toolchain.current != nil }
+
+    /// Makes SIGINT, SIGTERM, SIGHUP and SIGQUIT (where the program has no handler of its own)
+    /// and `exit` kill the tools of running builds and remove their temporary directories first.
+    /// For programs; the `futures` tool calls it. Without it, the tools die with the process
+    /// anyway (they get SIGKILL when it ends), and a later build removes the directories left.
+    public static func installBuildCleanup() { cf_builds_install_cleanup() }
+
+    /// Whether an interpreter made with ``GuestEngine/auto`` runs `module` compiled now: when its
+    /// shared object is loaded or in the cache. Otherwise starts building it in the background,
+    /// once, and answers `false`.
+    static func autoPlacement(of module: GuestModule) -> Bool {
+        CompiledLibrary.autoPlacement(of: module)
+    }
+
+    /// Counts the compiled forms that became ready in the background: a pool worker under
+    /// ``GuestEngine/auto`` looks again when it changes.
+    static var readyGeneration: Int { CompiledLibrary.readyGeneration.load(ordering: .relaxed) }
 }
 
 /// The tools that compile guests, and their identity for cache keys.
@@ -73,7 +153,8 @@ struct Toolchain: Sendable {
             _ = stat(resolved, &status)
             identity.update(Array("\(resolved):\(status.st_size):\(status.st_mtim.tv_sec)\n".utf8))
         }
-        return Toolchain(wasm2c: wasm2c, compiler: compiler, identity: String(identity.finish().prefix(16)))
+        let digest = identity.finish()
+        return Toolchain(wasm2c: wasm2c, compiler: compiler, identity: String(digest.prefix(16)))
     }
 
     /// What to install when a tool is missing.
@@ -85,43 +166,20 @@ struct Toolchain: Sendable {
         if find(environmentValue("CONCURRENT_FUTURES_CC") ?? "clang") == nil {
             missing.append("clang (part of the Swift toolchain; or set CONCURRENT_FUTURES_CC)")
         }
-        return "the compiled engine needs " + missing.joined(separator: " and ")
-            + ", and no compiled form of the module is cached in \(CompiledEngine.cacheDirectory)"
+        let place = (try? CompiledCache.current().path) ?? "its cache"
+        return "the compiled engine needs " + missing.joined(separator: " and ") + ", and no compiled form of the module is cached in \(place)"
     }
 
-    /// `name` if it is a path to an executable, else its first match on `PATH`.
+    /// `name` if it is a path to an executable, else its first match on `PATH`, as an absolute
+    /// path.
     static func find(_ name: String) -> String? {
         if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
         let path = environmentValue("PATH") ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") {
+        for directory in path.split(separator: ":") where directory.hasPrefix("/") {
             let candidate = "\(directory)/\(name)"
             if access(candidate, X_OK) == 0 { return candidate }
         }
         return nil
-    }
-
-    /// Runs `tool` with `arguments`; returns its exit status and the start of its output.
-    static func run(_ tool: String, _ arguments: [String], logPath: String) -> (status: Int32, output: String) {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([tool] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, tool, &actions, nil, argv, environ)
-        guard spawned == 0 else { return (-1, "cannot start \(tool): \(String(cString: strerror(spawned)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-        let output: String
-        switch readFile(logPath, maxBytes: 1 << 20) {
-        case .success(let bytes): output = String(decoding: bytes.prefix(2000), as: UTF8.self)
-        case .failure: output = ""
-        }
-        let exited = status & 0x7F == 0
-        return (exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F), output)
     }
 }
 

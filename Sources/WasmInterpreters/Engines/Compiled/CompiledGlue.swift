@@ -1,13 +1,29 @@
-/// Writes the C that joins a module's wasm2c translation to the host: the instance box, and one
-/// entry point that calls any export with its arguments and results as 64-bit slots.
+import WasmKit
+
+/// Writes the C that joins a module's wasm2c translation to the host: the instance box, the
+/// stubs of the WASI functions it imports, and one entry point that calls any export with its
+/// arguments and results as 64-bit slots.
 enum CompiledGlue {
     /// Changes whenever the generated glue changes (it is part of cache keys).
-    static let version = "glue-3"
+    static let version = "glue-4"
 
-    /// The glue for `module` (translated with module name `m`).
-    static func source(for module: GuestModule, hasStart: Bool) -> String {
-        let importsHost = module.imports.contains { $0.module == HostImports.moduleName }
+    /// A WASI preview 1 function the module imports: its name and type. The glue numbers them in
+    /// this order from `CF_WASI_BASE`.
+    struct WASIImport: Equatable {
+        let name: String
+        let type: FunctionType
+    }
+
+    /// The glue for `module` (translated with module name `m`), whose metering is `metering`
+    /// and whose generated header is `header`.
+    ///
+    /// - Throws: ``FuelMetering/Failure`` when the header lacks what the glue calls.
+    static func source(
+        for module: GuestModule, metering: FuelMetering.Output, header: String, wasiImports: [WASIImport]
+    ) throws(FuelMetering.Failure) -> String {
         let exportsMemory = module.exportsMemory
+        let instantiation = (["&box->module"] + (try instantiationArguments(header)).map { "(struct \($0) *)&box->header" })
+            .joined(separator: ", ")
         var text = """
             #include "m.h"
             #include <stddef.h>
@@ -24,18 +40,27 @@ enum CompiledGlue {
             static inline uint64_t cf_bits_f64(f64 value) { uint64_t bits; memcpy(&bits, &value, 8); return bits; }
 
             size_t cf_box_size(void) { return sizeof(cf_box); }
-            void cf_module_init(void *(*thread_state)(void)) {
+            static void cf_module_init_body(void *argument) { (void)argument; Z_m_init_module(); }
+            int cf_module_init(void *(*thread_state)(void)) {
               cf_runtime_init(thread_state);
-              Z_m_init_module();
+              return cf_guard(cf_module_init_body, NULL);
             }
             static void cf_instantiate_body(void *argument) {
               cf_box *box = argument;
-              Z_m_instantiate(&box->module\(importsHost ? ", (struct Z_cf_instance_t *)&box->header" : ""));
+              Z_m_instantiate(\(instantiation));
             }
             int cf_instantiate(cf_box *box, uintptr_t budget) { return cf_run(&box->header, budget, cf_instantiate_body, box); }
-            void cf_release(cf_box *box) { Z_m_free(&box->module); }
+            static void cf_release_body(void *argument) { Z_m_free(&((cf_box *)argument)->module); }
+            int cf_release(cf_box *box) { return cf_guard(cf_release_body, box); }
             void *cf_memory(cf_box *box) { return \(exportsMemory ? "Z_mZ_memory(&box->module)" : "NULL"); }
-            void *cf_fuel(cf_box *box) { return Z_mZ_\(mangle(FuelMetering.fuelExport))(&box->module); }
+            void *cf_fuel(cf_box *box) { return Z_mZ_\(mangle(metering.fuelExport))(&box->module); }
+
+
+            """
+        for (index, function) in wasiImports.enumerated() {
+            text += wasiStub(function, index: index)
+        }
+        text += """
 
             typedef struct {
               cf_box *box;
@@ -52,7 +77,7 @@ enum CompiledGlue {
 
             """
         var entries = module.functions.map { (name: $0.name, parameters: $0.parameters, results: $0.results) }
-        if hasStart { entries.append((FuelMetering.startExport, [], [])) }
+        if let start = metering.startExport { entries.append((start, [], [])) }
         for (index, entry) in entries.enumerated() {
             let types = entry.parameters + entry.results
             guard types.allSatisfy({ ["i32", "i64", "f32", "f64"].contains($0) }) else { continue }
@@ -87,10 +112,63 @@ enum CompiledGlue {
         return text
     }
 
+    /// The instance types `Z_m_instantiate` takes after the module's own, in order (one per
+    /// module the guest imports from), read from the generated header.
+    static func instantiationArguments(_ header: String) throws(FuelMetering.Failure) -> [String] {
+        let prefix = "void Z_m_instantiate(Z_m_instance_t*"
+        guard let line = header.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }), line.hasSuffix(");") else {
+            throw FuelMetering.Failure(description: "wasm2c's header declares no Z_m_instantiate")
+        }
+        let list = line.dropFirst(prefix.count).dropLast(2)
+        return try list.split(separator: ",").map { parameter throws(FuelMetering.Failure) -> String in
+            let words = parameter.split(separator: " ")
+            guard words.count == 2, words[0] == "struct", words[1].hasSuffix("*"), words[1].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "*" })
+            else { throw FuelMetering.Failure(description: "wasm2c's Z_m_instantiate takes \(parameter), not an import's instance") }
+            return String(words[1].dropLast())
+        }
+    }
+
+    /// The C function wasm2c's code calls for the WASI import `function`: it passes its
+    /// arguments to the host's function `CF_WASI_BASE + index`, through the instance's header.
+    private static func wasiStub(_ function: WASIImport, index: Int) -> String {
+        func cType(_ type: ValueType) -> String {
+            switch type {
+            case .i64: "u64"
+            case .f32: "f32"
+            case .f64: "f64"
+            default: "u32"
+            }
+        }
+        let parameters = function.type.parameters.enumerated().map { "\(cType($1)) a\($0)" }
+        let slots = function.type.parameters.enumerated().map { position, type in
+            switch type {
+            case .f32: "cf_bits_f32(a\(position))"
+            case .f64: "cf_bits_f64(a\(position))"
+            default: "(uint64_t)a\(position)"
+            }
+        }
+        let result = function.type.results.first.map(cType) ?? "void"
+        let call = "cf_host(CF_HEADER_OF(instance), CF_WASI_BASE + \(index)u, arguments)"
+        let body: String
+        switch function.type.results.first {
+        case nil: body = "\(call);"
+        case .f32?: body = "return cf_f32(\(call));"
+        case .f64?: body = "return cf_f64(\(call));"
+        case let type?: body = "return (\(cType(type)))\(call);"
+        }
+        return """
+            \(result) Z_\(mangle(WASIHost.moduleName))Z_\(mangle(function.name))(\((["struct Z_\(mangle(WASIHost.moduleName))_instance_t *instance"] + parameters).joined(separator: ", "))) {
+              uint64_t arguments[\(max(1, slots.count))] = {\(slots.isEmpty ? "0" : slots.joined(separator: ", "))};
+              \(body)
+            }
+
+            """
+    }
+
     /// The generated header with the instance's fuel counter declared `volatile`, or `nil` when
     /// the counter is not where it should be.
-    static func makeFuelVolatile(_ header: String) -> String? {
-        let field = "  u64 w2c_\(mangle(FuelMetering.fuelExport));"
+    static func makeFuelVolatile(_ header: String, fuelExport: String) -> String? {
+        let field = "  u64 w2c_\(mangle(fuelExport));"
         let lines = header.split(separator: "\n", omittingEmptySubsequences: false)
         guard lines.count(where: { $0 == field }) == 1 else { return nil }
         return lines.map { $0 == field ? "  volatile" + $0.dropFirst(1) : String($0) }.joined(separator: "\n")

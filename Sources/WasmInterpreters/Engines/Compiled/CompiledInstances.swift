@@ -243,6 +243,10 @@ final class CompiledInstance: HostCaller {
     let fuel: UnsafeMutablePointer<Int64>
     /// The error of a host function that failed, for the trap it caused.
     var pendingError: (any Error)?
+    /// The WASI functions the module imports, in the glue's order (`CF_WASI_BASE` on).
+    private let wasi: [(FunctionType, WASIHost.HostFunction<CompiledMemory>)]
+    /// The runtime's `CF_WASI_BASE`: the host index of the first WASI function.
+    private static let wasiBase: UInt32 = 128
 
     /// Offsets in the runtime's `cf_instance_header`.
     private static let dispatchOffset = 24
@@ -253,6 +257,13 @@ final class CompiledInstance: HostCaller {
         self.module = module
         self.engine = engine
         context = engine.context
+        if library.wasiImports.isEmpty {
+            wasi = []
+        } else {
+            let functions = try engine.runtime.wasiHost(for: module).functions(
+                Set(library.wasiImports), memory: CompiledMemory.self, context: engine.context)
+            wasi = library.wasiImports.map { functions[$0] ?? (FunctionType(parameters: []), { _, _ in [.i32(52)] }) }  // ENOSYS
+        }
         var memory: UnsafeMutableRawPointer?
         guard posix_memalign(&memory, 64, library.boxSize) == 0, let memory else {
             throw GuestFault(kind: .memoryLimit, message: "cannot allocate an instance of \(module.name)")
@@ -272,7 +283,7 @@ final class CompiledInstance: HostCaller {
     deinit {
         // Also after a trap during instantiation: what was allocated is freed (the box started
         // zeroed, so what was not is a null pointer).
-        library.release(box)
+        _ = library.release(box)
         free(box)
     }
 
@@ -305,9 +316,33 @@ final class CompiledInstance: HostCaller {
         do {
             switch index {
             case 64:
-                result.pointee = try context.account.growMemory(to: Int(arguments[0])) ? 1 : 0
+                // As WasmKit: the limiter's charge for the new size, then one for the bytes added.
+                let grown = try context.account.growMemory(to: Int(arguments[0]))
+                if grown { try context.account.chargeFuel(arguments[1] / 64, for: "growing memory by \(arguments[1]) bytes") }
+                result.pointee = grown ? 1 : 0
             case 65:
-                result.pointee = try context.account.growTable(to: Int(arguments[0])) ? 1 : 0
+                let grown = try context.account.growTable(to: Int(arguments[0]), elementBytes: Int(arguments[2]))
+                if grown {
+                    let bytes = arguments[1] &* FuelMetering.tableElementStride
+                    try context.account.chargeFuel(bytes / 64, for: "growing a table by \(arguments[1]) elements")
+                }
+                result.pointee = grown ? 1 : 0
+            case Self.wasiBase...:
+                let position = Int(index - Self.wasiBase)
+                guard position < wasi.count else { throw GuestFault(kind: .trap, message: "unknown WASI function \(position)") }
+                let memory = try linearMemory ?? { throw GuestFault(kind: .invalidPointer, message: "a WASI guest must export its memory as \"memory\"") }()
+                let (type, body) = wasi[position]
+                var values: [WasmKit.Value] = []
+                values.reserveCapacity(type.parameters.count)
+                for (slot, parameter) in type.parameters.enumerated() {
+                    switch parameter {
+                    case .i64: values.append(.i64(arguments[slot]))
+                    case .f32: values.append(.f32(UInt32(truncatingIfNeeded: arguments[slot])))
+                    case .f64: values.append(.f64(arguments[slot]))
+                    default: values.append(.i32(UInt32(truncatingIfNeeded: arguments[slot])))
+                    }
+                }
+                result.pointee = try body(memory, values).first?.rawBits ?? 0
             default:
                 guard Int(index) < HostImports.table.count else { throw GuestFault(kind: .trap, message: "unknown host function \(index)") }
                 let entry = HostImports.table[Int(index)]
@@ -354,7 +389,7 @@ let compiledHostDispatch: HostDispatch = { context, index, arguments, result in
 
 /// A compiled instance's linear memory (the runtime's `wasm_rt_memory_t`: data pointer, pages,
 /// maximum pages, 64-bit size).
-struct CompiledMemory: LinearMemory {
+struct CompiledMemory: LinearMemory, WASIGuestMemory {
     let raw: UnsafeMutableRawPointer
 
     var byteCount: Int { Int(raw.load(fromByteOffset: 16, as: UInt64.self)) }
@@ -371,5 +406,12 @@ struct CompiledMemory: LinearMemory {
             guard let base = buffer.baseAddress else { return }
             (data + offset).update(from: base, count: buffer.count)
         }
+    }
+
+    /// The guest's bytes at `offset`, for WASI's bridge: callers check the range first
+    /// (``WASIHost/check(_:_:_:)``), as WasmKit's own memory requires.
+    func withUnsafeMutableBufferPointer<T>(offset: UInt, count: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> T) rethrows -> T {
+        precondition(count >= 0 && Int(offset) + count <= byteCount, "compiled guest memory access out of bounds")
+        return try body(UnsafeMutableRawBufferPointer(start: data.map { UnsafeMutableRawPointer($0 + Int(offset)) }, count: count))
     }
 }

@@ -1,5 +1,7 @@
 import CFuturesShims
+
 import Futures
+import Synchronization
 import WasmKit
 
 #if canImport(Glibc)
@@ -13,9 +15,10 @@ import Glibc
 /// the runtime's header (stack limit, host table) followed by the generated instance struct.
 final class CompiledLibrary: @unchecked Sendable {
     typealias Instantiate = @convention(c) (UnsafeMutableRawPointer?, UInt) -> Int32
-    typealias Release = @convention(c) (UnsafeMutableRawPointer?) -> Void
+    typealias Release = @convention(c) (UnsafeMutableRawPointer?) -> Int32
     typealias Lookup = @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?
     typealias Invoke = @convention(c) (UnsafeMutableRawPointer?, UInt32, UnsafeMutablePointer<UInt64>?, UInt) -> Int32
+    typealias Initialize = @convention(c) ((@convention(c) () -> UnsafeMutableRawPointer?)?) -> Int32
 
     /// An exported function: its index in the glue's switch and its signature.
     struct Export {
@@ -26,27 +29,43 @@ final class CompiledLibrary: @unchecked Sendable {
         let isCallable: Bool
     }
 
+    /// The cache entry it was loaded from.
     let path: String
     let boxSize: Int
     let exports: [String: Export]
     /// The module's start function, exported by the fuel metering.
     let start: Export?
+    /// The WASI functions the module imports, by the index the glue gives them (from
+    /// `CF_WASI_BASE`).
+    let wasiImports: [String]
     let instantiate: Instantiate
     let release: Release
     let memory: Lookup
     let fuel: Lookup
     let invoke: Invoke
 
-    private init(path: String, handle: UnsafeMutableRawPointer, exports: [String: Export], start: Export?) throws(ModuleError) {
+    /// Loads the shared object open as `file` (a checked cache entry), from entry `path`, and
+    /// keeps `file` open for as long as the process lives.
+    ///
+    /// The loader knows a library by the name it was opened with, and `/proc/self/fd/N` would name
+    /// another file once `N` is closed and reused: loading that one would return this library.
+    /// Every loaded library keeps its descriptor, so no two have the same name. (A library that
+    /// failed after loading keeps it too: it stays loaded.)
+    private init(module: GuestModule, file: Int32, path: String) throws(ModuleError) {
+        guard let handle = dlopen("/proc/self/fd/\(file)", RTLD_NOW | RTLD_LOCAL) else {
+            close(file)
+            let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
+            throw ModuleError(.engineUnavailable, "cannot load the compiled guest \(path): \(reason)")
+        }
         func symbol<T>(_ name: String, as type: T.Type) throws(ModuleError) -> T {
             guard let pointer = dlsym(handle, name) else {
-                throw ModuleError(.invalid, "the compiled guest \(path) lacks its entry point \(name)")
+                throw ModuleError(.buildFailed, "the compiled guest \(path) lacks its entry point \(name)")
             }
             return unsafeBitCast(pointer, to: type)
         }
         self.path = path
-        self.exports = exports
-        self.start = start
+        (exports, start) = Self.exportTable(module)
+        wasiImports = CompiledBuild.wasiImports(of: module).map(\.name)
         let size = try symbol("cf_box_size", as: (@convention(c) () -> UInt).self)
         boxSize = Int(size())
         instantiate = try symbol("cf_instantiate", as: Instantiate.self)
@@ -55,67 +74,13 @@ final class CompiledLibrary: @unchecked Sendable {
         fuel = try symbol("cf_fuel", as: Lookup.self)
         invoke = try symbol("cf_call", as: Invoke.self)
         let threadState: @convention(c) () -> UnsafeMutableRawPointer? = cf_compiled_thread_state
-        try symbol("cf_module_init", as: (@convention(c) ((@convention(c) () -> UnsafeMutableRawPointer?)?) -> Void).self)(threadState)
-    }
-
-    /// The libraries loaded in this process, by module id and by cache key.
-    private struct Registry {
-        var byModule: [Int: CompiledLibrary] = [:]
-        var byKey: [String: CompiledLibrary] = [:]
-    }
-
-    private static let registry = Locked(Registry())
-    /// Builds are serialized in a process; processes coordinate through atomic renames.
-    private static let building = Locked(())
-
-    /// The library for `module`, loading (and if needed building) it.
-    static func load(_ module: GuestModule) throws(ModuleError) -> CompiledLibrary {
-        if let library = registry.withLock({ $0.byModule[module.id] }) { return library }
-        let loaded = building.withLock { _ in
-            Result { () throws(ModuleError) -> CompiledLibrary in
-                if let library = registry.withLock({ $0.byModule[module.id] }) { return library }
-                let key = cacheKey(module)
-                if let library = registry.withLock({ $0.byKey[key] }) {
-                    registry.withLock { $0.byModule[module.id] = library }
-                    return library
-                }
-                let (exports, start) = exportTable(module)
-                let path = try locateOrBuild(module, key: key)
-                guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
-                    let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
-                    throw ModuleError(.invalid, "cannot load the compiled guest \(path): \(reason)")
-                }
-                let library = try CompiledLibrary(path: path, handle: handle, exports: exports, start: start)
-                registry.withLock {
-                    $0.byKey[key] = library
-                    $0.byModule[module.id] = library
-                }
-                return library
-            }
+        let trap = try symbol("cf_module_init", as: Initialize.self)(threadState)
+        guard trap == 0 else {
+            throw ModuleError(
+                .buildFailed,
+                "the compiled guest \(path) could not initialize (trap \(trap)\(trap == 101 ? ": out of host memory" : ""))")
         }
-        return try loaded.get()
     }
-
-    /// What a cache entry depends on besides the tools: the module, the runtime, the glue and
-    /// the flags.
-    private static func cacheKey(_ module: GuestModule) -> String {
-        var hasher = SHA256()
-        hasher.update(module.wasmBytes)
-        hasher.update(Array("\0\(CompiledGlue.version)\0\(compilerFlags.joined(separator: " "))\0".utf8))
-        hasher.update(PackageResources.wasm_rt_h)
-        hasher.update(PackageResources.cf_rt_c)
-        return String(hasher.finish().prefix(40))
-    }
-
-    /// How every compiled guest is built. No warnings, but one error: a function whose native frame
-    /// is over 64 KiB (the runtime's stack reserve counts on it; see `cf-rt.c`).
-    static let compilerFlags = [
-        "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-fno-strict-aliasing", "-DNDEBUG", "-Wno-everything",
-        "-Wframe-larger-than=\(maxFrameBytes)", "-Werror=frame-larger-than",
-    ]
-
-    /// The largest native stack frame a compiled guest function may have.
-    static let maxFrameBytes = 64 << 10
 
     /// The exports in the glue's order (sorted by name; the start function last).
     private static func exportTable(_ module: GuestModule) -> ([String: Export], Export?) {
@@ -141,116 +106,229 @@ final class CompiledLibrary: @unchecked Sendable {
         }
     }
 
-    /// The cached shared object for `key`, built now if there is none.
-    private static func locateOrBuild(_ module: GuestModule, key: String) throws(ModuleError) -> String {
-        let directory = CompiledEngine.cacheDirectory
-        // The cache holds native code this process will load: another user must not be able to
-        // put files there.
-        var status = stat()
-        if stat(directory, &status) == 0,
-            (status.st_uid != getuid() && status.st_uid != 0) || status.st_mode & 0o022 != 0
-        {
-            throw ModuleError(
-                .engineUnavailable,
-                "the compiled engine's cache \(directory) is owned or writable by another user; it will not load code from it")
+    // MARK: The libraries of this process
+
+    /// The libraries loaded in this process, by module id and by cache key, and the builds that
+    /// failed (by key and budget: a failure is not retried under the same budget).
+    private struct Registry {
+        var byModule: [Int: CompiledLibrary] = [:]
+        var byKey: [String: CompiledLibrary] = [:]
+        var failures: [String: ModuleError] = [:]
+        /// Keys whose background build (``GuestEngine/auto``) is queued or running.
+        var scheduled: Set<String> = []
+        var queue: [(module: GuestModule, load: Bool)] = []
+        var builderRunning = false
+    }
+
+    private static let registry = Mutex(Registry())
+    /// Bumped when a background build has made a library ready.
+    static let readyGeneration = Atomic<Int>(0)
+    /// One build or load per key at a time in this process; other keys go on in parallel.
+    private static let gate = KeyedGate()
+
+    /// The library of `module`, loading (and if needed building) it.
+    ///
+    /// - Throws: What ``CompiledEngine/prepare(_:)`` throws.
+    static func load(_ module: GuestModule) throws(ModuleError) -> CompiledLibrary {
+        if let library = registry.withLock({ $0.byModule[module.id] }) { return library }
+        let key = cacheKey(module)
+        return try gate.with(key) { () throws(ModuleError) -> CompiledLibrary in
+            let known = registry.withLock { registry -> CompiledLibrary? in
+                guard let library = registry.byKey[key] else { return nil }
+                registry.byModule[module.id] = library
+                return library
+            }
+            if let known { return known }
+            let budget = CompiledEngine.budget
+            if let failure = registry.withLock({ $0.failures[failureKey(key, budget)] }) { throw failure }
+            do throws(ModuleError) {
+                let (file, path) = try entry(for: module, key: key, budget: budget, niceness: 0)
+                let library = try CompiledLibrary(module: module, file: file, path: path)
+                registry.withLock {
+                    $0.byKey[key] = library
+                    $0.byModule[module.id] = library
+                }
+                return library
+            } catch {
+                if error.code == .buildFailed || error.code == .tooLarge || error.code == .unsupportedFeature || error.code == .invalid {
+                    registry.withLock { $0.failures[failureKey(key, budget)] = error }
+                }
+                throw error
+            }
         }
+    }
+
+    /// Builds `module`'s cache entry unless it exists, without loading it; returns its path.
+    static func buildEntry(_ module: GuestModule) throws(ModuleError) -> String {
+        if let library = registry.withLock({ $0.byModule[module.id] }) { return library.path }
+        let key = cacheKey(module)
+        return try gate.with(key) { () throws(ModuleError) -> String in
+            let (file, path) = try entry(for: module, key: key, budget: CompiledEngine.budget, niceness: 0)
+            close(file)
+            return path
+        }
+    }
+
+    /// A checked entry for `module`: found, or built now. Returns its open descriptor and path.
+    private static func entry(
+        for module: GuestModule, key: String, budget: CompiledEngine.BuildBudget, niceness: Int32
+    ) throws(ModuleError) -> (Int32, String) {
+        let cache = try CompiledCache.current()
         guard let tools = Toolchain.current else {
-            // No compiler: any entry for this module, whatever tools built it.
-            if let entries = try? listDirectory(directory), let entry = entries.sorted().first(where: { $0.hasPrefix(key + "-") && $0.hasSuffix(".so") }) {
-                return directory + "/" + entry
+            // No compiler: any checked entry for this module, whatever tools built it.
+            for name in cache.entries(withPrefix: key + "-") {
+                if case .valid(let file) = cache.openEntry(name) { return (file, "\(cache.path)/\(name).so") }
             }
             throw ModuleError(.engineUnavailable, "\(module.name) cannot run on the compiled engine: \(Toolchain.missingMessage)")
         }
-        let path = "\(directory)/\(key)-\(tools.identity).so"
-        if access(path, R_OK) == 0 { return path }
-        try build(module, tools: tools, directory: directory, path: path)
-        return path
+        let name = "\(key)-\(tools.identity)"
+        let path = "\(cache.path)/\(name).so"
+        if case .valid(let file) = cache.openEntry(name) { return (file, path) }
+        try CompiledBuild.checkCaps(module, budget: budget)
+        let deadline = Deadline.after(budget.wallTime) ?? .now
+        // Another process may be building it: wait for it, within this build's budget.
+        guard let lock = try cache.lock(key, until: deadline) else {
+            throw ModuleError(
+                .buildFailed,
+                "\(module.name): another process was still building it when this build's budget ran out "
+                    + "(CompiledEngine.BuildBudget.wallTime)")
+        }
+        defer { close(lock) }
+        if case .valid(let file) = cache.openEntry(name) { return (file, path) }
+        try CompiledBuild.build(module, tools: tools, cache: cache, as: name, budget: budget, deadline: deadline, niceness: niceness)
+        switch cache.openEntry(name) {
+        case .valid(let file): return (file, path)
+        case .bad(let reason): throw ModuleError(.engineUnavailable, "the entry just built for \(module.name) is bad: \(reason)")
+        case .missing: throw ModuleError(.engineUnavailable, "the entry just built for \(module.name) is gone from \(cache.path)")
+        }
     }
 
-    /// Translates and compiles `module` into `path`.
-    private static func build(_ module: GuestModule, tools: Toolchain, directory: String, path: String) throws(ModuleError) {
-        guard makeDirectories(directory) else {
-            throw ModuleError(.engineUnavailable, "cannot create the compiled engine's cache directory \(directory)")
-        }
-        var template = Array("\(directory)/build-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw ModuleError(.engineUnavailable, "cannot create a build directory in \(directory)")
-        }
-        let work = String(cString: made)
-        defer { removeTree(work) }
-        let metered: FuelMetering.Output
-        do {
-            metered = try FuelMetering.instrument(module.wasmBytes)
-        } catch {
-            throw ModuleError(.invalid, "\(module.name) cannot be compiled: \(error)")
-        }
-        guard writeFile(work + "/m.wasm", metered.bytes), writeFile(work + "/wasm-rt.h", PackageResources.wasm_rt_h),
-            writeFile(work + "/cf-rt.c", PackageResources.cf_rt_c),
-            writeFile(work + "/glue.c", Array(CompiledGlue.source(for: module, hasStart: metered.hasStart).utf8))
-        else { throw ModuleError(.engineUnavailable, "cannot write the build files in \(work)") }
-        let translated = Toolchain.run(tools.wasm2c, ["-n", "m", work + "/m.wasm", "-o", work + "/m.c"], logPath: work + "/wasm2c.log")
-        guard translated.status == 0 else {
-            throw ModuleError(.invalid, "wasm2c could not translate \(module.name): \(translated.output)")
-        }
-        // The fuel counter must be read and written on every charge, as the watchdog writes it
-        // from another thread: without `volatile`, the optimizer may keep it in a register or
-        // compute a pure loop's exit (running out of fuel at once).
-        guard case .success(let header) = readFile(work + "/m.h"),
-            let edited = CompiledGlue.makeFuelVolatile(String(decoding: header, as: UTF8.self)),
-            writeFile(work + "/m.h", Array(edited.utf8))
-        else { throw ModuleError(.invalid, "wasm2c's translation of \(module.name) lacks the fuel counter") }
-        let temporary = work + "/m.so"
-        let compiled = Toolchain.run(
-            tools.compiler,
-            compilerFlags + ["-I", work, "-o", temporary, work + "/m.c", work + "/glue.c", work + "/cf-rt.c", "-lm"],
-            logPath: work + "/cc.log")
-        guard compiled.status == 0 else {
-            if compiled.output.contains("frame-larger-than") {
-                throw ModuleError(
-                    .unsupportedFeature,
-                    "\(module.name) has a function that needs more than \(maxFrameBytes >> 10) KiB of native stack for one "
-                        + "call (too many locals or values in flight); the compiled engine refuses it, WasmKit runs it: "
-                        + String(compiled.output.prefix(300)))
+    private static func failureKey(_ key: String, _ budget: CompiledEngine.BuildBudget) -> String { "\(key)/\(budget.hashValue)" }
+
+    /// What a cache entry depends on besides the tools: the module, the runtime, the glue, the
+    /// metering's prices and the flags.
+    static func cacheKey(_ module: GuestModule) -> String {
+        var hasher = SHA256()
+        hasher.update(module.wasmBytes)
+        let settings = "\0\(CompiledGlue.version)\0\(CompiledBuild.compilerFlags.joined(separator: " "))\0\(FuelMetering.tableElementStride)\0"
+        hasher.update(Array(settings.utf8))
+        hasher.update(PackageResources.wasm_rt_h)
+        hasher.update(PackageResources.cf_rt_c)
+        return String(hasher.finish().prefix(40))
+    }
+
+    // MARK: GuestEngine.auto
+
+    /// Whether `module` runs compiled now under ``GuestEngine/auto`` (see
+    /// ``CompiledEngine/autoPlacement(of:)``).
+    static func autoPlacement(of module: GuestModule) -> Bool {
+        let key = cacheKey(module)
+        let known = registry.withLock { registry -> Bool? in
+            if let library = registry.byModule[module.id] ?? registry.byKey[key] {
+                registry.byModule[module.id] = library
+                return true
             }
-            throw ModuleError(.invalid, "the compiler could not compile \(module.name): \(compiled.output)")
+            if registry.scheduled.contains(key) || registry.failures.keys.contains(where: { $0.hasPrefix(key + "/") }) { return false }
+            return nil
         }
-        guard rename(temporary, path) == 0 else {
-            throw ModuleError(.engineUnavailable, "cannot move the compiled guest into \(path): \(String(cString: strerror(errno)))")
+        if let known { return known }
+        // Not known here yet: the cache may have it (a load takes milliseconds); otherwise build
+        // it in the background.
+        if let library = try? loadCached(module, key: key) {
+            registry.withLock {
+                $0.byKey[key] = library
+                $0.byModule[module.id] = library
+            }
+            return true
+        }
+        scheduleBuild(module, load: true)
+        return false
+    }
+
+    /// The library of `module` if its entry is in the cache; never builds.
+    private static func loadCached(_ module: GuestModule, key: String) throws(ModuleError) -> CompiledLibrary? {
+        try gate.with(key) { () throws(ModuleError) -> CompiledLibrary? in
+            if let library = registry.withLock({ $0.byKey[key] }) { return library }
+            let cache = try CompiledCache.current()
+            let names = Toolchain.current.map { ["\(key)-\($0.identity)"] } ?? cache.entries(withPrefix: key + "-")
+            for name in names {
+                guard case .valid(let file) = cache.openEntry(name) else { continue }
+                return try CompiledLibrary(module: module, file: file, path: "\(cache.path)/\(name).so")
+            }
+            return nil
+        }
+    }
+
+    /// Queues a background build of `module` (loading it after, when `load`), unless one is
+    /// queued or ran: one at a time, its tools at low priority.
+    static func scheduleBuild(_ module: GuestModule, load: Bool) {
+        guard Toolchain.current != nil else { return }
+        let key = cacheKey(module)
+        let start = registry.withLock { registry -> Bool in
+            guard registry.byKey[key] == nil, registry.scheduled.insert(key).inserted else { return false }
+            registry.queue.append((module, load))
+            defer { registry.builderRunning = true }
+            return !registry.builderRunning
+        }
+        guard start else { return }
+        do {
+            try DetachedThread.start(name: "futures-builder", pool: nil) { runBackgroundBuilds() }
+        } catch {
+            registry.withLock { $0.builderRunning = false }
+        }
+    }
+
+    /// The background builder's loop: builds what is queued, one at a time, then ends.
+    private static func runBackgroundBuilds() {
+        while let next = registry.withLock({ registry -> (module: GuestModule, load: Bool)? in
+            if registry.queue.isEmpty {
+                registry.builderRunning = false
+                return nil
+            }
+            return registry.queue.removeFirst()
+        }) {
+            let key = cacheKey(next.module)
+            let budget = CompiledEngine.budget
+            do throws(ModuleError) {
+                let library = try gate.with(key) { () throws(ModuleError) -> CompiledLibrary? in
+                    let (file, path) = try entry(for: next.module, key: key, budget: budget, niceness: 10)
+                    guard next.load else {
+                        close(file)
+                        return nil
+                    }
+                    return try CompiledLibrary(module: next.module, file: file, path: path)
+                }
+                if let library {
+                    registry.withLock {
+                        $0.byKey[key] = library
+                        $0.byModule[next.module.id] = library
+                    }
+                }
+                readyGeneration.wrappingAdd(1, ordering: .relaxed)
+            } catch {
+                registry.withLock { $0.failures[failureKey(key, budget)] = error }
+            }
         }
     }
 }
 
-/// `mkdir -p`.
-func makeDirectories(_ path: String) -> Bool {
-    var current = path.hasPrefix("/") ? "" : "."
-    for component in path.split(separator: "/") {
-        current += "/" + component
-        if mkdir(current, 0o755) != 0, errno != EEXIST { return false }
+/// Lets one thread at a time work on a key, and any number on different keys.
+final class KeyedGate: Sendable {
+    private let lock = ConditionLock()
+    private nonisolated(unsafe) var busy: Set<String> = []
+
+    /// Runs `body` while no other thread runs a body for `key`.
+    func with<T, E: Error>(_ key: String, _ body: () throws(E) -> T) throws(E) -> T {
+        lock.withLock {
+            while busy.contains(key) { _ = lock.wait(until: nil) }
+            busy.insert(key)
+        }
+        defer {
+            lock.withLock {
+                busy.remove(key)
+                lock.broadcast()
+            }
+        }
+        return try body()
     }
-    return true
-}
-
-/// Writes `bytes` to a new file at `path`.
-func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
-    guard let file = fopen(path, "wb") else { return false }
-    defer { fclose(file) }
-    return bytes.isEmpty || fwrite(bytes, 1, bytes.count, file) == bytes.count
-}
-
-/// The names in a directory.
-func listDirectory(_ path: String) throws -> [String] {
-    guard let directory = opendir(path) else { throw ModuleError(.unreadable, "cannot read \(path)") }
-    defer { closedir(directory) }
-    var names: [String] = []
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
-}
-
-/// Removes a build directory and the files in it.
-func removeTree(_ path: String) {
-    for name in (try? listDirectory(path)) ?? [] { unlink(path + "/" + name) }
-    rmdir(path)
 }

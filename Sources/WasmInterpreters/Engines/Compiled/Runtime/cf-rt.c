@@ -26,7 +26,12 @@ enum {
   CF_QUEUE_GET,
   CF_QUEUE_COUNT,
   CF_INTERPRETER_ID,
-  /* Not imports: the host's checks of memory and table sizes. */
+  /*
+   * Not imports: the host's checks of memory and table sizes, which also charge their fuel.
+   * CF_ADMIT_MEMORY(new bytes, grown bytes); CF_ADMIT_TABLE(new elements, grown elements,
+   * bytes per element). The WASI functions a module imports follow from CF_WASI_BASE (the glue
+   * defines their stubs).
+   */
   CF_ADMIT_MEMORY = 64,
   CF_ADMIT_TABLE = 65,
 };
@@ -97,15 +102,30 @@ int cf_run(cf_instance_header *header, uintptr_t stack_budget, void (*body)(void
   return trap;
 }
 
+int cf_guard(void (*body)(void *), void *argument) {
+  cf_thread_state *thread = &cf_thread;
+  jmp_buf buffer;
+  jmp_buf *outer_target = thread->target;
+  thread->target = &buffer;
+  int trap = setjmp(buffer);
+  if (trap == 0) body(argument);
+  thread->target = outer_target;
+  return trap;
+}
+
 void wasm_rt_trap(wasm_rt_trap_t code) {
   jmp_buf *target = cf_thread.target;
-  /* Guest code only runs inside cf_run: no target means the host broke that rule. */
-  if (target == NULL) abort();
+  /*
+   * Every entry point of a compiled guest (cf_module_init, cf_instantiate, cf_call, cf_release)
+   * runs under cf_run or cf_guard, so a trap always has a target: this stop is unreachable by
+   * construction, and it is the runtime's only one (no abort, no exit).
+   */
+  if (target == NULL) __builtin_trap();
   longjmp(*target, code == WASM_RT_TRAP_NONE ? CF_TRAP_HOST : (int)code);
 }
 
 /* Calls the host; a host function that failed has kept its error, and the guest traps. */
-static uint64_t cf_host(cf_instance_header *header, uint32_t index, const uint64_t *arguments) {
+uint64_t cf_host(cf_instance_header *header, uint32_t index, const uint64_t *arguments) {
   uint64_t result = 0;
   if (header == NULL || header->dispatch == NULL) wasm_rt_trap(CF_TRAP_HOST);
   if (header->dispatch(header->context, index, arguments, &result) != 0) wasm_rt_trap(CF_TRAP_HOST);
@@ -133,41 +153,85 @@ const char *wasm_rt_strerror(wasm_rt_trap_t trap) {
   return "trap";
 }
 
-/* Function types, registered once per shared object by its initializer (under the host's lock). */
-#define CF_MAX_FUNC_TYPES 65536
+/*
+ * Function types, registered once per shared object by its initializer (under the host's lock
+ * for the module): ids start at 1 and are equal exactly when the types are. A hash table over a
+ * growing array, so that any number of types registers in linear time; a failed allocation traps
+ * (CF_TRAP_ALLOCATION) to the initializer's guard, which the host reports as an error.
+ */
 typedef struct {
   uint32_t params, results;
+  uint64_t hash;
   wasm_rt_type_t *types;
 } cf_func_type;
-static cf_func_type cf_func_types[CF_MAX_FUNC_TYPES];
-static uint32_t cf_func_type_count;
+static cf_func_type *cf_func_types;   /* by id - 1 */
+static uint32_t cf_func_type_count, cf_func_type_capacity;
+static uint32_t *cf_func_type_slots;  /* open addressing: id, or 0 when empty */
+static uint32_t cf_func_type_slot_count;
+
+static uint64_t cf_func_type_hash(uint32_t params, uint32_t results, const wasm_rt_type_t *types) {
+  uint64_t hash = 0xcbf29ce484222325ull ^ ((uint64_t)params << 32 | results);
+  for (uint32_t i = 0; i < params + results; i++) hash = (hash ^ (uint64_t)types[i]) * 0x100000001b3ull;
+  return hash ^ (hash >> 29);
+}
+
+static void cf_func_type_slots_grow(void) {
+  uint32_t count = cf_func_type_slot_count ? cf_func_type_slot_count * 2 : 256;
+  if (count < cf_func_type_slot_count) wasm_rt_trap(CF_TRAP_ALLOCATION);
+  uint32_t *slots = calloc(count, sizeof(uint32_t));
+  if (slots == NULL) wasm_rt_trap(CF_TRAP_ALLOCATION);
+  for (uint32_t id = 1; id <= cf_func_type_count; id++) {
+    uint32_t slot = (uint32_t)cf_func_types[id - 1].hash & (count - 1);
+    while (slots[slot] != 0) slot = (slot + 1) & (count - 1);
+    slots[slot] = id;
+  }
+  free(cf_func_type_slots);
+  cf_func_type_slots = slots;
+  cf_func_type_slot_count = count;
+}
 
 uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...) {
   uint32_t count = params + results;
+  if (count < params) wasm_rt_trap(CF_TRAP_ALLOCATION);
   wasm_rt_type_t *types = calloc(count ? count : 1, sizeof(wasm_rt_type_t));
-  if (types == NULL) abort();
+  if (types == NULL) wasm_rt_trap(CF_TRAP_ALLOCATION);
   va_list list;
   va_start(list, results);
   for (uint32_t i = 0; i < count; i++) types[i] = (wasm_rt_type_t)va_arg(list, int);
   va_end(list);
-  for (uint32_t index = 0; index < cf_func_type_count; index++) {
-    cf_func_type *known = &cf_func_types[index];
-    if (known->params == params && known->results == results &&
+  uint64_t hash = cf_func_type_hash(params, results, types);
+  /* At most half full. */
+  if ((uint64_t)(cf_func_type_count + 1) * 2 > cf_func_type_slot_count) cf_func_type_slots_grow();
+  uint32_t mask = cf_func_type_slot_count - 1;
+  uint32_t slot = (uint32_t)hash & mask;
+  for (; cf_func_type_slots[slot] != 0; slot = (slot + 1) & mask) {
+    cf_func_type *known = &cf_func_types[cf_func_type_slots[slot] - 1];
+    if (known->hash == hash && known->params == params && known->results == results &&
         memcmp(known->types, types, count * sizeof(wasm_rt_type_t)) == 0) {
       free(types);
-      return index + 1;
+      return cf_func_type_slots[slot];
     }
   }
-  if (cf_func_type_count == CF_MAX_FUNC_TYPES) abort();
-  cf_func_types[cf_func_type_count] = (cf_func_type){params, results, types};
-  return ++cf_func_type_count;
+  if (cf_func_type_count == cf_func_type_capacity) {
+    uint32_t capacity = cf_func_type_capacity ? cf_func_type_capacity * 2 : 64;
+    cf_func_type *grown = capacity > cf_func_type_capacity ? realloc(cf_func_types, (size_t)capacity * sizeof(cf_func_type)) : NULL;
+    if (grown == NULL) {
+      free(types);
+      wasm_rt_trap(CF_TRAP_ALLOCATION);
+    }
+    cf_func_types = grown;
+    cf_func_type_capacity = capacity;
+  }
+  cf_func_types[cf_func_type_count] = (cf_func_type){params, results, hash, types};
+  cf_func_type_slots[slot] = ++cf_func_type_count;
+  return cf_func_type_count;
 }
 
 /* Memories: plain heap blocks, grown by copying; the host admits every size first. */
 #define CF_PAGE 65536ull
 
-static bool cf_admit(uint32_t what, uint64_t size) {
-  uint64_t arguments[1] = {size};
+static bool cf_admit(uint32_t what, uint64_t size, uint64_t grown, uint64_t element_bytes) {
+  uint64_t arguments[3] = {size, grown, element_bytes};
   return cf_host(cf_thread.current, what, arguments) != 0;
 }
 
@@ -177,7 +241,7 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, u
   memory->pages = 0;
   memory->max_pages = max_pages > 65536 ? 65536 : max_pages;
   memory->size = 0;
-  if (!cf_admit(CF_ADMIT_MEMORY, bytes)) wasm_rt_trap(CF_TRAP_ALLOCATION);
+  if (!cf_admit(CF_ADMIT_MEMORY, bytes, 0, 0)) wasm_rt_trap(CF_TRAP_ALLOCATION);
   if (bytes > 0) {
     memory->data = calloc(bytes, 1);
     if (memory->data == NULL) wasm_rt_trap(CF_TRAP_ALLOCATION);
@@ -186,13 +250,18 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, u
   memory->size = bytes;
 }
 
+/*
+ * As WasmKit does: a growth within the maximum asks the host (which charges fuel for the new
+ * size), even by zero pages; one that happened then pays for the bytes added. A realloc that
+ * fails after the host admitted the size leaves the host's count high (it only over-counts).
+ */
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
   uint32_t old_pages = memory->pages;
   uint64_t new_pages = (uint64_t)old_pages + delta;
   if (new_pages > memory->max_pages || new_pages > 65536) return UINT32_MAX;
-  if (delta == 0) return old_pages;
   uint64_t new_size = new_pages * CF_PAGE;
-  if (!cf_admit(CF_ADMIT_MEMORY, new_size)) return UINT32_MAX;
+  if (!cf_admit(CF_ADMIT_MEMORY, new_size, (uint64_t)delta * CF_PAGE, 0)) return UINT32_MAX;
+  if (delta == 0) return old_pages;
   uint8_t *data = realloc(memory->data, new_size);
   if (data == NULL) return UINT32_MAX;
   memset(data + memory->size, 0, new_size - memory->size);
@@ -209,14 +278,17 @@ void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
   memory->pages = 0;
 }
 
-/* Tables: the host counts their elements against the interpreter's memory limit. */
+/*
+ * Tables: the host counts their elements, at their real size, against the interpreter's memory
+ * limit, and charges fuel as for WasmKit's tables.
+ */
 #define CF_DEFINE_TABLE(kind, element, null)                                                        \
   void wasm_rt_allocate_##kind##_table(wasm_rt_##kind##_table_t *table, uint32_t elements,         \
                                        uint32_t max_elements) {                                   \
     table->data = NULL;                                                                            \
     table->size = 0;                                                                               \
     table->max_size = max_elements;                                                                \
-    if (!cf_admit(CF_ADMIT_TABLE, elements)) wasm_rt_trap(CF_TRAP_ALLOCATION);                     \
+    if (!cf_admit(CF_ADMIT_TABLE, elements, 0, sizeof(element))) wasm_rt_trap(CF_TRAP_ALLOCATION); \
     if (elements > 0) {                                                                            \
       table->data = calloc(elements, sizeof(element));                                             \
       if (table->data == NULL) wasm_rt_trap(CF_TRAP_ALLOCATION);                                   \
@@ -228,8 +300,8 @@ void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
     uint32_t old_size = table->size;                                                               \
     uint64_t new_size = (uint64_t)old_size + delta;                                                \
     if (new_size > table->max_size) return UINT32_MAX;                                             \
+    if (!cf_admit(CF_ADMIT_TABLE, new_size, delta, sizeof(element))) return UINT32_MAX;            \
     if (delta == 0) return old_size;                                                               \
-    if (!cf_admit(CF_ADMIT_TABLE, new_size)) return UINT32_MAX;                                    \
     element *data = realloc(table->data, new_size * sizeof(element));                              \
     if (data == NULL) return UINT32_MAX;                                                           \
     for (uint64_t i = old_size; i < new_size; i++) data[i] = init;                                 \
@@ -250,9 +322,6 @@ CF_DEFINE_TABLE(externref, wasm_rt_externref_t, wasm_rt_externref_null_value)
 struct Z_cf_instance_t {
   cf_instance_header header;
 };
-
-/* The header an import was called with (see `self` in wasm-rt.h). */
-#define CF_HEADER_OF(instance) ((*(cf_instance_header **)(instance)))
 
 #define CF_ARGS(...) uint64_t arguments[] = {__VA_ARGS__}
 

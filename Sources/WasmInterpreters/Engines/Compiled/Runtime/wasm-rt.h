@@ -154,8 +154,26 @@ uint32_t wasm_rt_grow_externref_table(wasm_rt_externref_table_t *, uint32_t delt
  */
 int cf_run(cf_instance_header *header, uintptr_t stack_budget, void (*body)(void *), void *argument);
 
+/*
+ * Runs body(argument) with a jump target for traps but no instance (the module's initializer,
+ * an instance's release): returns the trap code, 0 when none.
+ */
+int cf_guard(void (*body)(void *), void *argument);
+
 /* Gives the runtime the host's per-thread state block (at least 64 bytes, one per thread). */
 void cf_runtime_init(void *(*thread_state)(void));
+
+/*
+ * Calls host function `index` for the instance whose header is `header`, with its arguments as
+ * 64-bit slots; returns its result. A host function that fails makes the guest trap.
+ */
+uint64_t cf_host(cf_instance_header *header, uint32_t index, const uint64_t *arguments);
+
+/* The header an import was called with (see `self` above). */
+#define CF_HEADER_OF(instance) ((*(cf_instance_header **)(instance)))
+
+/* The host index of the first WASI function a module imports (the glue numbers the rest). */
+#define CF_WASI_BASE 128u
 
 #ifdef __cplusplus
 }

@@ -1,15 +1,27 @@
 @_spi(WASIPlatform) import WASI
 @_spi(Fuzzing) import WasmKit
 import WasmKitWASI
+import WasmTypes
+
+/// A guest memory WASI functions can run on: a WasmKit instance's, or a compiled instance's.
+protocol WASIGuestMemory: WasmTypes.GuestMemory, SendableMetatype {
+    /// The memory's size in bytes now.
+    var byteCount: Int { get }
+}
+
+extension WasmKit.Memory: WASIGuestMemory {}
 
 /// One interpreter's WASI preview 1 host for one module: WasmKit's `WASIBridgeToHost` with this
-/// project's sandbox around it. Used only by the thread holding the interpreter's run lock.
+/// project's sandbox around it, for either engine. Used only by the thread holding the
+/// interpreter's run lock.
 ///
 /// Around the bridge:
 /// - only the granted ``WASIOptions/Capabilities`` are linked; every other preview 1 function a
 ///   guest imports is a stub returning `ENOSYS`;
 /// - every pointer a guest passes is checked against its memory before the bridge sees it (the
 ///   bridge itself would stop the process on a pointer out of bounds);
+/// - every call pays fuel for the bytes it moves: one unit per 64 bytes written, read, filled
+///   with random bytes or named by a path, as WasmKit prices `memory.copy`;
 /// - `args_*` and `environ_*` are this host's, so each call can give its own values;
 /// - the standard streams are per-call buffers (``WASICallState``), or, when output is
 ///   inherited, wrappers that only read and write the host's own;
@@ -26,7 +38,6 @@ final class WASIHost: @unchecked Sendable {
     let options: WASIOptions
     let state: WASICallState
     private let bridge: WASIBridgeToHost
-    private let functions: [String: WASIHostFunction<Memory>]
     /// What the guest may do with descriptors (read-only preopens, how many it may open).
     private let descriptors: WASIDescriptorGuard
     private var isClosed = false
@@ -61,7 +72,6 @@ final class WASIHost: @unchecked Sendable {
         descriptors = WASIDescriptorGuard(
             readOnly: Set(options.preopens.indices.filter { !options.preopens[$0].isWritable }.map { UInt32(3 + $0) }),
             maxOpenFiles: options.maxOpenFiles, fileStatus: fileStatus)
-        functions = bridge.hostFunctions(capabilities: Self.capabilities(options.effectiveCapabilities), stubUnlinked: true)
     }
 
     deinit {
@@ -75,8 +85,8 @@ final class WASIHost: @unchecked Sendable {
         try? bridge.close()
     }
 
-    private static func capabilities(_ granted: WASIOptions.Capabilities) -> [WasmKitWASI.WASICapability] {
-        var list: [WasmKitWASI.WASICapability] = []
+    private static func capabilities<M: WASIGuestMemory>(_ granted: WASIOptions.Capabilities) -> [WASI.WASICapability<M>] {
+        var list: [WASI.WASICapability<M>] = []
         if granted.contains(.clocks) { list.append(.clocks) }
         if granted.contains(.random) { list.append(.random) }
         if granted.contains(.stdio) { list.append(.stdio) }
@@ -86,29 +96,57 @@ final class WASIHost: @unchecked Sendable {
         return list
     }
 
+    /// A preview 1 function for memories of type `M`, with every check of this host around the
+    /// bridge's implementation: arguments and results as WebAssembly values.
+    typealias HostFunction<M: WASIGuestMemory> = (M, [WasmKit.Value]) throws -> [WasmKit.Value]
+
+    /// The functions named in `needed` (what a module imports), for memories of type `M`, with
+    /// their types; `context` pays their fuel.
+    func functions<M: WASIGuestMemory>(_ needed: Set<String>, memory: M.Type, context: HostContext) -> [String: (FunctionType, HostFunction<M>)] {
+        var result: [String: (FunctionType, HostFunction<M>)] = [:]
+        let own: [String: EnvironmentFunction<M>] = environmentFunctions()
+        for (name, body) in own where needed.contains(name) {
+            result[name] = (FunctionType(parameters: [.i32, .i32], results: [.i32]), { memory, arguments in
+                [.i32(UInt32(try body(memory, arguments[0].i32, arguments[1].i32, context).rawValue))]
+            })
+        }
+        let bridged: [String: WASIHostFunction<M>] = bridge.hostFunctions(capabilities: Self.capabilities(options.effectiveCapabilities), stubUnlinked: true)
+        for (name, function) in bridged where own[name] == nil && needed.contains(name) {
+            let checks = Self.pointerChecks[name] ?? []
+            let read = Self.readResults[name]
+            let guarded = descriptors.guarding(name, function.implementation)
+            result[name] = (function.type, { memory, arguments in
+                switch Self.check(checks, arguments, memory) {
+                case .failure(let errno): return [.i32(UInt32(errno.rawValue))]
+                case .success(let bytes): try context.account.chargeFuel(bytes / 64, for: "\(name) moving \(bytes) bytes")
+                }
+                let results = try guarded(memory, arguments)
+                if let read, results.first?.i32 == 0 {
+                    // A read pays for what it read, after it (its count, at a checked pointer).
+                    let count = memory.withUnsafeMutableBufferPointer(offset: UInt(arguments[read].i32), count: 4) {
+                        UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))
+                    }
+                    try context.account.chargeFuel(UInt64(count) / 64, for: "\(name) moving \(count) bytes")
+                }
+                return results
+            })
+        }
+        return result
+    }
+
+    /// For the calls that fill buffers the guest passes, the argument where they write how many
+    /// bytes they filled.
+    private static let readResults: [String: Int] = ["fd_read": 3, "fd_pread": 4, "sock_recv": 4, "fd_readdir": 4]
+
     // MARK: Linking
 
     /// Defines the preview 1 functions named in `needed` (what a module imports) in `imports`,
-    /// for `store`.
+    /// for `store`; `context` pays their fuel.
     func link(into imports: inout Imports, store: Store, needed: Set<String>, context: HostContext) {
-        let own = environmentFunctions().filter { needed.contains($0.key) }
-        for (name, function) in functions where own[name] == nil && needed.contains(name) {
-            let checks = Self.pointerChecks[name] ?? []
-            let guarded = descriptors.guarding(name, function.implementation)
+        for (name, (type, body)) in functions(needed, memory: Memory.self, context: context) {
             imports.define(
                 module: Self.moduleName, name: name,
-                Function(store: store, type: function.type) { caller, arguments in
-                    let memory = try Self.memory(of: caller)
-                    if let failure = Self.check(checks, arguments, memory) { return [.i32(UInt32(failure.rawValue))] }
-                    return try guarded(memory, arguments)
-                })
-        }
-        for (name, body) in own {
-            imports.define(
-                module: Self.moduleName, name: name,
-                Function(store: store, type: FunctionType(parameters: [.i32, .i32], results: [.i32])) { caller, arguments in
-                    [.i32(UInt32(try body(Self.memory(of: caller), arguments[0].i32, arguments[1].i32).rawValue))]
-                })
+                Function(store: store, type: type) { caller, arguments in try body(Self.memory(of: caller), arguments) })
         }
     }
 
@@ -138,44 +176,47 @@ final class WASIHost: @unchecked Sendable {
 
     // MARK: Arguments and environment, per call
 
-    private typealias EnvironmentFunction = (Memory, UInt32, UInt32) throws -> WASIAbi.Errno
+    private typealias EnvironmentFunction<M: WASIGuestMemory> = (M, UInt32, UInt32, HostContext) throws -> WASIAbi.Errno
 
-    private func environmentFunctions() -> [String: EnvironmentFunction] {
+    private func environmentFunctions<M: WASIGuestMemory>() -> [String: EnvironmentFunction<M>] {
         let state = state
-        var functions: [String: EnvironmentFunction] = [
+        var functions: [String: EnvironmentFunction<M>] = [
             // Without the file system there are no preopened directories: C libraries look for
             // them at start-up and stop the program on any answer but `EBADF`.
-            "fd_prestat_get": { _, _, _ in .EBADF }
+            "fd_prestat_get": { _, _, _, _ in .EBADF }
         ]
         if options.effectiveCapabilities.contains(.fileSystem) { functions = [:] }
         return functions.merging([
-            "args_sizes_get": { memory, count, size in
+            "args_sizes_get": { memory, count, size, _ in
                 Self.writeSizes(state.arguments, memory, count, size)
             },
-            "args_get": { memory, pointers, buffer in
-                Self.writeStrings(state.arguments, memory, pointers, buffer)
+            "args_get": { memory, pointers, buffer, context in
+                try Self.writeStrings(state.arguments, memory, pointers, buffer, context)
             },
-            "environ_sizes_get": { memory, count, size in
+            "environ_sizes_get": { memory, count, size, _ in
                 Self.writeSizes(state.environment, memory, count, size)
             },
-            "environ_get": { memory, pointers, buffer in
-                Self.writeStrings(state.environment, memory, pointers, buffer)
+            "environ_get": { memory, pointers, buffer, context in
+                try Self.writeStrings(state.environment, memory, pointers, buffer, context)
             },
         ]) { first, _ in first }
     }
 
-    private static func writeSizes(_ strings: [[UInt8]], _ memory: Memory, _ count: UInt32, _ size: UInt32) -> WASIAbi.Errno {
+    private static func writeSizes<M: WASIGuestMemory>(_ strings: [[UInt8]], _ memory: M, _ count: UInt32, _ size: UInt32) -> WASIAbi.Errno {
         guard inBounds(memory, count, 4), inBounds(memory, size, 4) else { return .EFAULT }
         store32(UInt32(strings.count), at: count, in: memory)
         store32(UInt32(strings.reduce(0) { $0 + $1.count + 1 }), at: size, in: memory)
         return .SUCCESS
     }
 
-    private static func writeStrings(_ strings: [[UInt8]], _ memory: Memory, _ pointers: UInt32, _ buffer: UInt32) -> WASIAbi.Errno {
+    private static func writeStrings<M: WASIGuestMemory>(
+        _ strings: [[UInt8]], _ memory: M, _ pointers: UInt32, _ buffer: UInt32, _ context: HostContext
+    ) throws -> WASIAbi.Errno {
         let total = strings.reduce(0) { $0 + $1.count + 1 }
         guard inBounds(memory, pointers, UInt64(strings.count) * 4), inBounds(memory, buffer, UInt64(total)) else {
             return .EFAULT
         }
+        try context.account.chargeFuel(UInt64(total) / 64, for: "writing \(total) bytes of arguments or environment")
         var offset = buffer
         for (index, string) in strings.enumerated() {
             store32(offset, at: pointers + UInt32(index) * 4, in: memory)
@@ -188,10 +229,9 @@ final class WASIHost: @unchecked Sendable {
         return .SUCCESS
     }
 
-    private static func store32(_ value: UInt32, at pointer: UInt32, in memory: Memory) {
+    private static func store32<M: WASIGuestMemory>(_ value: UInt32, at pointer: UInt32, in memory: M) {
         memory.withUnsafeMutableBufferPointer(offset: UInt(pointer), count: 4) { target in
             target.storeBytes(of: value.littleEndian, as: UInt32.self)
         }
     }
 }
-

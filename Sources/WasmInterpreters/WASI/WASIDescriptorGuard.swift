@@ -15,7 +15,7 @@ import WasmTypes
 ///
 /// Used by the thread holding the interpreter's run lock only.
 final class WASIDescriptorGuard: @unchecked Sendable {
-    typealias Implementation = @Sendable (Memory, [WasmKit.Value]) throws -> [WasmKit.Value]
+    typealias Implementation<M> = @Sendable (M, [WasmKit.Value]) throws -> [WasmKit.Value]
 
     /// Descriptors under a read-only preopen: the preopens themselves and what was opened under them.
     private var readOnly: Set<UInt32>
@@ -34,7 +34,7 @@ final class WASIDescriptorGuard: @unchecked Sendable {
     private static func errno(_ code: WASIAbi.Errno) -> [WasmKit.Value] { [.i32(UInt32(code.rawValue))] }
 
     /// `implementation` of the preview 1 function `name`, guarded.
-    func guarding(_ name: String, _ implementation: @escaping Implementation) -> (Memory, [WasmKit.Value]) throws -> [WasmKit.Value] {
+    func guarding<M: WASIGuestMemory>(_ name: String, _ implementation: @escaping Implementation<M>) -> (M, [WasmKit.Value]) throws -> [WasmKit.Value] {
         switch name {
         case "path_open": return { memory, arguments in try self.open(memory, arguments, implementation) }
         case "fd_close":
@@ -68,7 +68,7 @@ final class WASIDescriptorGuard: @unchecked Sendable {
     }
 
     /// `path_open(fd, dirflags, path, path_len, oflags, rights_base, rights_inheriting, fdflags, *fd)`.
-    private func open(_ memory: Memory, _ arguments: [WasmKit.Value], _ implementation: Implementation) throws -> [WasmKit.Value] {
+    private func open<M: WASIGuestMemory>(_ memory: M, _ arguments: [WasmKit.Value], _ implementation: Implementation<M>) throws -> [WasmKit.Value] {
         guard opened.count < maxOpenFiles else { return Self.errno(.EMFILE) }
         if let refusal = try refuseSpecialFile(memory, arguments) { return Self.errno(refusal) }
         var changed = arguments
@@ -90,7 +90,7 @@ final class WASIDescriptorGuard: @unchecked Sendable {
         let result = try implementation(memory, changed)
         if result.first?.i32 == 0 {
             // The pointer was checked before the call (`WASIHost.pointerChecks`).
-            let descriptor = memory.withUnsafeBufferPointer(offset: UInt(arguments[8].i32), count: 4) {
+            let descriptor = memory.withUnsafeMutableBufferPointer(offset: UInt(arguments[8].i32), count: 4) {
                 UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))
             }
             opened.insert(descriptor)
@@ -103,15 +103,15 @@ final class WASIDescriptorGuard: @unchecked Sendable {
     /// symbolic link (a FIFO, a socket, a device), found with the bridge's own `path_filestat_get`
     /// (same directory, path and symbolic-link flag) on a scratch memory; `nil` to go on (a path
     /// that does not exist yet is for `path_open` to create or refuse).
-    private func refuseSpecialFile(_ memory: Memory, _ arguments: [WasmKit.Value]) throws -> WASIAbi.Errno? {
+    private func refuseSpecialFile<M: WASIGuestMemory>(_ memory: M, _ arguments: [WasmKit.Value]) throws -> WASIAbi.Errno? {
         guard let fileStatus else { return nil }
         let length = Int(arguments[3].i32)
         guard length <= 4096 else { return .ENAMETOOLONG }
         // The path at 0, the 64-byte file status after it (8-byte aligned).
         let statusOffset = (length + 7) & ~7
         let scratch = WASIScratchMemory(count: statusOffset + 64)
-        memory.withUnsafeBufferPointer(offset: UInt(arguments[2].i32), count: length) { path in
-            scratch.bytes.withUnsafeMutableBytes { $0.copyMemory(from: path) }
+        memory.withUnsafeMutableBufferPointer(offset: UInt(arguments[2].i32), count: length) { path in
+            scratch.bytes.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(path)) }
         }
         let result = try fileStatus.implementation(
             scratch, [.i32(arguments[0].i32), .i32(arguments[1].i32), .i32(0), .i32(UInt32(length)), .i32(UInt32(statusOffset))])

@@ -1,5 +1,6 @@
 @_spi(WASIPlatform) import WASI
 @_spi(Fuzzing) import WasmKit
+import WasmTypes
 
 /// The memory every WASI preview 1 function reads or writes, checked before WasmKit's bridge runs
 /// it: the bridge trusts guest pointers (one out of range stops the process), so a pointer out of
@@ -55,22 +56,26 @@ extension WASIHost {
     /// The most iovecs one call may pass (POSIX's `IOV_MAX` on Linux, and wasi-libc's).
     static let maxIovecs: UInt32 = 1024
 
-    /// `EFAULT` or `EINVAL` when the ranges are not all inside `memory`, else `nil`.
-    static func check(_ checks: [PointerCheck], _ arguments: [WasmKit.Value], _ memory: Memory) -> WASIAbi.Errno? {
+    /// `EFAULT` or `EINVAL` when the ranges are not all inside `memory`; else the bytes they
+    /// span that the call moves (its buffers and strings, not its small fixed-size results).
+    static func check<M: WASIGuestMemory>(_ checks: [PointerCheck], _ arguments: [WasmKit.Value], _ memory: M) -> Result<UInt64, WASIAbi.Errno> {
+        var moved: UInt64 = 0
         for check in checks {
             switch check {
             case .fixed(let pointer, let bytes):
-                guard inBounds(memory, arguments[pointer].i32, bytes) else { return .EFAULT }
+                guard inBounds(memory, arguments[pointer].i32, bytes) else { return .failure(.EFAULT) }
             case .span(let pointer, let length, let size):
-                guard inBounds(memory, arguments[pointer].i32, UInt64(arguments[length].i32) * size) else { return .EFAULT }
+                let bytes = UInt64(arguments[length].i32) * size
+                guard inBounds(memory, arguments[pointer].i32, bytes) else { return .failure(.EFAULT) }
+                moved += bytes
             case .iovecs(let pointer, let count, let filled):
                 let base = arguments[pointer].i32
                 let count = arguments[count].i32
-                guard count <= maxIovecs else { return .EINVAL }
-                guard inBounds(memory, base, UInt64(count) * 8) else { return .EFAULT }
+                guard count <= maxIovecs else { return .failure(.EINVAL) }
+                guard inBounds(memory, base, UInt64(count) * 8) else { return .failure(.EFAULT) }
                 let vectorEnd = UInt64(base) + UInt64(count) * 8
                 var total: UInt64 = 0
-                let failure = memory.withUnsafeBufferPointer(offset: UInt(base), count: Int(count) * 8) { vector -> WASIAbi.Errno? in
+                let failure = memory.withUnsafeMutableBufferPointer(offset: UInt(base), count: Int(count) * 8) { vector -> WASIAbi.Errno? in
                     for index in 0..<Int(count) {
                         let buffer = UInt32(littleEndian: vector.loadUnaligned(fromByteOffset: index * 8, as: UInt32.self))
                         let length = UInt32(littleEndian: vector.loadUnaligned(fromByteOffset: index * 8 + 4, as: UInt32.self))
@@ -84,13 +89,18 @@ extension WASIHost {
                     }
                     return nil
                 }
-                if let failure { return failure }
+                if let failure { return .failure(failure) }
+                // What a read fills is paid for after it, by what it read.
+                if !filled { moved += total }
             }
         }
-        return nil
+        return .success(moved)
     }
 
-    static func inBounds(_ memory: Memory, _ pointer: UInt32, _ bytes: UInt64) -> Bool {
-        UInt64(pointer) + bytes <= UInt64(memory.byteCount)
+    /// Whether `bytes` bytes at `pointer` lie inside `memory`. A memory of no bytes has no
+    /// address at all (WasmKit stops the process on an access to one, even of no bytes).
+    static func inBounds<M: WASIGuestMemory>(_ memory: M, _ pointer: UInt32, _ bytes: UInt64) -> Bool {
+        let size = UInt64(memory.byteCount)
+        return size > 0 && UInt64(pointer) + bytes <= size
     }
 }

@@ -1,0 +1,239 @@
+// The compiled engine's build tools (wasm2c, clang), run as bounded children: each in its own
+// process group, with CPU, address-space and file-size limits, killed with its parent thread, and
+// every running build registered so that a signal or exit can end its tools and remove its
+// temporary directory.
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "CFuturesShims.h"
+
+static void cf_close_from(int first, int skip) {
+    // close_range(2) where the kernel has it; otherwise one descriptor at a time.
+    if (skip >= first) {
+        if (skip > first && syscall(SYS_close_range, (unsigned)first, (unsigned)(skip - 1), 0) != 0) {
+            for (int fd = first; fd < skip; fd++) close(fd);
+        }
+        first = skip + 1;
+    }
+    if (syscall(SYS_close_range, (unsigned)first, ~0u, 0) != 0) {
+        long limit = sysconf(_SC_OPEN_MAX);
+        if (limit < 0 || limit > 65536) limit = 65536;
+        for (int fd = first; fd < limit; fd++) close(fd);
+    }
+}
+
+int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int directory, int output,
+                  long cpu_seconds, long long memory_bytes, int niceness, pid_t *pid) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return errno;
+    int null_input = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_input < 0) {
+        int saved = errno;
+        close(report[0]);
+        close(report[1]);
+        return saved;
+    }
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child < 0) {
+        int saved = errno;
+        close(report[0]);
+        close(report[1]);
+        close(null_input);
+        return saved;
+    }
+    if (child == 0) {
+        // Only async-signal-safe calls from here to execve.
+        int failure;
+        setpgid(0, 0);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent) _exit(127);
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; sig++) {
+            if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &action, NULL);
+        }
+        sigset_t empty;
+        sigemptyset(&empty);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        struct rlimit cpu = {(rlim_t)cpu_seconds, (rlim_t)cpu_seconds + 1};
+        struct rlimit memory = {(rlim_t)memory_bytes, (rlim_t)memory_bytes};
+        struct rlimit none = {0, 0};
+        if (niceness > 0) setpriority(PRIO_PROCESS, 0, niceness);
+        if (setrlimit(RLIMIT_CPU, &cpu) != 0 || setrlimit(RLIMIT_AS, &memory) != 0 ||
+            setrlimit(RLIMIT_FSIZE, &memory) != 0 || setrlimit(RLIMIT_CORE, &none) != 0 || fchdir(directory) != 0 ||
+            dup2(null_input, 0) < 0 || dup2(output, 1) < 0 || dup2(output, 2) < 0) {
+            failure = errno;
+        } else {
+            cf_close_from(3, report[1]);
+            execve(path, argv, envp);
+            failure = errno;
+        }
+        ssize_t ignored = write(report[1], &failure, sizeof failure);
+        (void)ignored;
+        _exit(127);
+    }
+    close(report[1]);
+    close(null_input);
+    int failure = 0;
+    ssize_t got;
+    do { got = read(report[0], &failure, sizeof failure); } while (got < 0 && errno == EINTR);
+    close(report[0]);
+    if (got == (ssize_t)sizeof failure) {
+        int status;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        return failure ? failure : ENOEXEC;
+    }
+    *pid = child;
+    return 0;
+}
+
+int cf_wait_tool(pid_t pid, int timeout_ms, int *status) {
+    int descriptor = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (descriptor < 0) return cf_wait_for_exit(pid, timeout_ms, status);
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        pid_t reaped = waitpid(pid, status, WNOHANG);
+        if (reaped == pid) break;
+        if (reaped < 0 && errno != EINTR) {
+            int saved = errno;
+            close(descriptor);
+            return -saved;
+        }
+        int remaining = -1;
+        if (timeout_ms >= 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+            if (elapsed >= timeout_ms) {
+                close(descriptor);
+                return 0;
+            }
+            remaining = (int)(timeout_ms - elapsed);
+        }
+        struct pollfd entry = {.fd = descriptor, .events = POLLIN};
+        poll(&entry, 1, remaining);
+    }
+    close(descriptor);
+    return 1;
+}
+
+void cf_kill_group(pid_t group) {
+    if (group > 0) kill(-group, SIGKILL);
+}
+
+int cf_remove_tree_at(int parent, const char *name) {
+    int directory = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (directory < 0) return errno == ENOENT ? 0 : errno;
+    // getdents64 and unlinkat are system calls: this runs in a signal handler too. A build
+    // directory is flat (the tools write their temporary files into it), so one level is all.
+    char buffer[4096] __attribute__((aligned(8)));
+    for (int round = 0; round < 64; round++) {
+        long count = syscall(SYS_getdents64, directory, buffer, sizeof buffer);
+        if (count <= 0) break;
+        for (long offset = 0; offset < count;) {
+            struct {
+                unsigned long long inode;
+                long long next;
+                unsigned short length;
+                unsigned char type;
+                char name[];
+            } *entry = (void *)(buffer + offset);
+            if (strcmp(entry->name, ".") != 0 && strcmp(entry->name, "..") != 0) {
+                if (unlinkat(directory, entry->name, 0) != 0 && errno == EISDIR) unlinkat(directory, entry->name, AT_REMOVEDIR);
+            }
+            offset += entry->length;
+        }
+        lseek(directory, 0, SEEK_SET);
+    }
+    close(directory);
+    return unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : errno;
+}
+
+// Running builds, for cf_builds_abort: a fixed table, written by the builder threads with atomic
+// stores and read by a signal handler.
+#define CF_MAX_BUILDS 64
+typedef struct {
+    _Atomic int state;  // 0 free, 1 being written, 2 live
+    _Atomic pid_t group;
+    int parent;
+    char name[64];
+} cf_build_slot;
+static cf_build_slot cf_builds[CF_MAX_BUILDS];
+
+int cf_build_register(int parent, const char *name) {
+    for (int index = 0; index < CF_MAX_BUILDS; index++) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&cf_builds[index].state, &expected, 1)) {
+            cf_builds[index].parent = parent;
+            strncpy(cf_builds[index].name, name, sizeof cf_builds[index].name - 1);
+            cf_builds[index].name[sizeof cf_builds[index].name - 1] = 0;
+            atomic_store(&cf_builds[index].group, 0);
+            atomic_store(&cf_builds[index].state, 2);
+            return index;
+        }
+    }
+    return -1;
+}
+
+void cf_build_set_group(int slot, pid_t group) {
+    if (slot >= 0 && slot < CF_MAX_BUILDS) atomic_store(&cf_builds[slot].group, group);
+}
+
+void cf_build_unregister(int slot) {
+    if (slot >= 0 && slot < CF_MAX_BUILDS) {
+        atomic_store(&cf_builds[slot].group, 0);
+        atomic_store(&cf_builds[slot].state, 0);
+    }
+}
+
+void cf_builds_abort(void) {
+    for (int index = 0; index < CF_MAX_BUILDS; index++) {
+        if (atomic_load(&cf_builds[index].state) != 2) continue;
+        pid_t group = atomic_exchange(&cf_builds[index].group, 0);
+        if (group > 0) {
+            kill(-group, SIGKILL);
+            int status;
+            while (waitpid(group, &status, 0) < 0 && errno == EINTR) {}
+        }
+        cf_remove_tree_at(cf_builds[index].parent, cf_builds[index].name);
+    }
+}
+
+static void cf_builds_signal_handler(int sig) {
+    cf_builds_abort();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void cf_builds_at_exit(void) { cf_builds_abort(); }
+
+void cf_builds_install_cleanup(void) {
+    static _Atomic int installed;
+    if (atomic_exchange(&installed, 1)) return;
+    atexit(cf_builds_at_exit);
+    int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (unsigned index = 0; index < sizeof signals / sizeof signals[0]; index++) {
+        struct sigaction current;
+        // Only where nobody handles the signal yet: a program's own handler stays.
+        if (sigaction(signals[index], NULL, &current) != 0 || current.sa_handler != SIG_DFL) continue;
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = cf_builds_signal_handler;
+        sigemptyset(&action.sa_mask);
+        sigaction(signals[index], &action, NULL);
+    }
+}

@@ -1,0 +1,245 @@
+import CFuturesShims
+import Futures
+import WasmParser
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One build of a module's compiled form into the cache: the budget's caps, the metering,
+/// `wasm2c`, the glue, `clang`; each tool a bounded child (see ``CompiledEngine/BuildBudget``),
+/// every file in a build directory of the cache that is removed at the end, whatever happens.
+enum CompiledBuild {
+    /// How every compiled guest is built. No warnings, but one error: a function whose native
+    /// frame is over 64 KiB (the runtime's stack reserve counts on it; see `cf-rt.c`). Floating
+    /// point keeps WebAssembly's semantics: no contraction, and no folding that assumes quiet
+    /// NaNs (`x - 0`, `x * 1` and `x / 1` must still quiet a signaling NaN), which
+    /// `-ffp-exception-behavior=maytrap` keeps clang from doing.
+    static let compilerFlags = [
+        "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-ffp-exception-behavior=maytrap", "-fno-strict-aliasing", "-DNDEBUG",
+        "-Wno-everything", "-Wframe-larger-than=\(maxFrameBytes)", "-Werror=frame-larger-than",
+    ]
+
+    /// The largest native stack frame a compiled guest function may have.
+    static let maxFrameBytes = 64 << 10
+
+    /// Checks `module` against the budget's caps, before any tool runs.
+    ///
+    /// - Throws: ``ModuleError`` `.tooLarge` naming the cap.
+    static func checkCaps(_ module: GuestModule, budget: CompiledEngine.BuildBudget) throws(ModuleError) {
+        var functions = 0
+        var types = 0
+        var globals = 0
+        var dataBytes = 0
+        var parser = Parser(bytes: module.wasmBytes)
+        do {
+            while let payload = try parser.parseNext() {
+                switch payload {
+                case .typeSection(let groups): types += groups.reduce(0) { $0 + $1.types.count }
+                case .importSection(let imports):
+                    for entry in imports {
+                        switch entry.descriptor {
+                        case .function: functions += 1
+                        case .global: globals += 1
+                        default: break
+                        }
+                    }
+                case .functionSection(let indices): functions += indices.count
+                case .globalSection(let defined): globals += defined.count
+                case .dataSection(let segments):
+                    for segment in segments {
+                        switch segment {
+                        case .active(let active): dataBytes += active.initializer.count
+                        case .passive(let bytes): dataBytes += bytes.count
+                        }
+                    }
+                default: break
+                }
+            }
+        } catch {
+            throw ModuleError(.invalid, "\(module.name) cannot be compiled: it does not parse (\(error))")
+        }
+        let caps: [(String, Int, Int, String)] = [
+            ("functions", functions, budget.maxFunctions, "maxFunctions"), ("types", types, budget.maxTypes, "maxTypes"),
+            ("globals", globals, budget.maxGlobals, "maxGlobals"), ("bytes of data", dataBytes, budget.maxDataBytes, "maxDataBytes"),
+        ]
+        for (what, count, cap, field) in caps where count > cap {
+            throw ModuleError(
+                .tooLarge,
+                "\(module.name) has \(count) \(what), over the compiled engine's cap of \(cap) "
+                    + "(CompiledEngine.BuildBudget.\(field)); WasmKit runs it")
+        }
+    }
+
+    /// Builds `module` into the cache as entry `name`, within `budget` (whose wall time ends at
+    /// `deadline`); tools run at `niceness`.
+    ///
+    /// - Throws: ``ModuleError``: `.buildFailed` when a tool fails, crashes or runs out of the
+    ///   budget; `.unsupportedFeature` for what the engine cannot translate; `.engineUnavailable`
+    ///   when the cache cannot be written.
+    static func build(
+        _ module: GuestModule, tools: Toolchain, cache: CompiledCache, as name: String, budget: CompiledEngine.BuildBudget,
+        deadline: Deadline, niceness: Int32
+    ) throws(ModuleError) {
+        let metered: FuelMetering.Output
+        do {
+            metered = try FuelMetering.instrument(module.wasmBytes)
+        } catch {
+            throw ModuleError(error.isUnsupportedFeature ? .unsupportedFeature : .invalid, "\(module.name) cannot be compiled: \(error)")
+        }
+        let directory = try cache.makeBuildDirectory()
+        defer { directory.close() }
+        try directory.write(metered.bytes, to: "m.wasm")
+        try directory.write(PackageResources.wasm_rt_h, to: "wasm-rt.h")
+        try directory.write(PackageResources.cf_rt_c, to: "cf-rt.c")
+        let context = Context(module: module, directory: directory, budget: budget, deadline: deadline, niceness: niceness)
+        try context.run(tools.wasm2c, ["-n", "m", "m.wasm", "-o", "m.c"], log: "wasm2c.log", what: "wasm2c")
+        // The fuel counter must be read and written on every charge, as the watchdog writes it
+        // from another thread: without `volatile`, the optimizer may keep it in a register or
+        // compute a pure loop's exit (running out of fuel at once).
+        let header = String(decoding: try directory.read("m.h"), as: UTF8.self)
+        guard let edited = CompiledGlue.makeFuelVolatile(header, fuelExport: metered.fuelExport) else {
+            throw ModuleError(.buildFailed, "wasm2c's translation of \(module.name) lacks the fuel counter")
+        }
+        unlinkat(directory.descriptor, "m.h", 0)
+        try directory.write(Array(edited.utf8), to: "m.h")
+        let glue: String
+        do {
+            glue = try CompiledGlue.source(for: module, metering: metered, header: edited, wasiImports: wasiImports(of: module))
+        } catch {
+            throw ModuleError(.buildFailed, "\(module.name): \(error)")
+        }
+        try directory.write(Array(glue.utf8), to: "glue.c")
+        try context.run(
+            tools.compiler, compilerFlags + ["-I", ".", "-o", "m.so", "m.c", "glue.c", "cf-rt.c", "-lm"], log: "cc.log",
+            what: "the compiler")
+        try cache.store("m.so", from: directory, as: name)
+    }
+
+    /// The WASI functions `module` imports, in the order the glue numbers them.
+    static func wasiImports(of module: GuestModule) -> [CompiledGlue.WASIImport] {
+        module.wasiImports.sorted().compactMap { name in WASIHost.signatures[name].map { CompiledGlue.WASIImport(name: name, type: $0) } }
+    }
+
+    /// What the tools of one build share.
+    private struct Context {
+        let module: GuestModule
+        let directory: BuildDirectory
+        let budget: CompiledEngine.BuildBudget
+        let deadline: Deadline
+        let niceness: Int32
+
+        /// Runs `tool` with `arguments` in the build directory, its output in `log`.
+        func run(_ tool: String, _ arguments: [String], log: String, what: String) throws(ModuleError) {
+            let output = try directory.createLog(log)
+            let argv = ([tool] + arguments).map { strdup($0) } + [nil]
+            defer { for pointer in argv { free(pointer) } }
+            // Temporary files go to the build directory (the tool's working directory).
+            var environment = ProcessEnvironment.current.filter { !$0.hasPrefix("TMPDIR=") } + ["TMPDIR=."]
+            environment = environment.filter { !$0.hasPrefix("TMP=") && !$0.hasPrefix("TEMP=") }
+            let envp = environment.map { strdup($0) } + [nil]
+            defer { for pointer in envp { free(pointer) } }
+            var pid: pid_t = 0
+            let cpuSeconds = max(1, Int(budget.cpuTime.components.seconds))
+            let spawned = cf_spawn_tool(
+                tool, argv, envp, directory.descriptor, output, cpuSeconds, Int64(budget.memoryBytes), niceness, &pid)
+            close(output)
+            guard spawned == 0 else {
+                throw ModuleError(.engineUnavailable, "cannot start \(tool): \(String(cString: strerror(spawned)))")
+            }
+            directory.setRunningGroup(pid)
+            defer { directory.setRunningGroup(0) }
+            let remaining = deadline.remaining
+            let milliseconds = Int32(clamping: max(0, remaining.components.seconds) * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)
+            var status: Int32 = 0
+            let waited = cf_wait_tool(pid, milliseconds, &status)
+            // Whatever the tool left running in its group goes with it.
+            cf_kill_group(pid)
+            if waited != 1 {
+                _ = cf_wait_tool(pid, -1, &status)
+                throw ModuleError(
+                    .buildFailed,
+                    "building \(module.name) ran out of its budget: \(what) was still running when the build's "
+                        + "\(describe(budget.wallTime)) of wall time ran out (CompiledEngine.BuildBudget.wallTime, "
+                        + "futures --build-timeout); WasmKit runs the module")
+            }
+            var value: Int32 = 0
+            let kind = cf_decode_status(status, &value)
+            if kind == 1 && value == 0 { return }
+            let text = head(log)
+            if kind == 2 {
+                let name = signalName(value) ?? "signal \(value)"
+                if value == SIGXCPU {
+                    throw ModuleError(
+                        .buildFailed,
+                        "building \(module.name) ran out of its budget: \(what) used its \(describe(budget.cpuTime)) of CPU time "
+                            + "(CompiledEngine.BuildBudget.cpuTime); WasmKit runs the module")
+                }
+                if value == SIGXFSZ {
+                    throw ModuleError(
+                        .buildFailed,
+                        "building \(module.name) ran out of its budget: \(what) wrote a file over \(budget.memoryBytes >> 20) MiB "
+                            + "(CompiledEngine.BuildBudget.memoryBytes); WasmKit runs the module")
+                }
+                throw ModuleError(
+                    .buildFailed,
+                    "\(what) was killed by \(name) while building \(module.name)"
+                        + (text.isEmpty ? "" : ": \(text)") + memoryHint(text, signal: value))
+            }
+            if text.contains("frame-larger-than") {
+                throw ModuleError(
+                    .unsupportedFeature,
+                    "\(module.name) has a function that needs more than \(maxFrameBytes >> 10) KiB of native stack for one "
+                        + "call (too many locals or values in flight); the compiled engine refuses it, WasmKit runs it: "
+                        + String(text.prefix(300)))
+            }
+            throw ModuleError(
+                .buildFailed,
+                "\(what) could not build \(module.name) (exit status \(value))" + (text.isEmpty ? "" : ": \(text)")
+                    + memoryHint(text, signal: nil))
+        }
+
+        /// The start of a tool's output.
+        private func head(_ log: String) -> String {
+            let bytes = (try? directory.read(log, maxBytes: .max)) ?? []
+            return String(decoding: bytes.prefix(2000), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        /// A note when the failure looks like the memory budget.
+        private func memoryHint(_ text: String, signal: Int32?) -> String {
+            let lower = text.lowercased()
+            guard lower.contains("memory") || lower.contains("bad_alloc") || lower.contains("allocat") || signal == SIGABRT else {
+                return ""
+            }
+            return " (each tool may map \(budget.memoryBytes >> 20) MiB: CompiledEngine.BuildBudget.memoryBytes)"
+        }
+
+        private func describe(_ duration: Duration) -> String {
+            let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+            return seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
+        }
+    }
+}
+
+/// The process's environment as `NAME=value` strings.
+enum ProcessEnvironment {
+    static var current: [String] {
+        var entries: [String] = []
+        var cursor = environ
+        while let entry = cursor.pointee {
+            entries.append(String(cString: entry))
+            cursor += 1
+        }
+        return entries
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: Set<Character>) -> String {
+        String(self.drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
+    }
+}
+
+extension Set where Element == Character {
+    fileprivate static var whitespacesAndNewlines: Set<Character> { [" ", "\n", "\t", "\r"] }
+}

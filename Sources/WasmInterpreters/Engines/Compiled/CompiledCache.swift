@@ -1,0 +1,480 @@
+import CFuturesShims
+
+import Futures
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `O_PATH` (Linux), which the Glibc module does not export: a descriptor for walking and
+/// checking a directory, needing only search permission on it.
+private let openPath: Int32 = 0o10_000_000
+
+/// The compiled engine's cache: a directory of shared objects that this process loads and runs as
+/// native code, so nothing in it may come from anyone but the user the process runs as.
+///
+/// Every check is made on a descriptor, and every later operation goes through that descriptor,
+/// never through the path again (whoever controls a parent directory could swap the path between
+/// a check and a use):
+/// - The directory and each ancestor are opened one component at a time with `O_NOFOLLOW` and
+///   checked as OpenSSH checks `~/.ssh`: owned by the user or root, and not writable by group or
+///   others unless sticky (as `/tmp` is). The directory itself must be the user's and writable
+///   by nobody else. Missing components are created with mode 0700.
+/// - An entry is a shared object (mode 0500) and a record of its SHA-256 and size (mode 0400),
+///   both written into a build directory inside the cache and renamed into place. Before it is
+///   loaded, the entry's descriptor is checked (a regular file with one link, the user's, not
+///   writable by others, the recorded size) and its content hashed against the record; then that
+///   very file is loaded, as `/proc/self/fd/N`. A bad entry is removed and rebuilt, never loaded.
+/// - Builds of one module are serialized across processes by a lock file per module.
+///
+/// Where the cache is: `CONCURRENT_FUTURES_CACHE`, else `$XDG_CACHE_HOME/concurrent-futures/compiled`,
+/// else `~/.cache/concurrent-futures/compiled`; without any of them (services, `env -i`), a
+/// private directory made for this process (removed at exit, shared with its process-pool
+/// workers), never a shared, predictable one.
+final class CompiledCache: @unchecked Sendable {
+    /// The directory's path, for messages (operations use ``descriptor``).
+    let path: String
+    /// The directory, opened and checked.
+    let descriptor: Int32
+    /// Whether this process made the directory for itself.
+    let isPrivate: Bool
+
+    private init(path: String, descriptor: Int32, isPrivate: Bool) {
+        self.path = path
+        self.descriptor = descriptor
+        self.isPrivate = isPrivate
+    }
+
+    /// The caches opened so far, by configured path; the private one under the empty key.
+    private static let opened = Locked<[String: CompiledCache]>([:])
+
+    /// The cache the environment names now (see the type's documentation), opened and checked.
+    ///
+    /// - Throws: ``ModuleError`` `.engineUnavailable` when the directory or an ancestor fails a
+    ///   check, or cannot be created.
+    static func current() throws(ModuleError) -> CompiledCache {
+        let configured = configuredPath
+        let key = configured?.path ?? ""
+        if let cache = opened.withLock({ $0[key] }) { return cache }
+        let cache: CompiledCache
+        if let configured {
+            do {
+                cache = CompiledCache(path: configured.path, descriptor: try openChecked(configured.path), isPrivate: false)
+            } catch let failure as OpenFailure where !configured.explicit && failure.isMissing {
+                // The user's cache cannot be made (no such home, no permission): a private one.
+                cache = try makePrivate()
+            } catch let failure as OpenFailure {
+                throw failure.error(configured.path)
+            } catch {
+                throw ModuleError(.engineUnavailable, "the compiled engine's cache \(configured.path): \(error)")
+            }
+        } else {
+            cache = try makePrivate()
+        }
+        return opened.withLock { caches in
+            if let existing = caches[key] {
+                close(cache.descriptor)
+                return existing
+            }
+            caches[key] = cache
+            return cache
+        }
+    }
+
+    /// The path the environment names, and whether it was named explicitly.
+    static var configuredPath: (path: String, explicit: Bool)? {
+        if let path = environmentValue("CONCURRENT_FUTURES_CACHE"), !path.isEmpty { return (path, true) }
+        if let path = environmentValue("XDG_CACHE_HOME"), path.hasPrefix("/") { return (path + "/concurrent-futures/compiled", false) }
+        if let home = environmentValue("HOME"), home.hasPrefix("/") { return (home + "/.cache/concurrent-futures/compiled", false) }
+        return nil
+    }
+
+    /// The environment a child process needs to use this process's cache: its path when the
+    /// cache is private (the child would otherwise make its own), else nothing.
+    static var environmentForChildren: [String: String] {
+        guard configuredPath == nil, let cache = try? current(), cache.isPrivate else { return [:] }
+        return ["CONCURRENT_FUTURES_CACHE": cache.path]
+    }
+
+    // MARK: Opening and checking directories
+
+    /// Why a directory could not be opened.
+    struct OpenFailure: Error {
+        let component: String
+        let reason: String
+        /// Whether a component is missing or cannot be created (rather than failing a check).
+        let isMissing: Bool
+
+        func error(_ path: String) -> ModuleError {
+            ModuleError(
+                .engineUnavailable,
+                "the compiled engine's cache \(path) cannot be used: \(component) \(reason); the engine will not load code "
+                    + "from it (set CONCURRENT_FUTURES_CACHE to a directory of your own)")
+        }
+    }
+
+    /// Opens the directory at `path` (made absolute, its existing part resolved with `realpath`),
+    /// creating missing components with mode 0700, walking it from `/` one component at a time
+    /// without following links, and checking each component; returns a descriptor of the
+    /// directory, opened for reading.
+    static func openChecked(_ path: String) throws -> Int32 {
+        var absolute = path
+        if !absolute.hasPrefix("/") {
+            guard let cwd = getcwd(nil, 0) else { throw OpenFailure(component: path, reason: "is relative, and the working directory is unknown", isMissing: true) }
+            absolute = String(cString: cwd) + "/" + path
+            free(cwd)
+        }
+        let components = resolved(absolute)
+        var current = open("/", openPath | O_DIRECTORY | O_CLOEXEC)
+        guard current >= 0 else { throw OpenFailure(component: "/", reason: "cannot be opened", isMissing: true) }
+        do {
+            try check(current, component: "/", isLeaf: components.isEmpty)
+            var walked = ""
+            for (index, component) in components.enumerated() {
+                walked += "/" + component
+                var next = openat(current, component, openPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if next < 0, errno == ENOENT {
+                    if mkdirat(current, component, 0o700) != 0, errno != EEXIST {
+                        throw OpenFailure(component: walked, reason: "cannot be created (\(String(cString: strerror(errno))))", isMissing: true)
+                    }
+                    next = openat(current, component, openPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                }
+                guard next >= 0 else {
+                    let reason = errno == ELOOP || errno == ENOTDIR ? "is a symbolic link or not a directory" : String(cString: strerror(errno))
+                    throw OpenFailure(component: walked, reason: reason, isMissing: errno == EACCES || errno == ENOENT)
+                }
+                close(current)
+                current = next
+                try check(current, component: walked, isLeaf: index == components.count - 1)
+            }
+            let readable = openat(current, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard readable >= 0 else { throw OpenFailure(component: walked, reason: "cannot be read", isMissing: true) }
+            close(current)
+            return readable
+        } catch {
+            close(current)
+            throw error
+        }
+    }
+
+    /// The components of `path` with its longest existing prefix resolved by `realpath` (so that
+    /// a configured path may go through links; the walk then follows none).
+    private static func resolved(_ path: String) -> [String] {
+        var existing = path.split(separator: "/").map(String.init)
+        var rest: [String] = []
+        while !existing.isEmpty {
+            if let real = realpath("/" + existing.joined(separator: "/"), nil) {
+                defer { free(real) }
+                return String(cString: real).split(separator: "/").map(String.init) + rest
+            }
+            rest.insert(existing.removeLast(), at: 0)
+        }
+        return rest
+    }
+
+    /// Checks a directory: owned by the user (or, above the cache, root), and writable by no one
+    /// else unless sticky (and never, for the cache itself).
+    private static func check(_ descriptor: Int32, component: String, isLeaf: Bool) throws {
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw OpenFailure(component: component, reason: "cannot be checked", isMissing: false) }
+        let user = getuid()
+        guard status.st_uid == user || (!isLeaf && status.st_uid == 0) else {
+            throw OpenFailure(component: component, reason: "is owned by user \(status.st_uid)", isMissing: false)
+        }
+        let writableByOthers = status.st_mode & 0o022 != 0
+        let sticky = status.st_mode & S_ISVTX != 0
+        guard !writableByOthers || (sticky && !isLeaf) else {
+            throw OpenFailure(component: component, reason: "is writable by other users", isMissing: false)
+        }
+    }
+
+    // MARK: The private directory
+
+    private static func makePrivate() throws(ModuleError) -> CompiledCache {
+        if let cache = opened.withLock({ $0[""] }) { return cache }
+        var base = environmentValue("TMPDIR") ?? "/tmp"
+        if !base.hasPrefix("/") { base = "/tmp" }
+        var template = Array("\(base)/concurrent-futures-\(getuid())-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw ModuleError(
+                .engineUnavailable,
+                "the compiled engine has no cache (HOME, XDG_CACHE_HOME and CONCURRENT_FUTURES_CACHE are unset) and cannot "
+                    + "make a private one in \(base): \(String(cString: strerror(errno)))")
+        }
+        let path = String(cString: made)
+        let descriptor: Int32
+        do {
+            descriptor = try openChecked(path)
+        } catch let failure as OpenFailure {
+            rmdir(path)
+            throw failure.error(path)
+        } catch {
+            rmdir(path)
+            throw ModuleError(.engineUnavailable, "the compiled engine's private cache \(path): \(error)")
+        }
+        privateToRemove.withLock { $0 = path }
+        atexit { CompiledCache.removePrivate() }
+        return CompiledCache(path: path, descriptor: descriptor, isPrivate: true)
+    }
+
+    private static let privateToRemove = Locked<String?>(nil)
+
+    /// Removes the private directory at exit, with what it holds (running builds are ended first).
+    private static func removePrivate() {
+        guard let path = privateToRemove.withLock({ $0 }) else { return }
+        cf_builds_abort()
+        let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        let name = String(path[path.index(after: path.lastIndex(of: "/") ?? path.startIndex)...])
+        let parentDescriptor = open(parent.isEmpty ? "/" : parent, openPath | O_DIRECTORY | O_CLOEXEC)
+        guard parentDescriptor >= 0 else { return }
+        if let cache = opened.withLock({ $0[""] }) {
+            for entry in (try? cache.names()) ?? [] where entry.hasPrefix("build-") { _ = cf_remove_tree_at(cache.descriptor, entry) }
+        }
+        _ = cf_remove_tree_at(parentDescriptor, name)
+        close(parentDescriptor)
+    }
+
+    // MARK: Entries
+
+    /// What ``openEntry(_:)`` found.
+    enum Lookup {
+        case missing
+        /// An entry that failed a check (it has been removed), and why.
+        case bad(String)
+        /// A checked entry: a descriptor of its shared object, to load and close.
+        case valid(Int32)
+    }
+
+    /// Opens the entry `name` (a shared object) and checks it and its record (see the type's
+    /// documentation). A bad entry is removed.
+    func openEntry(_ name: String) -> Lookup {
+        let object = openat(descriptor, name + ".so", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard object >= 0 else {
+            return errno == ENOENT ? .missing : removeBad(name, "its shared object cannot be opened (\(String(cString: strerror(errno))))")
+        }
+        if let problem = Self.problem(with: object, maxSize: nil) {
+            close(object)
+            return removeBad(name, "its shared object \(problem)")
+        }
+        guard let record = readRecord(name) else {
+            close(object)
+            return removeBad(name, "its record is missing or damaged")
+        }
+        var status = stat()
+        fstat(object, &status)
+        guard Int(status.st_size) == record.size, let digest = Self.digest(of: object), digest == record.digest else {
+            close(object)
+            return removeBad(name, "its content does not match the digest recorded when it was built")
+        }
+        return .valid(object)
+    }
+
+    /// Removes a bad entry and reports it.
+    private func removeBad(_ name: String, _ reason: String) -> Lookup {
+        unlinkat(descriptor, name + ".so", 0)
+        unlinkat(descriptor, name + ".sha256", 0)
+        return .bad(reason)
+    }
+
+    /// What is wrong with a file that should be the user's own, written once: `nil` when nothing.
+    private static func problem(with file: Int32, maxSize: Int?) -> String? {
+        var status = stat()
+        guard fstat(file, &status) == 0 else { return "cannot be checked" }
+        guard status.st_mode & S_IFMT == S_IFREG else { return "is not a regular file" }
+        guard status.st_uid == getuid() else { return "is owned by user \(status.st_uid)" }
+        guard status.st_mode & 0o022 == 0 else { return "is writable by other users" }
+        guard status.st_nlink == 1 else { return "has \(status.st_nlink) links" }
+        if let maxSize, Int(status.st_size) > maxSize { return "is too large" }
+        return nil
+    }
+
+    /// The digest and size an entry's record holds (`v1 <sha256> <size>`), checked as a file.
+    private func readRecord(_ name: String) -> (digest: String, size: Int)? {
+        let file = openat(descriptor, name + ".sha256", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard file >= 0 else { return nil }
+        defer { close(file) }
+        guard Self.problem(with: file, maxSize: 256) == nil else { return nil }
+        var bytes = [UInt8](repeating: 0, count: 256)
+        let count = read(file, &bytes, bytes.count)
+        guard count > 0 else { return nil }
+        let fields = String(decoding: bytes[0..<count], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard fields.count == 3, fields[0] == "v1", fields[1].count == 64, let size = Int(fields[2]) else { return nil }
+        return (String(fields[1]), size)
+    }
+
+    /// The SHA-256 of what `file` holds, as hex, read through the descriptor.
+    static func digest(of file: Int32) -> String? {
+        var hasher = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var offset: off_t = 0
+        while true {
+            let count = buffer.withUnsafeMutableBytes { pread(file, $0.baseAddress, $0.count, offset) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { return nil }
+            if count == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            offset += off_t(count)
+        }
+        return hasher.finish()
+    }
+
+    /// Moves the shared object `object` that a build wrote into `build` (a directory in the
+    /// cache) into place as entry `name`, with its record.
+    ///
+    /// - Throws: ``ModuleError`` `.engineUnavailable` when a file cannot be written or moved.
+    func store(_ object: String, from build: BuildDirectory, as name: String) throws(ModuleError) {
+        let file = openat(build.descriptor, object, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard file >= 0 else { throw storeError("cannot open the built \(object)") }
+        defer { close(file) }
+        guard fchmod(file, 0o500) == 0 else { throw storeError("cannot set the mode of the built \(object)") }
+        if let problem = Self.problem(with: file, maxSize: nil) { throw storeError("the built \(object) \(problem)") }
+        var status = stat()
+        fstat(file, &status)
+        guard let digest = Self.digest(of: file) else { throw storeError("cannot read the built \(object)") }
+        try build.write(Array("v1 \(digest) \(status.st_size)\n".utf8), to: "record", mode: 0o400)
+        guard renameat(build.descriptor, "record", descriptor, name + ".sha256") == 0,
+            renameat(build.descriptor, object, descriptor, name + ".so") == 0
+        else { throw storeError("cannot move the entry \(name) into place (\(String(cString: strerror(errno))))") }
+    }
+
+    private func storeError(_ message: String) -> ModuleError {
+        ModuleError(.engineUnavailable, "the compiled engine's cache \(path): \(message)")
+    }
+
+    /// The names of the entries (shared objects, without `.so`) whose names start with `prefix`.
+    func entries(withPrefix prefix: String) -> [String] {
+        ((try? names()) ?? []).filter { $0.hasPrefix(prefix) && $0.hasSuffix(".so") }.map { String($0.dropLast(3)) }.sorted()
+    }
+
+    /// The names in the directory.
+    func names() throws -> [String] {
+        let listing = openat(descriptor, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard listing >= 0, let directory = fdopendir(listing) else {
+            if listing >= 0 { close(listing) }
+            throw ModuleError(.engineUnavailable, "cannot list \(path)")
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    // MARK: Locks and build directories
+
+    /// Takes the lock of module `key` for building, waiting until `deadline` (`nil`: not at
+    /// all). Returns the lock's descriptor (close it to release), or `nil` when another process
+    /// holds it past the deadline.
+    func lock(_ key: String, until deadline: Deadline?) throws(ModuleError) -> Int32? {
+        let file = openat(descriptor, key + ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard file >= 0 else { throw storeError("cannot open the lock \(key).lock (\(String(cString: strerror(errno))))") }
+        while flock(file, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR, let deadline, Deadline.now < deadline else {
+                close(file)
+                return nil
+            }
+            usleep(20_000)
+        }
+        return file
+    }
+
+    /// Makes a new build directory in the cache, registered so that a signal or exit removes it.
+    func makeBuildDirectory() throws(ModuleError) -> BuildDirectory {
+        removeStaleBuilds()
+        for _ in 0..<16 {
+            let name = "build-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            guard mkdirat(descriptor, name, 0o700) == 0 else {
+                if errno == EEXIST { continue }
+                break
+            }
+            let directory = openat(descriptor, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard directory >= 0 else { break }
+            return BuildDirectory(cache: self, name: name, descriptor: directory)
+        }
+        throw storeError("cannot make a build directory (\(String(cString: strerror(errno))))")
+    }
+
+    /// Removes the build directories of processes that are gone (killed mid-build), and any
+    /// older than a week.
+    func removeStaleBuilds() {
+        for name in (try? names()) ?? [] where name.hasPrefix("build-") {
+            let fields = name.split(separator: "-")
+            guard fields.count == 3, let pid = pid_t(fields[1]), pid != getpid() else { continue }
+            var status = stat()
+            let old = fstatat(descriptor, name, &status, AT_SYMLINK_NOFOLLOW) == 0 && time(nil) - status.st_mtim.tv_sec > 7 * 86_400
+            if old || (kill(pid, 0) != 0 && errno == ESRCH) { _ = cf_remove_tree_at(descriptor, name) }
+        }
+    }
+}
+
+/// A temporary directory in the cache where one build writes its files; removed when closed, or
+/// by a signal or exit while it runs (``CompiledCache/makeBuildDirectory()``).
+final class BuildDirectory {
+    let cache: CompiledCache
+    let name: String
+    let descriptor: Int32
+    private let slot: Int32
+
+    init(cache: CompiledCache, name: String, descriptor: Int32) {
+        self.cache = cache
+        self.name = name
+        self.descriptor = descriptor
+        slot = cf_build_register(cache.descriptor, name)
+    }
+
+    /// Removes the directory and what is left in it.
+    func close() {
+        cf_build_unregister(slot)
+        Glibc.close(descriptor)
+        _ = cf_remove_tree_at(cache.descriptor, name)
+    }
+
+    /// Records the process group of the tool that runs now (`0` when none), for a signal to end.
+    func setRunningGroup(_ group: pid_t) { cf_build_set_group(slot, group) }
+
+    /// Writes a new file `name` holding `bytes`.
+    ///
+    /// - Throws: ``ModuleError`` `.engineUnavailable` when it cannot.
+    func write(_ bytes: [UInt8], to name: String, mode: mode_t = 0o600) throws(ModuleError) {
+        let file = openat(descriptor, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard file >= 0 else { throw failure("cannot create \(name)") }
+        defer { Glibc.close(file) }
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { Glibc.write(file, $0.baseAddress! + written, $0.count - written) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { throw failure("cannot write \(name)") }
+            written += count
+        }
+    }
+
+    /// Reads the file `name` (at most `maxBytes`).
+    func read(_ name: String, maxBytes: Int = 256 << 20) throws(ModuleError) -> [UInt8] {
+        let file = openat(descriptor, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard file >= 0 else { throw failure("cannot open \(name)") }
+        defer { Glibc.close(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = Glibc.read(file, &buffer, buffer.count)
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw failure("cannot read \(name)") }
+            if count == 0 { return bytes }
+            bytes += buffer[0..<count]
+            guard bytes.count <= maxBytes else { throw failure("\(name) is over \(maxBytes) bytes") }
+        }
+    }
+
+    /// Opens a new file `name` for a tool's output; the caller closes it.
+    func createLog(_ name: String) throws(ModuleError) -> Int32 {
+        let file = openat(descriptor, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard file >= 0 else { throw failure("cannot create \(name)") }
+        return file
+    }
+
+    private func failure(_ message: String) -> ModuleError {
+        ModuleError(.engineUnavailable, "the compiled engine's build directory \(cache.path)/\(name): \(message) (\(String(cString: strerror(errno))))")
+    }
+}
