@@ -34,6 +34,9 @@ func openDescriptorCount(under directory: String) -> Int {
 
 @Suite("WASI guests")
 struct WASIGuestTests {
+    /// Every WASI test runs on both engines (on the compiled one where it can build).
+    static let engines: [GuestEngine] = compiledEngineTestsRun ? [.wasmKit, .compiled] : [.wasmKit]
+
     private func probe(_ options: WASIOptions = WASIOptions(output: .discard), limits: InterpreterLimits = .default) throws -> GuestModule {
         try GuestModule(bytes: BundledGuests.bytes(named: "probe.wasm")!, name: "probe.wasm", limits: limits, wasi: options)
     }
@@ -49,9 +52,9 @@ struct WASIGuestTests {
         #expect(throws: ModuleError.self) { try BundledGuests.probe.command() }
     }
 
-    @Test func aReactorUsesPrintfAndMallocAndReturnsAString() throws {
+    @Test(arguments: WASIGuestTests.engines) func aReactorUsesPrintfAndMallocAndReturnsAString(engine: GuestEngine) throws {
         let greet = try probe().function("greet", returning: String.self).capturingOutput()
-        let interpreter = Interpreters.create()
+        let interpreter = Interpreters.create(engine: engine)
         defer { try? interpreter.close() }
         let result = try interpreter.call(greet, "Ada")
         #expect(result.value == "hello, Ada!")
@@ -64,10 +67,10 @@ struct WASIGuestTests {
         #expect(try interpreter.call(counter) == 2)
     }
 
-    @Test func outputGoesToTheModulesHandler() throws {
+    @Test(arguments: WASIGuestTests.engines) func outputGoesToTheModulesHandler(engine: GuestEngine) throws {
         let records = Locked<[GuestOutputRecord]>([])
         let module = try probe(WASIOptions(output: .handler { record in records.withLock { $0.append(record) } }))
-        let interpreter = Interpreters.create()
+        let interpreter = Interpreters.create(engine: engine)
         defer { try? interpreter.close() }
         #expect(try interpreter.call(module.function("greet", returning: String.self), "Bo") == "hello, Bo!")
         let seen = records.withLock { $0 }
@@ -77,10 +80,10 @@ struct WASIGuestTests {
         #expect(seen.first?.failed == false)
     }
 
-    @Test func argumentsAndEnvironmentAreSetPerCall() throws {
+    @Test(arguments: WASIGuestTests.engines) func argumentsAndEnvironmentAreSetPerCall(engine: GuestEngine) throws {
         let module = try probe(WASIOptions(arguments: ["first"], environment: ["MODE": "test"], output: .discard))
         let arguments = try module.function("arguments", returning: Int.self).capturingOutput()
-        let interpreter = Interpreters.create()
+        let interpreter = Interpreters.create(engine: engine)
         defer { try? interpreter.close() }
         let defaults = try interpreter.call(arguments)
         #expect(defaults.value == 2)
@@ -92,9 +95,9 @@ struct WASIGuestTests {
         #expect(!given.stdoutText.contains("PATH="))
     }
 
-    @Test func standardInputIsEmptyUnlessACallGivesIt() throws {
+    @Test(arguments: WASIGuestTests.engines) func standardInputIsEmptyUnlessACallGivesIt(engine: GuestEngine) throws {
         let shout = try probe().function("shout", returning: Int.self).capturingOutput()
-        let interpreter = Interpreters.create()
+        let interpreter = Interpreters.create(engine: engine)
         defer { try? interpreter.close() }
         let empty = try interpreter.call(shout)
         #expect(empty.value == 0)
@@ -106,9 +109,9 @@ struct WASIGuestTests {
         #expect(try interpreter.call(shout).value == 0)
     }
 
-    @Test func theSandboxHidesTheHost() throws {
+    @Test(arguments: WASIGuestTests.engines) func theSandboxHidesTheHost(engine: GuestEngine) throws {
         let module = try probe()
-        let interpreter = Interpreters.create()
+        let interpreter = Interpreters.create(engine: engine)
         defer { try? interpreter.close() }
         let readFile = try module.function("read_file", returning: String.self)
         let listDirectory = try module.function("list_dir", returning: String.self)
@@ -128,7 +131,7 @@ struct WASIGuestTests {
         #expect(try interpreter.call(module.function("clock_ok", returning: Int.self)) == 1)
     }
 
-    @Test func aPreopenShowsOnlyItsDirectoryReadOnlyUnlessAsked() throws {
+    @Test(arguments: WASIGuestTests.engines) func aPreopenShowsOnlyItsDirectoryReadOnlyUnlessAsked(engine: GuestEngine) throws {
         let root = temporaryDirectory("preopen")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let data = "\(root)/data"
@@ -136,7 +139,7 @@ struct WASIGuestTests {
         try "inside\nsecond\n".write(toFile: "\(data)/hello.txt", atomically: false, encoding: .utf8)
         try "outside\n".write(toFile: "\(root)/secret.txt", atomically: false, encoding: .utf8)
         let readOnly = try probe(WASIOptions(preopens: [.init(hostPath: data, guestPath: "/data")], output: .discard))
-        let interpreter = Interpreters.create()
+        let interpreter = Interpreters.create(engine: engine)
         defer { try? interpreter.close() }
         let readFile = try readOnly.function("read_file", returning: String.self)
         let writeFile = try readOnly.function("write_file", returning: String.self)
@@ -165,11 +168,11 @@ struct WASIGuestTests {
         }
     }
 
-    @Test func aGuestPrintingForeverIsStoppedByTheOutputCap() throws {
+    @Test(arguments: WASIGuestTests.engines) func aGuestPrintingForeverIsStoppedByTheOutputCap(engine: GuestEngine) throws {
         var limits = InterpreterLimits.default
         limits.maxValueBytes = 64 << 10
         let module = try probe(limits: limits)
-        let interpreter = Interpreters.create(limits: limits)
+        let interpreter = Interpreters.create(limits: limits, engine: engine)
         defer { try? interpreter.close() }
         do {
             _ = try interpreter.call(module.function("spam", returning: Int.self))
@@ -180,9 +183,9 @@ struct WASIGuestTests {
         #expect(try interpreter.call(module.function("clock_ok", returning: Int.self)) == 1)
     }
 
-    @Test func procExitInAReactorIsAnErrorAndRenewsTheInstance() throws {
+    @Test(arguments: WASIGuestTests.engines) func procExitInAReactorIsAnErrorAndRenewsTheInstance(engine: GuestEngine) throws {
         let module = try probe()
-        let interpreter = Interpreters.create()
+        let interpreter = Interpreters.create(engine: engine)
         defer { try? interpreter.close() }
         let counter = try module.function("counter", returning: Int.self)
         #expect(try interpreter.call(counter) == 1)
@@ -197,9 +200,9 @@ struct WASIGuestTests {
         #expect(try interpreter.call(counter) == 1)
     }
 
-    @Test func aCommandReturnsItsExitStatusAndOutputEachRunFresh() throws {
+    @Test(arguments: WASIGuestTests.engines) func aCommandReturnsItsExitStatusAndOutputEachRunFresh(engine: GuestEngine) throws {
         let command = try BundledGuests.wordstat.command()
-        let interpreter = Interpreters.create()
+        let interpreter = Interpreters.create(engine: engine)
         defer { try? interpreter.close() }
         let input = Array("3 1 2 apple Apple pear 2.5\n".utf8)
         let first = try interpreter.call(command.withStdin(input))
@@ -216,14 +219,14 @@ struct WASIGuestTests {
         #expect(missing.stderrText.hasPrefix("wordstat: /etc/passwd: "))
     }
 
-    @Test func theSameGuestGivesTheSameResultsOnEveryInProcessExecutor() throws {
+    @Test(arguments: WASIGuestTests.engines) func theSameGuestGivesTheSameResultsOnEveryInProcessExecutor(engine: GuestEngine) throws {
         let summarize = try BundledGuests.wordstatReactor.function("summarize", returning: String.self).capturingOutput()
         let inputs = (0..<24).map { index in (0...index).map { "w\($0 % 5) \($0)" }.joined(separator: " ") }
-        let interpreter = Interpreters.create()
+        let interpreter = Interpreters.create(engine: engine)
         defer { try? interpreter.close() }
         let expected = try inputs.map { try interpreter.call(summarize, $0) }
         #expect(expected[0].value == "tokens: 2\nnumbers: 1 min 0 median 0 max 0 mean 0\nwords: 1 distinct\n  w0 1\n")
-        let pool = try InterpreterPoolExecutor(maxWorkers: 3, modules: [BundledGuests.wordstatReactor])
+        let pool = try InterpreterPoolExecutor(maxWorkers: 3, modules: [BundledGuests.wordstatReactor], engine: engine)
         #expect(try pool.map(summarize, inputs).collect() == expected)
         pool.shutdown()
         let threads = try ThreadPoolExecutor(maxWorkers: 3)
@@ -231,10 +234,10 @@ struct WASIGuestTests {
         threads.shutdown()
     }
 
-    @Test func eachWorkersOutputIsItsOwn() throws {
+    @Test(arguments: WASIGuestTests.engines) func eachWorkersOutputIsItsOwn(engine: GuestEngine) throws {
         let greet = try probe().function("greet", returning: String.self).capturingOutput()
         let names = (0..<200).map { "guest\($0)" }
-        let pool = try InterpreterPoolExecutor(maxWorkers: 4)
+        let pool = try InterpreterPoolExecutor(maxWorkers: 4, engine: engine)
         defer { pool.shutdown() }
         for (name, result) in zip(names, try pool.map(greet, names).collect()) {
             #expect(result.value == "hello, \(name)!")
@@ -242,32 +245,59 @@ struct WASIGuestTests {
         }
     }
 
-    @Test func shuttingDownClosesEveryWorkersWASIState() throws {
+    @Test(arguments: WASIGuestTests.engines) func shuttingDownClosesEveryWorkersWASIState(engine: GuestEngine) throws {
         let root = temporaryDirectory("lifecycle")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let module = try probe(WASIOptions(preopens: [.init(hostPath: root, guestPath: "/data")], output: .discard))
         let readFile = try module.function("read_file", returning: String.self)
-        let pool = try InterpreterPoolExecutor(maxWorkers: 4, modules: [module])
+        let pool = try InterpreterPoolExecutor(maxWorkers: 4, modules: [module], engine: engine)
         let results = try pool.map(readFile, Array(repeating: "/data/none", count: 64)).collect()
         #expect(results.allSatisfy { $0.hasPrefix("error: ") })
         #expect(openDescriptorCount(under: root) == pool.workerCount)  // each worker holds its preopened directory
         pool.shutdown()
         #expect(openDescriptorCount(under: root) == 0)
-        let interpreter = Interpreters.create()
+        let interpreter = Interpreters.create(engine: engine)
         _ = try interpreter.call(readFile, "/data/none")
         #expect(openDescriptorCount(under: root) == 1)
         try interpreter.close()
         #expect(openDescriptorCount(under: root) == 0)
     }
 
-    @Test func theCompiledEngineRefusesWASIModulesClearly() throws {
-        let interpreter = Interpreters.create(engine: .compiled)
-        defer { try? interpreter.close() }
-        do {
-            _ = try interpreter.call(probe().function("counter", returning: Int.self))
-            Issue.record("the compiled engine ran a WASI module")
-        } catch let error as ModuleError {
-            #expect(error.code == .unsupportedFeature)
+    /// Every bundled WASI guest, called on both engines with the same calls: the same values,
+    /// output, errors and exit statuses.
+    @Test(.enabled(if: compiledEngineTestsRun)) func theBundledWASIGuestsAgreeOnBothEngines() throws {
+        let root = temporaryDirectory("conformance")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try "one two\nthree\n".write(toFile: "\(root)/words.txt", atomically: false, encoding: .utf8)
+        let probe = try probe(WASIOptions(preopens: [.init(hostPath: root, guestPath: "/data")], arguments: ["p"], environment: ["K": "v"], output: .discard))
+        let wordstat = try BundledGuests.wordstat.withWASI(WASIOptions(preopens: [.init(hostPath: root, guestPath: "/data")], output: .discard))
+        let command = try wordstat.command()
+        var calls: [(String, (Interpreter) throws -> ShareableValue)] = []
+        func add<Value: Shareable>(_ label: String, _ function: GuestFunction<Value>, _ arguments: [ShareableValue] = []) {
+            let invocation = GuestInvocation(module: function.module, function: function.name, arguments: arguments, fuel: nil, wasi: function.wasi)
+            calls.append((label, { interpreter in try interpreter.run(invocation, wait: false) }))
+        }
+        for name in ["greet", "read_file", "list_dir"] {
+            for argument in ["Ada", "/data/words.txt", "/data", "/etc/passwd", ""] {
+                add("probe.\(name)(\(argument))", try probe.function(name, returning: String.self).capturingOutput(), [.string(argument)])
+            }
+        }
+        for name in ["counter", "arguments", "clock_ok", "socket", "bad_pointer"] {
+            add("probe.\(name)", try probe.function(name, returning: Int.self).capturingOutput())
+        }
+        add("probe.shout", try probe.function("shout", returning: Int.self).withStdin(Array("loud\n".utf8)).capturingOutput())
+        add("probe.exit_with", try probe.function("exit_with", returning: Int.self).capturingOutput(), [.int(3)])
+        add("probe.counter after exit", try probe.function("counter", returning: Int.self).capturingOutput())
+        for arguments in [[], ["-n", "2"], ["-n", "x"], ["/data/words.txt"], ["/data/none"]] {
+            add("wordstat \(arguments)", command.withArguments(arguments).withStdin(Array("b a b 1 2 3.5\n".utf8)))
+        }
+        add("wordstat-reactor.summarize", try BundledGuests.wordstatReactor.function("summarize", returning: String.self).capturingOutput(), [.string("x y x 4")])
+        add("TasksWASI", try BundledGuests.tasksWASI.function("cpu_bound", returning: Int.self), [.int(1000)])
+        let interpreters = [Interpreters.create(engine: .wasmKit), Interpreters.create(engine: .compiled)]
+        defer { for interpreter in interpreters { try? interpreter.close() } }
+        for (label, call) in calls {
+            let outcomes = interpreters.map { interpreter in Outcome { try call(interpreter) } }
+            #expect(outcomes[0] == outcomes[1], "\(label): \(outcomes)")
         }
     }
 
@@ -311,7 +341,7 @@ struct WASIGuestTests {
     /// The shapes of argument the bridge itself would not survive or would take too long over:
     /// an iovec array the data read would overwrite, more than 1,024 iovecs, a total over 2 GiB;
     /// and the descriptors a guest may take: at most `maxOpenFiles`, and never a FIFO.
-    @Test func hostileWASIArgumentsAreErrorsForTheGuest() throws {
+    @Test(arguments: WASIGuestTests.engines) func hostileWASIArgumentsAreErrorsForTheGuest(engine: GuestEngine) throws {
         let text = """
             (module
               (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
@@ -371,7 +401,7 @@ struct WASIGuestTests {
     /// the end of memory, huge lengths, odd descriptors, iovec arrays that overlap their buffers,
     /// standard input to read over them): each returns an errno or fails the call with a typed
     /// error, and the process survives.
-    @Test func fuzzedWASICallsNeverCrashTheHost() throws {
+    @Test(arguments: WASIGuestTests.engines) func fuzzedWASICallsNeverCrashTheHost(engine: GuestEngine) throws {
         let root = temporaryDirectory("fuzz")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let names = WASIHost.signatures.keys.sorted().filter { $0 != "poll_oneoff" }
@@ -412,7 +442,7 @@ struct WASIGuestTests {
         options.arguments = ["a", "b"]
         let module = try GuestModule(wat: text, name: "fuzz", wasi: options)
         let limits = InterpreterLimits(maxValueBytes: 1 << 16, timeLimit: .seconds(5))
-        var interpreter = Interpreters.create(limits: limits)
+        var interpreter = Interpreters.create(limits: limits, engine: engine)
         defer { try? interpreter.close() }
         var generator = SplitMix(state: 0x5EED_0012)
         let edges: [UInt32] = [0, 1, 3, 4, 8, 65_532, 65_535, 65_536, 0x7FFF_FFFF, 0xFFFF_FFF0, 0xFFFF_FFFF]
@@ -436,7 +466,7 @@ struct WASIGuestTests {
                 // A fresh interpreter now and then: the calls close and renumber its descriptors.
                 if round % 100 == 0 {
                     try interpreter.close()
-                    interpreter = Interpreters.create(limits: limits)
+                    interpreter = Interpreters.create(limits: limits, engine: engine)
                     try interpreter.exec(module)
                 }
                 _ = try interpreter.call("scribble", [.int(Int64(round + 1))])
