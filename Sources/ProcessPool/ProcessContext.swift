@@ -164,8 +164,27 @@ struct ProcessContext: WorkerContext {
         CallBatch.run(batch) { calls in try send(calls) }
     }
 
-    /// Sends `calls` to the worker process in one request and returns their outcomes.
+    /// Sends `calls` to the worker process in one request and returns their outcomes. Under the
+    /// compiled engine, their modules are built here first, once, under the build budget: a
+    /// module that cannot be built fails its own calls, never the pool or this process.
     private mutating func send(_ calls: [RemoteCall]) throws -> [Result<ShareableValue, any Error>] {
+        guard setup.engine != .wasmKit else { return try sendBuilt(calls) }
+        var refused: [Int: any Error] = [:]
+        for (index, call) in calls.enumerated() {
+            guard let module = call.guestInvocation?.module else { continue }
+            if let error = CompiledEngine.prepareForWorkers(module, engine: setup.engine) { refused[index] = error }
+        }
+        guard !refused.isEmpty else { return try sendBuilt(calls) }
+        let runnable = calls.indices.filter { refused[$0] == nil }
+        var results = runnable.isEmpty ? [] : try sendBuilt(runnable.map { calls[$0] })[...]
+        return calls.indices.map { index in
+            if let error = refused[index] { return .failure(error) }
+            return results.popFirst()!
+        }
+    }
+
+    /// Sends `calls`, whose modules are ready, to the worker process in one request.
+    private mutating func sendBuilt(_ calls: [RemoteCall]) throws -> [Result<ShareableValue, any Error>] {
         let process = try self.process ?? start()
         self.process = process
         let describe = calls.count == 1 ? describeCall(calls[0]) : "a batch of \(calls.count) calls"
@@ -214,7 +233,12 @@ struct ProcessContext: WorkerContext {
 
     /// Starts a worker process, configures it and runs the initializer.
     private mutating func start() throws -> ChildWorker {
-        let process = try ChildWorker.spawn(executable: setup.executable, environment: setup.environment)
+        var environment = setup.environment
+        if setup.engine != .wasmKit {
+            // A private cache (no HOME) is shared with the workers, which load what this process builds.
+            environment.merge(CompiledEngine.environmentForWorkers) { mine, _ in mine }
+        }
+        let process = try ChildWorker.spawn(executable: setup.executable, environment: environment)
         setup.registry.insert(process.pid)
         do {
             try process.post(.array([.int(WireMessage.configure)] + WireMessage.fields(of: setup.limits, engine: setup.engine)))
@@ -239,9 +263,6 @@ struct ProcessContext: WorkerContext {
     private func sendModules(for calls: [RemoteCall], to process: ChildWorker) throws(ChannelError) {
         for call in calls {
             guard let module = call.guestInvocation?.module, !process.loadedModules.contains(module.id) else { continue }
-            // Build the native code here, once, rather than in every worker at the same time; a
-            // failure is left for the worker to report with the call.
-            if setup.engine == .compiled { _ = try? CompiledEngine.prepare(module) }
             try process.post([
                 .int(WireMessage.loadModule), .int(Int64(module.id)), .string(module.name), .bytes(module.wasmBytes),
                 module.wasiKind == nil ? .none : module.wasi.wireValue,

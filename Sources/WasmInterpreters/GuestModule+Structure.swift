@@ -1,4 +1,5 @@
 import WasmParser
+import WasmTypes
 
 /// What the host reads of a module's structure before loading it, in one pass of WasmParser
 /// over its sections and function bodies: the type of each defined function and the defined
@@ -27,6 +28,8 @@ struct ModuleStructure {
     var badNameSections: [Range<Int>] = []
     /// Whether the module has a start function.
     var hasStart = false
+    /// The start function's type, when the module has one and its type is known.
+    var startType: FunctionType?
     /// Whether the module exports a memory named `memory` (the one host functions use).
     var exportsMemory = false
 
@@ -35,28 +38,41 @@ struct ModuleStructure {
     init(_ bytes: [UInt8]) {
         var parser = WasmParser.Parser(bytes: bytes, features: .default)
         var importedFunctions = 0
+        var types: [FunctionType?] = []
+        var functionTypes: [UInt32] = []
+        var startFunction: UInt32?
         var nameSections: [(range: Range<Int>, bytes: ArraySlice<UInt8>)] = []
         do {
             while true {
                 let start = parser.offset
                 guard let payload = try parser.parseNext() else { break }
                 switch payload {
+                case .typeSection(let groups):
+                    for group in groups {
+                        for type in group.types {
+                            if case .function(let function) = type.body { types.append(function) } else { types.append(nil) }
+                        }
+                    }
                 case .importSection(let imports):
                     for entry in imports {
                         switch entry.descriptor {
-                        case .function: importedFunctions += 1
+                        case .function(let index):
+                            importedFunctions += 1
+                            functionTypes.append(index)
                         case .tag: unsupportedFeature = unsupportedFeature ?? "exception handling (an imported tag)"
                         default: break
                         }
                     }
-                case .functionSection(let types):
-                    functionTypeIndices = types
+                case .functionSection(let indices):
+                    functionTypeIndices = indices
+                    functionTypes += indices
                 case .memorySection(let defined):
                     memories = defined.map {
                         GuestMemoryInfo(minimumPages: $0.type.min, maximumPages: $0.type.max, isImported: false)
                     }
-                case .startSection:
+                case .startSection(let index):
                     hasStart = true
+                    startFunction = index
                 case .exportSection(let exports):
                     exportsMemory = exports.contains { if case .memory = $0.descriptor { $0.name == "memory" } else { false } }
                 case .tagSection(let tags) where !tags.isEmpty:
@@ -70,6 +86,9 @@ struct ModuleStructure {
                 }
             }
         } catch {}
+        if let start = startFunction, Int(start) < functionTypes.count, Int(functionTypes[Int(start)]) < types.count {
+            startType = types[Int(functionTypes[Int(start)])]
+        }
         let functionCount = importedFunctions + functionTypeIndices.count
         badNameSections = nameSections.filter { !Self.isValidNameSection($0.bytes, functionCount: functionCount) }.map(\.range)
     }

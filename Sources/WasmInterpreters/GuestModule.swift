@@ -76,6 +76,13 @@ public final class GuestModule: Sendable {
                 "\(name) uses \(feature), which this host does not run: rebuild the guest without exceptions "
                     + "(for C, -fno-exceptions; Embedded Swift never emits them)")
         }
+        if let start = structure.startType, !start.parameters.isEmpty || !start.results.isEmpty {
+            // The validator would refuse it only when the module is instantiated (WasmKit) or never
+            // (the compiled engine): refused here, at load, on every engine.
+            throw ModuleError(
+                .invalid, "\(name) failed validation: its start function has type \(signatureText(start)); a start function "
+                    + "takes and returns nothing")
+        }
         self.name = name
         wasmBytes = bytes
         id = GuestModule.nextID.wrappingAdd(1, ordering: .relaxed).newValue

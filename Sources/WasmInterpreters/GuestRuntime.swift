@@ -33,7 +33,13 @@ final class GuestRuntime: @unchecked Sendable {
     private var wasmKitEngine: WasmKitInstances?
     private var compiledEngine: CompiledInstances?
     /// Under ``GuestEngine/auto``: the engine of each module's instance, chosen when it was made.
-    private var placements: [Int: any EngineInstances] = [:]
+    private var placements: [Int: (module: GuestModule, engine: any EngineInstances)] = [:]
+    /// Whether, under ``GuestEngine/auto``, a module running on WasmKit moves to its compiled
+    /// form between two calls once that is ready (a pool worker's interpreter: its instances are
+    /// replaced, as after a trap, and the initializer runs again).
+    var movesToCompiledWhenReady = false
+    /// ``CompiledEngine/readyGeneration`` when this runtime last looked.
+    private var seenGeneration = 0
 
     /// The WASI hosts of the WASI modules, by module id; closed with the instances.
     private var wasiHosts: [Int: WASIHost] = [:]
@@ -75,11 +81,37 @@ final class GuestRuntime: @unchecked Sendable {
         case .wasmKit: return wasmKit
         case .compiled: return compiled
         case .auto:
-            if let placed = placements[module.id] { return placed }
+            if let placed = placements[module.id] { return placed.engine }
             let placed: any EngineInstances = CompiledEngine.autoPlacement(of: module) ? compiled : wasmKit
-            placements[module.id] = placed
+            placements[module.id] = (module, placed)
             return placed
         }
+    }
+
+    /// The engine `module`'s instance runs on now, if it has one.
+    func placement(of module: GuestModule) -> GuestEngine? {
+        switch engine {
+        case .wasmKit, .compiled: return isInstantiated(module) ? engine : nil
+        case .auto:
+            guard let placed = placements[module.id], placed.engine.isInstantiated(module) else { return nil }
+            return placed.engine === compiledEngine ? .compiled : .wasmKit
+        }
+    }
+
+    private func isInstantiated(_ module: GuestModule) -> Bool {
+        engine(for: module).isInstantiated(module)
+    }
+
+    /// Under ``GuestEngine/auto``, for a pool worker: replaces the instances once a module placed
+    /// on WasmKit has its compiled form ready (checked only when one became ready somewhere).
+    private func moveToCompiledWhenReady() {
+        let generation = CompiledEngine.readyGeneration
+        guard generation != seenGeneration else { return }
+        seenGeneration = generation
+        let waiting = placements.values.contains { placed in
+            placed.engine === wasmKitEngine && CompiledLibrary.isLoaded(placed.module)
+        }
+        if waiting { isPoisoned = true }
     }
 
     /// The fuel the last call left, while no call runs (for tests and reports).
@@ -163,6 +195,7 @@ final class GuestRuntime: @unchecked Sendable {
         module: GuestModule, _ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration?,
         wasi: WASICallOptions? = nil
     ) throws -> ShareableValue {
+        if movesToCompiledWhenReady, engine == .auto, !placements.isEmpty { moveToCompiledWhenReady() }
         renewIfPoisoned()
         if initializerPending, let initializer {
             initializerPending = false

@@ -141,6 +141,23 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The fuel the last call left (`nil` when it had no budget), for tests and reports.
+    var remainingFuel: UInt64? {
+        (try? withRuntime(wait: true) { $0.remainingFuel }) ?? nil
+    }
+
+    /// The engine `module`'s instance runs on in this interpreter, if it has one (under
+    /// ``GuestEngine/auto``, where it was placed).
+    package func placement(of module: GuestModule) -> GuestEngine? {
+        (try? withRuntime(wait: true) { $0.placement(of: module) }) ?? nil
+    }
+
+    /// Makes the interpreter move a module from WasmKit to its compiled form between two calls
+    /// once that is ready, under ``GuestEngine/auto`` (what a pool worker's interpreter does).
+    package func movesToCompiledWhenReady() {
+        _ = try? withRuntime(wait: true) { $0.movesToCompiledWhenReady = true }
+    }
+
     /// Runs a guest invocation; `wait` queues behind a running call instead of failing.
     package func run(_ invocation: GuestInvocation, wait: Bool) throws -> ShareableValue {
         try withRuntime(wait: wait) { runtime in try runtime.call(invocation) }

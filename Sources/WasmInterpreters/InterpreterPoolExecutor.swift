@@ -39,7 +39,8 @@ public final class InterpreterPoolExecutor: PoolExecutor {
     ///     found in the cache) when the first worker loads it.
     ///   - initializer: A guest call run once in each worker's interpreter before its first task.
     ///     If it fails, the pool breaks: queued and later work fails with ``Futures/ExecutorError``
-    ///     `.brokenInterpreterPool`.
+    ///     `.brokenInterpreterPool`. (A module that fails to instantiate when a worker starts does
+    ///     not break the pool: the calls that need it fail instead.)
     /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` when `maxWorkers` is 0 or less;
     ///   ``Futures/NotShareableError`` when `initializer` is not a guest function call.
     public init(
@@ -71,7 +72,7 @@ public final class InterpreterPoolExecutor: PoolExecutor {
         pool = WorkerPool(
             configuration: .init(
                 maxWorkers: maxWorkers, threadNamePrefix: self.threadNamePrefix, brokenCode: .brokenInterpreterPool,
-                brokenMessage: "A worker interpreter could not start (a module failed to load or the initializer failed), "
+                brokenMessage: "A worker interpreter could not start (the initializer failed), "
                     + "the interpreter pool is not usable anymore"),
             makeContext: { _ in InterpreterContext(setup: setup) })
     }
@@ -182,12 +183,18 @@ struct InterpreterContext: WorkerContext {
 
     init(setup: Setup) { self.setup = setup }
 
+    /// Starts the worker's interpreter: loads the pool's modules and runs the initializer. Only a
+    /// failing initializer breaks the pool, as in CPython: a module whose instantiation fails
+    /// (its start function traps, runs out of time or fuel, or its compiled form cannot be
+    /// built) is left for the calls that use it, which load it again and fail on their own if it
+    /// fails again.
     mutating func initialize() throws {
         let interpreter = Interpreters.create(limits: setup.limits, engine: setup.engine)
         self.interpreter = interpreter
         _ = Interpreters.swapCurrent(interpreter)
+        if setup.engine == .auto { interpreter.movesToCompiledWhenReady() }
+        for module in setup.modules { try? interpreter.exec(module) }
         do {
-            for module in setup.modules { try interpreter.exec(module) }
             if let initializer = setup.initializer { _ = try interpreter.install(initializer: initializer) }
         } catch {
             finalize()

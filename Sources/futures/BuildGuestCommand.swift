@@ -53,7 +53,10 @@ struct BuildGuestCommand: AsyncParsableCommand {
             valueName: "command|reactor"))
     var wasi: WASIChoice?
 
+    @OptionGroup var build: BuildOptions
+
     func run() async throws {
+        build.apply()
         if compile, !sources.isEmpty, sources.allSatisfy({ $0.hasSuffix(".wasm") || $0.hasSuffix(".wat") }) {
             for source in sources { try Self.compileForEngine(source) }
             return
@@ -76,7 +79,7 @@ struct BuildGuestCommand: AsyncParsableCommand {
     static func compileForEngine(_ path: String) throws {
         let module = try ModuleLoading.module(path)
         do {
-            print(try CompiledEngine.prepare(module))
+            print(try CompiledEngine.build(module))
         } catch {
             throw CommandFailure(error.message)
         }

@@ -6,13 +6,6 @@ import Dispatch
 @preconcurrency import Foundation
 
 /// Which executor `futures map` uses.
-/// Which guest engine `futures map` uses.
-enum EngineChoice: String, ExpressibleByArgument, CaseIterable {
-    case wasmkit, compiled
-
-    var engine: GuestEngine { self == .compiled ? .compiled : .wasmKit }
-}
-
 enum ExecutorChoice: String, ExpressibleByArgument, CaseIterable {
     case interpreter, thread, process, mpi
 }
@@ -46,8 +39,10 @@ struct MapCommand: AsyncParsableCommand {
     @Option(help: "The executor: interpreter, thread, process or mpi (run under mpiexec -n N; ranks 1 to N-1 serve).")
     var executor: ExecutorChoice = .interpreter
 
-    @Option(help: "The guest engine of the interpreter, process and MPI pools: wasmkit (default) or compiled (wasm2c and clang; the thread pool's shared interpreter is always wasmkit).")
+    @Option(help: "The guest engine of the interpreter, process and MPI pools: wasmkit (default), compiled (wasm2c and clang), or auto (compiled once built, wasmkit until then); the thread pool's shared interpreter is always wasmkit.")
     var engine: EngineChoice = .wasmkit
+
+    @OptionGroup var build: BuildOptions
 
     @Option(help: "The number of workers (default: one per CPU).")
     var workers: Int?
@@ -91,6 +86,7 @@ struct MapCommand: AsyncParsableCommand {
     func run() async throws {
         let guest = try ModuleLoading.module(module)
         let engine = self.engine.engine
+        build.apply()
         if engine == .compiled {
             // Build (or find) the native code once, before any worker needs it.
             do {

@@ -40,6 +40,11 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The most linear memory, in MiB (default 256).")
     var memory: Int?
 
+    @Option(help: "The guest engine: wasmkit (default), compiled (wasm2c and clang; built once, then cached), or auto (compiled when cached, wasmkit otherwise).")
+    var engine: EngineChoice = .wasmkit
+
+    @OptionGroup var build: BuildOptions
+
     mutating func validate() throws {
         if let timeout, !(timeout > 0) || timeout > 1e9 { throw ValidationError("--timeout must be a positive number of seconds") }
         if let memory, memory < 1 { throw ValidationError("--memory must be at least 1 MiB") }
@@ -65,11 +70,15 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure(error.message)
         }
-        let interpreter = Interpreters.create(limits: limits)
+        build.apply()
+        let interpreter = Interpreters.create(limits: limits, engine: engine.engine)
         defer { try? interpreter.close() }
         let status: Int32
         do {
             status = try interpreter.call(command).value
+        } catch let error as ModuleError {
+            // The engine could not take the module (a build that failed): not the program's fault.
+            throw CommandFailure(error.message)
         } catch {
             FileHandle.standardError.write(Data("futures run: \(describe(error))\n".utf8))
             throw ExitCode(134)

@@ -119,6 +119,30 @@ public enum CompiledEngine {
     /// anyway (they get SIGKILL when it ends), and a later build removes the directories left.
     public static func installBuildCleanup() { cf_builds_install_cleanup() }
 
+    /// What a process pool does before its workers run `module` on `engine`: under
+    /// ``GuestEngine/compiled``, builds its cache entry now (once per process and module, within
+    /// the ``budget``) and returns the error when that fails, for the calls to fail with; under
+    /// ``GuestEngine/auto``, starts building it in the background and returns `nil`.
+    package static func prepareForWorkers(_ module: GuestModule, engine: GuestEngine) -> ModuleError? {
+        switch engine {
+        case .wasmKit: return nil
+        case .auto:
+            CompiledLibrary.scheduleBuild(module, load: false)
+            return nil
+        case .compiled:
+            do {
+                try CompiledLibrary.buildEntry(module)
+                return nil
+            } catch {
+                return error
+            }
+        }
+    }
+
+    /// Variables a worker process needs to share this process's cache (its path, when it is the
+    /// private one made for this process).
+    package static var environmentForWorkers: [String: String] { CompiledCache.environmentForChildren }
+
     /// Whether an interpreter made with ``GuestEngine/auto`` runs `module` compiled now: when its
     /// shared object is loaded or in the cache. Otherwise starts building it in the background,
     /// once, and answers `false`.

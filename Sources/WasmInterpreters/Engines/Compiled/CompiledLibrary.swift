@@ -114,6 +114,8 @@ final class CompiledLibrary: @unchecked Sendable {
         var byModule: [Int: CompiledLibrary] = [:]
         var byKey: [String: CompiledLibrary] = [:]
         var failures: [String: ModuleError] = [:]
+        /// The entries of modules in the cache (built or checked by ``buildEntry(_:)``), by module id.
+        var built: [Int: String] = [:]
         /// Keys whose background build (``GuestEngine/auto``) is queued or running.
         var scheduled: Set<String> = []
         var queue: [(module: GuestModule, load: Bool)] = []
@@ -150,22 +152,30 @@ final class CompiledLibrary: @unchecked Sendable {
                 }
                 return library
             } catch {
-                if error.code == .buildFailed || error.code == .tooLarge || error.code == .unsupportedFeature || error.code == .invalid {
-                    registry.withLock { $0.failures[failureKey(key, budget)] = error }
-                }
+                if error.isDeterministicBuildFailure { registry.withLock { $0.failures[failureKey(key, budget)] = error } }
                 throw error
             }
         }
     }
 
     /// Builds `module`'s cache entry unless it exists, without loading it; returns its path.
+    /// Known once per process and module, failures included (under the same budget).
+    @discardableResult
     static func buildEntry(_ module: GuestModule) throws(ModuleError) -> String {
-        if let library = registry.withLock({ $0.byModule[module.id] }) { return library.path }
+        let budget = CompiledEngine.budget
+        if let path = registry.withLock({ $0.byModule[module.id]?.path ?? $0.built[module.id] }) { return path }
         let key = cacheKey(module)
         return try gate.with(key) { () throws(ModuleError) -> String in
-            let (file, path) = try entry(for: module, key: key, budget: CompiledEngine.budget, niceness: 0)
-            close(file)
-            return path
+            if let failure = registry.withLock({ $0.failures[failureKey(key, budget)] }) { throw failure }
+            do throws(ModuleError) {
+                let (file, path) = try entry(for: module, key: key, budget: budget, niceness: 0)
+                close(file)
+                registry.withLock { $0.built[module.id] = path }
+                return path
+            } catch {
+                if error.isDeterministicBuildFailure { registry.withLock { $0.failures[failureKey(key, budget)] = error } }
+                throw error
+            }
         }
     }
 
@@ -243,6 +253,13 @@ final class CompiledLibrary: @unchecked Sendable {
         }
         scheduleBuild(module, load: true)
         return false
+    }
+
+    /// Whether `module`'s library is loaded in this process.
+    static func isLoaded(_ module: GuestModule) -> Bool {
+        if registry.withLock({ $0.byModule[module.id] != nil }) { return true }
+        let key = cacheKey(module)
+        return registry.withLock { $0.byKey[key] != nil }
     }
 
     /// The library of `module` if its entry is in the cache; never builds.
@@ -330,5 +347,14 @@ final class KeyedGate: Sendable {
             }
         }
         return try body()
+    }
+}
+
+extension ModuleError {
+    /// Whether building again, under the same budget, would fail the same way (a tool's verdict on
+    /// the module, a cap, the budget), rather than because of the environment (a cache that
+    /// cannot be written, a tool not installed yet).
+    var isDeterministicBuildFailure: Bool {
+        code == .buildFailed || code == .tooLarge || code == .unsupportedFeature || code == .invalid
     }
 }
