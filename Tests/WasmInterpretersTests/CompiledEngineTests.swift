@@ -34,8 +34,8 @@ enum Outcome: Equatable, CustomStringConvertible {
         }
     }
 
-    /// Running out of fuel and out of time both mean "stopped for running too long": the two
-    /// engines count fuel differently (see `FuelMetering`), so near a limit either may come first.
+    /// Running out of fuel and out of time both mean "stopped for running too long": fuel counts
+    /// the same on both engines, but a time limit may come first on the slower one.
     func agrees(with other: Outcome) -> Bool {
         let stopped: Set<GuestError.Kind> = [.outOfFuel, .timedOut]
         if case .guestError(let mine) = self, case .guestError(let theirs) = other, stopped.contains(mine), stopped.contains(theirs) {
@@ -116,6 +116,7 @@ struct CompiledEngineTests {
         let limits = InterpreterLimits(
             fuel: 1_000_000, memoryBytes: 1 << 20, maxValueBytes: 4096, stackBytes: 64 << 10, timeLimit: .seconds(1))
         var compiledModules = 0
+        var fuelCompared = 0
         var mismatches: [String] = []
         // Queues are process-wide by id: integer arguments name a queue of this test's own (as in
         // the WasmKit fuzzer), full enough that no get waits, and refilled for each engine.
@@ -148,15 +149,24 @@ struct CompiledEngineTests {
             let readsItsID = module.imports.contains { $0.name == "interpreter_id" }
             for export in module.functions {
                 let arguments = export.parameters.map { type -> ShareableValue in type.hasPrefix("f") ? .double(1) : integer }
+                var fuel: [UInt64?] = []
                 var calls = try interpreters.map { interpreter in
                     try refill()
-                    return Outcome { try interpreter.call(export.name, arguments) }
+                    let outcome = Outcome { try interpreter.call(export.name, arguments) }
+                    fuel.append(interpreter.remainingFuel)
+                    return outcome
                 }
                 if readsItsID { calls = calls.map { if case .value = $0 { .value(.none) } else { $0 } } }
                 if !calls[0].agrees(with: calls[1]) { mismatches.append("round \(round) \(export.name): \(calls)") }
+                // A call that ran to its end used the same fuel on both engines.
+                if case .value = calls[0], case .value = calls[1], fuel[0] != fuel[1] {
+                    mismatches.append("round \(round) \(export.name): fuel left \(fuel)")
+                }
+                fuelCompared += 1
             }
         }
         #expect(compiledModules > 10)
+        #expect(fuelCompared > 10)
         #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
         withExtendedLifetime(sandbox) {}
     }

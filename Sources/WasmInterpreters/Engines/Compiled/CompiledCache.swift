@@ -1,6 +1,7 @@
 import CFuturesShims
 
 import Futures
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -45,6 +46,22 @@ final class CompiledCache: @unchecked Sendable {
         self.isPrivate = isPrivate
     }
 
+    deinit { close(descriptor) }
+
+    /// The cache at `path`, opened and checked now (not one the environment names, and not
+    /// remembered: for tools and tests).
+    ///
+    /// - Throws: ``ModuleError`` `.engineUnavailable` when it fails a check.
+    static func at(_ path: String) throws(ModuleError) -> CompiledCache {
+        do {
+            return CompiledCache(path: path, descriptor: try openChecked(path), isPrivate: false)
+        } catch let failure as OpenFailure {
+            throw failure.error(path)
+        } catch {
+            throw ModuleError(.engineUnavailable, "the compiled engine's cache \(path): \(error)")
+        }
+    }
+
     /// The caches opened so far, by configured path; the private one under the empty key.
     private static let opened = Locked<[String: CompiledCache]>([:])
 
@@ -56,30 +73,30 @@ final class CompiledCache: @unchecked Sendable {
         let configured = configuredPath
         let key = configured?.path ?? ""
         if let cache = opened.withLock({ $0[key] }) { return cache }
-        let cache: CompiledCache
-        if let configured {
-            do {
-                cache = CompiledCache(path: configured.path, descriptor: try openChecked(configured.path), isPrivate: false)
-            } catch let failure as OpenFailure where !configured.explicit && failure.isMissing {
-                // The user's cache cannot be made (no such home, no permission): a private one.
+        // One thread opens (or makes) it; the others wait and take what it opened.
+        return try opening.withLock { _ throws(ModuleError) -> CompiledCache in
+            if let cache = opened.withLock({ $0[key] }) { return cache }
+            let cache: CompiledCache
+            if let configured {
+                do {
+                    cache = CompiledCache(path: configured.path, descriptor: try openChecked(configured.path), isPrivate: false)
+                } catch let failure as OpenFailure where !configured.explicit && failure.isMissing {
+                    // The user's cache cannot be made (no such home, no permission): a private one.
+                    cache = try makePrivate()
+                } catch let failure as OpenFailure {
+                    throw failure.error(configured.path)
+                } catch {
+                    throw ModuleError(.engineUnavailable, "the compiled engine's cache \(configured.path): \(error)")
+                }
+            } else {
                 cache = try makePrivate()
-            } catch let failure as OpenFailure {
-                throw failure.error(configured.path)
-            } catch {
-                throw ModuleError(.engineUnavailable, "the compiled engine's cache \(configured.path): \(error)")
             }
-        } else {
-            cache = try makePrivate()
-        }
-        return opened.withLock { caches in
-            if let existing = caches[key] {
-                close(cache.descriptor)
-                return existing
-            }
-            caches[key] = cache
+            opened.withLock { $0[key] = cache }
             return cache
         }
     }
+
+    private static let opening = Mutex(())
 
     /// The path the environment names, and whether it was named explicitly.
     static var configuredPath: (path: String, explicit: Bool)? {
@@ -214,7 +231,9 @@ final class CompiledCache: @unchecked Sendable {
         }
         privateToRemove.withLock { $0 = path }
         atexit { CompiledCache.removePrivate() }
-        return CompiledCache(path: path, descriptor: descriptor, isPrivate: true)
+        let cache = CompiledCache(path: path, descriptor: descriptor, isPrivate: true)
+        opened.withLock { $0[""] = cache }
+        return cache
     }
 
     private static let privateToRemove = Locked<String?>(nil)

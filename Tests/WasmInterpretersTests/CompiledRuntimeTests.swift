@@ -1,0 +1,234 @@
+import BundledGuests
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@testable import ConcurrentFutures
+import TestSupport
+@testable import WasmInterpreters
+
+/// The compiled engine's runtime and glue: no abort, true memory accounting, WebAssembly's float
+/// semantics, the same refusals and names as WasmKit.
+@Suite("Compiled runtime", .enabled(if: compiledEngineTestsRun))
+struct CompiledRuntimeTests {
+    /// The runtime's type registry takes 100,000 distinct types (it used to abort past 65,536,
+    /// after a linear search for each): ids are assigned in order, and the same type gets the
+    /// same id again. Run as a C program built from the runtime's own sources.
+    @Test func theTypeRegistryGrowsAndIsHashed() throws {
+        let directory = temporaryDirectory("registry")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data(PackageResources.wasm_rt_h).write(to: URL(fileURLWithPath: "\(directory)/wasm-rt.h"))
+        try Data(PackageResources.cf_rt_c).write(to: URL(fileURLWithPath: "\(directory)/cf-rt.c"))
+        let arguments = (0..<17).map { "(i >> \($0) & 1) ? WASM_RT_I64 : WASM_RT_I32" }.joined(separator: ", ")
+        let driver = """
+            #include "wasm-rt.h"
+            #include <stdio.h>
+            static __thread _Alignas(16) unsigned char state[64];
+            static void *thread_state(void) { return state; }
+            static int failures;
+            static void body(void *argument) {
+              (void)argument;
+              for (int round = 0; round < 2; round++) {
+                for (uint32_t i = 0; i < 100000; i++) {
+                  uint32_t id = wasm_rt_register_func_type(17, i & 1, \(arguments), WASM_RT_F64);
+                  if (id != i + 1) failures++;
+                }
+              }
+            }
+            int main(void) {
+              cf_runtime_init(thread_state);
+              int trap = cf_guard(body, NULL);
+              printf("trap %d failures %d\\n", trap, failures);
+              return trap || failures;
+            }
+            """
+        try driver.write(toFile: "\(directory)/driver.c", atomically: false, encoding: .utf8)
+        let compiler = try #require(Toolchain.find(environmentValue("CONCURRENT_FUTURES_CC") ?? "clang"))
+        #expect(run(compiler, ["-O1", "-o", "\(directory)/driver", "\(directory)/driver.c", "\(directory)/cf-rt.c"]).status == 0)
+        let result = run("\(directory)/driver", [])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output == "trap 0 failures 0\n")
+    }
+
+    /// Tables count what the compiled engine allocates (24 bytes per function reference), and an
+    /// instance counts its globals: a limit WasmKit's smaller tables fit under refuses them.
+    @Test func memoryAccountingCountsWhatTheEngineAllocates() throws {
+        let table = Fixtures.module("(module (table 1000000 funcref) (func (export \"one\") (result i32) i32.const 1))")
+        let limits = InterpreterLimits(memoryBytes: 16 << 20)
+        #expect(try Interpreters.create(limits: limits).call(table.function("one", returning: Int.self)) == 1)  // 8 MB
+        expectFailure(.memoryLimit) { _ = try Interpreters.create(limits: limits, engine: .compiled).call(table.function("one", returning: Int.self)) }
+        let globals = (0..<5000).map { "(global (mut i64) (i64.const \($0)))" }.joined(separator: " ")
+        let many = Fixtures.module("(module \(globals) (func (export \"one\") (result i32) i32.const 1))")
+        let small = InterpreterLimits(memoryBytes: 16 << 10)
+        expectFailure(.memoryLimit) { _ = try Interpreters.create(limits: small, engine: .compiled).call(many.function("one", returning: Int.self)) }
+        #expect(try Interpreters.create(limits: InterpreterLimits(memoryBytes: 1 << 20), engine: .compiled).call(many.function("one", returning: Int.self)) == 1)
+    }
+
+    /// Arithmetic on a signaling NaN gives a quiet NaN, as the specification requires, on both
+    /// engines; operations on bits (neg, abs, copysign, reinterpret) keep it. Constants the
+    /// compiler could fold (`x - 0`, `x * 1`, `x / 1`, `x + -0`) included.
+    @Test func signalingNaNsAreQuietedAsTheSpecificationSays() throws {
+        let f32Operations: [(String, String, Bool)] = [
+            ("sub0", "f32.const 0 f32.sub", true), ("add_neg0", "f32.const -0 f32.add", true), ("mul1", "f32.const 1 f32.mul", true),
+            ("div1", "f32.const 1 f32.div", true), ("mul_neg1", "f32.const -1 f32.mul", true), ("sqrt", "f32.sqrt", true),
+            ("ceil", "f32.ceil", true), ("floor", "f32.floor", true), ("trunc", "f32.trunc", true), ("nearest", "f32.nearest", true),
+            ("min", "f32.const 1 f32.min", true), ("max", "f32.const 1 f32.max", true), ("promote_demote", "f64.promote_f32 f32.demote_f64", true),
+            ("neg", "f32.neg", false), ("abs", "f32.abs", false), ("copysign", "f32.const -1 f32.copysign", false), ("plain", "", false),
+        ]
+        var text = "(module\n"
+        for (name, operation, _) in f32Operations {
+            text += "(func (export \"\(name)\") (param i32) (result i32) local.get 0 f32.reinterpret_i32 \(operation) i32.reinterpret_f32)\n"
+            text += "(func (export \"\(name)_64\") (param i64) (result i64) local.get 0 f64.reinterpret_i64 \(operation.replacingOccurrences(of: "f32", with: "f64").replacingOccurrences(of: "f64.promote_f64 f64.demote_f64", with: "f32.demote_f64 f64.promote_f32")) i64.reinterpret_f64)\n"
+        }
+        text += ")"
+        let module = Fixtures.module(text)
+        let engines = [Interpreters.create(), Interpreters.create(engine: .compiled)]
+        for interpreter in engines { try interpreter.exec(module) }
+        let signaling32: Int64 = 0x7FA0_0001  // quiet bit (22) clear, payload set
+        let signaling64: Int64 = 0x7FF4_0000_0000_0001  // quiet bit (51) clear
+        for (name, _, arithmetic) in f32Operations {
+            for (function, input, quietBit, width) in [(name, signaling32, Int64(1) << 22, 32), (name + "_64", signaling64, Int64(1) << 51, 64)] {
+                let results = try engines.map { try $0.call(function, [.int(input)]) }
+                #expect(results[0] == results[1], "\(function): \(results)")
+                guard case .int(let bits) = results[1] else { continue }
+                let value = width == 32 ? Int64(UInt32(truncatingIfNeeded: bits)) : bits
+                let exponent = width == 32 ? (value >> 23) & 0xFF == 0xFF : (value >> 52) & 0x7FF == 0x7FF
+                #expect(exponent, "\(function) gave \(String(value, radix: 16)), not a NaN")
+                #expect((value & quietBit != 0) == arithmetic, "\(function) gave \(String(value, radix: 16))")
+            }
+        }
+    }
+
+    /// A start function that takes or returns values is refused when the module is made, whatever
+    /// the engine (the compiled engine used to run it).
+    @Test func aStartFunctionWithResultsIsRefusedAtLoad() {
+        for text in [
+            "(module (func $s (result i32) i32.const 1) (start $s))",
+            "(module (func $s (param i32)) (start $s))",
+        ] {
+            #expect(throws: ModuleError.self) { try GuestModule(bytes: (try? GuestModule.compile(wat: text)) ?? []) }
+            do {
+                _ = try GuestModule(bytes: try GuestModule.compile(wat: text))
+            } catch {
+                #expect(error.code == .invalid)
+                #expect(error.message.contains("start function"), "\(error)")
+            }
+        }
+    }
+
+    /// Export names the metering uses for itself are a module's to use, on both engines.
+    @Test func noExportNameIsReserved() throws {
+        let module = Fixtures.module(
+            """
+            (module
+              (global (export "__cf_fuel") i64 (i64.const 5))
+              (global $g (mut i32) (i32.const 0))
+              (func $start (global.set $g (i32.const 40)))
+              (start $start)
+              (func (export "__cf_start") (result i32) (i32.add (global.get $g) (i32.const 2)))
+              (func (export "__cf_fuel_1") (result i32) i32.const 9))
+            """)
+        for engine in [GuestEngine.wasmKit, .compiled] {
+            let interpreter = Interpreters.create(limits: InterpreterLimits(fuel: 1000), engine: engine)
+            #expect(try interpreter.call(module.function("__cf_start", returning: Int.self)) == 42, "\(engine)")
+            #expect(try interpreter.call(module.function("__cf_fuel_1", returning: Int.self)) == 9, "\(engine)")
+        }
+    }
+
+    /// What wasm2c 1.0.32 cannot translate is refused before it runs, naming the feature.
+    @Test func untranslatableFeaturesAreRefusedEarlyAndNamed() throws {
+        let cases: [(String, String)] = [
+            ("(module (func (export \"f\") (result i32) v128.const i32x4 1 2 3 4 i32x4.extract_lane 0))", "SIMD"),
+            ("(module (func $g (result i32) i32.const 1) (func (export \"f\") (result i32) return_call $g))", "tail calls"),
+            ("(module (memory 1 1 shared) (func (export \"f\") (result i32) i32.const 0 i32.atomic.load))", "threads"),
+            ("(module (memory i64 1) (func (export \"f\") (result i32) i32.const 1))", "64-bit memory"),
+            ("(module (memory 1) (memory 1) (func (export \"f\") (result i32) i32.const 1))", "multi-memory"),
+        ]
+        for (text, feature) in cases {
+            guard let module = try? GuestModule(wat: text) else { continue }  // WasmKit may refuse it too
+            do {
+                try Interpreters.create(engine: .compiled).exec(module)
+                Issue.record("\(feature): loaded on the compiled engine")
+            } catch let error as ModuleError {
+                #expect(error.code == .unsupportedFeature, "\(feature): \(error)")
+                #expect(error.message.contains(feature), "\(feature): \(error)")
+            }
+        }
+    }
+
+    /// Every module loads as its own shared object, however many are loaded one after another
+    /// (the loader knows libraries by name, and a name like /proc/self/fd/N comes back when N is
+    /// closed and reused: each used to alias the last).
+    @Test func everyModuleIsItsOwnLibrary() throws {
+        let interpreter = Interpreters.create(engine: .compiled)
+        for index in 0..<12 {
+            let module = Fixtures.module("(module (func (export \"which\") (result i64) i64.const \(index * 7 + 1_000_003)))", name: "library-\(index)")
+            #expect(try interpreter.call(module.function("which", returning: Int.self)) == index * 7 + 1_000_003)
+        }
+    }
+
+    /// Caps refuse what would keep the tools busy for minutes, before they run.
+    @Test func capsRefuseOversizedModulesBeforeBuilding() throws {
+        let types = (0..<40).map { index in "(type (func (param \(String(repeating: "i32 ", count: index)))))" }.joined(separator: " ")
+        let module = Fixtures.module("(module \(types) (func (export \"one\") (result i32) i32.const 1))")
+        var budget = CompiledEngine.BuildBudget()
+        budget.maxTypes = 20
+        do {
+            try CompiledBuild.checkCaps(module, budget: budget)
+            Issue.record("no cap")
+        } catch {
+            #expect(error.code == .tooLarge)
+            #expect(error.message.contains("maxTypes"), "\(error)")
+        }
+        budget = CompiledEngine.BuildBudget(maxGlobals: 3)
+        let globals = Fixtures.module("(module (global i32 (i32.const 1)) (global i32 (i32.const 1)) (global i32 (i32.const 1)) (global i32 (i32.const 1)))")
+        #expect(throws: ModuleError.self) { try CompiledBuild.checkCaps(globals, budget: budget) }
+        try CompiledBuild.checkCaps(globals, budget: .default)
+    }
+
+    /// One build per module at a time, any number of modules at once: a slow build of one module
+    /// never holds another's.
+    @Test func buildLocksArePerModule() {
+        let gate = KeyedGate()
+        let holding = Gate()
+        let release = Gate()
+        let order = Recorder<String>()
+        runOnThreads(3) { index in
+            switch index {
+            case 0:
+                gate.with("slow") {
+                    holding.open()
+                    release.wait()
+                    order.append("slow done")
+                }
+            case 1:
+                holding.wait()
+                gate.with("other") { order.append("other ran") }
+                release.open()
+            default:
+                holding.wait()
+                // Waits for the slow one: the same module.
+                gate.with("slow") { order.append("second slow ran") }
+            }
+        }
+        #expect(order.all.first == "other ran")
+        #expect(order.all.last == "second slow ran")
+    }
+}
+
+/// Runs `tool` with `arguments`, returning its exit status and output (stdout then stderr).
+func run(_ tool: String, _ arguments: [String]) -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tool)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    do { try process.run() } catch { return (-1, "\(error)") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
