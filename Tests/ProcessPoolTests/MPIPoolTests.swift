@@ -86,6 +86,15 @@ struct MPIPoolTests {
         }
     }
 
+    /// A start function that runs out of the pool's limits fails its call; the pool serves on.
+    @Test(.enabled(if: mpiAvailable))
+    func aSlowStartFailsTheCallNotThePool() throws {
+        let output = try mpiScenario("slow-start")
+        for expected in ["tight: outOfFuel", "generous: 1", "tight again: 1", "status=0"] {
+            #expect(output.contains(expected), "missing '\(expected)' in:\n\(output)")
+        }
+    }
+
     /// Eight threads submitting mixed calls in chunks of every size, with cancellations: every
     /// future resolves with its own outcome (the MPI pool's stress test).
     @Test(.enabled(if: mpiAvailable))
