@@ -237,3 +237,8 @@ void cf_builds_install_cleanup(void) {
         sigaction(signals[index], &action, NULL);
     }
 }
+
+long cf_find_bytes(const void *haystack, size_t length, const void *needle, size_t needle_length) {
+    const void *found = memmem(haystack, length, needle, needle_length);
+    return found ? (long)((const char *)found - (const char *)haystack) : -1;
+}

@@ -30,6 +30,8 @@ struct ModuleStructure {
     var hasStart = false
     /// The start function's type, when the module has one and its type is known.
     var startType: FunctionType?
+    /// Whether the start section names a function the module does not have.
+    var startIsOutOfRange = false
     /// Whether the module exports a memory named `memory` (the one host functions use).
     var exportsMemory = false
 
@@ -86,8 +88,12 @@ struct ModuleStructure {
                 }
             }
         } catch {}
-        if let start = startFunction, Int(start) < functionTypes.count, Int(functionTypes[Int(start)]) < types.count {
-            startType = types[Int(functionTypes[Int(start)])]
+        if let start = startFunction {
+            if Int(start) >= functionTypes.count {
+                startIsOutOfRange = true
+            } else if Int(functionTypes[Int(start)]) < types.count {
+                startType = types[Int(functionTypes[Int(start)])]
+            }
         }
         let functionCount = importedFunctions + functionTypeIndices.count
         badNameSections = nameSections.filter { !Self.isValidNameSection($0.bytes, functionCount: functionCount) }.map(\.range)

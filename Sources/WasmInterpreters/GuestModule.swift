@@ -76,6 +76,9 @@ public final class GuestModule: Sendable {
                 "\(name) uses \(feature), which this host does not run: rebuild the guest without exceptions "
                     + "(for C, -fno-exceptions; Embedded Swift never emits them)")
         }
+        if structure.startIsOutOfRange {
+            throw ModuleError(.invalid, "\(name) failed validation: its start section names a function it does not have")
+        }
         if let start = structure.startType, !start.parameters.isEmpty || !start.results.isEmpty {
             // The validator would refuse it only when the module is instantiated (WasmKit) or never
             // (the compiled engine): refused here, at load, on every engine.

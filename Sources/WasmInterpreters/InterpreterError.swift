@@ -87,9 +87,9 @@ extension ErrorCode where Domain == GuestError {
     public static let outOfFuel = Self("outOfFuel")
     /// The guest's memory would grow past ``InterpreterLimits/memoryBytes``.
     public static let memoryLimit = Self("memoryLimit")
-    /// An indirect call hit a null or mistyped table entry or an index past the table's end (on
-    /// WasmKit, any table access out of bounds; the compiled engine reports `table.get` and
-    /// `table.set` out of bounds as ``memoryOutOfBounds``).
+    /// An indirect call hit a null or mistyped table entry or an index past the table's end, or
+    /// a table operation (`table.get`, `table.set`, `table.init`, `table.copy`, `table.fill`)
+    /// went out of bounds; the same on both engines.
     public static let indirectCall = Self("indirectCall")
     /// The guest handed the host a pointer or length outside its memory.
     public static let invalidPointer = Self("invalidPointer")

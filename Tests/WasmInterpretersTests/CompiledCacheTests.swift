@@ -230,3 +230,23 @@ struct CompiledCacheTests {
         #expect(access(marker, F_OK) != 0, "the planted code ran")
     }
 }
+
+extension CompiledCacheTests {
+    /// Threads loading the same and different modules at once, each in its own order: every call
+    /// gets its own module's result (one build per module, any number at once).
+    @Test func concurrentLoadsGetTheirOwnModules() throws {
+        let modules = (0..<6).map { index in
+            Fixtures.module("(module (func (export \"which\") (result i64) i64.const \(index * 1_000_033 + 17)))", name: "concurrent-\(index)")
+        }
+        let wrong = Atomic<Int>(0)
+        runOnThreads(4) { thread in
+            let interpreter = Interpreters.create(engine: .compiled)
+            for step in 0..<modules.count {
+                let index = (step * (thread + 1) + thread) % modules.count
+                let result = try? interpreter.call(modules[index].function("which", returning: Int.self))
+                if result != index * 1_000_033 + 17 { wrong.add(1, ordering: .relaxed) }
+            }
+        }
+        #expect(wrong.load(ordering: .relaxed) == 0)
+    }
+}

@@ -1,4 +1,5 @@
 import BundledGuests
+import Foundation
 import Synchronization
 import Testing
 
@@ -112,6 +113,8 @@ struct CompiledEngineTests {
             BundledGuests.bytes(named: "Tasks.wasm")!,
             BundledGuests.bytes(named: "faults.wasm")!,
             try GuestModule(wat: Fixtures.basic).wasmBytes,
+            try GuestModule(wat: FuelConformanceTests.shapes).wasmBytes,
+            BundledGuests.bytes(named: "probe.wasm")!,
         ] + (try HostileGuests.all.map { try GuestModule.compile(wat: $0) })
         let limits = InterpreterLimits(
             fuel: 1_000_000, memoryBytes: 1 << 20, maxValueBytes: 4096, stackBytes: 64 << 10, timeLimit: .seconds(1))
@@ -132,14 +135,18 @@ struct CompiledEngineTests {
                 let position = Int.random(in: 8..<bytes.count, using: &random)
                 bytes[position] ^= 1 << UInt8.random(in: 0..<8, using: &random)
             }
-            guard let module = try? GuestModule(bytes: bytes, name: "fuzz-\(round)") else { continue }
+            guard let module = try? GuestModule(bytes: bytes, name: "fuzz-\(round)", wasi: WASIOptions(output: .discard)) else { continue }
             compiledModules += 1
             let interpreters = [Interpreters.create(limits: limits), Interpreters.create(limits: limits, engine: .compiled)]
             let loads = try interpreters.map { interpreter in
                 try refill()
                 return Outcome { try interpreter.exec(module); return .none }
             }
+            // What the compiled engine does not translate (a mutation may make a SIMD or tail
+            // call instruction) is its refusal to make, before any tool runs.
+            if loads[0] == .value(.none), case .moduleError(let code) = loads[1], code == .unsupportedFeature { continue }
             if !loads[0].agrees(with: loads[1]) {
+                if getenv("FUZZ_DUMP") != nil { FileManager.default.createFile(atPath: "/tmp/fuzz-\(round).wasm", contents: Data(bytes)) }
                 mismatches.append("round \(round) load: \(loads)")
                 continue
             }

@@ -117,6 +117,14 @@ struct CompiledRuntimeTests {
                 #expect(error.message.contains("start function"), "\(error)")
             }
         }
+        // A start section naming a function the module does not have (WasmKit noticed only when
+        // instantiating, wasm2c when translating): refused at load too.
+        do {
+            _ = try GuestModule(bytes: [0, 0x61, 0x73, 0x6D, 1, 0, 0, 0, 8, 1, 5])
+            Issue.record("loaded")
+        } catch {
+            #expect(error.code == .invalid)
+        }
     }
 
     /// Export names the metering uses for itself are a module's to use, on both engines.
@@ -231,4 +239,33 @@ func run(_ tool: String, _ arguments: [String]) -> (status: Int32, output: Strin
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+extension CompiledRuntimeTests {
+    /// A table access out of bounds is the same error on both engines (wasm2c reports tables and
+    /// memories with one trap; the build tells them apart).
+    @Test func tableAccessesOutOfBoundsAreTheSameErrorOnBothEngines() throws {
+        let module = Fixtures.module(
+            """
+            (module
+              (table $t 2 funcref)
+              (elem $e funcref (ref.func $f))
+              (func $f)
+              (func (export "get") (drop (table.get $t (i32.const 5))))
+              (func (export "set") (table.set $t (i32.const 5) (ref.null func)))
+              (func (export "init") (table.init $t $e (i32.const 1) (i32.const 0) (i32.const 2)))
+              (func (export "copy") (table.copy $t $t (i32.const 1) (i32.const 0) (i32.const 2)))
+              (func (export "fill") (table.fill $t (i32.const 1) (ref.null func) (i32.const 2)))
+              (func (export "load") (drop (i32.load (i32.const 70000))))
+              (memory 1))
+            """)
+        for name in ["get", "set", "init", "copy", "fill"] {
+            for engine in [GuestEngine.wasmKit, .compiled] {
+                expectFailure(.indirectCall) { _ = try Interpreters.create(engine: engine).call(module.function(name, returning: Int.self)) }
+            }
+        }
+        for engine in [GuestEngine.wasmKit, .compiled] {
+            expectFailure(.memoryOutOfBounds) { _ = try Interpreters.create(engine: engine).call(module.function("load", returning: Int.self)) }
+        }
+    }
 }

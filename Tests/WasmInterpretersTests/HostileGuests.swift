@@ -139,12 +139,33 @@ enum HostileGuests {
             (call_indirect (type $two) (local.get $pointer) (i32.const 4) (local.get $which))))
         """
 
+    /// A type section of 3,000 entries, most of them distinct (the compiled engine's type registry
+    /// once searched them linearly at every load and aborted past 65,536).
+    static var manyTypes: String {
+        let types = (0..<3000).map { index in
+            let parameters = (0..<12).map { bit in index >> bit & 1 == 1 ? "i64" : "i32" }.joined(separator: " ")
+            return "(type (func (param \(parameters)) (result \(index % 2 == 0 ? "i32" : "f64"))))"
+        }
+        return "(module \(types.joined(separator: " ")) (table 2 funcref) (func (export \"probe\") (result i32) i32.const 1))"
+    }
+
+    /// A WASI guest without memory pages calling WASI with empty ranges: a memory of no bytes has
+    /// no address at all, and WasmKit stops the process on any access to one.
+    static let wasiWithoutMemory = """
+        (module
+          (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 0)
+          (func (export "random") (result i32) (call $random_get (i32.const 0) (i32.const 0)))
+          (func (export "write") (result i32) (call $fd_write (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0))))
+        """
+
     /// Every hostile guest, as module bytes, for the fuzzer's seeds (the exception-handling ones
     /// included: they must be refused at load, mutated or not).
     static var all: [String] {
         [
             staleException, tryTableOnly, exceptionGrowth, reentrantAllocator, loopingStart, loopingAllocator,
-            loopingFree, memoryGrowth, tableGrowth, queueFlood, importThroughTable,
+            loopingFree, memoryGrowth, tableGrowth, queueFlood, importThroughTable, wasiWithoutMemory,
         ]
     }
 }

@@ -28,8 +28,9 @@ struct ModuleFuzzTests {
     /// Nothing may crash or hang the host, and every failure must be one of the package's typed
     /// errors. The seeds include every kind of hostile guest the host was hardened against:
     /// exception handling, a re-entrant allocator, loops in the start function, `cf_alloc` and
-    /// `cf_free`, and memory, table, exception and queue growth; and WASI programs in C, whose
-    /// mutations call WASI functions with whatever their damaged code passes.
+    /// `cf_free`, and memory, table, exception and queue growth, bulk operations, a type section of
+    /// thousands of entries, a WASI guest with no memory; and WASI programs in C, whose mutations
+    /// call WASI functions with whatever their damaged code passes.
     @Test func randomAndMutatedModulesNeverCrashTheHost() throws {
         var random = SplitMix(state: UInt64(getenv("FUTURES_FUZZ_SEED").flatMap { Int(String(cString: $0)) } ?? 0x5EED))
         let seeds: [[UInt8]] = [
@@ -39,6 +40,9 @@ struct ModuleFuzzTests {
             BundledGuests.bytes(named: "wordstat-reactor.wasm")!,
             try GuestModule(wat: Fixtures.basic).wasmBytes,
             try GuestModule(wat: Fixtures.queues).wasmBytes,
+            // Bulk memory and table operations, and a type section of thousands of entries.
+            try GuestModule(wat: FuelConformanceTests.shapes).wasmBytes,
+            try GuestModule.compile(wat: HostileGuests.manyTypes),
         ] + (try HostileGuests.all.map { try GuestModule.compile(wat: $0) })
         var loaded = 0
         var rejected = 0

@@ -570,3 +570,14 @@ struct WASIGuestBuildTests {
         #expect(result.stdoutText == "echoing ab\n")
     }
 }
+
+extension WASIGuestTests {
+    /// A guest whose memory has no pages passes empty ranges: EFAULT, never a stopped process.
+    @Test(arguments: WASIGuestTests.engines) func aGuestWithoutMemoryGetsErrorsNotACrash(engine: GuestEngine) throws {
+        let module = try GuestModule(wat: HostileGuests.wasiWithoutMemory, name: "no-memory", wasi: WASIOptions(output: .discard))
+        let interpreter = Interpreters.create(engine: engine)
+        defer { try? interpreter.close() }
+        #expect(try interpreter.call(module.function("random", returning: Int.self)) == 21)
+        #expect(try interpreter.call(module.function("write", returning: Int.self)) == 21)
+    }
+}

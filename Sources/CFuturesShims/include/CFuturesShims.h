@@ -144,6 +144,9 @@ void cf_builds_abort(void);
 /// run `cf_builds_abort` first. For programs, such as the `futures` tool; idempotent.
 void cf_builds_install_cleanup(void);
 
+/// The offset of the first `needle` in `haystack` (memmem), or -1.
+long cf_find_bytes(const void *haystack, size_t length, const void *needle, size_t needle_length);
+
 /// The compiled engine's per-thread state (trap jump buffer, current instance, stack bounds),
 /// one block per thread for every compiled guest: the compiled guests' shared objects have no
 /// thread-local storage of their own (each would add a dynamic TLS block to every thread).

@@ -103,6 +103,7 @@ enum CompiledBuild {
         }
         unlinkat(directory.descriptor, "m.h", 0)
         try directory.write(Array(edited.utf8), to: "m.h")
+        try directory.renameTableTraps(in: "m.c")
         let glue: String
         do {
             glue = try CompiledGlue.source(for: module, metering: metered, header: edited, wasiImports: wasiImports(of: module))

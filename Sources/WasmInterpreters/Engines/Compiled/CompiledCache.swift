@@ -486,6 +486,37 @@ final class BuildDirectory {
         }
     }
 
+    /// In wasm2c's generated `name`, makes the table helpers trap with TOB rather than OOB (see
+    /// `wasm-rt.h`): the same length, written in place, in the helpers near the start of the file.
+    /// Generated code of another shape is left as it is (table traps then read as memory ones).
+    func renameTableTraps(in name: String) throws(ModuleError) {
+        let file = openat(descriptor, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
+        guard file >= 0 else { throw failure("cannot open \(name)") }
+        defer { Glibc.close(file) }
+        var head = [UInt8](repeating: 0, count: 1 << 20)
+        let count = pread(file, &head, head.count, 0)
+        guard count > 0 else { return }
+        func find(_ needle: String, from start: Int) -> Int? {
+            head.withUnsafeBytes { haystack in
+                var needle = needle
+                return needle.withUTF8 { bytes -> Int? in
+                    guard start < count else { return nil }
+                    let offset = cf_find_bytes(haystack.baseAddress! + start, count - start, bytes.baseAddress, bytes.count)
+                    return offset < 0 ? nil : start + offset
+                }
+            }
+        }
+        guard let start = find("static inline void funcref_table_init(", from: 0),
+            let end = find("DEFINE_TABLE_FILL(externref)", from: start)
+        else { return }
+        var cursor = start
+        while let trap = find("TRAP(OOB)", from: cursor), trap < end {
+            let replacement = Array("TRAP(TOB)".utf8)
+            guard pwrite(file, replacement, replacement.count, off_t(trap)) == replacement.count else { throw failure("cannot edit \(name)") }
+            cursor = trap + replacement.count
+        }
+    }
+
     /// Opens a new file `name` for a tool's output; the caller closes it.
     func createLog(_ name: String) throws(ModuleError) -> Int32 {
         let file = openat(descriptor, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)

@@ -373,6 +373,7 @@ final class CompiledInstance: HostCaller {
         case 8: return GuestFault(kind: .stackExhausted, message: "call stack exhausted")
         case 101:
             return GuestFault(kind: .memoryLimit, message: "initial memory size exceeds the interpreter's memory limit")
+        case 102: return GuestFault(kind: .indirectCall, message: "out of bounds table access")
         default: return GuestFault(kind: .trap, message: "trap \(trap)")
         }
     }

@@ -149,6 +149,7 @@ const char *wasm_rt_strerror(wasm_rt_trap_t trap) {
     case WASM_RT_TRAP_EXHAUSTION: return "call stack exhausted";
     case CF_TRAP_HOST: return "host function failed";
     case CF_TRAP_ALLOCATION: return "out of host memory";
+    case WASM_RT_TRAP_TOB: return "out of bounds table access";
   }
   return "trap";
 }

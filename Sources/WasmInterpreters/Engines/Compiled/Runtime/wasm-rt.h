@@ -87,6 +87,12 @@ typedef enum {
   CF_TRAP_HOST = 100,
   /* The host could not allocate memory or a table. */
   CF_TRAP_ALLOCATION = 101,
+  /*
+   * A table access out of bounds (`table.get`, `table.set`, `table.init`, `table.copy`,
+   * `table.fill`), which wasm2c reports as OOB like a memory access: the build renames it in the
+   * generated table helpers (TRAP(OOB) becomes TRAP(TOB)), so that it is told apart as WasmKit does.
+   */
+  WASM_RT_TRAP_TOB = 102,
 } wasm_rt_trap_t;
 
 typedef enum {
