@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -20,7 +21,8 @@
 #include "CFuturesShims.h"
 
 static void cf_close_from(int first, int skip) {
-    // close_range(2) where the kernel has it; otherwise one descriptor at a time.
+    // close_range(2) where the kernel has it; otherwise one descriptor at a time. `skip` stays
+    // open (-1: none).
     if (skip >= first) {
         if (skip > first && syscall(SYS_close_range, (unsigned)first, (unsigned)(skip - 1), 0) != 0) {
             for (int fd = first; fd < skip; fd++) close(fd);
@@ -34,6 +36,21 @@ static void cf_close_from(int first, int skip) {
     }
 }
 
+/*
+ * The tool runs under a supervisor: a child of the caller that leads the tool's process group, dies
+ * with the caller's thread (PR_SET_PDEATHSIG) and then kills the whole group, so that no
+ * descendant of the tool (a compiler's linker, a wrapper's children) outlives the caller, even
+ * one killed outright. The supervisor ends as the tool does: with its exit status, or by its
+ * signal.
+ */
+static volatile sig_atomic_t cf_supervised_group;
+
+static void cf_supervisor_orphaned(int sig) {
+    (void)sig;
+    kill(-cf_supervised_group, SIGKILL);
+    _exit(128 + SIGKILL);
+}
+
 int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int directory, int output,
                   long cpu_seconds, long long memory_bytes, int niceness, pid_t *pid) {
     int report[2];
@@ -45,46 +62,81 @@ int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int 
         close(report[1]);
         return saved;
     }
+    // No handler of the caller's may run in the children before they reset them all.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &previous);
     pid_t parent = getpid();
-    pid_t child = fork();
-    if (child < 0) {
+    pid_t supervisor = fork();
+    if (supervisor < 0) {
         int saved = errno;
+        pthread_sigmask(SIG_SETMASK, &previous, NULL);
         close(report[0]);
         close(report[1]);
         close(null_input);
         return saved;
     }
-    if (child == 0) {
-        // Only async-signal-safe calls from here to execve.
-        int failure;
-        setpgid(0, 0);
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent) _exit(127);
+    if (supervisor == 0) {
+        // Only async-signal-safe calls from here on, in both children.
+        int failure = 0;
         struct sigaction action;
         memset(&action, 0, sizeof action);
         action.sa_handler = SIG_DFL;
         for (int sig = 1; sig < NSIG; sig++) {
             if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &action, NULL);
         }
+        setpgid(0, 0);
+        cf_supervised_group = getpid();
+        action.sa_handler = cf_supervisor_orphaned;
+        sigaction(SIGTERM, &action, NULL);
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0 || getppid() != parent) _exit(127);
         sigset_t empty;
         sigemptyset(&empty);
-        sigprocmask(SIG_SETMASK, &empty, NULL);
-        struct rlimit cpu = {(rlim_t)cpu_seconds, (rlim_t)cpu_seconds + 1};
-        struct rlimit memory = {(rlim_t)memory_bytes, (rlim_t)memory_bytes};
-        struct rlimit none = {0, 0};
-        if (niceness > 0) setpriority(PRIO_PROCESS, 0, niceness);
-        if (setrlimit(RLIMIT_CPU, &cpu) != 0 || setrlimit(RLIMIT_AS, &memory) != 0 ||
-            setrlimit(RLIMIT_FSIZE, &memory) != 0 || setrlimit(RLIMIT_CORE, &none) != 0 || fchdir(directory) != 0 ||
-            dup2(null_input, 0) < 0 || dup2(output, 1) < 0 || dup2(output, 2) < 0) {
+        pid_t tool = fork();
+        if (tool < 0) {
             failure = errno;
-        } else {
-            cf_close_from(3, report[1]);
-            execve(path, argv, envp);
-            failure = errno;
+            ssize_t ignored = write(report[1], &failure, sizeof failure);
+            (void)ignored;
+            _exit(127);
         }
-        ssize_t ignored = write(report[1], &failure, sizeof failure);
-        (void)ignored;
-        _exit(127);
+        if (tool == 0) {
+            action.sa_handler = SIG_DFL;
+            sigaction(SIGTERM, &action, NULL);
+            sigprocmask(SIG_SETMASK, &empty, NULL);
+            if (niceness > 0) setpriority(PRIO_PROCESS, 0, niceness);
+            struct rlimit cpu = {(rlim_t)cpu_seconds, (rlim_t)cpu_seconds + 1};
+            struct rlimit memory = {(rlim_t)memory_bytes, (rlim_t)memory_bytes};
+            struct rlimit none = {0, 0};
+            if (setrlimit(RLIMIT_CPU, &cpu) != 0 || setrlimit(RLIMIT_AS, &memory) != 0 ||
+                setrlimit(RLIMIT_FSIZE, &memory) != 0 || setrlimit(RLIMIT_CORE, &none) != 0 || fchdir(directory) != 0 ||
+                dup2(null_input, 0) < 0 || dup2(output, 1) < 0 || dup2(output, 2) < 0) {
+                failure = errno;
+            } else {
+                cf_close_from(3, report[1]);
+                execve(path, argv, envp);
+                failure = errno;
+            }
+            ssize_t ignored = write(report[1], &failure, sizeof failure);
+            (void)ignored;
+            _exit(127);
+        }
+        // The supervisor keeps nothing of the caller's open but what it needs to wait.
+        close(report[1]);
+        cf_close_from(3, -1);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        int status;
+        while (waitpid(tool, &status, 0) < 0) {
+            if (errno != EINTR) _exit(127);
+        }
+        if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+        int sig = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
+        action.sa_handler = SIG_DFL;
+        sigaction(sig, &action, NULL);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        kill(getpid(), sig);
+        _exit(128 + sig);
     }
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
     close(report[1]);
     close(null_input);
     int failure = 0;
@@ -93,10 +145,11 @@ int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int 
     close(report[0]);
     if (got == (ssize_t)sizeof failure) {
         int status;
-        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        kill(-supervisor, SIGKILL);
+        while (waitpid(supervisor, &status, 0) < 0 && errno == EINTR) {}
         return failure ? failure : ENOEXEC;
     }
-    *pid = child;
+    *pid = supervisor;
     return 0;
 }
 
@@ -135,13 +188,14 @@ void cf_kill_group(pid_t group) {
     if (group > 0) kill(-group, SIGKILL);
 }
 
-int cf_remove_tree_at(int parent, const char *name) {
+static int cf_remove_tree_depth(int parent, const char *name, int depth) {
     int directory = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (directory < 0) return errno == ENOENT ? 0 : errno;
     // getdents64 and unlinkat are system calls: this runs in a signal handler too. A build
-    // directory is flat (the tools write their temporary files into it), so one level is all.
+    // directory is flat (the tools write their temporary files into it); a private cache holds
+    // entries and build directories: two levels are all there is.
     char buffer[4096] __attribute__((aligned(8)));
-    for (int round = 0; round < 64; round++) {
+    for (int round = 0; round < 256; round++) {
         long count = syscall(SYS_getdents64, directory, buffer, sizeof buffer);
         if (count <= 0) break;
         for (long offset = 0; offset < count;) {
@@ -153,7 +207,9 @@ int cf_remove_tree_at(int parent, const char *name) {
                 char name[];
             } *entry = (void *)(buffer + offset);
             if (strcmp(entry->name, ".") != 0 && strcmp(entry->name, "..") != 0) {
-                if (unlinkat(directory, entry->name, 0) != 0 && errno == EISDIR) unlinkat(directory, entry->name, AT_REMOVEDIR);
+                if (unlinkat(directory, entry->name, 0) != 0 && errno == EISDIR && depth > 0) {
+                    cf_remove_tree_depth(directory, entry->name, depth - 1);
+                }
             }
             offset += entry->length;
         }
@@ -162,6 +218,8 @@ int cf_remove_tree_at(int parent, const char *name) {
     close(directory);
     return unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : errno;
 }
+
+int cf_remove_tree_at(int parent, const char *name) { return cf_remove_tree_depth(parent, name, 1); }
 
 // Running builds, for cf_builds_abort: a fixed table, written by the builder threads with atomic
 // stores and read by a signal handler.
@@ -213,13 +271,32 @@ void cf_builds_abort(void) {
     }
 }
 
+// The private cache of this process (without HOME), removed with its running builds.
+static _Atomic int cf_private_parent = -1;
+static char cf_private_name[256];
+
+void cf_private_cache_register(int parent, const char *name) {
+    strncpy(cf_private_name, name, sizeof cf_private_name - 1);
+    atomic_store(&cf_private_parent, parent);
+}
+
+void cf_private_cache_remove(void) {
+    int parent = atomic_exchange(&cf_private_parent, -1);
+    if (parent < 0) return;
+    cf_remove_tree_at(parent, cf_private_name);
+}
+
 static void cf_builds_signal_handler(int sig) {
     cf_builds_abort();
+    cf_private_cache_remove();
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-static void cf_builds_at_exit(void) { cf_builds_abort(); }
+static void cf_builds_at_exit(void) {
+    cf_builds_abort();
+    cf_private_cache_remove();
+}
 
 void cf_builds_install_cleanup(void) {
     static _Atomic int installed;

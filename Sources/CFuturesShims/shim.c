@@ -190,6 +190,8 @@ int cf_wait_readable(int fd, int timeout_ms) {
 #include <signal.h>
 
 static volatile sig_atomic_t cf_interrupt_fd = -1;
+// The SIGINT action before cf_interrupt_pipe_install, restored by cf_interrupt_pipe_remove.
+static struct sigaction cf_interrupt_previous;
 
 static void cf_interrupt_handler(int sig) {
     (void)sig;
@@ -210,7 +212,7 @@ int cf_interrupt_pipe_install(int fd) {
     action.sa_handler = cf_interrupt_handler;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
-    if (sigaction(SIGINT, &action, NULL) != 0) return errno;
+    if (sigaction(SIGINT, &action, &cf_interrupt_previous) != 0) return errno;
     // A process started from a thread that blocks SIGINT (libdispatch's worker threads block
     // most signals) inherits that mask: unblock it here, or the signal would stay pending.
     sigset_t mask;
@@ -228,11 +230,7 @@ void cf_ignore_interrupts(void) {
 }
 
 void cf_interrupt_pipe_remove(void) {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = SIG_DFL;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGINT, &cf_interrupt_previous, NULL);
     cf_interrupt_fd = -1;
 }
 

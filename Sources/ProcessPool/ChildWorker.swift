@@ -171,22 +171,6 @@ final class ChildWorker {
     }
 }
 
-/// The parent's environment, as a dictionary.
-enum ProcessEnvironment {
-    static var current: [String: String] {
-        var result: [String: String] = [:]
-        var cursor = environ
-        while let entry = cursor.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            cursor += 1
-        }
-        return result
-    }
-}
-
 /// Calls `body` with a NULL-terminated C array of the strings.
 func withCStrings<T>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> T) -> T {
     let pointers = strings.map { strdup($0) } + [nil]

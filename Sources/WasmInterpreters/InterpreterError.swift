@@ -139,12 +139,26 @@ public struct ModuleError: CodedError, Sendable, Hashable {
     public let message: String
     /// For ``Code-swift.struct/missingImports``: the missing imports as `module.name`.
     public let missingImports: [String]
+    /// Whether the same attempt may succeed later (a build that ran out of wall time on a busy
+    /// machine, or waited too long for another process's build of the module): the compiled
+    /// engine does not remember it as the module's verdict. Not part of equality.
+    package var isTransient = false
 
     /// Creates an error.
     public init(_ code: Code, _ message: String, missingImports: [String] = []) {
         self.code = code
         self.message = message
         self.missingImports = missingImports
+    }
+
+    public static func == (lhs: ModuleError, rhs: ModuleError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message && lhs.missingImports == rhs.missingImports
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+        hasher.combine(message)
+        hasher.combine(missingImports)
     }
 }
 

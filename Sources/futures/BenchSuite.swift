@@ -197,12 +197,72 @@ struct BenchSuite {
             rows[index].note += (wasi.note.isEmpty ? "" : "; ") + String(format: "%.2fx the guest without WASI", wasi.median / plain.median)
         }
         if executors.contains("mpi") { rows.append(try mpiIdle()) }
+        if benchmarks.contains("load") { rows += try loadRows() }
         if benchmarks.contains("memory") {
             if executors.contains("interpreter") {
                 for engine in GuestEngine.allCases where engines.contains(engine) { rows.append(try interpreterMemory(engine: engine)) }
             }
             if executors.contains("process") { rows.append(try processMemory()) }
         }
+        return rows
+    }
+
+    /// What loading a module costs the first call in a new interpreter, per engine: WasmKit
+    /// (instantiation); compiled with the entry in the cache but not yet loaded in the process
+    /// (the checks, `dlopen`, instantiation); auto with nothing cached (WasmKit, plus looking in
+    /// the cache and queueing the background build); and the checks of a warm load on their own.
+    /// Each compiled sample uses a module of its own (the benchmark guest with a custom section
+    /// naming the sample), so that nothing is loaded in the process already.
+    func loadRows() throws -> [BenchRow] {
+        let samples = Swift.max(3, runs)
+        let base = BundledGuests.bytes(named: "Tasks.wasm")!
+        let stamp = UInt32.random(in: 0...UInt32.max)
+        func variant(_ label: String, _ index: Int) throws -> GuestModule {
+            let name = Array("bench-load-\(stamp)-\(label)-\(index)".utf8)
+            // A custom section: id 0, size, name length, name.
+            return try GuestModule(bytes: base + [0, UInt8(name.count + 1), UInt8(name.count)] + name, name: "Tasks.wasm")
+        }
+        func firstCall(_ module: GuestModule, engine: GuestEngine) throws -> Double {
+            let noop = try module.function("noop", returning: ShareableValue.self)
+            let interpreter = Interpreters.create(engine: engine)
+            defer { try? interpreter.close() }
+            return try timeThrowing { _ = try interpreter.call(noop) }
+        }
+        var rows: [BenchRow] = []
+        var wasmKit: [Double] = []
+        for index in 0..<samples { wasmKit.append(try firstCall(try variant("wasmkit", index), engine: .wasmKit)) }
+        var row = BenchRow(benchmark: "load", executor: "interpreter", guest: "wasm", engine: "wasmkit", workers: 1, seconds: wasmKit)
+        row.note = "first call in a new interpreter: instantiation of Tasks.wasm"
+        rows.append(row)
+        guard engines.contains(.compiled) else { return rows }
+        var compiled: [Double] = []
+        for index in 0..<samples {
+            let module = try variant("compiled", index)
+            try CompiledEngine.build(module)
+            compiled.append(try firstCall(module, engine: .compiled))
+        }
+        row = BenchRow(benchmark: "load", executor: "interpreter", guest: "wasm", engine: "compiled", workers: 1, seconds: compiled)
+        row.note = "first call in a new interpreter, the module in the cache but not loaded: checks, dlopen, instantiation"
+        rows.append(row)
+        var auto: [Double] = []
+        for index in 0..<samples {
+            let module = try variant("auto", index)
+            auto.append(try firstCall(module, engine: .auto))
+            // The background build ends before the next sample.
+            for _ in 0..<6000 where !CompiledEngine.isLoaded(module) { usleep(10_000) }
+        }
+        row = BenchRow(benchmark: "load", executor: "interpreter", guest: "wasm", engine: "auto", workers: 1, seconds: auto)
+        row.note = "first call in a new interpreter, nothing cached: WasmKit, plus the cache lookup and the background build queued"
+        rows.append(row)
+        let checks = try CompiledEngine.measureChecks(of: try variant("checks", 0), repetitions: 200)
+        func seconds(_ duration: Duration) -> Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
+        row = BenchRow(benchmark: "load", executor: "checks", guest: "wasm", engine: "compiled", workers: 1, seconds: [seconds(checks.entry)])
+        row.extra["directory_checks_s"] = seconds(checks.directory)
+        row.extra["entry_bytes"] = Double(checks.entryBytes)
+        row.note = String(
+            format: "checks of a warm load: the entry (descriptor, record, SHA-256 of its %d KiB); the cache directory and its ancestors, once per process: %.1f µs",
+            checks.entryBytes >> 10, seconds(checks.directory) * 1e6)
+        rows.append(row)
         return rows
     }
 

@@ -163,6 +163,9 @@ struct MapCommand: AsyncParsableCommand {
             onSecondInterrupt: {
                 writeError("\ninterrupted again: stopping now")
                 stopWorkers()
+                // `_exit` runs no exit handler: end the builds and remove the private cache here.
+                cf_builds_abort()
+                cf_private_cache_remove()
                 _exit(130)
             })
         defer { interruption.stop() }

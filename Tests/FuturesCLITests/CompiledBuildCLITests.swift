@@ -65,14 +65,12 @@ struct CompiledBuildCLITests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (tool, pids) = try Self.hangingTool(in: directory)
         let cache = "\(directory)/cache"
-        let started = Date()
         let run = try await futures(
             ["build-guest", "--compile", "Tasks.wasm", "--build-timeout", "1"],
             environment: ["CONCURRENT_FUTURES_CACHE": cache, "CONCURRENT_FUTURES_CC": tool])
         #expect(run.exitCode == 1)
         #expect(run.error.contains("ran out of its budget"), "\(run.error)")
         #expect(run.error.contains("--build-timeout"), "\(run.error)")
-        #expect(Date().timeIntervalSince(started) < 60)  // the tool waits 1,000 s
         let recorded = Self.recordedPIDs(pids)
         #expect(recorded.count == 1)
         #expect(recorded.allSatisfy { !Self.isAlive($0) })

@@ -289,18 +289,21 @@ struct CompiledEngineTests {
         #expect(try pool.submit(getOne, queue, 0).result() == -1)
     }
 
-    /// The injected metering keeps a module valid and its results unchanged.
-    @Test func meteringKeepsModulesValidAndResultsUnchanged() throws {
+    /// The injected metering keeps a module valid, renames every export (none of the module's
+    /// names reaches wasm2c), and exports the start function and the fuel counter.
+    @Test func meteringKeepsModulesValidAndRenamesExports() throws {
         for module in [BundledGuests.tasks, BundledGuests.examples, BundledGuests.faults] {
             let metered = try FuelMetering.instrument(module.wasmBytes)
             let reloaded = try GuestModule(bytes: metered.bytes, name: module.name)
-            #expect(reloaded.export(named: FuelMetering.fuelExport) == nil)  // a global, not a function
-            #expect(Set(reloaded.functions.map(\.name)) == Set(module.functions.map(\.name)))
+            #expect(Set(metered.functionExports.keys) == Set(module.functions.map(\.name)))
+            #expect(Set(reloaded.functions.map(\.name)) == Set(metered.functionExports.values))
+            #expect(reloaded.functions.allSatisfy { $0.name.first == "e" && $0.name.dropFirst().allSatisfy(\.isNumber) })
             #expect(!reloaded.hasStartFunction)
+            #expect(metered.memoryExport != nil)
         }
         let starting = try FuelMetering.instrument(GuestModule.compile(wat: HostileGuests.loopingStart))
-        #expect(starting.startExport != nil)
-        #expect(try GuestModule(bytes: starting.bytes).export(named: starting.startExport!) != nil)
+        #expect(starting.startExport == "start")
+        #expect(try GuestModule(bytes: starting.bytes).export(named: "start") != nil)
     }
 
     /// wasm2c's name mangling, as the glue must reproduce it.

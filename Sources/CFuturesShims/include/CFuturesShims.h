@@ -61,7 +61,7 @@ int cf_interrupt_pipe_install(int fd);
 /// Ignores SIGINT, discarding one that is pending, then unblocks it: a worker's Ctrl-C policy.
 void cf_ignore_interrupts(void);
 
-/// Gives SIGINT its default action again and forgets the descriptor.
+/// Gives SIGINT the action it had before `cf_interrupt_pipe_install` and forgets the descriptor.
 void cf_interrupt_pipe_remove(void);
 
 // MPI, loaded at run time (see mpi.c): the package builds and runs without MPI installed, and the
@@ -111,12 +111,14 @@ void cf_sha256_final(cf_sha256_state *state, uint8_t digest[32]);
 
 // The compiled engine's build tools (build.c).
 
-/// Starts `path` with `argv` and `envp` as a build tool: in a process group of its own, with
+/// Starts `path` with `argv` and `envp` as a build tool, under a supervisor that leads its process
+/// group and kills the whole group when the calling thread ends (however it ends); the tool has
 /// `cpu_seconds` of CPU (SIGKILL one second later), `memory_bytes` of address space and of file
 /// size, no core dump, `niceness` (0 keeps the caller's), SIGKILL when the calling thread ends,
 /// default signal handling and an empty signal mask; its working directory is `directory`, its
 /// stdin /dev/null, its stdout and stderr `output`, and it inherits no other descriptor. Returns 0
-/// and sets `*pid` (also the group's id), or an errno value (the tool could not be started).
+/// and sets `*pid` (the supervisor's, also the group's id; it ends as the tool does), or an errno
+/// value (the tool could not be started).
 int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int directory, int output,
                   long cpu_seconds, long long memory_bytes, int niceness, pid_t *pid);
 
@@ -127,7 +129,7 @@ int cf_wait_tool(pid_t pid, int timeout_ms, int *status);
 /// Kills every process in process group `group` with SIGKILL.
 void cf_kill_group(pid_t group);
 
-/// Removes the directory `name` in `parent` and the files in it (one level), without following
+/// Removes the directory `name` in `parent` and what it holds (two levels), without following
 /// links. Async-signal-safe. Returns 0 or an errno value.
 int cf_remove_tree_at(int parent, const char *name);
 
@@ -140,8 +142,13 @@ void cf_build_set_group(int slot, pid_t group);
 void cf_build_unregister(int slot);
 /// Kills the tools of every running build and removes their directories. Async-signal-safe.
 void cf_builds_abort(void);
+/// Records this process's private cache (the directory `name` in `parent`, a descriptor kept open).
+void cf_private_cache_register(int parent, const char *name);
+/// Removes the private cache, once. Async-signal-safe.
+void cf_private_cache_remove(void);
 /// Makes SIGINT, SIGTERM, SIGHUP and SIGQUIT (where they have their default action) and exit()
-/// run `cf_builds_abort` first. For programs, such as the `futures` tool; idempotent.
+/// run `cf_builds_abort` and `cf_private_cache_remove` first. For programs, such as the `futures`
+/// tool; idempotent.
 void cf_builds_install_cleanup(void);
 
 /// The offset of the first `needle` in `haystack` (memmem), or -1.

@@ -10,6 +10,10 @@ import Glibc
 /// `wasm2c`, the glue, `clang`; each tool a bounded child (see ``CompiledEngine/BuildBudget``),
 /// every file in a build directory of the cache that is removed at the end, whatever happens.
 enum CompiledBuild {
+    /// Changes whenever the build's own edits of the generated code change (it is part of cache
+    /// keys): the volatile fuel counter, the table traps.
+    static let version = "build-2"
+
     /// How every compiled guest is built. No warnings, but one error: a function whose native
     /// frame is over 64 KiB (the runtime's stack reserve counts on it; see `cf-rt.c`). Floating
     /// point keeps WebAssembly's semantics: no contraction, and no folding that assumes quiet
@@ -136,7 +140,7 @@ enum CompiledBuild {
             let argv = ([tool] + arguments).map { strdup($0) } + [nil]
             defer { for pointer in argv { free(pointer) } }
             // Temporary files go to the build directory (the tool's working directory).
-            var environment = ProcessEnvironment.current.filter { !$0.hasPrefix("TMPDIR=") } + ["TMPDIR=."]
+            var environment = ProcessEnvironment.entries.filter { !$0.hasPrefix("TMPDIR=") } + ["TMPDIR=."]
             environment = environment.filter { !$0.hasPrefix("TMP=") && !$0.hasPrefix("TEMP=") }
             let envp = environment.map { strdup($0) } + [nil]
             defer { for pointer in envp { free(pointer) } }
@@ -158,11 +162,13 @@ enum CompiledBuild {
             cf_kill_group(pid)
             if waited != 1 {
                 _ = cf_wait_tool(pid, -1, &status)
-                throw ModuleError(
+                var error = ModuleError(
                     .buildFailed,
                     "building \(module.name) ran out of its budget: \(what) was still running when the build's "
                         + "\(describe(budget.wallTime)) of wall time ran out (CompiledEngine.BuildBudget.wallTime, "
                         + "futures --build-timeout); WasmKit runs the module")
+                error.isTransient = true  // a busy machine is slower
+                throw error
             }
             var value: Int32 = 0
             let kind = cf_decode_status(status, &value)
@@ -202,8 +208,7 @@ enum CompiledBuild {
 
         /// The start of a tool's output.
         private func head(_ log: String) -> String {
-            let bytes = (try? directory.read(log, maxBytes: .max)) ?? []
-            return String(decoding: bytes.prefix(2000), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            String(decoding: directory.head(log, count: 2000), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
 
         /// A note when the failure looks like the memory budget.
@@ -219,19 +224,6 @@ enum CompiledBuild {
             let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
             return seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
         }
-    }
-}
-
-/// The process's environment as `NAME=value` strings.
-enum ProcessEnvironment {
-    static var current: [String] {
-        var entries: [String] = []
-        var cursor = environ
-        while let entry = cursor.pointee {
-            entries.append(String(cString: entry))
-            cursor += 1
-        }
-        return entries
     }
 }
 

@@ -109,7 +109,7 @@ final class CompiledCache: @unchecked Sendable {
     /// The environment a child process needs to use this process's cache: its path when the
     /// cache is private (the child would otherwise make its own), else nothing.
     static var environmentForChildren: [String: String] {
-        guard configuredPath == nil, let cache = try? current(), cache.isPrivate else { return [:] }
+        guard let cache = try? current(), cache.isPrivate else { return [:] }
         return ["CONCURRENT_FUTURES_CACHE": cache.path]
     }
 
@@ -130,10 +130,14 @@ final class CompiledCache: @unchecked Sendable {
         }
     }
 
-    /// Opens the directory at `path` (made absolute, its existing part resolved with `realpath`),
-    /// creating missing components with mode 0700, walking it from `/` one component at a time
-    /// without following links, and checking each component; returns a descriptor of the
-    /// directory, opened for reading.
+    /// Opens the directory at `path` (made absolute), creating missing components with mode
+    /// 0700, walking it from `/` one component at a time without following links implicitly, and
+    /// checking each directory it enters; returns a descriptor of the directory, opened for
+    /// reading.
+    ///
+    /// A symbolic link on the way is followed only when it belongs to the user or root (as the
+    /// kernel's `protected_symlinks` has it): another user's link in a sticky directory such as
+    /// `/tmp` could lead anywhere, a directory of the user's own included.
     static func openChecked(_ path: String) throws -> Int32 {
         var absolute = path
         if !absolute.hasPrefix("/") {
@@ -141,52 +145,62 @@ final class CompiledCache: @unchecked Sendable {
             absolute = String(cString: cwd) + "/" + path
             free(cwd)
         }
-        let components = resolved(absolute)
-        var current = open("/", openPath | O_DIRECTORY | O_CLOEXEC)
-        guard current >= 0 else { throw OpenFailure(component: "/", reason: "cannot be opened", isMissing: true) }
-        do {
-            try check(current, component: "/", isLeaf: components.isEmpty)
-            var walked = ""
-            for (index, component) in components.enumerated() {
-                walked += "/" + component
-                var next = openat(current, component, openPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                if next < 0, errno == ENOENT {
-                    if mkdirat(current, component, 0o700) != 0, errno != EEXIST {
-                        throw OpenFailure(component: walked, reason: "cannot be created (\(String(cString: strerror(errno))))", isMissing: true)
-                    }
-                    next = openat(current, component, openPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                }
-                guard next >= 0 else {
-                    let reason = errno == ELOOP || errno == ENOTDIR ? "is a symbolic link or not a directory" : String(cString: strerror(errno))
-                    throw OpenFailure(component: walked, reason: reason, isMissing: errno == EACCES || errno == ENOENT)
-                }
-                close(current)
-                current = next
-                try check(current, component: walked, isLeaf: index == components.count - 1)
+        let root = open("/", openPath | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else { throw OpenFailure(component: "/", reason: "cannot be opened", isMissing: true) }
+        var stack: [(descriptor: Int32, path: String)] = [(root, "")]
+        defer { for entry in stack { close(entry.descriptor) } }
+        try check(root, component: "/", isLeaf: false)
+        var pending = absolute.split(separator: "/").map(String.init)
+        var links = 0
+        while !pending.isEmpty {
+            let component = pending.removeFirst()
+            if component == "." { continue }
+            if component == ".." {
+                if stack.count > 1 { close(stack.removeLast().descriptor) }
+                continue
             }
-            let readable = openat(current, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard readable >= 0 else { throw OpenFailure(component: walked, reason: "cannot be read", isMissing: true) }
-            close(current)
-            return readable
-        } catch {
-            close(current)
-            throw error
-        }
-    }
-
-    /// The components of `path` with its longest existing prefix resolved by `realpath` (so that
-    /// a configured path may go through links; the walk then follows none).
-    private static func resolved(_ path: String) -> [String] {
-        var existing = path.split(separator: "/").map(String.init)
-        var rest: [String] = []
-        while !existing.isEmpty {
-            if let real = realpath("/" + existing.joined(separator: "/"), nil) {
-                defer { free(real) }
-                return String(cString: real).split(separator: "/").map(String.init) + rest
+            let (current, currentPath) = stack[stack.count - 1]
+            let walked = currentPath + "/" + component
+            var next = openat(current, component, openPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if next < 0, errno == ENOENT {
+                if mkdirat(current, component, 0o700) != 0, errno != EEXIST {
+                    throw OpenFailure(component: walked, reason: "cannot be created (\(String(cString: strerror(errno))))", isMissing: true)
+                }
+                next = openat(current, component, openPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             }
-            rest.insert(existing.removeLast(), at: 0)
+            if next < 0, errno == ELOOP || errno == ENOTDIR {
+                // A symbolic link, perhaps: followed only when it is the user's or root's.
+                var status = stat()
+                guard fstatat(current, component, &status, AT_SYMLINK_NOFOLLOW) == 0, status.st_mode & S_IFMT == S_IFLNK else {
+                    throw OpenFailure(component: walked, reason: "is not a directory", isMissing: false)
+                }
+                guard status.st_uid == getuid() || status.st_uid == 0 else {
+                    throw OpenFailure(component: walked, reason: "is a symbolic link owned by user \(status.st_uid)", isMissing: false)
+                }
+                links += 1
+                guard links <= 40 else { throw OpenFailure(component: walked, reason: "leads through too many symbolic links", isMissing: false) }
+                var target = [CChar](repeating: 0, count: 4097)
+                let length = readlinkat(current, component, &target, 4096)
+                guard length > 0 else { throw OpenFailure(component: walked, reason: "is a link that cannot be read", isMissing: false) }
+                let text = String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if text.hasPrefix("/") {
+                    for entry in stack.dropFirst() { close(entry.descriptor) }
+                    stack.removeSubrange(1...)
+                }
+                pending = text.split(separator: "/").map(String.init) + pending
+                continue
+            }
+            guard next >= 0 else {
+                throw OpenFailure(component: walked, reason: String(cString: strerror(errno)), isMissing: errno == EACCES || errno == ENOENT)
+            }
+            stack.append((next, walked))
+            try check(next, component: walked, isLeaf: false)
         }
-        return rest
+        let (leaf, leafPath) = stack[stack.count - 1]
+        try check(leaf, component: leafPath.isEmpty ? "/" : leafPath, isLeaf: true)
+        let readable = openat(leaf, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard readable >= 0 else { throw OpenFailure(component: leafPath, reason: "cannot be read", isMissing: true) }
+        return readable
     }
 
     /// Checks a directory: owned by the user (or, above the cache, root), and writable by no one
@@ -207,11 +221,17 @@ final class CompiledCache: @unchecked Sendable {
 
     // MARK: The private directory
 
+    /// Makes the private cache: a new directory (`mkdtemp`, mode 0700) under `$TMPDIR` or `/tmp`,
+    /// with a lock its process holds while it lives (`.owner`), removed at exit (or, under
+    /// ``CompiledEngine/installBuildCleanup()``, on a signal too). The private caches of processes
+    /// that are gone (their lock free) are removed first.
     private static func makePrivate() throws(ModuleError) -> CompiledCache {
         if let cache = opened.withLock({ $0[""] }) { return cache }
         var base = environmentValue("TMPDIR") ?? "/tmp"
         if !base.hasPrefix("/") { base = "/tmp" }
-        var template = Array("\(base)/concurrent-futures-\(getuid())-XXXXXX".utf8CString)
+        let prefix = "concurrent-futures-\(getuid())-"
+        removeStalePrivateCaches(in: base, prefix: prefix)
+        var template = Array("\(base)/\(prefix)XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else {
             throw ModuleError(
                 .engineUnavailable,
@@ -229,28 +249,60 @@ final class CompiledCache: @unchecked Sendable {
             rmdir(path)
             throw ModuleError(.engineUnavailable, "the compiled engine's private cache \(path): \(error)")
         }
-        privateToRemove.withLock { $0 = path }
+        // Held (never closed) while this process lives: the sign that the directory is in use.
+        let owner = openat(descriptor, ".owner", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if owner >= 0 { flock(owner, LOCK_EX) }
+        let parent = open(PathParts(path: path).deletingLastComponent, openPath | O_DIRECTORY | O_CLOEXEC)
+        if parent >= 0 { cf_private_cache_register(parent, PathParts(path: path).lastComponent) }
         atexit { CompiledCache.removePrivate() }
         let cache = CompiledCache(path: path, descriptor: descriptor, isPrivate: true)
         opened.withLock { $0[""] = cache }
         return cache
     }
 
-    private static let privateToRemove = Locked<String?>(nil)
-
     /// Removes the private directory at exit, with what it holds (running builds are ended first).
     private static func removePrivate() {
-        guard let path = privateToRemove.withLock({ $0 }) else { return }
         cf_builds_abort()
-        let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        let name = String(path[path.index(after: path.lastIndex(of: "/") ?? path.startIndex)...])
-        let parentDescriptor = open(parent.isEmpty ? "/" : parent, openPath | O_DIRECTORY | O_CLOEXEC)
-        guard parentDescriptor >= 0 else { return }
-        if let cache = opened.withLock({ $0[""] }) {
-            for entry in (try? cache.names()) ?? [] where entry.hasPrefix("build-") { _ = cf_remove_tree_at(cache.descriptor, entry) }
+        cf_private_cache_remove()
+    }
+
+    /// Removes the private caches in `base` whose process is gone: its `.owner` lock is free (or,
+    /// without one, the directory is over a day old). Only this user's own directories.
+    private static func removeStalePrivateCaches(in base: String, prefix: String) {
+        let directory = open(base, openPath | O_DIRECTORY | O_CLOEXEC)
+        guard directory >= 0 else { return }
+        defer { close(directory) }
+        let listing = openat(directory, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard listing >= 0, let stream = fdopendir(listing) else {
+            if listing >= 0 { close(listing) }
+            return
         }
-        _ = cf_remove_tree_at(parentDescriptor, name)
-        close(parentDescriptor)
+        defer { closedir(stream) }
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            guard name.hasPrefix(prefix) else { continue }
+            var status = stat()
+            guard fstatat(directory, name, &status, AT_SYMLINK_NOFOLLOW) == 0, status.st_mode & S_IFMT == S_IFDIR,
+                status.st_uid == getuid()
+            else { continue }
+            if isAbandoned(name, in: directory, lock: ".owner", olderThan: 86_400) { _ = cf_remove_tree_at(directory, name) }
+        }
+    }
+
+    /// Whether the directory `name` in `parent` was left by a process that is gone: its `lock`
+    /// file can be locked (its owner holds it while alive), or, without one, it is older than
+    /// `seconds`. (Process ids would not do: another PID namespace has other ones.)
+    static func isAbandoned(_ name: String, in parent: Int32, lock: String, olderThan seconds: Int) -> Bool {
+        let inside = openat(parent, name, openPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard inside >= 0 else { return false }
+        defer { close(inside) }
+        let file = openat(inside, lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard file >= 0 else {
+            var status = stat()
+            return fstat(inside, &status) == 0 && time(nil) - status.st_mtim.tv_sec > seconds
+        }
+        defer { close(file) }
+        return flock(file, LOCK_EX | LOCK_NB) == 0
     }
 
     // MARK: Entries
@@ -415,16 +467,25 @@ final class CompiledCache: @unchecked Sendable {
         throw storeError("cannot make a build directory (\(String(cString: strerror(errno))))")
     }
 
-    /// Removes the build directories of processes that are gone (killed mid-build), and any
-    /// older than a week.
+    /// Removes the build directories whose process is gone (killed mid-build): their lock is
+    /// free, or, without one, they are over an hour old.
     func removeStaleBuilds() {
         for name in (try? names()) ?? [] where name.hasPrefix("build-") {
-            let fields = name.split(separator: "-")
-            guard fields.count == 3, let pid = pid_t(fields[1]), pid != getpid() else { continue }
-            var status = stat()
-            let old = fstatat(descriptor, name, &status, AT_SYMLINK_NOFOLLOW) == 0 && time(nil) - status.st_mtim.tv_sec > 7 * 86_400
-            if old || (kill(pid, 0) != 0 && errno == ESRCH) { _ = cf_remove_tree_at(descriptor, name) }
+            if Self.isAbandoned(name, in: descriptor, lock: ".lock", olderThan: 3600) { _ = cf_remove_tree_at(descriptor, name) }
         }
+    }
+}
+
+/// The parts of a path, without Foundation.
+private struct PathParts {
+    let path: String
+    var deletingLastComponent: String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+    var lastComponent: String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
     }
 }
 
@@ -436,18 +497,24 @@ final class BuildDirectory {
     let descriptor: Int32
     private let slot: Int32
 
+    /// Held while the build runs: the sign, for other processes, that the directory is in use.
+    private let lock: Int32
+
     init(cache: CompiledCache, name: String, descriptor: Int32) {
         self.cache = cache
         self.name = name
         self.descriptor = descriptor
+        lock = openat(descriptor, ".lock", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if lock >= 0 { flock(lock, LOCK_EX) }
         slot = cf_build_register(cache.descriptor, name)
     }
 
     /// Removes the directory and what is left in it.
     func close() {
         cf_build_unregister(slot)
-        Glibc.close(descriptor)
         _ = cf_remove_tree_at(cache.descriptor, name)
+        if lock >= 0 { Glibc.close(lock) }
+        Glibc.close(descriptor)
     }
 
     /// Records the process group of the tool that runs now (`0` when none), for a signal to end.
@@ -467,6 +534,17 @@ final class BuildDirectory {
             guard count > 0 else { throw failure("cannot write \(name)") }
             written += count
         }
+    }
+
+    /// The first `count` bytes of the file `name` (fewer when it is shorter; none when it cannot
+    /// be read).
+    func head(_ name: String, count: Int) -> [UInt8] {
+        let file = openat(descriptor, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard file >= 0 else { return [] }
+        defer { Glibc.close(file) }
+        var bytes = [UInt8](repeating: 0, count: count)
+        let read = pread(file, &bytes, count, 0)
+        return read > 0 ? Array(bytes[0..<read]) : []
     }
 
     /// Reads the file `name` (at most `maxBytes`).

@@ -143,6 +143,40 @@ public enum CompiledEngine {
     /// private one made for this process).
     package static var environmentForWorkers: [String: String] { CompiledCache.environmentForChildren }
 
+    /// For `futures bench`: what the checks of a warm load cost, each the median of
+    /// `repetitions`: opening and checking the cache directory and its ancestors (once per
+    /// process), and checking `module`'s entry (its descriptor, its record, the SHA-256 of its
+    /// shared object; per module and process). Builds the entry first if needed.
+    package static func measureChecks(
+        of module: GuestModule, repetitions: Int
+    ) throws(ModuleError) -> (directory: Duration, entry: Duration, entryBytes: Int) {
+        let path = try build(module)
+        let cache = try CompiledCache.current()
+        let name = String(path.split(separator: "/").last!.dropLast(3))
+        func median(_ body: () throws(ModuleError) -> Void) throws(ModuleError) -> Duration {
+            var samples: [Duration] = []
+            for _ in 0..<repetitions {
+                let start = ContinuousClock.now
+                try body()
+                samples.append(ContinuousClock.now - start)
+            }
+            return samples.sorted()[samples.count / 2]
+        }
+        let directory = try median { () throws(ModuleError) in _ = try CompiledCache.at(cache.path) }
+        var bytes = 0
+        let entry = try median { () throws(ModuleError) in
+            guard case .valid(let file) = cache.openEntry(name) else { throw ModuleError(.engineUnavailable, "\(path) did not check") }
+            var status = stat()
+            fstat(file, &status)
+            bytes = Int(status.st_size)
+            close(file)
+        }
+        return (directory, entry, bytes)
+    }
+
+    /// Whether `module`'s compiled form is loaded in this process (for `futures bench`).
+    package static func isLoaded(_ module: GuestModule) -> Bool { CompiledLibrary.isLoaded(module) }
+
     /// Whether an interpreter made with ``GuestEngine/auto`` runs `module` compiled now: when its
     /// shared object is loaded or in the cache. Otherwise starts building it in the background,
     /// once, and answers `false`.
@@ -194,10 +228,15 @@ struct Toolchain: Sendable {
         return "the compiled engine needs " + missing.joined(separator: " and ") + ", and no compiled form of the module is cached in \(place)"
     }
 
-    /// `name` if it is a path to an executable, else its first match on `PATH`, as an absolute
-    /// path.
+    /// `name` if it is a path to an executable (made absolute: tools start in their build
+    /// directory), else its first match on `PATH`.
     static func find(_ name: String) -> String? {
-        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+        if name.contains("/") {
+            guard access(name, X_OK) == 0 else { return nil }
+            guard !name.hasPrefix("/"), let cwd = getcwd(nil, 0) else { return name }
+            defer { free(cwd) }
+            return String(cString: cwd) + "/" + name
+        }
         let path = environmentValue("PATH") ?? "/usr/bin:/bin"
         for directory in path.split(separator: ":") where directory.hasPrefix("/") {
             let candidate = "\(directory)/\(name)"

@@ -5,7 +5,7 @@ import WasmKit
 /// arguments and results as 64-bit slots.
 enum CompiledGlue {
     /// Changes whenever the generated glue changes (it is part of cache keys).
-    static let version = "glue-4"
+    static let version = "glue-5"
 
     /// A WASI preview 1 function the module imports: its name and type. The glue numbers them in
     /// this order from `CF_WASI_BASE`.
@@ -21,7 +21,6 @@ enum CompiledGlue {
     static func source(
         for module: GuestModule, metering: FuelMetering.Output, header: String, wasiImports: [WASIImport]
     ) throws(FuelMetering.Failure) -> String {
-        let exportsMemory = module.exportsMemory
         let instantiation = (["&box->module"] + (try instantiationArguments(header)).map { "(struct \($0) *)&box->header" })
             .joined(separator: ", ")
         var text = """
@@ -52,8 +51,8 @@ enum CompiledGlue {
             int cf_instantiate(cf_box *box, uintptr_t budget) { return cf_run(&box->header, budget, cf_instantiate_body, box); }
             static void cf_release_body(void *argument) { Z_m_free(&((cf_box *)argument)->module); }
             int cf_release(cf_box *box) { return cf_guard(cf_release_body, box); }
-            void *cf_memory(cf_box *box) { return \(exportsMemory ? "Z_mZ_memory(&box->module)" : "NULL"); }
-            void *cf_fuel(cf_box *box) { return Z_mZ_\(mangle(metering.fuelExport))(&box->module); }
+            void *cf_memory(cf_box *box) { return \(metering.memoryExport.map { "Z_mZ_\($0)(&box->module)" } ?? "NULL"); }
+            void *cf_fuel(cf_box *box) { return Z_mZ_\(metering.fuelExport)(&box->module); }
 
 
             """
@@ -76,14 +75,16 @@ enum CompiledGlue {
               switch (frame->index) {
 
             """
-        var entries = module.functions.map { (name: $0.name, parameters: $0.parameters, results: $0.results) }
+        // Exports are called by the names the metering gave them: none of the module's own names
+        // reaches the C (see FuelMetering).
+        var entries = module.functions.map { (name: metering.functionExports[$0.name], parameters: $0.parameters, results: $0.results) }
         if let start = metering.startExport { entries.append((start, [], [])) }
         for (index, entry) in entries.enumerated() {
             let types = entry.parameters + entry.results
-            guard types.allSatisfy({ ["i32", "i64", "f32", "f64"].contains($0) }) else { continue }
+            guard let name = entry.name, types.allSatisfy({ ["i32", "i64", "f32", "f64"].contains($0) }) else { continue }
             let arguments = (["instance"] + entry.parameters.enumerated().map { slot, type in fromSlot("s[\(slot)]", type) })
                 .joined(separator: ", ")
-            let call = "Z_mZ_\(mangle(entry.name))(\(arguments))"
+            let call = "Z_mZ_\(name)(\(arguments))"
             switch entry.results.count {
             case 0:
                 text += "    case \(index): \(call); break;\n"

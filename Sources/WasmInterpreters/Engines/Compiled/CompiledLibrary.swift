@@ -113,7 +113,29 @@ final class CompiledLibrary: @unchecked Sendable {
     private struct Registry {
         var byModule: [Int: CompiledLibrary] = [:]
         var byKey: [String: CompiledLibrary] = [:]
-        var failures: [String: ModuleError] = [:]
+        /// Builds that failed, by key and budget; a transient failure only until its time is up.
+        var failures: [String: (error: ModuleError, until: Deadline?)] = [:]
+
+        /// The failure remembered for `key` under `budget`, if any (a transient one expired is
+        /// forgotten).
+        mutating func failure(_ key: String) -> ModuleError? {
+            guard let failure = failures[key] else { return nil }
+            if let until = failure.until, until.hasPassed {
+                failures[key] = nil
+                return nil
+            }
+            return failure.error
+        }
+
+        /// Remembers a failure: for good when building again would fail the same way, for ten
+        /// minutes when it was transient; not at all when it came from the environment.
+        mutating func remember(_ error: ModuleError, for key: String) {
+            if error.isTransient {
+                failures[key] = (error, Deadline.after(.seconds(600)))
+            } else if error.isDeterministicBuildFailure {
+                failures[key] = (error, nil)
+            }
+        }
         /// The entries of modules in the cache (built or checked by ``buildEntry(_:)``), by module id.
         var built: [Int: String] = [:]
         /// Keys whose background build (``GuestEngine/auto``) is queued or running.
@@ -142,7 +164,7 @@ final class CompiledLibrary: @unchecked Sendable {
             }
             if let known { return known }
             let budget = CompiledEngine.budget
-            if let failure = registry.withLock({ $0.failures[failureKey(key, budget)] }) { throw failure }
+            if let failure = registry.withLock({ $0.failure(failureKey(key, budget)) }) { throw failure }
             do throws(ModuleError) {
                 let (file, path) = try entry(for: module, key: key, budget: budget, niceness: 0)
                 let library = try CompiledLibrary(module: module, file: file, path: path)
@@ -152,7 +174,7 @@ final class CompiledLibrary: @unchecked Sendable {
                 }
                 return library
             } catch {
-                if error.isDeterministicBuildFailure { registry.withLock { $0.failures[failureKey(key, budget)] = error } }
+                registry.withLock { $0.remember(error, for: failureKey(key, budget)) }
                 throw error
             }
         }
@@ -166,14 +188,14 @@ final class CompiledLibrary: @unchecked Sendable {
         if let path = registry.withLock({ $0.byModule[module.id]?.path ?? $0.built[module.id] }) { return path }
         let key = cacheKey(module)
         return try gate.with(key) { () throws(ModuleError) -> String in
-            if let failure = registry.withLock({ $0.failures[failureKey(key, budget)] }) { throw failure }
+            if let failure = registry.withLock({ $0.failure(failureKey(key, budget)) }) { throw failure }
             do throws(ModuleError) {
                 let (file, path) = try entry(for: module, key: key, budget: budget, niceness: 0)
                 close(file)
                 registry.withLock { $0.built[module.id] = path }
                 return path
             } catch {
-                if error.isDeterministicBuildFailure { registry.withLock { $0.failures[failureKey(key, budget)] = error } }
+                registry.withLock { $0.remember(error, for: failureKey(key, budget)) }
                 throw error
             }
         }
@@ -198,10 +220,12 @@ final class CompiledLibrary: @unchecked Sendable {
         let deadline = Deadline.after(budget.wallTime) ?? .now
         // Another process may be building it: wait for it, within this build's budget.
         guard let lock = try cache.lock(key, until: deadline) else {
-            throw ModuleError(
+            var error = ModuleError(
                 .buildFailed,
                 "\(module.name): another process was still building it when this build's budget ran out "
                     + "(CompiledEngine.BuildBudget.wallTime)")
+            error.isTransient = true
+            throw error
         }
         defer { close(lock) }
         if case .valid(let file) = cache.openEntry(name) { return (file, path) }
@@ -216,12 +240,15 @@ final class CompiledLibrary: @unchecked Sendable {
     private static func failureKey(_ key: String, _ budget: CompiledEngine.BuildBudget) -> String { "\(key)/\(budget.hashValue)" }
 
     /// What a cache entry depends on besides the tools: the module, the runtime, the glue, the
-    /// metering's prices and the flags.
+    /// metering (its version and prices), the build's edits of the generated code, and the flags.
     static func cacheKey(_ module: GuestModule) -> String {
         var hasher = SHA256()
         hasher.update(module.wasmBytes)
-        let settings = "\0\(CompiledGlue.version)\0\(CompiledBuild.compilerFlags.joined(separator: " "))\0\(FuelMetering.tableElementStride)\0"
-        hasher.update(Array(settings.utf8))
+        let settings = [
+            CompiledGlue.version, FuelMetering.version, CompiledBuild.version, CompiledBuild.compilerFlags.joined(separator: " "),
+            String(FuelMetering.tableElementStride),
+        ].joined(separator: "\0")
+        hasher.update(Array(("\0" + settings + "\0").utf8))
         hasher.update(PackageResources.wasm_rt_h)
         hasher.update(PackageResources.cf_rt_c)
         return String(hasher.finish().prefix(40))
@@ -238,7 +265,14 @@ final class CompiledLibrary: @unchecked Sendable {
                 registry.byModule[module.id] = library
                 return true
             }
-            if registry.scheduled.contains(key) || registry.failures.keys.contains(where: { $0.hasPrefix(key + "/") }) { return false }
+            if registry.scheduled.contains(key) { return false }
+            if let failed = registry.failures.first(where: { $0.key.hasPrefix(key + "/") }) {
+                if let until = failed.value.until, until.hasPassed {
+                    registry.failures[failed.key] = nil
+                } else {
+                    return false
+                }
+            }
             return nil
         }
         if let known { return known }
@@ -315,15 +349,20 @@ final class CompiledLibrary: @unchecked Sendable {
                     }
                     return try CompiledLibrary(module: next.module, file: file, path: path)
                 }
-                if let library {
-                    registry.withLock {
+                registry.withLock {
+                    if let library {
                         $0.byKey[key] = library
                         $0.byModule[next.module.id] = library
                     }
+                    $0.scheduled.remove(key)
                 }
                 readyGeneration.wrappingAdd(1, ordering: .relaxed)
             } catch {
-                registry.withLock { $0.failures[failureKey(key, budget)] = error }
+                registry.withLock {
+                    // Even an environment's failure is not tried again at once by the background builder.
+                    $0.failures[failureKey(key, budget)] = (error, error.isDeterministicBuildFailure && !error.isTransient ? nil : Deadline.after(.seconds(600)))
+                    $0.scheduled.remove(key)
+                }
             }
         }
     }

@@ -23,13 +23,21 @@ import WasmParser
 ///
 /// A charge that the counter cannot pay makes it negative and traps (`unreachable`): the host
 /// reports `outOfFuel`. The start function is taken out of the start section and exported, so
-/// that the host runs it under the call's limits. The `name` section is dropped. The exports
-/// added take names the module does not use.
+/// that the host runs it under the call's limits. The `name` section is dropped.
+///
+/// Every export is renamed (`e0`, `e1`, ... in the order of the export section), and the added
+/// ones are `fuel` and `start`: `wasm2c` writes export names into the C it generates (into
+/// comments, and into identifiers after its own mangling), so a name chosen by the guest must
+/// never reach it (a name holding `*/` would end the comment and put code of its choosing into a
+/// shared object the host loads; one that mangles like the fuel counter's would take its place).
+/// The host calls exports by their new names, through ``Output/functionExports``.
 enum FuelMetering {
-    /// The names the metering prefers for its exports (another is chosen when the module
-    /// exports one of them already).
-    static let fuelExport = "__cf_fuel"
-    static let startExport = "__cf_start"
+    /// The names of the exports the metering adds; every other export is named `e` and a number.
+    static let fuelExport = "fuel"
+    static let startExport = "start"
+
+    /// Changes whenever what the metering produces changes (it is part of cache keys).
+    static let version = "metering-2"
 
     /// Bytes WasmKit stores per table element: table operations are priced by them.
     static let tableElementStride = UInt64(MemoryLayout<WasmKit.Reference>.stride)
@@ -41,6 +49,10 @@ enum FuelMetering {
         let fuelExport: String
         /// The export of the module's start function, if it had one.
         let startExport: String?
+        /// The new name of each exported function, by its name in the module.
+        let functionExports: [String: String]
+        /// The new name of the memory the module exports as `memory`, if it does.
+        let memoryExport: String?
     }
 
     /// What goes wrong: a message for ``ModuleError``.
@@ -58,15 +70,34 @@ enum FuelMetering {
     ///   does not match its own parse.
     static func instrument(_ bytes: [UInt8]) throws(Failure) -> Output {
         let layout = try ModuleLayout(bytes)
-        let fuelName = unusedName(fuelExport, in: layout.exportNames)
-        let startName = layout.start.map { _ in unusedName(startExport, in: layout.exportNames.union([fuelName])) }
         let fuelGlobal = UInt32(layout.importedGlobals + layout.definedGlobals)
         let sections = try rawSections(bytes)
 
         let newGlobal: [UInt8] = [0x7E, 0x01, 0x42, 0x00, 0x0B]  // (mut i64) (i64.const 0)
-        var newExports = exportEntry(fuelName, kind: 0x03, index: fuelGlobal)
-        if let start = layout.start, let startName { newExports += exportEntry(startName, kind: 0x00, index: start) }
-        let addedExports = layout.start == nil ? 1 : 2
+        var exports: [UInt8] = []
+        var exportCount: UInt64 = 0
+        var functionExports: [String: String] = [:]
+        var memoryExport: String?
+        for section in sections where section.id == 7 {
+            var reader = SectionReader(bytes: bytes[section.range])
+            let count = try reader.leb()
+            for number in 0..<count {
+                let name = String(decoding: try reader.take(Int(try reader.leb())), as: UTF8.self)
+                let kind = try reader.byte()
+                let index = try reader.leb()
+                let renamed = "e\(number)"
+                if kind == 0x00 { functionExports[name] = renamed }
+                if kind == 0x02, name == "memory" { memoryExport = renamed }
+                exports += exportEntry(renamed, kind: kind, index: UInt32(truncatingIfNeeded: index))
+                exportCount += 1
+            }
+        }
+        exports += exportEntry(fuelExport, kind: 0x03, index: fuelGlobal)
+        exportCount += 1
+        if let start = layout.start {
+            exports += exportEntry(startExport, kind: 0x00, index: start)
+            exportCount += 1
+        }
 
         var output: [UInt8] = Array(bytes[0..<8])
         var globalsWritten = false
@@ -85,7 +116,7 @@ enum FuelMetering {
                 globalsWritten = true
             }
             if !exportsWritten, [8, 9, 12, 10, 11].contains(id) {
-                emit(7, leb(UInt64(addedExports)) + newExports)
+                emit(7, leb(exportCount) + exports)
                 exportsWritten = true
             }
         }
@@ -100,8 +131,7 @@ enum FuelMetering {
                 emit(6, leb(count + 1) + rest + newGlobal)
                 globalsWritten = true
             case 7:
-                let (count, rest) = try vectorHead(payload)
-                emit(7, leb(count + UInt64(addedExports)) + rest + newExports)
+                emit(7, leb(exportCount) + exports)
                 exportsWritten = true
             case 8:
                 break
@@ -112,15 +142,9 @@ enum FuelMetering {
             }
         }
         emitMissing(before: 11)
-        return Output(bytes: output, fuelExport: fuelName, startExport: startName)
-    }
-
-    /// `preferred`, or `preferred` with the first number appended that `names` lacks.
-    private static func unusedName(_ preferred: String, in names: Set<String>) -> String {
-        guard names.contains(preferred) else { return preferred }
-        var number = 1
-        while names.contains("\(preferred)_\(number)") { number += 1 }
-        return "\(preferred)_\(number)"
+        return Output(
+            bytes: output, fuelExport: fuelExport, startExport: layout.start == nil ? nil : startExport,
+            functionExports: functionExports, memoryExport: memoryExport)
     }
 
     /// What metering needs of a module besides its code: counts, types, exports, start.
@@ -130,7 +154,6 @@ enum FuelMetering {
         var importedFunctions = 0
         var start: UInt32?
         var codes: [Code] = []
-        var exportNames: Set<String> = []
         /// Every type of the type section, `nil` for one that is not a function type.
         var types: [FunctionType?] = []
         /// The type index of each defined function.
@@ -178,7 +201,6 @@ enum FuelMetering {
                     case .globalSection(let globals): definedGlobals = globals.count
                     case .startSection(let index): start = index
                     case .codeSection(let bodies): codes = bodies
-                    case .exportSection(let exports): exportNames = Set(exports.map(\.name))
                     default: break
                     }
                 }
