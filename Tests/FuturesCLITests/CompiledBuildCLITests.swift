@@ -9,12 +9,21 @@ import Glibc
 /// tool's death, their cache private without a home, their files written with fixed modes.
 @Suite("Compiled engine builds", .enabled(if: compiledEngineAvailable))
 struct CompiledBuildCLITests {
-    /// A fake compiler that records its process id and then waits forever, deaf to SIGINT,
-    /// SIGTERM and SIGHUP (as `wasm2c` and `clang` were when they inherited a blocked mask).
+    /// A fake compiler that starts a child of its own (as a compiler starts its linker), records
+    /// both process ids, and waits forever, deaf to SIGINT, SIGTERM and SIGHUP (as `wasm2c` and
+    /// `clang` were when they inherited a blocked mask).
     static func hangingTool(in directory: String) throws -> (tool: String, pids: String) {
         let tool = "\(directory)/hanging-cc"
         let pids = "\(directory)/pids"
-        try "#!/bin/sh\necho $$ >> '\(pids)'\ntrap '' INT TERM HUP\nexec sleep 1000\n".write(toFile: tool, atomically: false, encoding: .utf8)
+        let script = """
+            #!/bin/sh
+            trap '' INT TERM HUP
+            sleep 1000 &
+            echo $! >> '\(pids)'
+            echo $$ >> '\(pids)'
+            wait
+            """
+        try script.write(toFile: tool, atomically: false, encoding: .utf8)
         chmod(tool, 0o755)
         return (tool, pids)
     }
@@ -72,7 +81,7 @@ struct CompiledBuildCLITests {
         #expect(run.error.contains("ran out of its budget"), "\(run.error)")
         #expect(run.error.contains("--build-timeout"), "\(run.error)")
         let recorded = Self.recordedPIDs(pids)
-        #expect(recorded.count == 1)
+        #expect(recorded.count == 2)
         #expect(recorded.allSatisfy { !Self.isAlive($0) })
         #expect(Self.buildDirectories(cache).isEmpty)
     }
@@ -85,7 +94,7 @@ struct CompiledBuildCLITests {
         let cache = "\(directory)/cache"
         let process = try Self.start(
             ["build-guest", "--compile", "Tasks.wasm"], environment: ["CONCURRENT_FUTURES_CACHE": cache, "CONCURRENT_FUTURES_CC": tool])
-        #expect(Self.eventually { !Self.recordedPIDs(pids).isEmpty })
+        #expect(Self.eventually { Self.recordedPIDs(pids).count == 2 })
         #expect(Self.buildDirectories(cache).count == 1)
         kill(process.processIdentifier, SIGINT)
         process.waitUntilExit()
@@ -94,8 +103,9 @@ struct CompiledBuildCLITests {
         #expect(Self.buildDirectories(cache).isEmpty)
     }
 
-    /// A process killed outright takes its build's tool with it (the tool gets SIGKILL when its
-    /// parent dies), and the next build removes the directory it left.
+    /// A process killed outright takes its build's tool with it, and the tool's own children (the
+    /// supervisor of the tool's process group dies with the process, killing the group), and the
+    /// next build removes the directory it left.
     @Test func aKilledProcessTakesItsToolsAndTheNextBuildCleansUp() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -103,7 +113,7 @@ struct CompiledBuildCLITests {
         let cache = "\(directory)/cache"
         let process = try Self.start(
             ["build-guest", "--compile", "Tasks.wasm"], environment: ["CONCURRENT_FUTURES_CACHE": cache, "CONCURRENT_FUTURES_CC": tool])
-        #expect(Self.eventually { !Self.recordedPIDs(pids).isEmpty })
+        #expect(Self.eventually { Self.recordedPIDs(pids).count == 2 })
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         #expect(Self.eventually { Self.recordedPIDs(pids).allSatisfy { !Self.isAlive($0) } })
@@ -126,6 +136,54 @@ struct CompiledBuildCLITests {
         #expect(run.exitCode == 1)
         #expect(run.error.contains("wasm2c was killed by SIGSEGV"), "\(run.error)")
         #expect(run.error.contains("about to fall over"), "\(run.error)")
+    }
+
+    /// A second Ctrl-C in `futures map` stops at once, and still ends the background build's tools
+    /// and removes the private cache.
+    @Test func aSecondCtrlCInMapStillCleansUp() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (tool, pids) = try Self.hangingTool(in: directory)
+        let input = "\(directory)/inputs"
+        try String(repeating: "100000000\n", count: 1000).write(toFile: input, atomically: false, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: futuresPath)
+        process.arguments = ["map", "Tasks.wasm", "cpu_bound", "--engine", "auto", "--workers", "1", "-i", input]
+        // No HOME: the cache is private to the process.
+        process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "CONCURRENT_FUTURES_CC": tool, "TMPDIR": directory]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        #expect(Self.eventually { Self.recordedPIDs(pids).count == 2 })
+        let caches = { ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("concurrent-futures-") } }
+        #expect(caches().count == 1)
+        kill(process.processIdentifier, SIGINT)
+        usleep(300_000)
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(Self.eventually { Self.recordedPIDs(pids).allSatisfy { !Self.isAlive($0) } })
+        #expect(caches().isEmpty)
+    }
+
+    /// A tool named by a relative path (`CONCURRENT_FUTURES_CC=./cc`) runs: tools start in their
+    /// build directory, so the path is made absolute first.
+    @Test func aRelativeToolPathWorks() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let clang = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
+            .map { "\($0)/clang" }.first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/clang"
+        try "#!/bin/sh\nexec '\(clang)' \"$@\"\n".write(toFile: "\(directory)/cc", atomically: false, encoding: .utf8)
+        chmod("\(directory)/cc", 0o755)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: futuresPath)
+        process.arguments = ["build-guest", "--compile", "Tasks.wasm"]
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["CONCURRENT_FUTURES_CC": "./cc", "CONCURRENT_FUTURES_CACHE": "\(directory)/cache"]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
     }
 
     /// Under `umask 000`, the cache and its entries still get their own modes.

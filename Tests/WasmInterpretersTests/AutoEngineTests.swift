@@ -76,3 +76,22 @@ struct AutoEngineTests {
         }
     }
 }
+
+extension AutoEngineTests {
+    /// What a process pool builds in the background (without loading it) is used by the
+    /// process's own interpreters under auto once it is in the cache.
+    @Test func aBuildWithoutLoadIsUsedOnceItIsCached() throws {
+        let module = Self.freshModule("auto-unloaded")
+        let answer = try module.function("answer", returning: Int.self)
+        #expect(CompiledEngine.prepareForWorkers(module, engine: .auto) == nil)
+        var placement: GuestEngine?
+        for _ in 0..<1200 {
+            let interpreter = Interpreters.create(engine: .auto)
+            _ = try interpreter.call(answer)
+            placement = interpreter.placement(of: module)
+            if placement == .compiled { break }
+            usleep(50_000)
+        }
+        #expect(placement == .compiled)
+    }
+}

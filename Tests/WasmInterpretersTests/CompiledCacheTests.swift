@@ -67,6 +67,12 @@ struct CompiledCacheTests {
         symlink("\(root)/a", "\(root)/link")
         #expect(refusal("\(root)/link/b/cache") == nil)
         if canActAsAnotherUser {
+            // Another user's link in a sticky directory (as in /tmp): not followed, even to a
+            // directory of the user's own.
+            chmod("\(root)/shared", 0o1777)
+            chmod(root, 0o755)
+            #expect(run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/ln", "-s", "\(root)/a/b/cache", "\(root)/shared/theirs"]).status == 0)
+            #expect(refusal("\(root)/shared/theirs")?.contains("symbolic link owned by user 65534") == true)
             // Another user's directory above the cache: refused.
             mkdir("\(root)/theirs", 0o755)
             chown("\(root)/theirs", 65534, 65534)
@@ -248,5 +254,27 @@ extension CompiledCacheTests {
             }
         }
         #expect(wrong.load(ordering: .relaxed) == 0)
+    }
+}
+
+extension CompiledCacheTests {
+    /// A build directory is in use while its lock is held, whatever process ids say (another PID
+    /// namespace has other ones): a sweep removes only those whose lock is free, or, without a
+    /// lock, those over an hour old.
+    @Test func onlyAbandonedBuildDirectoriesAreRemoved() throws {
+        let root = temporaryDirectory("sweep")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cache = try CompiledCache.at("\(root)/cache")
+        let live = try cache.makeBuildDirectory()
+        defer { live.close() }
+        for name in ["build-1-abandoned", "build-2-fresh", "build-3-old"] { mkdir("\(root)/cache/\(name)", 0o700) }
+        FileManager.default.createFile(atPath: "\(root)/cache/build-1-abandoned/.lock", contents: nil)
+        var times = [timespec(tv_sec: time(nil) - 7200, tv_nsec: 0), timespec(tv_sec: time(nil) - 7200, tv_nsec: 0)]
+        utimensat(AT_FDCWD, "\(root)/cache/build-3-old", &times, 0)
+        // Another handle on the same directory sweeps: as another process would.
+        let other = try CompiledCache.at("\(root)/cache")
+        other.removeStaleBuilds()
+        let left = try FileManager.default.contentsOfDirectory(atPath: "\(root)/cache").filter { $0.hasPrefix("build-") }.sorted()
+        #expect(left == [live.name, "build-2-fresh"].sorted())
     }
 }

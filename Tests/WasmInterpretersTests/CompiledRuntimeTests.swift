@@ -269,3 +269,31 @@ extension CompiledRuntimeTests {
         }
     }
 }
+
+extension CompiledRuntimeTests {
+    /// Export names are the guest's to choose, and none reaches the generated C: a name that
+    /// would close wasm2c's comment and define a constructor runs nothing, and a global whose name
+    /// mangles like the fuel counter's does not take its place (the time limit still stops a loop).
+    @Test func exportNamesCannotInjectCodeOrTakeTheFuelCountersPlace() throws {
+        let marker = "/tmp/futures-test-\(getpid())-injected"
+        defer { unlink(marker) }
+        // A WAT string: `\n` is a newline, `\"` a quote, in the export's name.
+        let injected = #"x*/\n#ifndef PWN\n#define PWN\nextern void *fopen(const char *, const char *);\n__attribute__((constructor)) static void pwn(void){ fopen(\"\#(marker)\", \"w\"); }\n#endif\n/*"#
+        let module = Fixtures.module(
+            """
+            (module
+              (func (export "\(injected)") (result i32) i32.const 7)
+              (global (export "__cf-fuel") (mut i64) (i64.const 0))
+              (global (export "fuel") (mut i64) (i64.const 0))
+              (func (export "e0") (result i32) i32.const 8)
+              (func (export "spin") (loop $forever (br $forever))))
+            """)
+        let interpreter = Interpreters.create(limits: InterpreterLimits(timeLimit: .milliseconds(200)), engine: .compiled)
+        try interpreter.exec(module)
+        #expect(access(marker, F_OK) != 0, "the injected constructor ran")
+        #expect(try interpreter.call(module.function("e0", returning: Int.self)) == 8)
+        let name = try #require(module.functions.first { $0.name.hasPrefix("x*/") }?.name)
+        #expect(try interpreter.call(module.function(name, returning: Int.self)) == 7)
+        expectFailure(.timedOut) { _ = try interpreter.call(module.function("spin", returning: Int.self)) }
+    }
+}
