@@ -37,22 +37,53 @@ static void cf_close_from(int first, int skip) {
 }
 
 /*
- * The tool runs under a supervisor: a child of the caller that leads the tool's process group, dies
- * with the caller's thread (PR_SET_PDEATHSIG) and then kills the whole group, so that no
- * descendant of the tool (a compiler's linker, a wrapper's children) outlives the caller, even
- * one killed outright. The supervisor ends as the tool does: with its exit status, or by its
- * signal.
+ * The tool runs under a supervisor: a child of the caller that leads the tool's process group and
+ * kills the whole group as soon as the caller's process ends, however it ends, so that no
+ * descendant of the tool (a compiler's linker, a wrapper's children) outlives it. The supervisor
+ * learns of the end from a pipe whose only writing end the caller holds (it closes when the caller
+ * dies), not from a signal: no handler has to run in a process forked from a multithreaded one.
+ * The supervisor ends as the tool does: with its exit status, or by its signal.
  */
-static volatile sig_atomic_t cf_supervised_group;
+static int cf_watch_pipe[2] = {-1, -1};
+static pthread_once_t cf_watch_once = PTHREAD_ONCE_INIT;
 
-static void cf_supervisor_orphaned(int sig) {
-    (void)sig;
-    kill(-cf_supervised_group, SIGKILL);
-    _exit(128 + SIGKILL);
+static void cf_watch_create(void) {
+    if (pipe2(cf_watch_pipe, O_CLOEXEC) != 0) cf_watch_pipe[0] = cf_watch_pipe[1] = -1;
+}
+
+/* In the supervisor: waits for `tool` while the caller lives; kills the group when it does not. */
+static void cf_supervise(pid_t tool, int watch) {
+    int tool_descriptor = (int)syscall(SYS_pidfd_open, tool, 0);
+    for (;;) {
+        int status;
+        pid_t reaped = waitpid(tool, &status, WNOHANG);
+        if (reaped == tool) {
+            if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+            int sig = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
+            struct sigaction action;
+            memset(&action, 0, sizeof action);
+            action.sa_handler = SIG_DFL;
+            sigaction(sig, &action, NULL);
+            kill(getpid(), sig);
+            _exit(128 + sig);
+        }
+        if (reaped < 0 && errno != EINTR) _exit(127);
+        struct pollfd entries[2] = {{.fd = watch, .events = POLLIN}, {.fd = tool_descriptor, .events = POLLIN}};
+        // Without pidfds (kernels before 5.3), look again every 50 ms.
+        int ready = poll(entries, tool_descriptor >= 0 ? 2 : 1, tool_descriptor >= 0 ? -1 : 50);
+        if (ready > 0 && entries[0].revents != 0) {
+            // The caller is gone: the tool and everything it started go too.
+            kill(-getpgrp(), SIGKILL);
+            _exit(128 + SIGKILL);
+        }
+    }
 }
 
 int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int directory, int output,
                   long cpu_seconds, long long memory_bytes, int niceness, pid_t *pid) {
+    pthread_once(&cf_watch_once, cf_watch_create);
+    if (cf_watch_pipe[0] < 0) return EMFILE;
+    int watch = cf_watch_pipe[0];
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return errno;
     int null_input = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -66,7 +97,6 @@ int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int 
     sigset_t all, previous;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &previous);
-    pid_t parent = getpid();
     pid_t supervisor = fork();
     if (supervisor < 0) {
         int saved = errno;
@@ -86,10 +116,8 @@ int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int 
             if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &action, NULL);
         }
         setpgid(0, 0);
-        cf_supervised_group = getpid();
-        action.sa_handler = cf_supervisor_orphaned;
-        sigaction(SIGTERM, &action, NULL);
-        if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0 || getppid() != parent) _exit(127);
+        // The caller's writing end is not the supervisor's to hold: only the caller's death closes it.
+        close(cf_watch_pipe[1]);
         sigset_t empty;
         sigemptyset(&empty);
         pid_t tool = fork();
@@ -100,8 +128,6 @@ int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int 
             _exit(127);
         }
         if (tool == 0) {
-            action.sa_handler = SIG_DFL;
-            sigaction(SIGTERM, &action, NULL);
             sigprocmask(SIG_SETMASK, &empty, NULL);
             if (niceness > 0) setpriority(PRIO_PROCESS, 0, niceness);
             struct rlimit cpu = {(rlim_t)cpu_seconds, (rlim_t)cpu_seconds + 1};
@@ -120,21 +146,11 @@ int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int 
             (void)ignored;
             _exit(127);
         }
-        // The supervisor keeps nothing of the caller's open but what it needs to wait.
+        // The supervisor keeps nothing of the caller's open but the pipe it watches.
         close(report[1]);
-        cf_close_from(3, -1);
+        cf_close_from(3, watch);
         sigprocmask(SIG_SETMASK, &empty, NULL);
-        int status;
-        while (waitpid(tool, &status, 0) < 0) {
-            if (errno != EINTR) _exit(127);
-        }
-        if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
-        int sig = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
-        action.sa_handler = SIG_DFL;
-        sigaction(sig, &action, NULL);
-        sigprocmask(SIG_SETMASK, &empty, NULL);
-        kill(getpid(), sig);
-        _exit(128 + sig);
+        cf_supervise(tool, watch);
     }
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     close(report[1]);

@@ -119,9 +119,10 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
         lock.withLock { ranks.values.compactMap { rank in rank.lost.map { (rank.rank, $0) } }.sorted { $0.rank < $1.rank } }
     }
 
-    /// Declares `rank` lost: fails its awaited replies and tells the sessions that use it. Their
-    /// pools break on a thread of their own: breaking fails queued futures, whose callbacks must
-    /// not run on (and could block) the MPI thread.
+    /// Declares `rank` lost: tells the sessions that use it, then fails its awaited replies, on a
+    /// thread of its own: breaking fails queued futures, whose callbacks must not run on (and
+    /// could block) the MPI thread. The pools break first, so that whoever sees a future fail with
+    /// `.brokenMPIPool` finds its pool broken too.
     private func lose(_ rank: Int, _ reason: String) {
         let (slots, listeners, error): ([ReplySlot], [@Sendable (ExecutorError) -> Void], ExecutorError?) = lock.withLock {
             guard var entry = ranks[rank], entry.lost == nil, !ending else { return ([], [], nil) }
@@ -133,9 +134,10 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
             return (slots, sessions.values.filter { $0.ranks.contains(rank) }.map(\.lost), error)
         }
         guard let error else { return }
-        for slot in slots { slot.resolve(.failure(error)) }
-        guard !listeners.isEmpty else { return }
-        let tell = { @Sendable in for listener in listeners { listener(error) } }
+        let tell = { @Sendable in
+            for listener in listeners { listener(error) }
+            for slot in slots { slot.resolve(.failure(error)) }
+        }
         do {
             try DetachedThread.start(name: "cf-mpi-lost", pool: nil, tell)
         } catch {

@@ -34,6 +34,9 @@ struct ModuleStructure {
     var startIsOutOfRange = false
     /// Whether the module exports a memory named `memory` (the one host functions use).
     var exportsMemory = false
+    /// How many functions (imported and defined), type-section entries and globals it has, and
+    /// the bytes of its data segments: what the compiled engine's caps bound.
+    var sizes = ModuleSizes()
 
     /// Reads `bytes`; a module that does not parse gives what was read up to the error (parsing
     /// reports malformed modules, not this).
@@ -50,17 +53,14 @@ struct ModuleStructure {
                 guard let payload = try parser.parseNext() else { break }
                 switch payload {
                 case .typeSection(let groups):
-                    for group in groups {
-                        for type in group.types {
-                            if case .function(let function) = type.body { types.append(function) } else { types.append(nil) }
-                        }
-                    }
+                    types = Self.functionTypes(groups)
                 case .importSection(let imports):
                     for entry in imports {
                         switch entry.descriptor {
                         case .function(let index):
                             importedFunctions += 1
                             functionTypes.append(index)
+                        case .global: sizes.globals += 1
                         case .tag: unsupportedFeature = unsupportedFeature ?? "exception handling (an imported tag)"
                         default: break
                         }
@@ -75,6 +75,15 @@ struct ModuleStructure {
                 case .startSection(let index):
                     hasStart = true
                     startFunction = index
+                case .globalSection(let globals):
+                    sizes.globals += globals.count
+                case .dataSection(let segments):
+                    for segment in segments {
+                        switch segment {
+                        case .active(let active): sizes.dataBytes += active.initializer.count
+                        case .passive(let bytes): sizes.dataBytes += bytes.count
+                        }
+                    }
                 case .exportSection(let exports):
                     exportsMemory = exports.contains { if case .memory = $0.descriptor { $0.name == "memory" } else { false } }
                 case .tagSection(let tags) where !tags.isEmpty:
@@ -96,7 +105,17 @@ struct ModuleStructure {
             }
         }
         let functionCount = importedFunctions + functionTypeIndices.count
+        sizes.functions = functionCount
+        sizes.types = types.count
         badNameSections = nameSections.filter { !Self.isValidNameSection($0.bytes, functionCount: functionCount) }.map(\.range)
+    }
+
+    /// The entries of a type section, flattened from its recursion groups: a function's type, or
+    /// `nil` for another kind.
+    static func functionTypes(_ groups: [RecursiveGroup]) -> [FunctionType?] {
+        groups.flatMap { group in
+            group.types.map { type -> FunctionType? in if case .function(let function) = type.body { function } else { nil } }
+        }
     }
 
     /// `bytes` without the bad `name` sections; `nil` when there is none.
@@ -136,6 +155,14 @@ struct ModuleStructure {
         }
         return true
     }
+}
+
+/// How big a module is, in what bounds the work of compiling it.
+struct ModuleSizes: Sendable {
+    var functions = 0
+    var types = 0
+    var globals = 0
+    var dataBytes = 0
 }
 
 /// Stops at the first exception-handling instruction.

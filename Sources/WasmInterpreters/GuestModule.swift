@@ -42,6 +42,8 @@ public final class GuestModule: Sendable {
     let exportsMemory: Bool
     /// The names of the WASI preview 1 functions the module imports.
     let wasiImports: Set<String>
+    /// How many functions, types, globals and bytes of data it has.
+    let sizes: ModuleSizes
 
     /// Parses and validates `bytes`.
     ///
@@ -93,6 +95,7 @@ public final class GuestModule: Sendable {
         self.parsed = parsed
         hasStartFunction = structure.hasStart
         exportsMemory = structure.exportsMemory
+        sizes = structure.sizes
         let inspection = try GuestModule.inspect(parsed, name: name, limits: limits)
         functions = inspection.functions
         imports = inspection.imports
@@ -119,6 +122,7 @@ public final class GuestModule: Sendable {
         parsed = module.parsed
         hasStartFunction = module.hasStartFunction
         exportsMemory = module.exportsMemory
+        sizes = module.sizes
         functions = module.functions
         imports = module.imports
         memories = module.memories

@@ -268,7 +268,7 @@ extension CompiledCacheTests {
         let live = try cache.makeBuildDirectory()
         defer { live.close() }
         for name in ["build-1-abandoned", "build-2-fresh", "build-3-old"] { mkdir("\(root)/cache/\(name)", 0o700) }
-        FileManager.default.createFile(atPath: "\(root)/cache/build-1-abandoned/.lock", contents: nil)
+        _ = FileManager.default.createFile(atPath: "\(root)/cache/build-1-abandoned/.lock", contents: nil)
         var times = [timespec(tv_sec: time(nil) - 7200, tv_nsec: 0), timespec(tv_sec: time(nil) - 7200, tv_nsec: 0)]
         utimensat(AT_FDCWD, "\(root)/cache/build-3-old", &times, 0)
         // Another handle on the same directory sweeps: as another process would.
@@ -276,5 +276,23 @@ extension CompiledCacheTests {
         other.removeStaleBuilds()
         let left = try FileManager.default.contentsOfDirectory(atPath: "\(root)/cache").filter { $0.hasPrefix("build-") }.sorted()
         #expect(left == [live.name, "build-2-fresh"].sorted())
+    }
+}
+
+extension CompiledCacheTests {
+    /// Listing a cache of thousands of entries with names of every length gives every name (the
+    /// listing reads each name where `readdir` put it: copying a whole `dirent` read past the end
+    /// of its buffer and crashed a process now and then).
+    @Test func listingsOfLargeDirectoriesGiveEveryName() throws {
+        let root = temporaryDirectory("listing")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cache = try CompiledCache.at("\(root)/cache")
+        var expected: Set<String> = []
+        for index in 0..<3000 {
+            let name = String(repeating: "n", count: 1 + index % 250) + "-\(index)"
+            _ = FileManager.default.createFile(atPath: "\(root)/cache/\(name)", contents: nil)
+            expected.insert(name)
+        }
+        for _ in 0..<20 { #expect(Set(try cache.names()) == expected) }
     }
 }

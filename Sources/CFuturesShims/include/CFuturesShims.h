@@ -112,10 +112,9 @@ void cf_sha256_final(cf_sha256_state *state, uint8_t digest[32]);
 // The compiled engine's build tools (build.c).
 
 /// Starts `path` with `argv` and `envp` as a build tool, under a supervisor that leads its process
-/// group and kills the whole group when the calling thread ends (however it ends); the tool has
+/// group and kills the whole group when the calling process ends (however it ends); the tool has
 /// `cpu_seconds` of CPU (SIGKILL one second later), `memory_bytes` of address space and of file
-/// size, no core dump, `niceness` (0 keeps the caller's), SIGKILL when the calling thread ends,
-/// default signal handling and an empty signal mask; its working directory is `directory`, its
+/// size, no core dump, `niceness` (0 keeps the caller's), default signal handling and an empty signal mask; its working directory is `directory`, its
 /// stdin /dev/null, its stdout and stderr `output`, and it inherits no other descriptor. Returns 0
 /// and sets `*pid` (the supervisor's, also the group's id; it ends as the tool does), or an errno
 /// value (the tool could not be started).

@@ -1,6 +1,5 @@
 import CFuturesShims
 import Futures
-import WasmParser
 
 #if canImport(Glibc)
 import Glibc
@@ -31,38 +30,8 @@ enum CompiledBuild {
     ///
     /// - Throws: ``ModuleError`` `.tooLarge` naming the cap.
     static func checkCaps(_ module: GuestModule, budget: CompiledEngine.BuildBudget) throws(ModuleError) {
-        var functions = 0
-        var types = 0
-        var globals = 0
-        var dataBytes = 0
-        var parser = Parser(bytes: module.wasmBytes)
-        do {
-            while let payload = try parser.parseNext() {
-                switch payload {
-                case .typeSection(let groups): types += groups.reduce(0) { $0 + $1.types.count }
-                case .importSection(let imports):
-                    for entry in imports {
-                        switch entry.descriptor {
-                        case .function: functions += 1
-                        case .global: globals += 1
-                        default: break
-                        }
-                    }
-                case .functionSection(let indices): functions += indices.count
-                case .globalSection(let defined): globals += defined.count
-                case .dataSection(let segments):
-                    for segment in segments {
-                        switch segment {
-                        case .active(let active): dataBytes += active.initializer.count
-                        case .passive(let bytes): dataBytes += bytes.count
-                        }
-                    }
-                default: break
-                }
-            }
-        } catch {
-            throw ModuleError(.invalid, "\(module.name) cannot be compiled: it does not parse (\(error))")
-        }
+        let sizes = module.sizes
+        let (functions, types, globals, dataBytes) = (sizes.functions, sizes.types, sizes.globals, sizes.dataBytes)
         let caps: [(String, Int, Int, String)] = [
             ("functions", functions, budget.maxFunctions, "maxFunctions"), ("types", types, budget.maxTypes, "maxTypes"),
             ("globals", globals, budget.maxGlobals, "maxGlobals"), ("bytes of data", dataBytes, budget.maxDataBytes, "maxDataBytes"),

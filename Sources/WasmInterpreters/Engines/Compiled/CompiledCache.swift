@@ -1,7 +1,6 @@
 import CFuturesShims
 
 import Futures
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -74,29 +73,34 @@ final class CompiledCache: @unchecked Sendable {
         let key = configured?.path ?? ""
         if let cache = opened.withLock({ $0[key] }) { return cache }
         // One thread opens (or makes) it; the others wait and take what it opened.
-        return try opening.withLock { _ throws(ModuleError) -> CompiledCache in
-            if let cache = opened.withLock({ $0[key] }) { return cache }
-            let cache: CompiledCache
-            if let configured {
-                do {
-                    cache = CompiledCache(path: configured.path, descriptor: try openChecked(configured.path), isPrivate: false)
-                } catch let failure as OpenFailure where !configured.explicit && failure.isMissing {
-                    // The user's cache cannot be made (no such home, no permission): a private one.
-                    cache = try makePrivate()
-                } catch let failure as OpenFailure {
-                    throw failure.error(configured.path)
-                } catch {
-                    throw ModuleError(.engineUnavailable, "the compiled engine's cache \(configured.path): \(error)")
-                }
-            } else {
-                cache = try makePrivate()
-            }
-            opened.withLock { $0[key] = cache }
-            return cache
-        }
+        let opened = opening.withLock { _ in Result { () throws(ModuleError) in try openOrMake(configured, key: key) } }
+        return try opened.get()
     }
 
-    private static let opening = Mutex(())
+    /// Opens (or makes) the cache for `configured`, remembered under `key`; the caller holds
+    /// ``opening``.
+    private static func openOrMake(_ configured: (path: String, explicit: Bool)?, key: String) throws(ModuleError) -> CompiledCache {
+        if let cache = self.opened.withLock({ $0[key] }) { return cache }
+        let cache: CompiledCache
+        if let configured {
+            do {
+                cache = CompiledCache(path: configured.path, descriptor: try openChecked(configured.path), isPrivate: false)
+            } catch let failure as OpenFailure where !configured.explicit && failure.isMissing {
+                // The user's cache cannot be made (no such home, no permission): a private one.
+                cache = try makePrivate()
+            } catch let failure as OpenFailure {
+                throw failure.error(configured.path)
+            } catch {
+                throw ModuleError(.engineUnavailable, "the compiled engine's cache \(configured.path): \(error)")
+            }
+        } else {
+            cache = try makePrivate()
+        }
+        self.opened.withLock { $0[key] = cache }
+        return cache
+    }
+
+    private static let opening = Locked(())
 
     /// The path the environment names, and whether it was named explicitly.
     static var configuredPath: (path: String, explicit: Bool)? {
@@ -279,7 +283,7 @@ final class CompiledCache: @unchecked Sendable {
         }
         defer { closedir(stream) }
         while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            let name = entryName(entry)
             guard name.hasPrefix(prefix) else { continue }
             var status = stat()
             guard fstatat(directory, name, &status, AT_SYMLINK_NOFOLLOW) == 0, status.st_mode & S_IFMT == S_IFDIR,
@@ -427,7 +431,7 @@ final class CompiledCache: @unchecked Sendable {
         defer { closedir(directory) }
         var names: [String] = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            let name = entryName(entry)
             if name != "." && name != ".." { names.append(name) }
         }
         return names
@@ -474,6 +478,14 @@ final class CompiledCache: @unchecked Sendable {
             if Self.isAbandoned(name, in: descriptor, lock: ".lock", olderThan: 3600) { _ = cf_remove_tree_at(descriptor, name) }
         }
     }
+}
+
+/// The name in a directory entry `readdir` returned, read where it is: the record may be shorter
+/// than a whole `dirent` (the name is as long as it needs to be), so copying the struct could read
+/// past the end of the buffer that holds it.
+func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+    let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+    return String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
 }
 
 /// The parts of a path, without Foundation.

@@ -1,7 +1,6 @@
 import CFuturesShims
 
 import Futures
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -68,7 +67,8 @@ public enum CompiledEngine {
         public static let `default` = BuildBudget()
     }
 
-    private static let currentBudget = Mutex(BuildBudget.default)
+    // `Locked` (a pthread mutex) rather than `Mutex`: ThreadSanitizer sees its ordering.
+    private static let currentBudget = Locked(BuildBudget.default)
 
     /// The budget of the builds started from now on, in this process.
     public static var budget: BuildBudget {
@@ -197,7 +197,19 @@ struct Toolchain: Sendable {
     /// makes new cache entries.
     let identity: String
 
+    /// The tools found for the environment now, looked up once per value of the variables that
+    /// name them (every instantiation under ``GuestEngine/auto`` asks).
     static var current: Toolchain? {
+        let environment = ["PATH", "CONCURRENT_FUTURES_WASM2C", "CONCURRENT_FUTURES_CC"].map { environmentValue($0) ?? "\0" }
+        if let known = found.withLock({ $0?.environment == environment ? $0 : nil }) { return known.toolchain }
+        let toolchain = lookUp()
+        found.withLock { $0 = (environment, toolchain) }
+        return toolchain
+    }
+
+    private static let found = Locked<(environment: [String], toolchain: Toolchain?)?>(nil)
+
+    private static func lookUp() -> Toolchain? {
         guard let wasm2c = find(environmentValue("CONCURRENT_FUTURES_WASM2C") ?? "wasm2c"),
             let compiler = find(environmentValue("CONCURRENT_FUTURES_CC") ?? "clang")
         else { return nil }

@@ -136,6 +136,8 @@ final class CompiledLibrary: @unchecked Sendable {
                 failures[key] = (error, nil)
             }
         }
+        /// Cache keys by module id.
+        var keys: [Int: String] = [:]
         /// The entries of modules in the cache (built or checked by ``buildEntry(_:)``), by module id.
         var built: [Int: String] = [:]
         /// Keys whose background build (``GuestEngine/auto``) is queued or running.
@@ -144,7 +146,8 @@ final class CompiledLibrary: @unchecked Sendable {
         var builderRunning = false
     }
 
-    private static let registry = Mutex(Registry())
+    // `Locked` (a pthread mutex) rather than `Mutex`, whose futex ThreadSanitizer does not see.
+    private static let registry = Locked(Registry())
     /// Bumped when a background build has made a library ready.
     static let readyGeneration = Atomic<Int>(0)
     /// One build or load per key at a time in this process; other keys go on in parallel.
@@ -241,9 +244,20 @@ final class CompiledLibrary: @unchecked Sendable {
 
     /// What a cache entry depends on besides the tools: the module, the runtime, the glue, the
     /// metering (its version and prices), the build's edits of the generated code, and the flags.
+    /// Known once per module and process.
     static func cacheKey(_ module: GuestModule) -> String {
+        if let key = registry.withLock({ $0.keys[module.id] }) { return key }
         var hasher = SHA256()
         hasher.update(module.wasmBytes)
+        hasher.update(Array(runtimeDigest.utf8))
+        let key = String(hasher.finish().prefix(40))
+        registry.withLock { $0.keys[module.id] = key }
+        return key
+    }
+
+    /// The digest of what every entry shares: the runtime's sources and the build's settings.
+    private static let runtimeDigest: String = {
+        var hasher = SHA256()
         let settings = [
             CompiledGlue.version, FuelMetering.version, CompiledBuild.version, CompiledBuild.compilerFlags.joined(separator: " "),
             String(FuelMetering.tableElementStride),
@@ -251,8 +265,8 @@ final class CompiledLibrary: @unchecked Sendable {
         hasher.update(Array(("\0" + settings + "\0").utf8))
         hasher.update(PackageResources.wasm_rt_h)
         hasher.update(PackageResources.cf_rt_c)
-        return String(hasher.finish().prefix(40))
-    }
+        return hasher.finish()
+    }()
 
     // MARK: GuestEngine.auto
 

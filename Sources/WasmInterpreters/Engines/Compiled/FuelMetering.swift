@@ -169,12 +169,7 @@ enum FuelMetering {
             do {
                 while let payload = try parser.parseNext() {
                     switch payload {
-                    case .typeSection(let groups):
-                        for group in groups {
-                            for type in group.types {
-                                if case .function(let function) = type.body { types.append(function) } else { types.append(nil) }
-                            }
-                        }
+                    case .typeSection(let groups): types = ModuleStructure.functionTypes(groups)
                     case .importSection(let imports):
                         for entry in imports {
                             switch entry.descriptor {
