@@ -44,6 +44,8 @@ public final class GuestModule: Sendable {
     let wasiImports: Set<String>
     /// How many functions, types, globals and bytes of data it has.
     let sizes: ModuleSizes
+    /// What the compiled engine knows of the module in this process.
+    let compiled = Locked(CompiledModuleState())
 
     /// Parses and validates `bytes`.
     ///

@@ -108,10 +108,11 @@ final class CompiledLibrary: @unchecked Sendable {
 
     // MARK: The libraries of this process
 
-    /// The libraries loaded in this process, by module id and by cache key, and the builds that
-    /// failed (by key and budget: a failure is not retried under the same budget).
+    /// The libraries loaded in this process, by cache key, and the builds that failed (by key and
+    /// budget: a failure is not retried under the same budget). What is known of one module
+    /// (its key, its library, its entry) lives in the module itself (``GuestModule/compiled``), and
+    /// goes with it.
     private struct Registry {
-        var byModule: [Int: CompiledLibrary] = [:]
         var byKey: [String: CompiledLibrary] = [:]
         /// Builds that failed, by key and budget; a transient failure only until its time is up.
         var failures: [String: (error: ModuleError, until: Deadline?)] = [:]
@@ -136,10 +137,6 @@ final class CompiledLibrary: @unchecked Sendable {
                 failures[key] = (error, nil)
             }
         }
-        /// Cache keys by module id.
-        var keys: [Int: String] = [:]
-        /// The entries of modules in the cache (built or checked by ``buildEntry(_:)``), by module id.
-        var built: [Int: String] = [:]
         /// Keys whose background build (``GuestEngine/auto``) is queued or running.
         var scheduled: Set<String> = []
         var queue: [(module: GuestModule, load: Bool)] = []
@@ -157,24 +154,20 @@ final class CompiledLibrary: @unchecked Sendable {
     ///
     /// - Throws: What ``CompiledEngine/prepare(_:)`` throws.
     static func load(_ module: GuestModule) throws(ModuleError) -> CompiledLibrary {
-        if let library = registry.withLock({ $0.byModule[module.id] }) { return library }
+        if let library = module.compiled.withLock({ $0.library }) { return library }
         let key = cacheKey(module)
         return try gate.with(key) { () throws(ModuleError) -> CompiledLibrary in
-            let known = registry.withLock { registry -> CompiledLibrary? in
-                guard let library = registry.byKey[key] else { return nil }
-                registry.byModule[module.id] = library
-                return library
+            if let known = registry.withLock({ $0.byKey[key] }) {
+                module.compiled.withLock { $0.library = known }
+                return known
             }
-            if let known { return known }
             let budget = CompiledEngine.budget
             if let failure = registry.withLock({ $0.failure(failureKey(key, budget)) }) { throw failure }
             do throws(ModuleError) {
                 let (file, path) = try entry(for: module, key: key, budget: budget, niceness: 0)
                 let library = try CompiledLibrary(module: module, file: file, path: path)
-                registry.withLock {
-                    $0.byKey[key] = library
-                    $0.byModule[module.id] = library
-                }
+                registry.withLock { $0.byKey[key] = library }
+                module.compiled.withLock { $0.library = library }
                 return library
             } catch {
                 registry.withLock { $0.remember(error, for: failureKey(key, budget)) }
@@ -188,14 +181,14 @@ final class CompiledLibrary: @unchecked Sendable {
     @discardableResult
     static func buildEntry(_ module: GuestModule) throws(ModuleError) -> String {
         let budget = CompiledEngine.budget
-        if let path = registry.withLock({ $0.byModule[module.id]?.path ?? $0.built[module.id] }) { return path }
+        if let path = module.compiled.withLock({ $0.library?.path ?? $0.entry }) { return path }
         let key = cacheKey(module)
         return try gate.with(key) { () throws(ModuleError) -> String in
             if let failure = registry.withLock({ $0.failure(failureKey(key, budget)) }) { throw failure }
             do throws(ModuleError) {
                 let (file, path) = try entry(for: module, key: key, budget: budget, niceness: 0)
                 close(file)
-                registry.withLock { $0.built[module.id] = path }
+                module.compiled.withLock { $0.entry = path }
                 return path
             } catch {
                 registry.withLock { $0.remember(error, for: failureKey(key, budget)) }
@@ -246,12 +239,12 @@ final class CompiledLibrary: @unchecked Sendable {
     /// metering (its version and prices), the build's edits of the generated code, and the flags.
     /// Known once per module and process.
     static func cacheKey(_ module: GuestModule) -> String {
-        if let key = registry.withLock({ $0.keys[module.id] }) { return key }
+        if let key = module.compiled.withLock({ $0.key }) { return key }
         var hasher = SHA256()
         hasher.update(module.wasmBytes)
         hasher.update(Array(runtimeDigest.utf8))
         let key = String(hasher.finish().prefix(40))
-        registry.withLock { $0.keys[module.id] = key }
+        module.compiled.withLock { $0.key = key }
         return key
     }
 
@@ -275,8 +268,8 @@ final class CompiledLibrary: @unchecked Sendable {
     static func autoPlacement(of module: GuestModule) -> Bool {
         let key = cacheKey(module)
         let known = registry.withLock { registry -> Bool? in
-            if let library = registry.byModule[module.id] ?? registry.byKey[key] {
-                registry.byModule[module.id] = library
+            if let library = registry.byKey[key] {
+                module.compiled.withLock { $0.library = library }
                 return true
             }
             if registry.scheduled.contains(key) { return false }
@@ -293,10 +286,8 @@ final class CompiledLibrary: @unchecked Sendable {
         // Not known here yet: the cache may have it (a load takes milliseconds); otherwise build
         // it in the background.
         if let library = try? loadCached(module, key: key) {
-            registry.withLock {
-                $0.byKey[key] = library
-                $0.byModule[module.id] = library
-            }
+            registry.withLock { $0.byKey[key] = library }
+            module.compiled.withLock { $0.library = library }
             return true
         }
         scheduleBuild(module, load: true)
@@ -305,7 +296,7 @@ final class CompiledLibrary: @unchecked Sendable {
 
     /// Whether `module`'s library is loaded in this process.
     static func isLoaded(_ module: GuestModule) -> Bool {
-        if registry.withLock({ $0.byModule[module.id] != nil }) { return true }
+        if module.compiled.withLock({ $0.library != nil }) { return true }
         let key = cacheKey(module)
         return registry.withLock { $0.byKey[key] != nil }
     }
@@ -364,12 +355,10 @@ final class CompiledLibrary: @unchecked Sendable {
                     return try CompiledLibrary(module: next.module, file: file, path: path)
                 }
                 registry.withLock {
-                    if let library {
-                        $0.byKey[key] = library
-                        $0.byModule[next.module.id] = library
-                    }
+                    if let library { $0.byKey[key] = library }
                     $0.scheduled.remove(key)
                 }
+                if let library { next.module.compiled.withLock { $0.library = library } }
                 readyGeneration.wrappingAdd(1, ordering: .relaxed)
             } catch {
                 registry.withLock {
@@ -380,6 +369,15 @@ final class CompiledLibrary: @unchecked Sendable {
             }
         }
     }
+}
+
+/// What the compiled engine knows of one module in this process: its cache key, its library
+/// once loaded, its cache entry once built. Kept in the module (``GuestModule/compiled``), so that
+/// it goes with it.
+struct CompiledModuleState: Sendable {
+    var key: String?
+    var library: CompiledLibrary?
+    var entry: String?
 }
 
 /// Lets one thread at a time work on a key, and any number on different keys.
