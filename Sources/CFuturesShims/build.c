@@ -45,10 +45,21 @@ static void cf_close_from(int first, int skip) {
  * The supervisor ends as the tool does: with its exit status, or by its signal.
  */
 static int cf_watch_pipe[2] = {-1, -1};
-static pthread_once_t cf_watch_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t cf_watch_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void cf_watch_create(void) {
-    if (pipe2(cf_watch_pipe, O_CLOEXEC) != 0) cf_watch_pipe[0] = cf_watch_pipe[1] = -1;
+/* The watch pipe's reading end, made at the first spawn (and tried again at the next one if
+ * making it failed), or -1 with errno set. */
+static int cf_watch_open(void) {
+    pthread_mutex_lock(&cf_watch_lock);
+    int saved = 0;
+    if (cf_watch_pipe[0] < 0 && pipe2(cf_watch_pipe, O_CLOEXEC) != 0) {
+        saved = errno;
+        cf_watch_pipe[0] = cf_watch_pipe[1] = -1;
+    }
+    int watch = cf_watch_pipe[0];
+    pthread_mutex_unlock(&cf_watch_lock);
+    if (watch < 0) errno = saved;
+    return watch;
 }
 
 /* In the supervisor: waits for `tool` while the caller lives; kills the group when it does not. */
@@ -81,9 +92,9 @@ static void cf_supervise(pid_t tool, int watch) {
 
 int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int directory, int output,
                   long cpu_seconds, long long memory_bytes, int niceness, pid_t *pid) {
-    pthread_once(&cf_watch_once, cf_watch_create);
-    if (cf_watch_pipe[0] < 0) return EMFILE;
-    int watch = cf_watch_pipe[0];
+    int watch = cf_watch_open();
+    if (watch < 0) return errno;
+    int watch_writer = cf_watch_pipe[1];
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return errno;
     int null_input = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -116,8 +127,13 @@ int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int 
             if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &action, NULL);
         }
         setpgid(0, 0);
+        // The supervisor is a copy of the caller's whole address space: it must never dump it to a
+        // core file (it ends by the tool's signal), nor let another process of the user read it.
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         // The caller's writing end is not the supervisor's to hold: only the caller's death closes it.
-        close(cf_watch_pipe[1]);
+        close(watch_writer);
         sigset_t empty;
         sigemptyset(&empty);
         pid_t tool = fork();
@@ -132,9 +148,8 @@ int cf_spawn_tool(const char *path, char *const argv[], char *const envp[], int 
             if (niceness > 0) setpriority(PRIO_PROCESS, 0, niceness);
             struct rlimit cpu = {(rlim_t)cpu_seconds, (rlim_t)cpu_seconds + 1};
             struct rlimit memory = {(rlim_t)memory_bytes, (rlim_t)memory_bytes};
-            struct rlimit none = {0, 0};
             if (setrlimit(RLIMIT_CPU, &cpu) != 0 || setrlimit(RLIMIT_AS, &memory) != 0 ||
-                setrlimit(RLIMIT_FSIZE, &memory) != 0 || setrlimit(RLIMIT_CORE, &none) != 0 || fchdir(directory) != 0 ||
+                setrlimit(RLIMIT_FSIZE, &memory) != 0 || fchdir(directory) != 0 ||
                 dup2(null_input, 0) < 0 || dup2(output, 1) < 0 || dup2(output, 2) < 0) {
                 failure = errno;
             } else {
@@ -214,6 +229,7 @@ static int cf_remove_tree_depth(int parent, const char *name, int depth) {
     for (int round = 0; round < 256; round++) {
         long count = syscall(SYS_getdents64, directory, buffer, sizeof buffer);
         if (count <= 0) break;
+        int removed = 0;
         for (long offset = 0; offset < count;) {
             struct {
                 unsigned long long inode;
@@ -223,12 +239,16 @@ static int cf_remove_tree_depth(int parent, const char *name, int depth) {
                 char name[];
             } *entry = (void *)(buffer + offset);
             if (strcmp(entry->name, ".") != 0 && strcmp(entry->name, "..") != 0) {
-                if (unlinkat(directory, entry->name, 0) != 0 && errno == EISDIR && depth > 0) {
-                    cf_remove_tree_depth(directory, entry->name, depth - 1);
+                if (unlinkat(directory, entry->name, 0) == 0) {
+                    removed = 1;
+                } else if (errno == EISDIR && depth > 0 && cf_remove_tree_depth(directory, entry->name, depth - 1) == 0) {
+                    removed = 1;
                 }
             }
             offset += entry->length;
         }
+        // What stays after a pass that removed nothing would stay after the next one too.
+        if (!removed) break;
         lseek(directory, 0, SEEK_SET);
     }
     close(directory);
@@ -291,33 +311,39 @@ void cf_builds_abort(void) {
 static _Atomic int cf_private_parent = -1;
 static char cf_private_name[256];
 
-void cf_private_cache_register(int parent, const char *name) {
-    strncpy(cf_private_name, name, sizeof cf_private_name - 1);
-    atomic_store(&cf_private_parent, parent);
-}
-
-void cf_private_cache_remove(void) {
+static void cf_private_cache_remove(void) {
     int parent = atomic_exchange(&cf_private_parent, -1);
     if (parent < 0) return;
     cf_remove_tree_at(parent, cf_private_name);
 }
 
-static void cf_builds_signal_handler(int sig) {
+void cf_builds_cleanup(void) {
     cf_builds_abort();
     cf_private_cache_remove();
-    signal(sig, SIG_DFL);
-    raise(sig);
 }
 
-static void cf_builds_at_exit(void) {
-    cf_builds_abort();
-    cf_private_cache_remove();
+/* The one exit handler, registered once, by the first of its two callers. */
+static void cf_cleanup_at_exit(void) {
+    static _Atomic int registered;
+    if (!atomic_exchange(&registered, 1)) atexit(cf_builds_cleanup);
+}
+
+void cf_private_cache_register(int parent, const char *name) {
+    strncpy(cf_private_name, name, sizeof cf_private_name - 1);
+    atomic_store(&cf_private_parent, parent);
+    cf_cleanup_at_exit();
+}
+
+static void cf_builds_signal_handler(int sig) {
+    cf_builds_cleanup();
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 void cf_builds_install_cleanup(void) {
     static _Atomic int installed;
     if (atomic_exchange(&installed, 1)) return;
-    atexit(cf_builds_at_exit);
+    cf_cleanup_at_exit();
     int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
     for (unsigned index = 0; index < sizeof signals / sizeof signals[0]; index++) {
         struct sigaction current;

@@ -151,6 +151,11 @@ private struct WorkerState {
             var timeLimit: Duration?
             if case .int(let nanoseconds) = fields[5] { timeLimit = .nanoseconds(nanoseconds) }
             let interpreter = self.interpreter ?? Interpreters.create(limits: limits, engine: engine)
+            if self.interpreter == nil, engine == .auto {
+                // As an interpreter pool's worker: a module started on WasmKit moves to its
+                // compiled form once this process has loaded it.
+                interpreter.movesToCompiledWhenReady()
+            }
             self.interpreter = interpreter
             let invocation = GuestInvocation(
                 module: module, function: function, arguments: arguments, fuel: fuel, timeLimit: timeLimit,

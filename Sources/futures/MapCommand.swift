@@ -88,9 +88,13 @@ struct MapCommand: AsyncParsableCommand {
         let engine = self.engine.engine
         build.apply()
         if engine == .compiled {
-            // Build (or find) the native code once, before any worker needs it.
+            // Build (or find) the native code once, before any worker needs it; load it here only
+            // where the workers are this process's threads.
             do {
-                try CompiledEngine.prepare(guest)
+                switch executor {
+                case .interpreter, .thread: try CompiledEngine.prepare(guest)
+                case .process, .mpi: try CompiledEngine.build(guest)
+                }
             } catch {
                 throw CommandFailure(error.message)
             }
@@ -164,8 +168,7 @@ struct MapCommand: AsyncParsableCommand {
                 writeError("\ninterrupted again: stopping now")
                 stopWorkers()
                 // `_exit` runs no exit handler: end the builds and remove the private cache here.
-                cf_builds_abort()
-                cf_private_cache_remove()
+                cf_builds_cleanup()
                 _exit(130)
             })
         defer { interruption.stop() }

@@ -260,22 +260,31 @@ extension CompiledCacheTests {
 extension CompiledCacheTests {
     /// A build directory is in use while its lock is held, whatever process ids say (another PID
     /// namespace has other ones): a sweep removes only those whose lock is free, or, without a
-    /// lock, those over an hour old.
+    /// lock, those over an hour old; never one changed in the last minute (its owner may not have
+    /// taken its lock yet).
     @Test func onlyAbandonedBuildDirectoriesAreRemoved() throws {
         let root = temporaryDirectory("sweep")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let cache = try CompiledCache.at("\(root)/cache")
         let live = try cache.makeBuildDirectory()
         defer { live.close() }
-        for name in ["build-1-abandoned", "build-2-fresh", "build-3-old"] { mkdir("\(root)/cache/\(name)", 0o700) }
-        _ = FileManager.default.createFile(atPath: "\(root)/cache/build-1-abandoned/.lock", contents: nil)
-        var times = [timespec(tv_sec: time(nil) - 7200, tv_nsec: 0), timespec(tv_sec: time(nil) - 7200, tv_nsec: 0)]
-        utimensat(AT_FDCWD, "\(root)/cache/build-3-old", &times, 0)
+        for name in ["build-1-abandoned", "build-2-fresh", "build-3-old", "build-4-just-made"] {
+            mkdir("\(root)/cache/\(name)", 0o700)
+        }
+        for name in ["build-1-abandoned", "build-4-just-made"] {
+            _ = FileManager.default.createFile(atPath: "\(root)/cache/\(name)/.lock", contents: nil)
+        }
+        func age(_ name: String, _ seconds: Int) {
+            var times = [timespec(tv_sec: time(nil) - seconds, tv_nsec: 0), timespec(tv_sec: time(nil) - seconds, tv_nsec: 0)]
+            utimensat(AT_FDCWD, "\(root)/cache/\(name)", &times, 0)
+        }
+        age("build-1-abandoned", 120)
+        age("build-3-old", 7200)
         // Another handle on the same directory sweeps: as another process would.
         let other = try CompiledCache.at("\(root)/cache")
         other.removeStaleBuilds()
         let left = try FileManager.default.contentsOfDirectory(atPath: "\(root)/cache").filter { $0.hasPrefix("build-") }.sorted()
-        #expect(left == [live.name, "build-2-fresh"].sorted())
+        #expect(left == [live.name, "build-2-fresh", "build-4-just-made"].sorted())
     }
 }
 

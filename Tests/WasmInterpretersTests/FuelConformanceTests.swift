@@ -1,3 +1,4 @@
+import Foundation
 import BundledGuests
 import Testing
 
@@ -172,6 +173,50 @@ struct FuelConformanceTests {
         #expect(costs["write"]![2] - costs["write"]![0] == 1000)
         #expect(costs["read"]![2] - costs["read"]![0] == 100)
         #expect(costs["read"]![2] == costs["read"]![1])
+    }
+
+    /// Listing a directory pays for the bytes the listing wrote, not for the buffer the guest
+    /// offered (a large buffer for a small directory costs what a small one does), and the same on
+    /// both engines.
+    @Test func directoryListingsPayForWhatTheyFill() throws {
+        let data = NSTemporaryDirectory() + "fuel-readdir-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        for name in ["alpha.txt", "beta.txt", "gamma.txt"] { _ = FileManager.default.createFile(atPath: "\(data)/\(name)", contents: nil) }
+        let text = """
+            (module
+              (import "wasi_snapshot_preview1" "fd_readdir" (func $fd_readdir (param i32 i32 i32 i64 i32) (result i32)))
+              (memory (export "memory") 2)
+              (func (export "list") (param $n i32) (result i32)
+                (drop (call $fd_readdir (i32.const 3) (i32.const 1024) (local.get $n) (i64.const 0) (i32.const 8)))
+                (i32.load (i32.const 8))))
+            """
+        let module = try GuestModule(
+            wat: text, name: "readdir-fuel", wasi: WASIOptions(preopens: [.init(hostPath: data, guestPath: "/data")]))
+        var costs: [Int64: UInt64] = [:]
+        var used: [Int64: ShareableValue] = [:]
+        for length: Int64 in [0, 4096, 65_536] {
+            var consumed: [UInt64] = []
+            for engine in [GuestEngine.wasmKit, .compiled] {
+                let interpreter = Interpreters.create(limits: InterpreterLimits(fuel: Self.budget), engine: engine)
+                defer { try? interpreter.close() }
+                used[length] = try interpreter.run(
+                    GuestInvocation(module: module, function: "list", arguments: [.int(length)], fuel: nil), wait: false)
+                consumed.append(Self.budget - (interpreter.remainingFuel ?? 0))
+            }
+            #expect(consumed[0] == consumed[1], "list(\(length)): \(consumed)")
+            costs[length] = consumed[0]
+        }
+        // Five entries (".", "..", three files) of 24 bytes and a name each: over 64 bytes, far
+        // under 4,096.
+        guard case .int(let filled) = used[65_536] else {
+            Issue.record("no byte count: \(String(describing: used[65_536]))")
+            return
+        }
+        #expect(filled > 64 && filled < 4096)
+        #expect(used[4096] == used[65_536])
+        #expect(costs[65_536] == costs[4096])
+        #expect(costs[4096]! - costs[0]! == UInt64(filled) / 64)
     }
 
     /// A loop of bulk operations, or of host calls moving large buffers, is stopped by fuel on

@@ -141,13 +141,14 @@ void cf_build_set_group(int slot, pid_t group);
 void cf_build_unregister(int slot);
 /// Kills the tools of every running build and removes their directories. Async-signal-safe.
 void cf_builds_abort(void);
-/// Records this process's private cache (the directory `name` in `parent`, a descriptor kept open).
+/// Records this process's private cache (the directory `name` in `parent`, a descriptor kept
+/// open), removed by `cf_builds_cleanup`, which exit() runs from now on.
 void cf_private_cache_register(int parent, const char *name);
-/// Removes the private cache, once. Async-signal-safe.
-void cf_private_cache_remove(void);
+/// Ends the running builds (`cf_builds_abort`) and removes the private cache, once.
+/// Async-signal-safe.
+void cf_builds_cleanup(void);
 /// Makes SIGINT, SIGTERM, SIGHUP and SIGQUIT (where they have their default action) and exit()
-/// run `cf_builds_abort` and `cf_private_cache_remove` first. For programs, such as the `futures`
-/// tool; idempotent.
+/// run `cf_builds_cleanup` first. For programs, such as the `futures` tool; idempotent.
 void cf_builds_install_cleanup(void);
 
 /// The offset of the first `needle` in `haystack` (memmem), or -1.

@@ -13,8 +13,9 @@ extension WASIHost {
     enum PointerCheck {
         /// `bytes` bytes at argument `pointer`.
         case fixed(pointer: Int, bytes: UInt64)
-        /// `length` elements of `size` bytes at `pointer`.
-        case span(pointer: Int, length: Int, size: UInt64)
+        /// `length` elements of `size` bytes at `pointer`; `filled` when the call writes into it
+        /// and says how much it wrote (then what it wrote is paid for, after it).
+        case span(pointer: Int, length: Int, size: UInt64, filled: Bool = false)
         /// An array of `count` iovecs at `pointer`, and every buffer they name; `filled` when the
         /// call writes into the buffers (then no buffer may overlap the array: the bridge reads
         /// each iovec when it gets to it, after filling the ones before).
@@ -33,7 +34,7 @@ extension WASIHost {
         "fd_write": [.iovecs(pointer: 1, count: 2, filled: false), .fixed(pointer: 3, bytes: 4)],
         "fd_prestat_get": [.fixed(pointer: 1, bytes: 8)],
         "fd_prestat_dir_name": [.span(pointer: 1, length: 2, size: 1)],
-        "fd_readdir": [.span(pointer: 1, length: 2, size: 1), .fixed(pointer: 4, bytes: 4)],
+        "fd_readdir": [.span(pointer: 1, length: 2, size: 1, filled: true), .fixed(pointer: 4, bytes: 4)],
         "fd_seek": [.fixed(pointer: 3, bytes: 8)],
         "fd_tell": [.fixed(pointer: 1, bytes: 8)],
         "path_create_directory": [.span(pointer: 1, length: 2, size: 1)],
@@ -41,7 +42,7 @@ extension WASIHost {
         "path_filestat_set_times": [.span(pointer: 2, length: 3, size: 1)],
         "path_link": [.span(pointer: 2, length: 3, size: 1), .span(pointer: 5, length: 6, size: 1)],
         "path_open": [.span(pointer: 2, length: 3, size: 1), .fixed(pointer: 8, bytes: 4)],
-        "path_readlink": [.span(pointer: 1, length: 2, size: 1), .span(pointer: 3, length: 4, size: 1), .fixed(pointer: 5, bytes: 4)],
+        "path_readlink": [.span(pointer: 1, length: 2, size: 1), .span(pointer: 3, length: 4, size: 1, filled: true), .fixed(pointer: 5, bytes: 4)],
         "path_remove_directory": [.span(pointer: 1, length: 2, size: 1)],
         "path_rename": [.span(pointer: 1, length: 2, size: 1), .span(pointer: 4, length: 5, size: 1)],
         "path_symlink": [.span(pointer: 0, length: 1, size: 1), .span(pointer: 3, length: 4, size: 1)],
@@ -64,10 +65,10 @@ extension WASIHost {
             switch check {
             case .fixed(let pointer, let bytes):
                 guard inBounds(memory, arguments[pointer].i32, bytes) else { return .failure(.EFAULT) }
-            case .span(let pointer, let length, let size):
+            case .span(let pointer, let length, let size, let filled):
                 let bytes = UInt64(arguments[length].i32) * size
                 guard inBounds(memory, arguments[pointer].i32, bytes) else { return .failure(.EFAULT) }
-                moved += bytes
+                if !filled { moved += bytes }
             case .iovecs(let pointer, let count, let filled):
                 let base = arguments[pointer].i32
                 let count = arguments[count].i32

@@ -136,7 +136,9 @@ final class WASIHost: @unchecked Sendable {
 
     /// For the calls that fill buffers the guest passes, the argument where they write how many
     /// bytes they filled.
-    private static let readResults: [String: Int] = ["fd_read": 3, "fd_pread": 4, "sock_recv": 4, "fd_readdir": 4]
+    private static let readResults: [String: Int] = [
+        "fd_read": 3, "fd_pread": 4, "sock_recv": 4, "fd_readdir": 4, "path_readlink": 5,
+    ]
 
     // MARK: Linking
 

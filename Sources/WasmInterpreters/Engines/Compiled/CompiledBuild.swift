@@ -129,7 +129,11 @@ enum CompiledBuild {
             let waited = cf_wait_tool(pid, milliseconds, &status)
             // Whatever the tool left running in its group goes with it.
             cf_kill_group(pid)
-            if waited != 1 {
+            if waited < 0 {
+                throw ModuleError(
+                    .engineUnavailable, "cannot wait for \(tool): \(String(cString: strerror(-waited))); WasmKit runs the module")
+            }
+            if waited == 0 {
                 _ = cf_wait_tool(pid, -1, &status)
                 var error = ModuleError(
                     .buildFailed,

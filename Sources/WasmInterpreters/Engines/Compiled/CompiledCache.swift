@@ -257,17 +257,11 @@ final class CompiledCache: @unchecked Sendable {
         let owner = openat(descriptor, ".owner", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         if owner >= 0 { flock(owner, LOCK_EX) }
         let parent = open(PathParts(path: path).deletingLastComponent, openPath | O_DIRECTORY | O_CLOEXEC)
+        // Removed at exit (with the builds running then), by the shims' one exit handler.
         if parent >= 0 { cf_private_cache_register(parent, PathParts(path: path).lastComponent) }
-        atexit { CompiledCache.removePrivate() }
         let cache = CompiledCache(path: path, descriptor: descriptor, isPrivate: true)
         opened.withLock { $0[""] = cache }
         return cache
-    }
-
-    /// Removes the private directory at exit, with what it holds (running builds are ended first).
-    private static func removePrivate() {
-        cf_builds_abort()
-        cf_private_cache_remove()
     }
 
     /// Removes the private caches in `base` whose process is gone: its `.owner` lock is free (or,
@@ -295,16 +289,19 @@ final class CompiledCache: @unchecked Sendable {
 
     /// Whether the directory `name` in `parent` was left by a process that is gone: its `lock`
     /// file can be locked (its owner holds it while alive), or, without one, it is older than
-    /// `seconds`. (Process ids would not do: another PID namespace has other ones.)
+    /// `seconds`. (Process ids would not do: another PID namespace has other ones.) A directory
+    /// changed in the last minute is never abandoned: its owner may have made it and not yet
+    /// taken its lock.
     static func isAbandoned(_ name: String, in parent: Int32, lock: String, olderThan seconds: Int) -> Bool {
         let inside = openat(parent, name, openPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard inside >= 0 else { return false }
         defer { close(inside) }
+        var status = stat()
+        guard fstat(inside, &status) == 0 else { return false }
+        let age = time(nil) - status.st_mtim.tv_sec
+        guard age >= 60 else { return false }
         let file = openat(inside, lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        guard file >= 0 else {
-            var status = stat()
-            return fstat(inside, &status) == 0 && time(nil) - status.st_mtim.tv_sec > seconds
-        }
+        guard file >= 0 else { return age > seconds }
         defer { close(file) }
         return flock(file, LOCK_EX | LOCK_NB) == 0
     }

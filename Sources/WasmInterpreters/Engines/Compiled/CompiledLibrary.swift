@@ -108,18 +108,28 @@ final class CompiledLibrary: @unchecked Sendable {
 
     // MARK: The libraries of this process
 
-    /// The libraries loaded in this process, by cache key, and the builds that failed (by key and
-    /// budget: a failure is not retried under the same budget). What is known of one module
-    /// (its key, its library, its entry) lives in the module itself (``GuestModule/compiled``), and
-    /// goes with it.
+    /// A build that failed: the module's cache key and the budget it was built under (a failure
+    /// is not retried under the same budget).
+    private struct FailureKey: Hashable {
+        let key: String
+        let budget: CompiledEngine.BuildBudget
+    }
+
+    /// The libraries loaded in this process, by cache key, and the builds that failed. What is
+    /// known of one module (its key, its library, its entry) lives in the module itself
+    /// (``GuestModule/compiled``), and goes with it.
     private struct Registry {
         var byKey: [String: CompiledLibrary] = [:]
-        /// Builds that failed, by key and budget; a transient failure only until its time is up.
-        var failures: [String: (error: ModuleError, until: Deadline?)] = [:]
+        /// Builds that failed; one remembered for a while only until its time is up.
+        var failures: [FailureKey: (error: ModuleError, until: Deadline?)] = [:]
+        /// Keys whose background build (``GuestEngine/auto``) is queued or running.
+        var scheduled: Set<String> = []
+        var queue: [(module: GuestModule, key: String, load: Bool)] = []
+        var builderRunning = false
 
-        /// The failure remembered for `key` under `budget`, if any (a transient one expired is
+        /// The failure remembered for `key` under `budget`, if any (one whose time is up is
         /// forgotten).
-        mutating func failure(_ key: String) -> ModuleError? {
+        mutating func failure(_ key: FailureKey) -> ModuleError? {
             guard let failure = failures[key] else { return nil }
             if let until = failure.until, until.hasPassed {
                 failures[key] = nil
@@ -128,26 +138,29 @@ final class CompiledLibrary: @unchecked Sendable {
             return failure.error
         }
 
-        /// Remembers a failure: for good when building again would fail the same way, for ten
-        /// minutes when it was transient; not at all when it came from the environment.
-        mutating func remember(_ error: ModuleError, for key: String) {
+        /// Remembers a failure, the one policy for every caller: for good when building again
+        /// would fail the same way; for ten minutes when it was transient, or when it came from
+        /// the environment (a cache that cannot be written, a tool not installed yet) and the
+        /// build ran in the `background`. A caller who asked for the compiled engine and failed
+        /// because of the environment tries again at once next time (it may have been fixed); the
+        /// background builder would otherwise try again at every new interpreter.
+        mutating func remember(_ error: ModuleError, for key: FailureKey, background: Bool) {
             if error.isTransient {
                 failures[key] = (error, Deadline.after(.seconds(600)))
             } else if error.isDeterministicBuildFailure {
                 failures[key] = (error, nil)
+            } else if background {
+                failures[key] = (error, Deadline.after(.seconds(600)))
             }
         }
-        /// Keys whose background build (``GuestEngine/auto``) is queued or running.
-        var scheduled: Set<String> = []
-        var queue: [(module: GuestModule, load: Bool)] = []
-        var builderRunning = false
     }
 
     // `Locked` (a pthread mutex) rather than `Mutex`, whose futex ThreadSanitizer does not see.
     private static let registry = Locked(Registry())
     /// Bumped when a background build has made a library ready.
     static let readyGeneration = Atomic<Int>(0)
-    /// One build or load per key at a time in this process; other keys go on in parallel.
+    /// One build or load per key at a time in this process; other keys go on in parallel. Every
+    /// library is made and registered inside it, so no module's library is initialized twice.
     private static let gate = KeyedGate()
 
     /// The library of `module`, loading (and if needed building) it.
@@ -157,20 +170,14 @@ final class CompiledLibrary: @unchecked Sendable {
         if let library = module.compiled.withLock({ $0.library }) { return library }
         let key = cacheKey(module)
         return try gate.with(key) { () throws(ModuleError) -> CompiledLibrary in
-            if let known = registry.withLock({ $0.byKey[key] }) {
-                module.compiled.withLock { $0.library = known }
-                return known
-            }
-            let budget = CompiledEngine.budget
-            if let failure = registry.withLock({ $0.failure(failureKey(key, budget)) }) { throw failure }
+            if let known = registered(module, key: key) { return known }
+            let failureKey = FailureKey(key: key, budget: CompiledEngine.budget)
+            if let failure = registry.withLock({ $0.failure(failureKey) }) { throw failure }
             do throws(ModuleError) {
-                let (file, path) = try entry(for: module, key: key, budget: budget, niceness: 0)
-                let library = try CompiledLibrary(module: module, file: file, path: path)
-                registry.withLock { $0.byKey[key] = library }
-                module.compiled.withLock { $0.library = library }
-                return library
+                let (file, path) = try entry(for: module, key: key, budget: failureKey.budget, niceness: 0)
+                return try register(module, key: key, file: file, path: path)
             } catch {
-                registry.withLock { $0.remember(error, for: failureKey(key, budget)) }
+                registry.withLock { $0.remember(error, for: failureKey, background: false) }
                 throw error
             }
         }
@@ -180,21 +187,43 @@ final class CompiledLibrary: @unchecked Sendable {
     /// Known once per process and module, failures included (under the same budget).
     @discardableResult
     static func buildEntry(_ module: GuestModule) throws(ModuleError) -> String {
-        let budget = CompiledEngine.budget
         if let path = module.compiled.withLock({ $0.library?.path ?? $0.entry }) { return path }
         let key = cacheKey(module)
         return try gate.with(key) { () throws(ModuleError) -> String in
-            if let failure = registry.withLock({ $0.failure(failureKey(key, budget)) }) { throw failure }
+            if let path = module.compiled.withLock({ $0.library?.path ?? $0.entry }) { return path }
+            let failureKey = FailureKey(key: key, budget: CompiledEngine.budget)
+            if let failure = registry.withLock({ $0.failure(failureKey) }) { throw failure }
             do throws(ModuleError) {
-                let (file, path) = try entry(for: module, key: key, budget: budget, niceness: 0)
+                let (file, path) = try entry(for: module, key: key, budget: failureKey.budget, niceness: 0)
                 close(file)
                 module.compiled.withLock { $0.entry = path }
                 return path
             } catch {
-                registry.withLock { $0.remember(error, for: failureKey(key, budget)) }
+                registry.withLock { $0.remember(error, for: failureKey, background: false) }
                 throw error
             }
         }
+    }
+
+    /// The library already loaded for `key`, recorded in `module` too. Called inside the gate.
+    private static func registered(_ module: GuestModule, key: String) -> CompiledLibrary? {
+        guard let library = registry.withLock({ $0.byKey[key] }) else { return nil }
+        module.compiled.withLock { $0.library = library }
+        return library
+    }
+
+    /// Loads the entry open as `file` and registers it for `key` and in `module`. Called inside
+    /// the gate, after ``registered(_:key:)`` found nothing.
+    private static func register(_ module: GuestModule, key: String, file: Int32, path: String) throws(ModuleError)
+        -> CompiledLibrary
+    {
+        let library = try CompiledLibrary(module: module, file: file, path: path)
+        registry.withLock { $0.byKey[key] = library }
+        module.compiled.withLock {
+            $0.library = library
+            $0.entry = path
+        }
+        return library
     }
 
     /// A checked entry for `module`: found, or built now. Returns its open descriptor and path.
@@ -233,8 +262,6 @@ final class CompiledLibrary: @unchecked Sendable {
         }
     }
 
-    private static func failureKey(_ key: String, _ budget: CompiledEngine.BuildBudget) -> String { "\(key)/\(budget.hashValue)" }
-
     /// What a cache entry depends on besides the tools: the module, the runtime, the glue, the
     /// metering (its version and prices), the build's edits of the generated code, and the flags.
     /// Known once per module and process.
@@ -266,30 +293,19 @@ final class CompiledLibrary: @unchecked Sendable {
     /// Whether `module` runs compiled now under ``GuestEngine/auto`` (see
     /// ``CompiledEngine/autoPlacement(of:)``).
     static func autoPlacement(of module: GuestModule) -> Bool {
+        if module.compiled.withLock({ $0.library != nil }) { return true }
         let key = cacheKey(module)
+        let failureKey = FailureKey(key: key, budget: CompiledEngine.budget)
         let known = registry.withLock { registry -> Bool? in
-            if let library = registry.byKey[key] {
-                module.compiled.withLock { $0.library = library }
-                return true
-            }
-            if registry.scheduled.contains(key) { return false }
-            if let failed = registry.failures.first(where: { $0.key.hasPrefix(key + "/") }) {
-                if let until = failed.value.until, until.hasPassed {
-                    registry.failures[failed.key] = nil
-                } else {
-                    return false
-                }
-            }
+            if registry.byKey[key] != nil { return true }
+            if registry.scheduled.contains(key) || registry.failure(failureKey) != nil { return false }
             return nil
         }
-        if let known { return known }
+        if known == true { return registered(module, key: key) != nil }
+        if known == false { return false }
         // Not known here yet: the cache may have it (a load takes milliseconds); otherwise build
         // it in the background.
-        if let library = try? loadCached(module, key: key) {
-            registry.withLock { $0.byKey[key] = library }
-            module.compiled.withLock { $0.library = library }
-            return true
-        }
+        if (try? loadCached(module, key: key)) != nil { return true }
         scheduleBuild(module, load: true)
         return false
     }
@@ -304,25 +320,30 @@ final class CompiledLibrary: @unchecked Sendable {
     /// The library of `module` if its entry is in the cache; never builds.
     private static func loadCached(_ module: GuestModule, key: String) throws(ModuleError) -> CompiledLibrary? {
         try gate.with(key) { () throws(ModuleError) -> CompiledLibrary? in
-            if let library = registry.withLock({ $0.byKey[key] }) { return library }
+            if let known = registered(module, key: key) { return known }
             let cache = try CompiledCache.current()
             let names = Toolchain.current.map { ["\(key)-\($0.identity)"] } ?? cache.entries(withPrefix: key + "-")
             for name in names {
                 guard case .valid(let file) = cache.openEntry(name) else { continue }
-                return try CompiledLibrary(module: module, file: file, path: "\(cache.path)/\(name).so")
+                return try register(module, key: key, file: file, path: "\(cache.path)/\(name).so")
             }
             return nil
         }
     }
 
     /// Queues a background build of `module` (loading it after, when `load`), unless one is
-    /// queued or ran: one at a time, its tools at low priority.
+    /// queued, its result is known (an entry or library, or a failure under this budget), or
+    /// there are no tools: one build at a time, its tools at low priority.
     static func scheduleBuild(_ module: GuestModule, load: Bool) {
         guard Toolchain.current != nil else { return }
+        if module.compiled.withLock({ $0.library != nil || (!load && $0.entry != nil) }) { return }
         let key = cacheKey(module)
+        let failureKey = FailureKey(key: key, budget: CompiledEngine.budget)
         let start = registry.withLock { registry -> Bool in
-            guard registry.byKey[key] == nil, registry.scheduled.insert(key).inserted else { return false }
-            registry.queue.append((module, load))
+            guard registry.byKey[key] == nil, registry.failure(failureKey) == nil,
+                registry.scheduled.insert(key).inserted
+            else { return false }
+            registry.queue.append((module, key, load))
             defer { registry.builderRunning = true }
             return !registry.builderRunning
         }
@@ -330,74 +351,44 @@ final class CompiledLibrary: @unchecked Sendable {
         do {
             try DetachedThread.start(name: "futures-builder", pool: nil) { runBackgroundBuilds() }
         } catch {
-            registry.withLock { $0.builderRunning = false }
+            // No thread for the builder: nothing queued will be built; forget it all, so that a
+            // later call may try again.
+            registry.withLock { registry in
+                for queued in registry.queue { registry.scheduled.remove(queued.key) }
+                registry.queue.removeAll()
+                registry.builderRunning = false
+            }
         }
     }
 
     /// The background builder's loop: builds what is queued, one at a time, then ends.
     private static func runBackgroundBuilds() {
-        while let next = registry.withLock({ registry -> (module: GuestModule, load: Bool)? in
+        while let next = registry.withLock({ registry -> (module: GuestModule, key: String, load: Bool)? in
             if registry.queue.isEmpty {
                 registry.builderRunning = false
                 return nil
             }
             return registry.queue.removeFirst()
         }) {
-            let key = cacheKey(next.module)
-            let budget = CompiledEngine.budget
+            let key = next.key
+            let failureKey = FailureKey(key: key, budget: CompiledEngine.budget)
             do throws(ModuleError) {
-                let library = try gate.with(key) { () throws(ModuleError) -> CompiledLibrary? in
-                    let (file, path) = try entry(for: next.module, key: key, budget: budget, niceness: 10)
-                    guard next.load else {
+                try gate.with(key) { () throws(ModuleError) in
+                    if registered(next.module, key: key) != nil { return }
+                    let (file, path) = try entry(for: next.module, key: key, budget: failureKey.budget, niceness: 10)
+                    if next.load {
+                        _ = try register(next.module, key: key, file: file, path: path)
+                    } else {
                         close(file)
-                        return nil
+                        next.module.compiled.withLock { $0.entry = path }
                     }
-                    return try CompiledLibrary(module: next.module, file: file, path: path)
                 }
-                registry.withLock {
-                    if let library { $0.byKey[key] = library }
-                    $0.scheduled.remove(key)
-                }
-                if let library { next.module.compiled.withLock { $0.library = library } }
                 readyGeneration.wrappingAdd(1, ordering: .relaxed)
             } catch {
-                registry.withLock {
-                    // Even an environment's failure is not tried again at once by the background builder.
-                    $0.failures[failureKey(key, budget)] = (error, error.isDeterministicBuildFailure && !error.isTransient ? nil : Deadline.after(.seconds(600)))
-                    $0.scheduled.remove(key)
-                }
+                registry.withLock { $0.remember(error, for: failureKey, background: true) }
             }
+            registry.withLock { _ = $0.scheduled.remove(key) }
         }
-    }
-}
-
-/// What the compiled engine knows of one module in this process: its cache key, its library
-/// once loaded, its cache entry once built. Kept in the module (``GuestModule/compiled``), so that
-/// it goes with it.
-struct CompiledModuleState: Sendable {
-    var key: String?
-    var library: CompiledLibrary?
-    var entry: String?
-}
-
-/// Lets one thread at a time work on a key, and any number on different keys.
-final class KeyedGate: Sendable {
-    private let lock = ConditionLock()
-    private nonisolated(unsafe) var busy: Set<String> = []
-
-    /// Runs `body` while no other thread runs a body for `key`.
-    func with<T, E: Error>(_ key: String, _ body: () throws(E) -> T) throws(E) -> T {
-        lock.withLock {
-            while busy.contains(key) { _ = lock.wait(until: nil) }
-            busy.insert(key)
-        }
-        defer {
-            lock.withLock {
-                busy.remove(key)
-                lock.broadcast()
-            }
-        }
-        return try body()
     }
 }
 
