@@ -316,8 +316,3 @@ final class GuestRuntime: @unchecked Sendable {
         context.account.reset()
     }
 }
-
-/// The watchdog's target when there is nothing to stop.
-final class NothingToInterrupt: Interruptible {
-    func interrupt() {}
-}

@@ -151,10 +151,12 @@ public struct ModuleError: CodedError, Sendable, Hashable {
         self.missingImports = missingImports
     }
 
+    /// Whether two errors have the same code, message and missing imports.
     public static func == (lhs: ModuleError, rhs: ModuleError) -> Bool {
         lhs.code == rhs.code && lhs.message == rhs.message && lhs.missingImports == rhs.missingImports
     }
 
+    /// Hashes what equality compares: the code, the message and the missing imports.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(code)
         hasher.combine(message)

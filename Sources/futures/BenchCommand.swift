@@ -61,7 +61,12 @@ struct BenchCommand: AsyncParsableCommand {
         if let engine {
             let names = engine.split(separator: ",").map(String.init)
             let engines = names.compactMap(GuestEngine.init(rawValue:))
-            guard engines.count == names.count, !engines.contains(.auto) else { throw CommandFailure("unknown engine in \(engine) (wasmkit, compiled)") }
+            guard engines.count == names.count else { throw CommandFailure("unknown engine in \(engine) (wasmkit, compiled)") }
+            guard !engines.contains(.auto) else {
+                throw CommandFailure(
+                    "--engine auto is not measured: it runs a module on WasmKit or compiled, whichever is ready; "
+                        + "measure wasmkit and compiled (the load benchmark has auto's first-call row)")
+            }
             suite.engines = Set(engines)
         } else if CompiledEngine.canCompile {
             suite.engines = [.wasmKit, .compiled]

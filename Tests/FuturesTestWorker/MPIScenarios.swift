@@ -105,20 +105,10 @@ enum MPIScenarios {
         print("rank: \(MPIWorker.rank.map(String.init) ?? "none") of \(MPIWorker.size.map(String.init) ?? "none")")
     }
 
-    /// A job initializer runs on the ranks before their jobs; a guest one in their interpreters;
-    /// a failing one breaks the pool.
     /// A start function that runs out of the pool's fuel fails that call, not the pool; the
     /// instance a call with more fuel makes serves the next calls.
     static func slowStart() throws {
-        let module = try GuestModule(wat: """
-            (module
-              (global $ready (mut i64) (i64.const 0))
-              (func $start (local $i i32)
-                (loop $spin (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $spin (i32.lt_u (local.get $i) (i32.const 1000000))))
-                (global.set $ready (i64.const 1)))
-              (start $start)
-              (func (export "ready") (result i64) (global.get $ready)))
-            """, name: "slow-start")
+        let module = TestGuests.slowStart
         let ready = try module.function("ready", returning: Int.self)
         let pool = try MPIPoolExecutor(limits: InterpreterLimits(fuel: 10_000))
         for (label, function) in [("tight", ready), ("generous", ready.withFuel(100_000_000)), ("tight again", ready)] {
@@ -131,6 +121,8 @@ enum MPIScenarios {
         pool.shutdown()
     }
 
+    /// A job initializer runs on the ranks before their jobs; a guest one in their interpreters;
+    /// a failing one breaks the pool.
     static func initializer() throws {
         let pool = try MPIPoolExecutor(initializer: TestJobs.initialize.call(7).discardingResult())
         let seen = Set(try pool.map(TestJobs.initialized, 0..<20).collect())

@@ -6,22 +6,8 @@ import Glibc
 #endif
 
 @testable import ConcurrentFutures
+import TestJobs
 import TestSupport
-
-/// A module whose start function needs about 3 million units of fuel (a million loop iterations):
-/// more than the executors' limits in these tests allow, less than the calls that raise them.
-let slowStartModule = try! GuestModule(
-    wat: """
-        (module
-          (global $ready (mut i64) (i64.const 0))
-          (func $start (local $i i32)
-            (loop $spin
-              (local.set $i (i32.add (local.get $i) (i32.const 1)))
-              (br_if $spin (i32.lt_u (local.get $i) (i32.const 1000000))))
-            (global.set $ready (i64.const 1)))
-          (start $start)
-          (func (export "ready") (result i64) (global.get $ready)))
-        """, name: "slow-start")
 
 /// A start function that runs out of its limits (here fuel, deterministic; time alike) fails the
 /// call that instantiated it, on every executor, never the pool: the next call tries again, and
@@ -29,7 +15,7 @@ let slowStartModule = try! GuestModule(
 @Suite("Slow starts")
 struct SlowStartTests {
     static let tight = InterpreterLimits(fuel: 10_000)
-    static let ready = try! slowStartModule.function("ready", returning: Int.self)
+    static let ready = try! TestGuests.slowStart.function("ready", returning: Int.self)
     static let generous = ready.withFuel(100_000_000)
 
     static var engines: [GuestEngine] { CompiledEngine.canCompile || getenv("CONCURRENT_FUTURES_REQUIRE_WABT") != nil ? [.wasmKit, .compiled] : [.wasmKit] }
@@ -59,7 +45,7 @@ struct SlowStartTests {
     /// The pool's workers load the module when they start, under the pool's limits, and that
     /// fails: the pool stays usable, and the calls load it again.
     @Test(arguments: engines) func anInterpreterPool(engine: GuestEngine) throws {
-        let pool = try InterpreterPoolExecutor(maxWorkers: 2, modules: [slowStartModule], limits: Self.tight, engine: engine)
+        let pool = try InterpreterPoolExecutor(maxWorkers: 2, modules: [TestGuests.slowStart], limits: Self.tight, engine: engine)
         defer { pool.shutdown() }
         expectOutOfFuel { _ = try pool.submit(Self.ready).result() }
         #expect(try pool.submit(Self.generous).result() == 1)

@@ -151,11 +151,14 @@ struct CompiledCacheTests {
         }
     }
 
-    /// Another local user controls the directory above the cache and flips its name, as fast as
-    /// it can, between the victim's real cache and a directory of its own that holds a shared
-    /// object of its making under the entry's name, with a matching record. While it does, the
-    /// victim opens and checks the entry a thousand times, and loads what passes: the planted
-    /// code never runs, and every entry that passed is the real one.
+    /// A link named as the cache flips, as fast as it can, between the victim's real cache and a
+    /// directory of another user's that holds a shared object of its making under the entry's
+    /// name, with a matching record. While it does, the victim opens and checks the entry a
+    /// thousand times, and loads what passes: the planted code never runs, and every entry that
+    /// passed is the real one. When the other user flips the link (in a directory writable by all,
+    /// sticky or not), nothing passes: its links are never followed. When the link is the
+    /// victim's own (a deployment that swaps it), the real cache passes whenever the link leads to
+    /// it.
     @Test(.enabled(if: canActAsAnotherUser, "needs root and setpriv to act as a second user"))
     func aRacingAttackerNeverGetsItsCodeLoaded() throws {
         let root = temporaryDirectory("race")
@@ -176,10 +179,10 @@ struct CompiledCacheTests {
         try source.write(toFile: evil, atomically: false, encoding: .utf8)
         let compiler = try #require(Toolchain.find(environmentValue("CONCURRENT_FUTURES_CC") ?? "clang"))
         #expect(run(compiler, ["-shared", "-fPIC", "-o", "\(root)/evil.so", evil]).status == 0)
-        for sticky in [false, true] {
-            let arena = "\(root)/arena-\(sticky)"
+        for (attacker, sticky) in [(true, false), (true, true), (false, false)] {
+            let arena = "\(root)/arena-\(attacker)-\(sticky)"
             mkdir(arena, 0o700)
-            chmod(arena, sticky ? 0o1777 : 0o777)
+            if attacker { chmod(arena, sticky ? 0o1777 : 0o777) }
             let planted = "\(arena)/planted"
             mkdir(planted, 0o755)
             let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(root)/evil.so"))
@@ -191,7 +194,8 @@ struct CompiledCacheTests {
             for path in [planted, "\(planted)/\(name).so", "\(planted)/\(name).sha256"] { chown(path, 65534, 65534) }
             chmod("\(planted)/\(name).so", 0o500)
             chmod("\(planted)/\(name).sha256", 0o400)
-            // The attacker, as user 65534: flips `cache` between the real cache and its own.
+            // The flipper (user 65534, or the victim): flips `cache` between the real cache and
+            // the planted one.
             let script = """
                 cd '\(arena)' || exit 1
                 ln -sfn '\(root)/real' cache
@@ -200,13 +204,18 @@ struct CompiledCacheTests {
                   ln -sfn '\(root)/real' next && mv -T next cache
                 done
                 """
-            let attacker = Process()
-            attacker.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            attacker.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c", script]
-            try attacker.run()
+            let flipper = Process()
+            if attacker {
+                flipper.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+                flipper.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c", script]
+            } else {
+                flipper.executableURL = URL(fileURLWithPath: "/bin/sh")
+                flipper.arguments = ["-c", script]
+            }
+            try flipper.run()
             defer {
-                kill(attacker.processIdentifier, SIGKILL)
-                attacker.waitUntilExit()
+                kill(flipper.processIdentifier, SIGKILL)
+                flipper.waitUntilExit()
             }
             waitUntil { access("\(arena)/cache", F_OK) == 0 }
             var passed = 0
@@ -232,6 +241,11 @@ struct CompiledCacheTests {
             // the attacker's directory (refused: another user's), or a link in the walk (refused).
             #expect(access(marker, F_OK) != 0, "the planted code ran")
             #expect(passed + refused == 1000)
+            if attacker {
+                #expect(passed == 0, "another user's link was followed (sticky: \(sticky))")
+            } else {
+                #expect(passed > 0, "the victim's own link never led to its cache")
+            }
         }
         #expect(access(marker, F_OK) != 0, "the planted code ran")
     }

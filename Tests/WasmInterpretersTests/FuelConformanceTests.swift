@@ -123,9 +123,15 @@ struct FuelConformanceTests {
                 for value: Int64 in [0, 3, 1000] {
                     let arguments = export.parameters.map { _ in ShareableValue.int(value) }
                     let outcomes = [GuestEngine.wasmKit, .compiled].map { Self.consumption(module, export.name, arguments, engine: $0) }
-                    if case .success(let wasmKit) = outcomes[0], case .success(let compiled) = outcomes[1] {
+                    switch (outcomes[0], outcomes[1]) {
+                    case (.success(let wasmKit), .success(let compiled)):
                         #expect(wasmKit == compiled, "\(module.name).\(export.name)(\(value)): WasmKit \(wasmKit), compiled \(compiled)")
                         compared += 1
+                    case (.failure(let wasmKit), .failure(let compiled)):
+                        // Both stopped (a trap the arguments cause): the same kind of stop.
+                        #expect(wasmKit.kind == compiled.kind, "\(module.name).\(export.name)(\(value)): \(wasmKit) / \(compiled)")
+                    default:
+                        Issue.record("\(module.name).\(export.name)(\(value)): one engine succeeded, the other failed: \(outcomes)")
                     }
                 }
             }

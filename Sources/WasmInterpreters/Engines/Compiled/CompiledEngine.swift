@@ -35,7 +35,8 @@ public enum CompiledEngine {
         /// The most wall-clock time a build may take (both tools, and the wait for another
         /// process building the same module).
         public var wallTime: Duration
-        /// The most CPU time each tool may use.
+        /// The most CPU time each tool may use, in whole seconds (the kernel's limit is counted
+        /// in seconds: a fraction is dropped, and anything under a second counts as one).
         public var cpuTime: Duration
         /// The most address space each tool may map, and the largest file it may write.
         public var memoryBytes: Int
@@ -82,6 +83,9 @@ public enum CompiledEngine {
     /// exit. The directory and its ancestors must belong to the user or root and be writable by
     /// no one else (sticky directories such as `/tmp` excepted, above it).
     ///
+    /// Reading it opens the directory, making its missing parts (mode 0700) or the private
+    /// directory, and checks it; the result is kept for the rest of the process.
+    ///
     /// - Throws: ``ModuleError`` `.engineUnavailable` when the directory fails those checks or
     ///   cannot be made.
     public static var cacheDirectory: String {
@@ -94,7 +98,8 @@ public enum CompiledEngine {
     /// - Throws: ``ModuleError`` `.engineUnavailable` when `wasm2c` or `clang` is missing and no
     ///   entry exists, or the cache fails its checks; `.buildFailed` when a tool fails or the
     ///   build runs out of its ``budget``; `.tooLarge` past the budget's caps;
-    ///   `.unsupportedFeature` for what the engine cannot translate.
+    ///   `.unsupportedFeature` for what the engine cannot translate; `.invalid` when the fuel
+    ///   metering cannot read a function body of the module.
     @discardableResult
     public static func prepare(_ module: GuestModule) throws(ModuleError) -> String {
         try CompiledLibrary.load(module).path
@@ -187,78 +192,4 @@ public enum CompiledEngine {
     /// Counts the compiled forms that became ready in the background: a pool worker under
     /// ``GuestEngine/auto`` looks again when it changes.
     static var readyGeneration: Int { CompiledLibrary.readyGeneration.load(ordering: .relaxed) }
-}
-
-/// The tools that compile guests, and their identity for cache keys.
-struct Toolchain: Sendable {
-    let wasm2c: String
-    let compiler: String
-    /// A digest of both tools' paths, sizes and modification times: a new version of either
-    /// makes new cache entries.
-    let identity: String
-
-    /// The tools found for the environment now, looked up once per value of the variables that
-    /// name them (every instantiation under ``GuestEngine/auto`` asks).
-    static var current: Toolchain? {
-        let environment = ["PATH", "CONCURRENT_FUTURES_WASM2C", "CONCURRENT_FUTURES_CC"].map { environmentValue($0) ?? "\0" }
-        if let known = found.withLock({ $0?.environment == environment ? $0 : nil }) { return known.toolchain }
-        let toolchain = lookUp()
-        found.withLock { $0 = (environment, toolchain) }
-        return toolchain
-    }
-
-    private static let found = Locked<(environment: [String], toolchain: Toolchain?)?>(nil)
-
-    private static func lookUp() -> Toolchain? {
-        guard let wasm2c = find(environmentValue("CONCURRENT_FUTURES_WASM2C") ?? "wasm2c"),
-            let compiler = find(environmentValue("CONCURRENT_FUTURES_CC") ?? "clang")
-        else { return nil }
-        var identity = SHA256()
-        for tool in [wasm2c, compiler] {
-            var status = stat()
-            let resolved = realpath(tool, nil).map { path in
-                defer { free(path) }
-                return String(cString: path)
-            } ?? tool
-            _ = stat(resolved, &status)
-            identity.update(Array("\(resolved):\(status.st_size):\(status.st_mtim.tv_sec)\n".utf8))
-        }
-        let digest = identity.finish()
-        return Toolchain(wasm2c: wasm2c, compiler: compiler, identity: String(digest.prefix(16)))
-    }
-
-    /// What to install when a tool is missing.
-    static var missingMessage: String {
-        var missing: [String] = []
-        if find(environmentValue("CONCURRENT_FUTURES_WASM2C") ?? "wasm2c") == nil {
-            missing.append("wasm2c (Debian and Ubuntu package 'wabt': apt-get install wabt)")
-        }
-        if find(environmentValue("CONCURRENT_FUTURES_CC") ?? "clang") == nil {
-            missing.append("clang (part of the Swift toolchain; or set CONCURRENT_FUTURES_CC)")
-        }
-        let place = (try? CompiledCache.current().path) ?? "its cache"
-        return "the compiled engine needs " + missing.joined(separator: " and ") + ", and no compiled form of the module is cached in \(place)"
-    }
-
-    /// `name` if it is a path to an executable (made absolute: tools start in their build
-    /// directory), else its first match on `PATH`.
-    static func find(_ name: String) -> String? {
-        if name.contains("/") {
-            guard access(name, X_OK) == 0 else { return nil }
-            guard !name.hasPrefix("/"), let cwd = getcwd(nil, 0) else { return name }
-            defer { free(cwd) }
-            return String(cString: cwd) + "/" + name
-        }
-        let path = environmentValue("PATH") ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") where directory.hasPrefix("/") {
-            let candidate = "\(directory)/\(name)"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
-    }
-}
-
-/// The value of the environment variable `name`, if set.
-func environmentValue(_ name: String) -> String? {
-    getenv(name).map { String(cString: $0) }
 }

@@ -310,6 +310,13 @@ final class CompiledLibrary: @unchecked Sendable {
         return false
     }
 
+    /// The failure remembered for `module` under the current budget, if any (for tests and
+    /// reports).
+    static func knownFailure(of module: GuestModule) -> ModuleError? {
+        let key = FailureKey(key: cacheKey(module), budget: CompiledEngine.budget)
+        return registry.withLock { $0.failure(key) }
+    }
+
     /// Whether `module`'s library is loaded in this process.
     static func isLoaded(_ module: GuestModule) -> Bool {
         if module.compiled.withLock({ $0.library != nil }) { return true }

@@ -13,7 +13,7 @@ import WasmParser
 /// - A region costs one unit per operator in it, but `nop`, `drop`, `block`, `loop`,
 ///   `unreachable`, `return`, `else` and `end`, which cost nothing. An `if` belongs to the region
 ///   that evaluates its condition. Operators in unreachable code (after `br`, `br_table`,
-///   `return`, `unreachable`, a tail call or a throw, up to the end of their block) cost nothing;
+///   `return`, `unreachable`, up to the end of their block) cost nothing;
 ///   a block opened there is reachable again, as WasmKit's validator has it.
 /// - Bulk operations pay, after they succeed, for the bytes they move: `memory.fill`,
 ///   `memory.copy` and `memory.init` one unit per 64 bytes; `table.fill`, `table.copy` and
@@ -151,7 +151,6 @@ enum FuelMetering {
     private struct ModuleLayout {
         var importedGlobals = 0
         var definedGlobals = 0
-        var importedFunctions = 0
         var start: UInt32?
         var codes: [Code] = []
         /// Every type of the type section, `nil` for one that is not a function type.
@@ -174,7 +173,6 @@ enum FuelMetering {
                         for entry in imports {
                             switch entry.descriptor {
                             case .global: importedGlobals += 1
-                            case .function: importedFunctions += 1
                             case .memory(let type):
                                 memories += 1
                                 if type.isMemory64 { refuse("a 64-bit memory") }
@@ -301,13 +299,15 @@ enum FuelMetering {
         mutating func visit(_ instruction: Instruction) {
             switch instruction {
             case .loop: last = .loop
-            case .block, .tryTable: last = .block
+            case .block: last = .block
             case .if: last = .if
             case .else: last = .else
             case .end: last = .end
             case .nop, .drop: last = .free
             case .unreachable, .return: last = .freeTerminator
-            case .br, .brTable, .throw, .throwRef: last = .terminator
+            case .br, .brTable: last = .terminator
+            // Refused when the module is loaded (``GuestModule``); refused here too, should that change.
+            case .tryTable, .throw, .throwRef: last = .unsupported("exception handling")
             case .returnCall, .returnCallIndirect, .returnCallRef: last = .unsupported("tail calls")
             case .callRef, .refAsNonNull, .brOnNull, .brOnNonNull: last = .unsupported("typed function references")
             case .memoryFill, .memoryCopy, .memoryInit: last = .bulkBytes
