@@ -71,8 +71,9 @@ final class CompiledCache: @unchecked Sendable {
         let key = configured?.path ?? ""
         if let cache = opened.withLock({ $0[key] }) { return cache }
         // One thread opens (or makes) it; the others wait and take what it opened.
-        let opened = opening.withLock { _ in Result { () throws(ModuleError) in try openOrMake(configured, key: key) } }
-        return try opened.get()
+        opening.lock()
+        defer { opening.unlock() }
+        return try openOrMake(configured, key: key)
     }
 
     /// Opens (or makes) the cache for `configured`, remembered under `key`; the caller holds
@@ -96,7 +97,10 @@ final class CompiledCache: @unchecked Sendable {
         return cache
     }
 
-    private static let opening = Locked(())
+    /// Held while a cache is opened or made. A bare mutex: with a `Locked` of an empty value
+    /// (which has no storage of its own), ThreadSanitizer reported the access to that value, at
+    /// the object's first word, as a race with another thread reading the object's header.
+    private static let opening = PThreadMutex()
 
     /// The path the environment names, and whether it was named explicitly.
     static var configuredPath: (path: String, explicit: Bool)? {
