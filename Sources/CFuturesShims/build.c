@@ -322,10 +322,33 @@ void cf_builds_cleanup(void) {
     cf_private_cache_remove();
 }
 
+/* The signal that cf_builds_signal_handler is ending the process with (0: none). */
+static _Atomic int cf_ending_signal;
+
+/* Ends the process by `sig`, now, from whichever thread calls it. */
+static void cf_die_by(int sig) {
+    signal(sig, SIG_DFL);
+    sigset_t only;
+    sigemptyset(&only);
+    sigaddset(&only, sig);
+    sigprocmask(SIG_UNBLOCK, &only, NULL);
+    raise(sig);
+    _exit(128 + sig);
+}
+
+/* At exit: the cleanup; and when a signal handler is ending the process meanwhile (a thread whose
+ * build failed because the handler killed its tools got to exit first), the process still ends
+ * by that signal, not with the thread's status. */
+static void cf_exit_cleanup(void) {
+    cf_builds_cleanup();
+    int sig = atomic_load(&cf_ending_signal);
+    if (sig != 0) cf_die_by(sig);
+}
+
 /* The one exit handler, registered once, by the first of its two callers. */
 static void cf_cleanup_at_exit(void) {
     static _Atomic int registered;
-    if (!atomic_exchange(&registered, 1)) atexit(cf_builds_cleanup);
+    if (!atomic_exchange(&registered, 1)) atexit(cf_exit_cleanup);
 }
 
 void cf_private_cache_register(int parent, const char *name) {
@@ -335,9 +358,9 @@ void cf_private_cache_register(int parent, const char *name) {
 }
 
 static void cf_builds_signal_handler(int sig) {
+    atomic_store(&cf_ending_signal, sig);
     cf_builds_cleanup();
-    signal(sig, SIG_DFL);
-    raise(sig);
+    cf_die_by(sig);
 }
 
 void cf_builds_install_cleanup(void) {

@@ -99,7 +99,8 @@ struct CompiledBuildCLITests {
         kill(process.processIdentifier, SIGINT)
         process.waitUntilExit()
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGINT)
-        #expect(Self.recordedPIDs(pids).allSatisfy { !Self.isAlive($0) })
+        // Killed (SIGKILL reaches a busy process's children a moment later).
+        #expect(Self.eventually { Self.recordedPIDs(pids).allSatisfy { !Self.isAlive($0) } })
         #expect(Self.buildDirectories(cache).isEmpty)
     }
 
