@@ -44,6 +44,10 @@ public final class GuestModule: Sendable {
     let wasiImports: Set<String>
     /// How many functions, types, globals and bytes of data it has.
     let sizes: ModuleSizes
+    /// Whether WasmKit validated every function body at load. A module loaded for the compiled
+    /// engine only leaves that to the engine's build (wasm2c validates the module it translates,
+    /// and a cached entry was built from these very bytes); WasmKit refuses to run it.
+    let bodiesValidated: Bool
     /// What the compiled engine knows of the module in this process.
     let compiled = Locked(CompiledModuleState())
 
@@ -60,8 +64,19 @@ public final class GuestModule: Sendable {
     ///   one.
     /// - Parameter wasi: For a WASI module, what its calls may reach and where their output goes
     ///   (``WASIOptions/default`` unless given); other modules ignore it.
-    public init(
+    public convenience init(
         bytes: [UInt8], name: String = "module", limits: InterpreterLimits = .default, wasi: WASIOptions = .default
+    ) throws(ModuleError) {
+        try self.init(bytes: bytes, name: name, limits: limits, wasi: wasi, compiledEngineOnly: false)
+    }
+
+    /// Parses and checks `bytes` as the public initializer does; with `compiledEngineOnly`, function
+    /// bodies are not translated by WasmKit (most of a large module's load time): the module then
+    /// runs on ``GuestEngine/compiled`` only, whose build validates it.
+    ///
+    /// - Throws: ``ModuleError``, as the public initializer.
+    package init(
+        bytes: [UInt8], name: String, limits: InterpreterLimits, wasi: WASIOptions, compiledEngineOnly: Bool
     ) throws(ModuleError) {
         guard bytes.count <= limits.maxModuleBytes else {
             throw ModuleError(
@@ -98,7 +113,8 @@ public final class GuestModule: Sendable {
         hasStartFunction = structure.hasStart
         exportsMemory = structure.exportsMemory
         sizes = structure.sizes
-        let inspection = try GuestModule.inspect(parsed, name: name, limits: limits)
+        bodiesValidated = !compiledEngineOnly
+        let inspection = try GuestModule.inspect(parsed, name: name, limits: limits, validatingBodies: bodiesValidated)
         functions = inspection.functions
         imports = inspection.imports
         memories = inspection.memories
@@ -125,6 +141,7 @@ public final class GuestModule: Sendable {
         hasStartFunction = module.hasStartFunction
         exportsMemory = module.exportsMemory
         sizes = module.sizes
+        bodiesValidated = module.bodiesValidated
         functions = module.functions
         imports = module.imports
         memories = module.memories
@@ -287,8 +304,11 @@ extension GuestModule {
     }
 
     /// Checks imports, validates every function body by instantiating the module once in a
-    /// scratch store with eager compilation (start function skipped), and lists exports.
-    static func inspect(_ module: WasmKit.Module, name: String, limits: InterpreterLimits) throws(ModuleError) -> Inspection {
+    /// scratch store with eager compilation (start function skipped; with `validatingBodies`
+    /// false, compilation is lazy and the bodies are left alone), and lists exports.
+    static func inspect(
+        _ module: WasmKit.Module, name: String, limits: InterpreterLimits, validatingBodies: Bool
+    ) throws(ModuleError) -> Inspection {
         var inspection = Inspection()
         let imported = classifyImports(of: module)
         inspection.imports = imported.imports
@@ -312,7 +332,8 @@ extension GuestModule {
 
         var scratch = module
         scratch.dropStartFunction()
-        let engine = Engine(configuration: EngineConfiguration(compilationMode: .eager, memoryBoundsChecking: .software))
+        let engine = Engine(
+            configuration: EngineConfiguration(compilationMode: validatingBodies ? .eager : .lazy, memoryBoundsChecking: .software))
         let store = Store(engine: engine)
         // The scratch instance allocates the module's initial memory and tables: the limit
         // applies before they are allocated, as it does in an interpreter.

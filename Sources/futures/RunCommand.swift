@@ -66,7 +66,11 @@ struct RunCommand: AsyncParsableCommand {
         let (bytes, name) = try ModuleLoading.bytes(module)
         let command: GuestFunction<GuestOutput<Int32>>
         do {
-            command = try GuestModule(bytes: bytes, name: name, limits: limits, wasi: options).command()
+            // On the compiled engine alone, WasmKit need not translate the program to validate it:
+            // the build does (most of a large program's start-up).
+            command = try GuestModule(
+                bytes: bytes, name: name, limits: limits, wasi: options, compiledEngineOnly: engine == .compiled
+            ).command()
         } catch {
             throw CommandFailure(error.message)
         }

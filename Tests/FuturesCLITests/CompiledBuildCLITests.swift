@@ -146,6 +146,25 @@ struct CompiledBuildCLITests {
         #expect(run.error.contains("about to fall over"), "\(run.error)")
     }
 
+    /// A compiler that runs out of memory is reported as that, with the budget's hint, even though
+    /// its crash report repeats the command line (and so names the frame-size flag).
+    @Test func aCompilerOutOfMemoryIsNotAFrameTooLarge() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let tool = "\(directory)/starving-clang"
+        let report = "LLVM ERROR: out of memory\nAllocation failed\nProgram arguments: clang-21 -cc1 -Wframe-larger-than=65536 -Werror=frame-larger-than m.c"
+        try "#!/bin/sh\nprintf '\(report)\\n' >&2\nexit 1\n".write(toFile: tool, atomically: false, encoding: .utf8)
+        chmod(tool, 0o755)
+        let run = try await futures(
+            ["build-guest", "--compile", "Tasks.wasm"],
+            environment: ["CONCURRENT_FUTURES_CACHE": "\(directory)/cache", "CONCURRENT_FUTURES_CC": tool])
+        #expect(run.exitCode == 1)
+        #expect(run.error.contains("could not build"), "\(run.error)")
+        #expect(run.error.contains("out of memory"), "\(run.error)")
+        #expect(run.error.contains("CompiledEngine.BuildBudget.memoryBytes"), "\(run.error)")
+        #expect(!run.error.contains("native stack"), "\(run.error)")
+    }
+
     /// A second Ctrl-C in `futures map` stops at once, and still ends the background build's tools
     /// and removes the private cache.
     @Test func aSecondCtrlCInMapStillCleansUp() throws {
@@ -265,6 +284,26 @@ struct CompiledBuildCLITests {
     }
 
     /// WASI programs run on the compiled engine from the command line, as on WasmKit.
+    /// Generated C over the split threshold is compiled in parts, on every core, and the program
+    /// runs as it does whole (the threshold lowered so that a small program is split).
+    @Test func aLargeModuleIsCompiledInParts() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let compiler = "\(directory)/recording-clang"
+        try "#!/bin/sh\necho \"$@\" >> '\(directory)/calls'\nexec clang \"$@\"\n".write(toFile: compiler, atomically: false, encoding: .utf8)
+        chmod(compiler, 0o755)
+        let input = "3 1 2 apple Apple pear 2.5\n"
+        let run = try await futures(
+            ["run", "--engine", "compiled", "wordstat.wasm"], input: input,
+            environment: ["CONCURRENT_FUTURES_CACHE": "\(directory)/cache", "CONCURRENT_FUTURES_CC": compiler, "CONCURRENT_FUTURES_SPLIT_ABOVE": "20000"])
+        #expect(run.exitCode == 0, "\(run.error)")
+        #expect(run.output == "tokens: 7\nnumbers: 4 min 1 median 2.25 max 3 mean 2.125\nwords: 2 distinct\n  apple 2\n  pear 1\n")
+        let calls = (try? String(contentsOfFile: "\(directory)/calls", encoding: .utf8)) ?? ""
+        let parts = calls.split(separator: "\n").filter { $0.contains(" -c m") }
+        #expect(parts.count >= 3, "\(calls)")
+        #expect(calls.split(separator: "\n").last?.contains("m0.o m1.o m2.o") == true, "\(calls)")
+    }
+
     @Test func wasiProgramsRunCompiled() async throws {
         let input = "3 1 2 apple Apple pear 2.5\n"
         let expected = "tokens: 7\nnumbers: 4 min 1 median 2.25 max 3 mean 2.125\nwords: 2 distinct\n  apple 2\n  pear 1\n"

@@ -127,6 +127,25 @@ struct CompiledRuntimeTests {
         }
     }
 
+    /// A module loaded for the compiled engine only skips WasmKit's translation of its bodies: it
+    /// runs compiled, WasmKit refuses it, and an invalid body is still caught, by the build.
+    @Test func aModuleForTheCompiledEngineOnlyIsValidatedByItsBuild() throws {
+        let valid = try GuestModule(wat: "(module (func (export \"one\") (result i32) i32.const 1))").wasmBytes
+        let module = try GuestModule(bytes: valid, name: "only", limits: .default, wasi: .default, compiledEngineOnly: true)
+        #expect(try Interpreters.create(engine: .compiled).call(module.function("one", returning: Int.self)) == 1)
+        #expect(throws: ModuleError.self) { _ = try Interpreters.create(engine: .wasmKit).call(module.function("one", returning: Int.self)) }
+        // `(func (result i32) i64.const 0)`: the body's type is wrong.
+        let invalid: [UInt8] = [
+            0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, 0x03, 0x02, 0x01, 0x00,
+            0x07, 0x07, 0x01, 0x03, 0x62, 0x61, 0x64, 0x00, 0x00, 0x0a, 0x06, 0x01, 0x04, 0x00, 0x42, 0x00, 0x0b,
+        ]
+        #expect { _ = try GuestModule(bytes: invalid, name: "bad") } throws: { ($0 as? ModuleError)?.code == .invalid }
+        let unchecked = try GuestModule(bytes: invalid, name: "bad", limits: .default, wasi: .default, compiledEngineOnly: true)
+        #expect { _ = try Interpreters.create(engine: .compiled).call(unchecked.function("bad", returning: Int.self)) } throws: { error in
+            (error as? ModuleError).map { $0.code == .invalid || $0.code == .buildFailed } ?? false
+        }
+    }
+
     /// Export names the metering uses for itself are a module's to use, on both engines.
     @Test func noExportNameIsReserved() throws {
         let module = Fixtures.module(

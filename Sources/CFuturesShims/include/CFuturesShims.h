@@ -96,6 +96,7 @@ int cf_mpi_abort(int code);
 /// The text of an MPI error code, into `text`.
 void cf_mpi_error_string(int code, char *text, size_t text_size);
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /// SHA-256 in progress (sha256.c).
@@ -108,6 +109,9 @@ typedef struct {
 void cf_sha256_init(cf_sha256_state *state);
 void cf_sha256_update(cf_sha256_state *state, const void *bytes, size_t count);
 void cf_sha256_final(cf_sha256_state *state, uint8_t digest[32]);
+/// Uses the processor's SHA instructions (when it has them) or the portable code, for tests that
+/// compare the two; returns whether the processor has them.
+bool cf_sha256_use_accelerated(bool enabled);
 
 // The compiled engine's build tools (build.c).
 

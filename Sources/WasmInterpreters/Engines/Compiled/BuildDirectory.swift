@@ -64,6 +64,13 @@ final class BuildDirectory {
         return read > 0 ? Array(bytes[0..<read]) : []
     }
 
+    /// The size of the file `name`, if it is a regular file.
+    func size(of name: String) -> Int? {
+        var status = stat()
+        guard fstatat(descriptor, name, &status, AT_SYMLINK_NOFOLLOW) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int(status.st_size)
+    }
+
     /// Reads the file `name` (at most `maxBytes`).
     func read(_ name: String, maxBytes: Int = 256 << 20) throws(ModuleError) -> [UInt8] {
         let file = openat(descriptor, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)

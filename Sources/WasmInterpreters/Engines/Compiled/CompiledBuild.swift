@@ -84,8 +84,21 @@ enum CompiledBuild {
             throw ModuleError(.buildFailed, "\(module.name): \(error)")
         }
         try directory.write(Array(glue.utf8), to: "glue.c")
+        var sources = ["m.c"]
+        if directory.size(of: "m.c") ?? 0 >= CompiledSplit.threshold, let parts = CompiledSplit.split(try directory.read("m.c")) {
+            // A large module: its parts compile on every core, then link with the rest.
+            for (index, part) in parts.enumerated() { try directory.write(part, to: "m\(index).c") }
+            unlinkat(directory.descriptor, "m.c", 0)
+            // Part 0 last: most of it is data, which compiles fast.
+            let script = CompiledSplit.script(
+                compiling: parts.indices.dropFirst().map { "m\($0)" } + ["m0"], compiler: tools.compiler,
+                flags: compilerFlags.filter { $0 != "-shared" } + ["-I", "."], lanes: sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+            try directory.write(Array(script.utf8), to: "compile.sh")
+            try context.run("/bin/sh", ["compile.sh"], log: "cc-parts.log", what: "the compiler")
+            sources = parts.indices.map { "m\($0).o" }
+        }
         try context.run(
-            tools.compiler, compilerFlags + ["-I", ".", "-o", "m.so", "m.c", "glue.c", "cf-rt.c", "-lm"], log: "cc.log",
+            tools.compiler, compilerFlags + ["-I", ".", "-o", "m.so"] + sources + ["glue.c", "cf-rt.c", "-lm"], log: "cc.log",
             what: "the compiler")
         try cache.store("m.so", from: directory, as: name)
     }
@@ -166,7 +179,8 @@ enum CompiledBuild {
                     "\(what) was killed by \(name) while building \(module.name)"
                         + (text.isEmpty ? "" : ": \(text)") + memoryHint(text, signal: value))
             }
-            if text.contains("frame-larger-than") {
+            // clang's own diagnostic, not the flag's name (a crash report repeats the command line).
+            if text.contains("stack frame size") && text.contains("exceeds limit") {
                 throw ModuleError(
                     .unsupportedFeature,
                     "\(module.name) has a function that needs more than \(maxFrameBytes >> 10) KiB of native stack for one "

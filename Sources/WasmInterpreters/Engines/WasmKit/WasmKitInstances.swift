@@ -83,6 +83,9 @@ final class WasmKitInstances: EngineInstances {
 
     /// Instantiates `module` (running its start function); the caller has set the call's limits.
     func instantiate(_ module: GuestModule) throws {
+        guard module.bodiesValidated else {
+            throw ModuleError(.unsupportedFeature, "\(module.name) was loaded for the compiled engine only; load it again to run it on WasmKit")
+        }
         context.account.activeModule = module.id
         context.account.meter = .store
         let instance: Instance
