@@ -10,8 +10,8 @@ import Glibc
 /// every file in a build directory of the cache that is removed at the end, whatever happens.
 enum CompiledBuild {
     /// Changes whenever the build's own edits of the generated code change (it is part of cache
-    /// keys): the volatile fuel counter, the table traps, guard pages instead of bounds checks.
-    static let version = "build-3"
+    /// keys): the volatile fuel counter, the table traps.
+    static let version = "build-2"
 
     /// How every compiled guest is built. No warnings, but one error: a function whose native
     /// frame is over 64 KiB (the runtime's stack reserve counts on it; see `cf-rt.c`). Floating
