@@ -89,9 +89,8 @@ fetch_wasmtime() {
 # One build line per program, the same for both targets but for the target's own flags. The wasm32-wasi
 # programs get an 8 MiB stack (lz4 -d overflows the linker's default 64 KiB), the emulated process clocks
 # and signals of wasi-libc, and compat/ (setjmp.h and the few functions this wasi-libc lacks).
-wasm_cc=(clang-14 --target=wasm32-wasi -O2 -D_WASI_EMULATED_PROCESS_CLOCKS -D_WASI_EMULATED_SIGNAL -I"$here/compat"
-    -Wl,-z,stack-size=8388608)
-wasm_libs=("$work/bin/compat.o" -lwasi-emulated-process-clocks -lwasi-emulated-signal -lm)
+wasm_cc=(clang-14 --target=wasm32-wasi -O2 -D_WASI_EMULATED_PROCESS_CLOCKS -D_WASI_EMULATED_SIGNAL -I"$here/compat")
+wasm_libs=(-Wl,-z,stack-size=8388608 "$work/bin/compat.o" -lwasi-emulated-process-clocks -lwasi-emulated-signal -lm)
 native_cc=(clang-14 -O2)
 native_libs=(-lm)
 
