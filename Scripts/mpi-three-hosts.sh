@@ -19,7 +19,7 @@ teardown() {
     done
     ip link del cfbridge 2>/dev/null || true
 }
-trap 'teardown; rm -rf "$work"' EXIT
+trap 'end_launched; teardown; rm -rf "$work"' EXIT
 teardown
 
 ip link add cfbridge type bridge
@@ -42,6 +42,8 @@ while [[ $1 == -* ]]; do shift; done
 host=$1
 shift
 echo "$host" >> "$(dirname "$0")/launched"
+# The proxy keeps this process id (exec), so the script can end exactly what it started.
+echo "$$" >> "$(dirname "$0")/pids"
 exec ip netns exec "$host" sh -c "$*"
 LAUNCHER
 chmod +x "$work/launcher"
@@ -56,13 +58,24 @@ seq 0 999 | awk '{ print "[" $1 * 3 ", " $1 % 17 "]" }' > "$work/input"
 # retried, up to 6 times. A launch that ends cleanly must give exactly the interpreter pool's output with status 1 (some inputs divide by zero). If
 # none ends cleanly, the test still requires one whose map finished ("N of 1000 inputs failed" on
 # standard error) with exactly that output, and says that only the launcher's teardown failed.
+# Ends what this script's launches started, by process id: each launcher's process (the proxy it
+# became) and its children; never other MPI launches on the machine.
+end_launched() {
+    [[ -f $work/pids ]] || return 0
+    local pid child
+    while read -r pid; do
+        for child in $(ps -o pid= --ppid "$pid" 2> /dev/null); do kill -KILL "$child" 2> /dev/null || true; done
+        kill -KILL "$pid" 2> /dev/null || true
+    done < "$work/pids"
+    rm -f "$work/pids"
+}
 launch() {
     rm -f "$work/launched"
     status=0
     timeout 30 mpiexec -launcher ssh -launcher-exec "$work/launcher" -iface cfbridge -hosts "$(IFS=,; echo "${hosts[*]}")" \
         -n 3 -ppn 1 -genv UCX_TLS tcp,self -genv UCX_NET_DEVICES eth0 < /dev/null \
         "$futures" map faults.wasm divide --spread --quiet -i "$work/input" --executor mpi > "$work/actual" 2> "$work/errors" || status=$?
-    pkill -f hydra_pmi_proxy || true
+    end_launched
 }
 check_output() {
     if [[ $(sort -u "$work/launched" | wc -l) -ne 3 ]]; then
