@@ -165,6 +165,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "PythonPool",
+            dependencies: ["ConcurrentFutures"],
+            path: "Examples/PythonPool",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "MissingImports",
             dependencies: ["ConcurrentFutures", "BundledGuests"],
             path: "Examples/MissingImports",

@@ -5,6 +5,7 @@
 # everything lands in .build/programs (or $PROGRAMS_WORK).
 #
 #   Scripts/programs/corpus.sh [--short] [--runs N] [--json FILE] [--markdown FILE] [--only a,b] [--engines e,f]
+#   Scripts/programs/corpus.sh --fetch-python     # only python.wasm, for the tests and Examples/PythonPool
 #
 # --short: small inputs and one run (what CI runs: a broken program or a wrong output fails it).
 # Needs, beyond the package's own tools: wabt, clang-14, lld-14, wasi-libc, libclang-rt-14-dev-wasm32 and
@@ -17,9 +18,11 @@ root="$(cd "$here/../.." && pwd)"
 work="${PROGRAMS_WORK:-$root/.build/programs}"
 futures="$root/.build/release/futures"
 args=()
+fetch_only=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --futures) futures="$2"; shift 2 ;;
+        --fetch-python) fetch_only=1; shift ;;
         *) args+=("$1"); shift ;;
     esac
 done
@@ -119,6 +122,11 @@ build_all() {
     build brotli brotli -Ic/include c/tools/brotli.c 'c/common/*.c' 'c/enc/*.c' 'c/dec/*.c'
 }
 
+if [[ -n "$fetch_only" ]]; then
+    fetch_python
+    echo "$work/bin/python.wasm"
+    exit 0
+fi
 command -v clang-14 > /dev/null && [[ -f /usr/lib/wasm32-wasi/libc.a ]] ||
     fail "the WASI toolchain is missing: apt-get install clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32"
 command -v dpkg-source > /dev/null || fail "dpkg-source is missing: apt-get install dpkg-dev"

@@ -172,6 +172,33 @@ public final class GuestModule: Sendable {
         return GuestFunction<Int32>(module: self, name: "_start").capturingOutput()
     }
 
+    /// The command of a WASI module kept running between calls: each interpreter starts the
+    /// program once (its `_start`, with the function's arguments and environment) and keeps it,
+    /// and each call is one exchange with it. The call's standard input
+    /// (``GuestFunction/withStdin(_:)``) is handed to the program, and the call ends when the
+    /// program has read all of it and asks for more: the result is what it wrote meanwhile, and
+    /// its value the exchange's number in this run of the program (1 when the program started
+    /// for this call). This is how an interpreter with a costly start-up (CPython's
+    /// `python.wasm`, reading one script after another) serves calls without starting again.
+    ///
+    /// State persists between the calls an interpreter serves, as in a CPython
+    /// `InterpreterPoolExecutor` worker. The call's fuel and time limits apply to each exchange.
+    /// A program that traps, runs out of fuel or time, or exits during an exchange fails that call
+    /// (an exit as ``GuestError/Kind-swift.struct/exited``) and is started afresh for the next;
+    /// so is one whose arguments or environment change. A resident program has the resource
+    /// limits of the interpreter that runs it, apart from the interpreter's other instances; it
+    /// ends, at its next read of standard input, when its interpreter is closed.
+    ///
+    /// - Throws: ``ModuleError`` `.noSuchExport` when the module is not a WASI command.
+    public func residentCommand() throws(ModuleError) -> GuestFunction<GuestOutput<Int>> {
+        guard wasiKind == .command else {
+            throw ModuleError(.noSuchExport, "\(name) is not a WASI command: it has no _start to run")
+        }
+        return GuestFunction<Int>(
+            module: self, name: "_start", fuel: nil, timeLimit: nil, wasi: WASICallOptions(capture: true, resident: true))
+            .returning(GuestOutput<Int>.self)
+    }
+
     private static func validate(_ options: WASIOptions, name: String) throws(ModuleError) {
         for preopen in options.preopens {
             var status = stat()

@@ -60,11 +60,18 @@ package struct WASICallOptions: Sendable, Hashable {
     /// Whether the result carries the output (`[value, stdout, stderr]`) instead of the output
     /// going to the module's destination.
     package var capture = false
+    /// Whether the call is one exchange with a resident instance of the command (see
+    /// ``GuestModule/residentCommand()``) rather than a run of it.
+    package var resident = false
 
-    package init(arguments: [String]? = nil, environment: [String: String]? = nil, stdin: [UInt8] = [], capture: Bool = false) {
+    package init(
+        arguments: [String]? = nil, environment: [String: String]? = nil, stdin: [UInt8] = [], capture: Bool = false,
+        resident: Bool = false
+    ) {
         self.arguments = arguments
         self.environment = environment
         self.stdin = stdin
         self.capture = capture
+        self.resident = resident
     }
 }

@@ -45,6 +45,9 @@ final class GuestRuntime: @unchecked Sendable {
     private var wasiHosts: [Int: WASIHost] = [:]
     /// The host used last, so that a run of calls to one module skips the lookup.
     private var lastWASIHost: (moduleID: Int, host: WASIHost)?
+    /// The resident programs (``GuestModule/residentCommand()``) running for this interpreter,
+    /// by module id. They outlive resets: each has its own runtime.
+    private var residents: [Int: ResidentProgram] = [:]
 
     init(interpreterID: Int, limits: InterpreterLimits, engine: GuestEngine) {
         self.interpreterID = interpreterID
@@ -56,6 +59,7 @@ final class GuestRuntime: @unchecked Sendable {
     }
 
     deinit {
+        for program in residents.values { program.close() }
         for host in wasiHosts.values { host.close() }
     }
 
@@ -117,6 +121,13 @@ final class GuestRuntime: @unchecked Sendable {
     /// The fuel the last call left, while no call runs (for tests and reports).
     var remainingFuel: UInt64? { lastEngine?.remainingFuel }
     private var lastEngine: (any EngineInstances)?
+
+    /// Gives the guest code that runs next, even code suspended in a host call now, the budget
+    /// `budget` (a resident program between two exchanges).
+    func refuel(_ budget: UInt64?) { lastEngine?.refuel(budget) }
+
+    /// What the watchdog stops to end a call of `module`'s code.
+    func interruptTarget(for module: GuestModule) -> any Interruptible { engine(for: module).interruptTarget }
 
     // MARK: WASI
 
@@ -195,6 +206,7 @@ final class GuestRuntime: @unchecked Sendable {
         module: GuestModule, _ name: String, arguments: [ShareableValue], fuel: UInt64?, timeLimit: Duration?,
         wasi: WASICallOptions? = nil
     ) throws -> ShareableValue {
+        if let wasi, wasi.resident { return try residentCall(module: module, fuel: fuel, timeLimit: timeLimit, wasi: wasi) }
         if movesToCompiledWhenReady, engine == .auto, !placements.isEmpty { moveToCompiledWhenReady() }
         renewIfPoisoned()
         if initializerPending, let initializer {
@@ -246,6 +258,33 @@ final class GuestRuntime: @unchecked Sendable {
         return value
     }
 
+    /// One exchange with `module`'s resident program, started (again) when it has none running
+    /// with these arguments and environment: `[number, stdout, stderr]`.
+    private func residentCall(module: GuestModule, fuel: UInt64?, timeLimit: Duration?, wasi: WASICallOptions) throws -> ShareableValue {
+        guard module.wasiKind == .command else {
+            throw GuestError(
+                kind: .missingFunction, function: "_start", message: "\(module.name) is not a WASI command: it has no _start to run",
+                interpreterID: interpreterID)
+        }
+        if let running = residents[module.id],
+            running.hasEnded || running.arguments != wasi.arguments || running.environment != wasi.environment
+        {
+            running.close()
+            residents[module.id] = nil
+        }
+        let program: ResidentProgram
+        if let running = residents[module.id] {
+            program = running
+        } else {
+            program = ResidentProgram(
+                module: module, arguments: wasi.arguments, environment: wasi.environment, interpreterID: interpreterID, limits: limits,
+                engine: engine)
+            residents[module.id] = program
+        }
+        let reply = try program.exchange(stdin: wasi.stdin, fuel: fuel ?? limits.fuel, timeLimit: timeLimit ?? limits.timeLimit)
+        return .array([.int(Int64(reply.number)), .bytes(reply.stdout), .bytes(reply.stderr)])
+    }
+
     /// Runs `body` on `engine` under a call's fuel budget and time limit (the interpreter's unless
     /// given): sets the fuel, arms the watchdog and caps host waits at the deadline. Errors come
     /// out as ``GuestError``, `.timedOut` when the watchdog stopped the call.
@@ -262,8 +301,10 @@ final class GuestRuntime: @unchecked Sendable {
         let ticket = try deadline.map { deadline throws(ExecutorError) in
             try CallWatchdog.shared.arm(engine.interruptTarget, deadline: deadline)
         }
+        // A call without a limit of its own keeps the deadline it runs under (a nested call's
+        // caller's, or the exchange's of a resident program).
         let outer = context.callDeadline
-        context.callDeadline = deadline
+        context.callDeadline = deadline ?? outer
         defer { context.callDeadline = outer }
         do {
             let value = try body()

@@ -51,3 +51,18 @@ struct WASIProcessTests {
         #expect(try pool.submit(try probe.function("counter", returning: Int.self)).result() == 1)
     }
 }
+
+@Suite("Resident commands in worker processes")
+struct ResidentProcessTests {
+    @Test func eachWorkerProcessKeepsItsProgramBetweenCalls() throws {
+        let echo = try GuestModule(wat: residentEchoServer, name: "echo-server", wasi: WASIOptions(output: .discard)).residentCommand()
+        let pool = try makePool(maxWorkers: 1)
+        defer { pool.shutdown() }
+        let replies = try (0..<5).map { try pool.submit(echo.withStdin(Array("r\($0)".utf8))).result() }
+        #expect(replies.map(\.value) == [1, 2, 3, 4, 5])
+        #expect(replies.map(\.stdoutText) == ["1r0", "2r1", "3r2", "4r3", "5r4"])
+        let exit = try #require(throws: GuestError.self) { try pool.submit(echo.withStdin(Array("x".utf8))).result() }
+        #expect(exit.exitStatus == 7)
+        #expect(try pool.submit(echo.withStdin(Array("again".utf8))).result().stdoutText == "1again")
+    }
+}

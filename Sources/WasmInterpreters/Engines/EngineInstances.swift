@@ -24,6 +24,10 @@ protocol EngineInstances: AnyObject {
     /// Sets the fuel of the call about to run; `nil` for no limit.
     func setFuel(_ budget: UInt64?)
 
+    /// Sets the fuel of the guest code that runs next, code suspended in a host call included
+    /// (a resident program between two exchanges).
+    func refuel(_ budget: UInt64?)
+
     /// The fuel the last call left, while no call runs; `nil` when it had no limit.
     var remainingFuel: UInt64? { get }
 
@@ -40,4 +44,5 @@ protocol EngineInstances: AnyObject {
 extension EngineInstances {
     func prepare(_ module: GuestModule) throws {}
     func classify(_ error: any Error, function: String) -> any Error { error }
+    func refuel(_ budget: UInt64?) { setFuel(budget) }
 }

@@ -21,6 +21,9 @@ final class WASICallState: @unchecked Sendable {
     var stdinOffset = 0
     var stdout: [UInt8] = []
     var stderr: [UInt8] = []
+    /// For a resident program (``ResidentProgram``): what a read of exhausted input waits on.
+    /// Its streams are then captured whatever the module's output destination.
+    weak var exchange: ResidentProgram?
 
     init(programName: String, options: WASIOptions, maxOutputBytes: Int) {
         self.programName = programName
@@ -116,7 +119,9 @@ struct StandardStream: WASIFile {
         var total = 0
         for index in 0..<buffers.count {
             total += try buffers.withHostBuffer(at: index) { buffer in
-                if inherited { return try Self.writeAll(UnsafeRawBufferPointer(buffer), to: Int32(number)) }
+                if inherited && state.exchange == nil {
+                    return try Self.writeAll(UnsafeRawBufferPointer(buffer), to: Int32(number))
+                }
                 try state.append(UnsafeRawBufferPointer(buffer), to: number)
                 return buffer.count
             }
@@ -142,7 +147,10 @@ struct StandardStream: WASIFile {
 
     func read(into buffers: GuestBuffers) throws -> WASIAbi.Size {
         guard number == 0 else { throw WASIAbi.Errno.EBADF }
-        if inherited {
+        if let exchange = state.exchange {
+            // A resident program asking for more than its call gave ends the exchange, and waits.
+            if state.stdinOffset == state.stdin.count { try exchange.awaitRequest(state) }
+        } else if inherited {
             // One read, into the first buffer that has room: what a read of a terminal or pipe gives.
             for index in 0..<buffers.count {
                 var done = false

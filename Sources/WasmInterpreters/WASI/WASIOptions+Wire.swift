@@ -64,19 +64,19 @@ extension WASIOptions {
 }
 
 extension WASICallOptions {
-    /// `[arguments | none, [[key, value], ...] | none, stdin, capture]`.
+    /// `[arguments | none, [[key, value], ...] | none, stdin, capture, resident]`.
     package var wireValue: ShareableValue {
         .array([
             arguments.map { .array($0.map { .string($0) }) } ?? .none,
             environment.map(WASIOptions.wireValue(of:)) ?? .none,
-            .bytes(stdin), .bool(capture),
+            .bytes(stdin), .bool(capture), .bool(resident),
         ])
     }
 
     /// The options ``wireValue`` wrote, or `nil`.
     package init?(wireValue: ShareableValue) {
-        guard case .array(let fields) = wireValue, fields.count == 4, case .bytes(let stdin) = fields[2],
-            case .bool(let capture) = fields[3]
+        guard case .array(let fields) = wireValue, fields.count == 5, case .bytes(let stdin) = fields[2],
+            case .bool(let capture) = fields[3], case .bool(let resident) = fields[4]
         else { return nil }
         var arguments: [String]?
         if fields[0] != .none {
@@ -88,7 +88,7 @@ extension WASICallOptions {
             guard let table = WASIOptions.environment(wireValue: fields[1]) else { return nil }
             environment = table
         }
-        self.init(arguments: arguments, environment: environment, stdin: stdin, capture: capture)
+        self.init(arguments: arguments, environment: environment, stdin: stdin, capture: capture, resident: resident)
     }
 }
 

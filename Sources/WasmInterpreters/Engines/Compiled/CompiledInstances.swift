@@ -65,6 +65,13 @@ final class CompiledInstances: EngineInstances, Interruptible {
         fuelCell.pointee = budget.map { Int64(clamping: $0) } ?? .max
     }
 
+    /// The call's fuel, written into the running counter too when guest code is suspended in a
+    /// host call (it charges that counter when it resumes).
+    func refuel(_ budget: UInt64?) {
+        setFuel(budget)
+        running?.fuel.pointee = fuelCell.pointee
+    }
+
     var remainingFuel: UInt64? { hasBudget ? UInt64(max(0, fuelCell.pointee)) : nil }
 
     var interruptTarget: any Interruptible { self }
