@@ -177,7 +177,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "TestSupport", dependencies: ["ConcurrentFutures"], path: "Tests/TestSupport", swiftSettings: strict),
-        .target(name: "TestJobs", dependencies: ["ConcurrentFutures"], path: "Tests/TestJobs", swiftSettings: strict),
+        .target(name: "TestJobs", dependencies: ["ConcurrentFutures", "CFuturesShims"], path: "Tests/TestJobs", swiftSettings: strict),
         .executableTarget(
             name: "FuturesTestWorker",
             dependencies: ["ConcurrentFutures", "TestJobs", "BundledGuests"],

@@ -234,7 +234,67 @@ void cf_interrupt_pipe_remove(void) {
     cf_interrupt_fd = -1;
 }
 
-void *cf_compiled_thread_state(void) {
-    static __thread _Alignas(16) unsigned char state[64];
-    return state;
+#include <setjmp.h>
+#include <stdint.h>
+
+static __thread _Alignas(16) unsigned char cf_compiled_state[64];
+
+void *cf_compiled_thread_state(void) { return cf_compiled_state; }
+
+// The start of the block above, as the compiled guests' runtime lays it out (cf-rt.c), and the one
+// field of an instance's header the fault handler reads (wasm-rt.h, offset 40).
+typedef struct {
+    jmp_buf *target;
+    unsigned char *current;
+} cf_compiled_thread_view;
+#define CF_HEADER_MEMORY_BASE 40
+#define CF_MEMORY_RESERVE ((8ull << 30) + 65536ull)
+#define CF_TRAP_OUT_OF_BOUNDS 1
+
+static struct sigaction cf_fault_previous[2];
+
+// A fault inside the reserved range of the memory of the instance this thread is running is that
+// guest's access out of bounds: it ends the run as a trap. Any other fault is not ours: it goes to
+// the handler installed before (or to the default action, by returning with it restored).
+static void cf_guest_fault(int signal, siginfo_t *info, void *context) {
+    cf_compiled_thread_view *thread = (cf_compiled_thread_view *)cf_compiled_state;
+    if (thread->target != NULL && thread->current != NULL) {
+        unsigned char *base;
+        memcpy(&base, thread->current + CF_HEADER_MEMORY_BASE, sizeof base);
+        uintptr_t address = (uintptr_t)info->si_addr;
+        if (base != NULL && address >= (uintptr_t)base && address - (uintptr_t)base < CF_MEMORY_RESERVE) {
+            longjmp(*thread->target, CF_TRAP_OUT_OF_BOUNDS);
+        }
+    }
+    struct sigaction *previous = &cf_fault_previous[signal == SIGSEGV ? 0 : 1];
+    if ((previous->sa_flags & SA_SIGINFO) && previous->sa_sigaction != NULL) {
+        previous->sa_sigaction(signal, info, context);
+    } else if (previous->sa_handler != SIG_DFL && previous->sa_handler != SIG_IGN && previous->sa_handler != NULL) {
+        previous->sa_handler(signal);
+    } else {
+        // Default (or ignored, which for a fault means the same): the instruction faults again
+        // and the process ends as it would have without this handler.
+        struct sigaction fallback;
+        memset(&fallback, 0, sizeof fallback);
+        fallback.sa_handler = SIG_DFL;
+        sigemptyset(&fallback.sa_mask);
+        sigaction(signal, &fallback, NULL);
+    }
+}
+
+static void cf_guest_faults_install_once(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = cf_guest_fault;
+    // SA_NODEFER: the signal is not blocked while the handler runs, so jumping out of it leaves the
+    // thread's mask as it was.
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGSEGV, &action, &cf_fault_previous[0]);
+    sigaction(SIGBUS, &action, &cf_fault_previous[1]);
+}
+
+void cf_guest_faults_install(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, cf_guest_faults_install_once);
 }

@@ -149,13 +149,19 @@ struct ProcessPoolExecutorTests {
         #expect(isGone(Int32(first)) && isGone(Int32(second)))
     }
 
-    @Test(arguments: [("crash", ExecutorError.WorkerExit.signaled(SIGILL)), ("killSelf", .signaled(SIGKILL)), ("exit", .exited(3))])
+    @Test(arguments: [
+        ("crash", ExecutorError.WorkerExit.signaled(SIGILL)), ("killSelf", .signaled(SIGKILL)), ("exit", .exited(3)),
+        // Under a sanitizer the worker dies as the sanitizer makes it (a report, status 66), as it
+        // would without the guests' handler.
+        ("segfault", sanitized ? .exited(66) : .signaled(SIGSEGV)),
+    ])
     func deathsAreReportedWithHowTheWorkerDied(job: String, expected: ExecutorError.WorkerExit) throws {
         try makePool(maxWorkers: 1).run { pool throws in
             let future: Future<Int> =
                 switch job {
                 case "crash": try pool.submit(TestJobs.crash, 0)
                 case "killSelf": try pool.submit(TestJobs.killSelf, 0)
+                case "segfault": try pool.submit(TestJobs.segfault, 8)
                 default: try pool.submit(TestJobs.exit, 3)
                 }
             let error = try #require(brokenError(future))

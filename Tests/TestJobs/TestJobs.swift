@@ -1,4 +1,5 @@
 package import ConcurrentFutures
+import CFuturesShims
 import Synchronization
 
 #if canImport(Glibc)
@@ -44,6 +45,13 @@ package enum TestJobs {
     package static let fail = Job("fail") { (reason: String) -> Int in throw JobFailure(reason: reason) }
     package static let crash = Job("crash") { (_: Int) -> Int in fatalError("the job crashed on purpose") }
     package static let exit = Job("exit") { (status: Int32) -> Int in Glibc.exit(status) }
+    /// A fault of the host's own, with the compiled guests' fault handler installed: it is not a
+    /// guest's, so the process dies of it as it would without the handler.
+    package static let segfault = Job("segfault") { (address: Int) -> Int in
+        cf_guest_faults_install()
+        UnsafeMutablePointer<Int>(bitPattern: address)!.pointee = 1
+        return 0
+    }
     package static let killSelf = Job("killSelf") { (_: Int) -> Int in
         kill(getpid(), SIGKILL)
         return 0
@@ -106,7 +114,7 @@ package enum TestJobs {
     /// The MPI rank the job runs on (-1 outside an MPI launch).
     package static let mpiRank = Job("mpiRank") { (_: Int) in MPIWorker.rank ?? -1 }
     package static let all: [any AnyJob] = [
-        double, pid, sum, sleep, fail, crash, exit, killSelf, chatty, writeDescriptor3, forge, initialize, initialized,
+        double, pid, sum, sleep, fail, crash, exit, segfault, killSelf, chatty, writeDescriptor3, forge, initialize, initialized,
         failingInitializer, unencodable, mpiRank,
     ]
 }

@@ -84,3 +84,7 @@ package func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Voi
     }
     for thread in threads { pthread_join(thread, nil) }
 }
+
+/// Whether this process runs under a sanitizer that takes fault signals over (ThreadSanitizer,
+/// AddressSanitizer, MemorySanitizer).
+package let sanitized: Bool = ["__tsan_init", "__asan_init", "__msan_init"].contains { (name: String) in dlsym(nil, name) != nil }

@@ -1,5 +1,6 @@
 import BundledGuests
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -125,6 +126,53 @@ struct CompiledRuntimeTests {
         } catch {
             #expect(error.code == .invalid)
         }
+    }
+
+    /// Loads and stores carry no bounds check on the compiled engine: memory sits at the start of
+    /// a reserved range and an access past it faults. Every such access is the guest's trap, on
+    /// every thread, at the edges (the last byte, one past it, the largest index plus the largest
+    /// offset), after growth, and the host process and its other faults are untouched.
+    @Test func accessesPastTheMemoryTrapThroughTheGuardRange() throws {
+        let module = Fixtures.module("""
+            (module (memory 1 4)
+              (func (export "load") (param $address i32) (result i32) (i32.load8_u (local.get $address)))
+              (func (export "load_far") (param $address i32) (result i64) (i64.load offset=4294967295 (local.get $address)))
+              (func (export "store") (param $address i32) (param $value i32) (i32.store (local.get $address) (local.get $value)))
+              (func (export "grow") (result i32) (memory.grow (i32.const 1))))
+            """)
+        let failures = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { thread in
+            failures.wrappingAdd(Self.outOfBoundsFailures(module, thread: thread), ordering: .relaxed)
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        let interpreter = Interpreters.create(engine: .compiled)
+        try interpreter.exec(module)
+        expectFailure(.memoryOutOfBounds) { _ = try interpreter.call("load", [-1]) }
+        expectFailure(.memoryOutOfBounds) { _ = try interpreter.call("load_far", [-1]) }
+        #expect(try interpreter.call("grow") == 1)
+        _ = try interpreter.call("store", [131068, 7])
+        #expect(try interpreter.call("load", [131068]) == 7)
+        expectFailure(.memoryOutOfBounds) { _ = try interpreter.call("load", [131072]) }
+    }
+
+    /// Out-of-bounds loads and stores on one thread: how many did not end as they should.
+    private static func outOfBoundsFailures(_ module: GuestModule, thread: Int) -> Int {
+        let interpreter = Interpreters.create(engine: .compiled)
+        guard (try? interpreter.exec(module)) != nil else { return 1 }
+        var failures = 0
+        for round in 0..<200 {
+            for arguments: [ShareableValue] in [[.int(Int64(65536 + round))], [65533, .int(Int64(thread))]] {
+                do {
+                    _ = try interpreter.call(arguments.count == 1 ? "load" : "store", arguments)
+                    failures += 1
+                } catch let error as GuestError where error.kind == .memoryOutOfBounds {
+                } catch {
+                    failures += 1
+                }
+            }
+            if (try? interpreter.call("load", [65535])) != 0 { failures += 1 }
+        }
+        return failures
     }
 
     /// A module loaded for the compiled engine only skips WasmKit's translation of its bodies: it

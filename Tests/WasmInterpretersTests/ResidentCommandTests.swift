@@ -42,6 +42,8 @@ struct ResidentCommandTests {
         #expect(reply.stdout.isEmpty)
         #expect(reply.stderrText == "3e-oops")
         try interpreter.close()
+        // Closing waits for the program to end; its thread then leaves the process.
+        waitUntil { residentThreads() == 0 }
         #expect(residentThreads() == 0)
     }
 
@@ -114,6 +116,8 @@ struct ResidentCommandTests {
         #expect((1...3).contains(counts[1]))
         #expect(counts[0] == 0)
         for n in 1...inputs.count { #expect(counts[n + 1] <= counts[n]) }
+        // Closing waits for the program to end; its thread then leaves the process.
+        waitUntil { residentThreads() == 0 }
         #expect(residentThreads() == 0)
     }
 

@@ -162,3 +162,7 @@ long cf_find_bytes(const void *haystack, size_t length, const void *needle, size
 /// one block per thread for every compiled guest: the compiled guests' shared objects have no
 /// thread-local storage of their own (each would add a dynamic TLS block to every thread).
 void *cf_compiled_thread_state(void);
+/// Installs, once per process, the handler that turns a compiled guest's access past its memory
+/// (a fault inside the current instance's reserved range) into that guest's trap, and passes every
+/// other SIGSEGV and SIGBUS to the handler installed before it.
+void cf_guest_faults_install(void);

@@ -10,18 +10,34 @@ import Glibc
 /// every file in a build directory of the cache that is removed at the end, whatever happens.
 enum CompiledBuild {
     /// Changes whenever the build's own edits of the generated code change (it is part of cache
-    /// keys): the volatile fuel counter, the table traps.
-    static let version = "build-2"
+    /// keys): the volatile fuel counter, the table traps, guard pages instead of bounds checks.
+    static let version = "build-3"
 
     /// How every compiled guest is built. No warnings, but one error: a function whose native
     /// frame is over 64 KiB (the runtime's stack reserve counts on it; see `cf-rt.c`). Floating
     /// point keeps WebAssembly's semantics: no contraction, and no folding that assumes quiet
     /// NaNs (`x - 0`, `x * 1` and `x / 1` must still quiet a signaling NaN), which
     /// `-ffp-exception-behavior=maytrap` keeps clang from doing.
-    static let compilerFlags = [
-        "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-ffp-exception-behavior=maytrap", "-fno-strict-aliasing", "-DNDEBUG",
-        "-Wno-everything", "-Wframe-larger-than=\(maxFrameBytes)", "-Werror=frame-larger-than",
-    ]
+    /// Loads and stores go unchecked into guard pages unless ``usesGuardPages`` is false; then
+    /// `CF_BOUNDS_CHECKS` builds explicit checks (a separate cache entry: the flags are in its key).
+    static let compilerFlags =
+        [
+            "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-ffp-exception-behavior=maytrap", "-fno-strict-aliasing", "-DNDEBUG",
+            "-Wno-everything", "-Wframe-larger-than=\(maxFrameBytes)", "-Werror=frame-larger-than",
+        ] + (usesGuardPages ? [] : ["-DCF_BOUNDS_CHECKS=1"])
+
+    /// Whether compiled guests find their out-of-bounds accesses by faulting in guard pages, which
+    /// the host's fault handler turns into traps. Not in a process whose fault signals belong to a
+    /// sanitizer (ThreadSanitizer, AddressSanitizer and MemorySanitizer take SIGSEGV over: under
+    /// ThreadSanitizer the first guard-page fault ended the process), nor with
+    /// `CONCURRENT_FUTURES_BOUNDS_CHECKS=1` in the environment (for running under other tools that
+    /// do, such as Valgrind): there every load and store checks its address explicitly, as fast as
+    /// before guard pages and with the same traps.
+    static let usesGuardPages: Bool = {
+        if let setting = getenv("CONCURRENT_FUTURES_BOUNDS_CHECKS"), String(cString: setting) == "1" { return false }
+        let sanitizers: [String] = ["__tsan_init", "__asan_init", "__msan_init"]
+        return !sanitizers.contains { dlsym(nil, $0) != nil }
+    }()
 
     /// The largest native stack frame a compiled guest function may have.
     static let maxFrameBytes = 64 << 10

@@ -73,6 +73,8 @@ final class CompiledLibrary: @unchecked Sendable {
         memory = try symbol("cf_memory", as: Lookup.self)
         fuel = try symbol("cf_fuel", as: Lookup.self)
         invoke = try symbol("cf_call", as: Invoke.self)
+        // Loads and stores out of bounds fault in the guard range; the handler makes them traps.
+        if CompiledBuild.usesGuardPages { cf_guest_faults_install() }
         let threadState: @convention(c) () -> UnsafeMutableRawPointer? = cf_compiled_thread_state
         let trap = try symbol("cf_module_init", as: Initialize.self)(threadState)
         guard trap == 0 else {

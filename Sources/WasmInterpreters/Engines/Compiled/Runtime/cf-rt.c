@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <sys/mman.h>
 
 /* Indices of the host's functions, in the order of the host's table. */
 enum {
@@ -44,11 +45,13 @@ enum {
  */
 #define CF_STACK_RESERVE (192u << 10)
 
+/* The host's fault handler reads target and current (CFuturesShims keeps the same layout). */
 typedef struct {
   jmp_buf *target;
   cf_instance_header *current;
   uintptr_t stack_low;
 } cf_thread_state;
+_Static_assert(offsetof(cf_instance_header, memory_base) == 40, "the fault handler reads memory_base at offset 40");
 
 /*
  * The calling thread's state, kept by the host (one block per thread for all compiled guests, so
@@ -228,14 +231,69 @@ uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...) {
   return cf_func_type_count;
 }
 
-/* Memories: plain heap blocks, grown by copying; the host admits every size first. */
+/*
+ * Memories: each at the start of a reserved range (see wasm-rt.h) of which only the memory's
+ * size is accessible; growing makes more of it accessible in place. The host admits every size
+ * first. The kernel zeroes the pages, and counts only those touched.
+ */
 #define CF_PAGE 65536ull
+#define CF_MEMORY_RESERVE ((8ull << 30) + CF_PAGE)
 
 static bool cf_admit(uint32_t what, uint64_t size, uint64_t grown, uint64_t element_bytes) {
   uint64_t arguments[3] = {size, grown, element_bytes};
   return cf_host(cf_thread.current, what, arguments) != 0;
 }
 
+#ifndef CF_BOUNDS_CHECKS
+void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
+  uint64_t bytes = (uint64_t)initial_pages * CF_PAGE;
+  memory->data = NULL;
+  memory->pages = 0;
+  memory->max_pages = max_pages > 65536 ? 65536 : max_pages;
+  memory->size = 0;
+  if (!cf_admit(CF_ADMIT_MEMORY, bytes, 0, 0)) wasm_rt_trap(CF_TRAP_ALLOCATION);
+  void *range = mmap(NULL, CF_MEMORY_RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (range == MAP_FAILED) wasm_rt_trap(CF_TRAP_ALLOCATION);
+  if (bytes > 0 && mprotect(range, bytes, PROT_READ | PROT_WRITE) != 0) {
+    munmap(range, CF_MEMORY_RESERVE);
+    wasm_rt_trap(CF_TRAP_ALLOCATION);
+  }
+  memory->data = range;
+  memory->pages = initial_pages;
+  memory->size = bytes;
+  if (cf_thread.current != NULL) cf_thread.current->memory_base = range;
+}
+
+/*
+ * As WasmKit does: a growth within the maximum asks the host (which charges fuel for the new
+ * size), even by zero pages; one that happened then pays for the bytes added. A growth the kernel
+ * refuses after the host admitted the size leaves the host's count high (it only over-counts).
+ */
+uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
+  uint32_t old_pages = memory->pages;
+  uint64_t new_pages = (uint64_t)old_pages + delta;
+  if (new_pages > memory->max_pages || new_pages > 65536) return UINT32_MAX;
+  uint64_t new_size = new_pages * CF_PAGE;
+  if (!cf_admit(CF_ADMIT_MEMORY, new_size, (uint64_t)delta * CF_PAGE, 0)) return UINT32_MAX;
+  if (delta == 0) return old_pages;
+  if (mprotect(memory->data + memory->size, new_size - memory->size, PROT_READ | PROT_WRITE) != 0) return UINT32_MAX;
+  memory->pages = (uint32_t)new_pages;
+  memory->size = new_size;
+  return old_pages;
+}
+
+void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
+  if (memory->data != NULL) munmap(memory->data, CF_MEMORY_RESERVE);
+  memory->data = NULL;
+  memory->size = 0;
+  memory->pages = 0;
+}
+#else
+/*
+ * With explicit bounds checks (a host whose fault signals belong to a sanitizer): plain heap
+ * blocks, grown by copying. A realloc that fails after the host admitted the size leaves the
+ * host's count high (it only over-counts).
+ */
 void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
   uint64_t bytes = (uint64_t)initial_pages * CF_PAGE;
   memory->data = NULL;
@@ -251,11 +309,6 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, u
   memory->size = bytes;
 }
 
-/*
- * As WasmKit does: a growth within the maximum asks the host (which charges fuel for the new
- * size), even by zero pages; one that happened then pays for the bytes added. A realloc that
- * fails after the host admitted the size leaves the host's count high (it only over-counts).
- */
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
   uint32_t old_pages = memory->pages;
   uint64_t new_pages = (uint64_t)old_pages + delta;
@@ -278,6 +331,7 @@ void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
   memory->size = 0;
   memory->pages = 0;
 }
+#endif
 
 /*
  * Tables: the host counts their elements, at their real size, against the interpreter's memory

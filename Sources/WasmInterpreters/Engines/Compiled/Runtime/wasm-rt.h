@@ -4,7 +4,13 @@
  * functions keep the names the generated code uses, and the state behind them is per instance
  * or per thread, never per process.
  *
- * - Memory accesses are bounds-checked in the generated code (no signal handler, no guard pages).
+ * - A linear memory lives at the start of its own reserved range of address space, 8 GiB and a
+ *   guard page: every address a load or store can form (a 32-bit index plus a 32-bit offset)
+ *   falls inside it, and what lies past the memory's size is inaccessible. So loads and stores
+ *   carry no bounds check; one out of bounds faults, and the host's fault handler
+ *   (cf_guest_faults_install in CFuturesShims) turns a fault inside the current instance's range
+ *   into the trap WASM_RT_TRAP_OOB, passing every other fault to the handler before it. Bulk
+ *   operations (memory.fill, memory.copy, memory.init) still check their ranges explicitly.
  * - Call depth is bounded by the native stack: every generated function's prologue compares its
  *   frame address with a limit kept in the instance's header, and traps with
  *   WASM_RT_TRAP_EXHAUSTION below it.
@@ -31,8 +37,15 @@ extern "C" {
 #define wasm_rt_unreachable __builtin_unreachable
 #define WASM_RT_NO_RETURN __attribute__((noreturn))
 
-/* Explicit bounds checks, and call depth checked in every function prologue. */
+/*
+ * Guard pages for loads and stores (above), and call depth checked in every function prologue.
+ * A host whose fault signals belong to a sanitizer builds with CF_BOUNDS_CHECKS: explicit checks.
+ */
+#ifdef CF_BOUNDS_CHECKS
 #define WASM_RT_MEMCHECK_SIGNAL_HANDLER 0
+#else
+#define WASM_RT_MEMCHECK_SIGNAL_HANDLER 1
+#endif
 #define WASM_RT_SKIP_SIGNAL_RECOVERY 1
 #define WASM_RT_SIGNAL_RECOVERY_SUPPORTED 0
 #define WASM_RT_USE_STACK_DEPTH_COUNT 1
@@ -60,6 +73,11 @@ typedef struct __attribute__((aligned(64))) cf_instance_header {
   /* The host's functions and their context. */
   cf_host_dispatch dispatch;
   void *context;
+  /*
+   * The start of the instance's linear memory's reserved range (NULL without one): the host's
+   * fault handler reads it (offset 40; see CFuturesShims).
+   */
+  uint8_t *memory_base;
 } cf_instance_header;
 
 #define CF_HEADER(instance) ((cf_instance_header *)((char *)(instance) - sizeof(cf_instance_header)))
