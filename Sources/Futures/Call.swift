@@ -12,7 +12,9 @@
 /// the mistake is caught at compile time unless the executor is used through the ``PoolExecutor``
 /// protocol.
 public struct Call<Success: Sendable>: Sendable {
-    /// How the call runs on a thread of this process; `nil` when it cannot.
+    /// How the call runs on a thread of this process, when it has a body of its own; a call of
+    /// a ``RemoteInvocation`` without one runs that invocation here (see ``localBody``), so that
+    /// the calls an interpreter pool takes allocate no closure they never run.
     @usableFromInline
     package let local: (@Sendable () throws -> Success)?
     /// How the call is described to another interpreter or process; `nil` when it cannot be.
@@ -54,6 +56,15 @@ public struct Call<Success: Sendable>: Sendable {
         self.decode = decode
     }
 
+    /// How the call runs on a thread of this process; `nil` when it cannot.
+    @inlinable
+    package var localBody: (@Sendable () throws -> Success)? {
+        if let local { return local }
+        guard case .invocation(let invocation)? = remote else { return nil }
+        let decode = decode
+        return { try decode(invocation.runHere()) }
+    }
+
     /// The same call with its result ignored: what an executor's `initializer` takes, so that
     /// any call (a closure, a job, a guest function) can prepare a worker.
     public func discardingResult() -> Call<Void> {
@@ -89,4 +100,8 @@ package enum RemoteCall: Sendable {
 /// A call of code defined outside this module, such as a guest function. `Futures` only carries
 /// it; the module that defines the conforming type runs it.
 @usableFromInline
-package protocol RemoteInvocation: AnyObject, Sendable {}
+package protocol RemoteInvocation: AnyObject, Sendable {
+    /// Runs the invocation on the calling thread, in this process (a guest function in the main
+    /// interpreter): how ``ThreadPoolExecutor`` runs it.
+    func runHere() throws -> ShareableValue
+}

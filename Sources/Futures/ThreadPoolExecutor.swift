@@ -49,7 +49,7 @@ public final class ThreadPoolExecutor: JobExecutor {
             configuration: .init(
                 maxWorkers: maxWorkers, threadNamePrefix: self.threadNamePrefix, brokenCode: .brokenThreadPool,
                 brokenMessage: "A thread initializer failed, the thread pool is not usable anymore"),
-            makeContext: { _ in ThreadContext(initializer: initializer?.local) })
+            makeContext: { _ in ThreadContext(initializer: initializer?.localBody) })
     }
 
     deinit {
@@ -77,7 +77,7 @@ public final class ThreadPoolExecutor: JobExecutor {
 
     @inlinable
     static func body<Success>(of call: Call<Success>) throws -> @Sendable () throws -> Success {
-        guard let local = call.local else {
+        guard let local = call.localBody else {
             throw NotShareableError("\(call.summary) cannot run in this process")
         }
         return local

