@@ -146,8 +146,10 @@ public final class MPIPoolExecutor: ChunkingExecutor {
         closeWhenIdle(pool, session)
     }
 
-    /// The number of workers alive now (each owns one slot on a rank).
-    public var workerCount: Int { pool.workerCount }
+    /// The number of workers serving now (each owns one slot on a rank): 0 once the pool is broken
+    /// (a rank lost, an initializer failed), whose workers take no more work, as mpi4py's
+    /// `num_workers` becomes 0.
+    public var workerCount: Int { pool.broken == nil ? pool.workerCount : 0 }
 
     /// Sends `chunkSize` calls at a time to the ranks: each chunk is one MPI message and one
     /// reply. Futures and results stay per call.

@@ -28,6 +28,7 @@ enum MPIScenarios {
         case "initializer": try initializer()
         case "stress": try stress()
         case "slow-start": try slowStart()
+        case "exit-with-work": try exitWithWork()
         default:
             print("unknown scenario \(scenario)")
             exit(2)
@@ -152,7 +153,31 @@ enum MPIScenarios {
         } catch let error as ExecutorError {
             print("after the failure: \(error.code.name)")
         }
+        print("workers after the failure: \(failing.workerCount)")
         failing.shutdown()
+    }
+
+    /// Rank 0 exits with calls queued and running, some sent in chunks, and its executor already
+    /// released: every accepted call still runs, as in the thread and process pools (each prints
+    /// its line as it finishes, during the exit).
+    static func exitWithWork() throws -> Never {
+        func submitAndRelease() throws {
+            let pool = try MPIPoolExecutor(maxWorkers: 2)
+            for index in 0..<12 {
+                try pool.submit(TestJobs.sleep, 50).addDoneCallback { future in
+                    print("call \(index): \((try? future.result()) != nil ? "ran" : "failed")")
+                }
+            }
+            let chunked = try pool.submit(contentsOf: (0..<6).map { _ in TestJobs.sleep.call(20) }, chunkSize: 3)
+            for (index, future) in chunked.enumerated() {
+                future.addDoneCallback { future in
+                    print("chunked call \(index): \((try? future.result()) != nil ? "ran" : "failed")")
+                }
+            }
+        }
+        try submitAndRelease()
+        print("exiting with work queued")
+        exit(0)
     }
 
     /// Eight threads submit mixed calls at once (guest and job, successes, traps, job errors, in

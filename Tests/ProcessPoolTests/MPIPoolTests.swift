@@ -80,10 +80,21 @@ struct MPIPoolTests {
         let output = try mpiScenario("initializer")
         for expected in [
             "job initializer ran before the jobs: true", "guest initializer ran in each interpreter: true",
-            "failing initializer: brokenMPIPool, underlying initializerFailed", "after the failure: brokenMPIPool", "status=0",
+            "failing initializer: brokenMPIPool, underlying initializerFailed", "after the failure: brokenMPIPool", "workers after the failure: 0", "status=0",
         ] {
             #expect(output.contains(expected), "missing '\(expected)' in:\n\(output)")
         }
+    }
+
+    /// Exiting rank 0 (returning from main or `exit`) with calls pending: the exit waits for them.
+    @Test(.enabled(if: mpiAvailable))
+    func exitingRankZeroFinishesTheAcceptedWork() throws {
+        let output = try mpiScenario("exit-with-work")
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(lines.contains("exiting with work queued"), "\(output)")
+        #expect(lines.filter { $0.hasPrefix("call ") && $0.hasSuffix(": ran") }.count == 12, "\(output)")
+        #expect(lines.filter { $0.hasPrefix("chunked call ") && $0.hasSuffix(": ran") }.count == 6, "\(output)")
+        #expect(lines.contains("status=0"), "\(output)")
     }
 
     /// A start function that runs out of the pool's limits fails its call; the pool serves on.
