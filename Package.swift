@@ -166,7 +166,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "PythonPool",
-            dependencies: ["ConcurrentFutures"],
+            dependencies: ["ConcurrentFutures", "BundledGuests"],
             path: "Examples/PythonPool",
             swiftSettings: strict
         ),

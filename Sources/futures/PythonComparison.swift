@@ -1,3 +1,4 @@
+import BundledGuests
 import Foundation
 import Subprocess
 
@@ -66,12 +67,7 @@ enum PythonComparison {
         except ImportError:
             InterpreterPoolExecutor = None
 
-        def cpu_bound(n):
-            total = 0
-            for i in range(n):
-                total += i * i
-                total %= 1_000_000_000
-            return total
+        \#(BundledGuests.Python.cpuBoundDefinition)
 
         def noop():
             pass

@@ -1,3 +1,4 @@
+import BundledGuests
 import Foundation
 import Testing
 
@@ -20,27 +21,6 @@ let pythonWASMPath: String = {
 /// (`CONCURRENT_FUTURES_REQUIRE_PYTHON=1`), where a missing file must fail them.
 let pythonTestsRun = access(pythonWASMPath, R_OK) == 0 || getenv("CONCURRENT_FUTURES_REQUIRE_PYTHON") != nil
 
-/// Reads `<length>\n<script>` requests and runs each script in a fresh namespace (the driver of
-/// `Examples/PythonPool`).
-private let driver = """
-    import sys
-    requests = sys.stdin.buffer
-    while True:
-        header = requests.readline()
-        if not header:
-            break
-        script = requests.read(int(header)).decode()
-        try:
-            exec(compile(script, "<call>", "exec"), {"__name__": "__main__"})
-        except BaseException:
-            import traceback
-            traceback.print_exc()
-        sys.stdout.flush()
-        sys.stderr.flush()
-    """
-
-private func request(_ script: String) -> [UInt8] { Array("\(script.utf8.count)\n\(script)".utf8) }
-
 /// In the resident commands' suite, which runs its tests one at a time: they count the threads
 /// of resident programs.
 extension ResidentCommandTests {
@@ -51,18 +31,10 @@ extension ResidentCommandTests {
         let n = 3_000
         var expected = 0
         for i in 0..<n { expected = (expected + i * i) % 1_000_000_000 }
-        let script = """
-            def cpu_bound(n):
-                total = 0
-                for i in range(n):
-                    total += i * i
-                    total %= 1_000_000_000
-                return total
-            print(cpu_bound(\(n)))
-            """
+        let script = BundledGuests.Python.cpuBoundScript(n)
         #expect(python.wasiKind == .command)
-        let call = try python.residentCommand().withArguments(["-c", driver]).withStdin(request(script)).call()
-        let failing = try python.residentCommand().withArguments(["-c", driver]).withStdin(request("1 / 0")).call()
+        let call = try python.residentCommand().withArguments(["-c", BundledGuests.Python.driver]).withStdin(BundledGuests.Python.request(script)).call()
+        let failing = try python.residentCommand().withArguments(["-c", BundledGuests.Python.driver]).withStdin(BundledGuests.Python.request("1 / 0")).call()
         try InterpreterPoolExecutor(maxWorkers: 4, limits: InterpreterLimits(memoryBytes: 1 << 30)).run { pool in
             let first = try pool.submit(contentsOf: Array(repeating: call, count: 4)).map { try $0.result() }
             #expect(first.map(\.stdoutText) == Array(repeating: "\(expected)\n", count: 4))
