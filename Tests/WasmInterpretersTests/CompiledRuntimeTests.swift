@@ -128,6 +128,28 @@ struct CompiledRuntimeTests {
         }
     }
 
+    /// Growing an empty memory by nothing, then within and past its maximum: the same answers on
+    /// both engines (an empty memory's size is 0, which is no refusal).
+    @Test func growingFromAnEmptyMemoryAnswersAsWasmKitDoes() throws {
+        let module = Fixtures.module("""
+            (module (memory 0 2)
+              (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+              (func (export "size") (result i32) (memory.size)))
+            """)
+        var answers: [[ShareableValue]] = []
+        for engine in [GuestEngine.wasmKit, .compiled] {
+            let interpreter = Interpreters.create(engine: engine)
+            defer { try? interpreter.close() }
+            try interpreter.exec(module)
+            answers.append([
+                try interpreter.call("grow", [0]), try interpreter.call("size"), try interpreter.call("grow", [1]),
+                try interpreter.call("grow", [0]), try interpreter.call("grow", [5]), try interpreter.call("size"),
+            ])
+        }
+        #expect(answers[0] == [0, 0, 0, 1, -1, 1])
+        #expect(answers[1] == answers[0])
+    }
+
     /// Loads and stores carry no bounds check on the compiled engine: memory sits at the start of
     /// a reserved range and an access past it faults. Every such access is the guest's trap, on
     /// every thread, at the edges (the last byte, one past it, the largest index plus the largest

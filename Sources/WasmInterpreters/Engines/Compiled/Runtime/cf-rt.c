@@ -244,14 +244,34 @@ static bool cf_admit(uint32_t what, uint64_t size, uint64_t grown, uint64_t elem
   return cf_host(cf_thread.current, what, arguments) != 0;
 }
 
-#ifndef CF_BOUNDS_CHECKS
-void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
+/* The start of every allocation: the limits, and the host's admission of the initial size. */
+static uint64_t cf_memory_begin(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
   uint64_t bytes = (uint64_t)initial_pages * CF_PAGE;
   memory->data = NULL;
   memory->pages = 0;
   memory->max_pages = max_pages > 65536 ? 65536 : max_pages;
   memory->size = 0;
   if (!cf_admit(CF_ADMIT_MEMORY, bytes, 0, 0)) wasm_rt_trap(CF_TRAP_ALLOCATION);
+  return bytes;
+}
+
+/*
+ * As WasmKit does: a growth within the maximum asks the host (which charges fuel for the new
+ * size), even by zero pages; one that happened then pays for the bytes added. A growth the system
+ * refuses after the host admitted the size leaves the host's count high (it only over-counts).
+ * Returns the new size, or UINT64_MAX when the growth is refused.
+ */
+static uint64_t cf_memory_admit_growth(wasm_rt_memory_t *memory, uint32_t delta) {
+  uint64_t new_pages = (uint64_t)memory->pages + delta;
+  if (new_pages > memory->max_pages || new_pages > 65536) return UINT64_MAX;
+  uint64_t new_size = new_pages * CF_PAGE;
+  if (!cf_admit(CF_ADMIT_MEMORY, new_size, (uint64_t)delta * CF_PAGE, 0)) return UINT64_MAX;
+  return new_size;
+}
+
+#ifndef CF_BOUNDS_CHECKS
+void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
+  uint64_t bytes = cf_memory_begin(memory, initial_pages, max_pages);
   void *range = mmap(NULL, CF_MEMORY_RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (range == MAP_FAILED) wasm_rt_trap(CF_TRAP_ALLOCATION);
   if (bytes > 0 && mprotect(range, bytes, PROT_READ | PROT_WRITE) != 0) {
@@ -264,20 +284,13 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, u
   if (cf_thread.current != NULL) cf_thread.current->memory_base = range;
 }
 
-/*
- * As WasmKit does: a growth within the maximum asks the host (which charges fuel for the new
- * size), even by zero pages; one that happened then pays for the bytes added. A growth the kernel
- * refuses after the host admitted the size leaves the host's count high (it only over-counts).
- */
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
   uint32_t old_pages = memory->pages;
-  uint64_t new_pages = (uint64_t)old_pages + delta;
-  if (new_pages > memory->max_pages || new_pages > 65536) return UINT32_MAX;
-  uint64_t new_size = new_pages * CF_PAGE;
-  if (!cf_admit(CF_ADMIT_MEMORY, new_size, (uint64_t)delta * CF_PAGE, 0)) return UINT32_MAX;
+  uint64_t new_size = cf_memory_admit_growth(memory, delta);
+  if (new_size == UINT64_MAX) return UINT32_MAX;
   if (delta == 0) return old_pages;
   if (mprotect(memory->data + memory->size, new_size - memory->size, PROT_READ | PROT_WRITE) != 0) return UINT32_MAX;
-  memory->pages = (uint32_t)new_pages;
+  memory->pages = (uint32_t)(new_size / CF_PAGE);
   memory->size = new_size;
   return old_pages;
 }
@@ -291,16 +304,10 @@ void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
 #else
 /*
  * With explicit bounds checks (a host whose fault signals belong to a sanitizer): plain heap
- * blocks, grown by copying. A realloc that fails after the host admitted the size leaves the
- * host's count high (it only over-counts).
+ * blocks, grown by copying.
  */
 void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
-  uint64_t bytes = (uint64_t)initial_pages * CF_PAGE;
-  memory->data = NULL;
-  memory->pages = 0;
-  memory->max_pages = max_pages > 65536 ? 65536 : max_pages;
-  memory->size = 0;
-  if (!cf_admit(CF_ADMIT_MEMORY, bytes, 0, 0)) wasm_rt_trap(CF_TRAP_ALLOCATION);
+  uint64_t bytes = cf_memory_begin(memory, initial_pages, max_pages);
   if (bytes > 0) {
     memory->data = calloc(bytes, 1);
     if (memory->data == NULL) wasm_rt_trap(CF_TRAP_ALLOCATION);
@@ -311,16 +318,14 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, u
 
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
   uint32_t old_pages = memory->pages;
-  uint64_t new_pages = (uint64_t)old_pages + delta;
-  if (new_pages > memory->max_pages || new_pages > 65536) return UINT32_MAX;
-  uint64_t new_size = new_pages * CF_PAGE;
-  if (!cf_admit(CF_ADMIT_MEMORY, new_size, (uint64_t)delta * CF_PAGE, 0)) return UINT32_MAX;
+  uint64_t new_size = cf_memory_admit_growth(memory, delta);
+  if (new_size == UINT64_MAX) return UINT32_MAX;
   if (delta == 0) return old_pages;
   uint8_t *data = realloc(memory->data, new_size);
   if (data == NULL) return UINT32_MAX;
   memset(data + memory->size, 0, new_size - memory->size);
   memory->data = data;
-  memory->pages = (uint32_t)new_pages;
+  memory->pages = (uint32_t)(new_size / CF_PAGE);
   memory->size = new_size;
   return old_pages;
 }
