@@ -24,6 +24,8 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
         var lastHeard: Deadline
         var lastPing: Deadline
         var lost: String?
+        /// Whether it was lost for its silence (stopped or hung), not for ending.
+        var silent = false
     }
 
     /// Where one awaited reply is delivered.
@@ -252,10 +254,13 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
         // Ranks still starting (a program that returns at once) are waited for, up to a bound:
         // MPI_Finalize needs every rank, and ending without it makes the launcher kill them all.
         _ = waitForRanks(until: Deadline.after(Self.exitReportTimeout))
-        let allServing = lock.withLock {
+        let (allServing, silent) = lock.withLock {
             ending = true
-            return ranks.count == size - 1 && ranks.values.allSatisfy { $0.lost == nil }
+            return (ranks.count == size - 1 && ranks.values.allSatisfy { $0.lost == nil }, ranks.values.filter { $0.lost != nil && $0.silent })
         }
+        // A rank lost for its silence may still be alive, stopped or hung: the launcher would wait
+        // for it for ever when it waits for every process (`mpiexec -disable-auto-cleanup`).
+        for rank in silent { Self.end(rank) }
         // Every rank, reported or not: one that reports later is answered the same way. MPI_Finalize
         // waits for every rank, so it is called only when all of them are known to be serving.
         for rank in 1..<max(size, 1) { runtime.send([.int(MPIMessage.exit), .bool(allServing)], to: rank) }
@@ -266,6 +271,25 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
             return pending.values.map(\.slot)
         }
         for slot in slots { slot.resolve(.failure(ExecutorError.exitingError)) }
+    }
+
+    /// Ends `rank`'s process with SIGKILL when it is on this host and still this launch's program
+    /// (the same executable, checked through `/proc`); one on another host cannot be reached.
+    private static func end(_ rank: Rank) {
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        guard rank.pid > 0, rank.host == cText(host), let theirs = executable(of: "/proc/\(rank.pid)/exe"),
+            theirs == executable(of: "/proc/self/exe")
+        else { return }
+        kill(pid_t(rank.pid), SIGKILL)
+        futuresLogger.warning("MPI rank \(rank.rank) (pid \(rank.pid)) was lost for its silence and is still running: ended")
+    }
+
+    /// The target of the `/proc` link `path`, or `nil`.
+    private static func executable(of path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        return count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
     }
 
     // MARK: MPIEndpoint
@@ -329,6 +353,8 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
             for (rank, var entry) in ranks where entry.lost == nil {
                 let quiet = Duration.nanoseconds(Int64(truncatingIfNeeded: now.nanoseconds &- entry.lastHeard.nanoseconds))
                 if quiet > timeout {
+                    entry.silent = true
+                    ranks[rank] = entry
                     silent.append((rank, "it sent nothing for \(quiet) (the heartbeat timeout is \(timeout))"))
                 } else if Duration.nanoseconds(Int64(truncatingIfNeeded: now.nanoseconds &- entry.lastPing.nanoseconds)) >= Self.pingInterval {
                     entry.lastPing = now
