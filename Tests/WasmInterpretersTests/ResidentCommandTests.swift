@@ -78,6 +78,18 @@ struct ResidentCommandTests {
         #expect(try exchange(timed, "c", in: interpreter) == (1, "1c"))
     }
 
+    /// A program that floods its output fails the call at the cap, and the next call starts it
+    /// afresh: an exchange's output is bounded like any call's.
+    @Test(arguments: WASIGuestTests.engines) func outputPastTheCapFailsTheExchange(engine: GuestEngine) throws {
+        let echo = try server(engine)
+        let interpreter = Interpreters.create(limits: InterpreterLimits(maxValueBytes: 8), engine: engine)
+        defer { try? interpreter.close() }
+        #expect(try exchange(echo, "ab", in: interpreter) == (1, "1ab"))
+        let flood = try #require(throws: GuestError.self) { try exchange(echo, "abcdefghijkl", in: interpreter) }
+        #expect(flood.kind == .outputLimit)
+        #expect(try exchange(echo, "c", in: interpreter) == (1, "1c"))
+    }
+
     @Test(arguments: WASIGuestTests.engines) func otherArgumentsStartAnotherRun(engine: GuestEngine) throws {
         let echo = try server(engine)
         let interpreter = Interpreters.create(engine: engine)
