@@ -274,11 +274,12 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
     }
 
     /// Ends `rank`'s process with SIGKILL when it is on this host and still this launch's program
-    /// (the same executable, checked through `/proc`); one on another host cannot be reached.
+    /// (the same executable, checked through `/proc`, and never rank 0 itself, whatever pid the
+    /// rank reported); one on another host cannot be reached.
     private static func end(_ rank: Rank) {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)
-        guard rank.pid > 0, rank.host == cText(host), let theirs = executable(of: "/proc/\(rank.pid)/exe"),
+        guard rank.pid > 0, pid_t(rank.pid) != getpid(), rank.host == cText(host), let theirs = executable(of: "/proc/\(rank.pid)/exe"),
             theirs == executable(of: "/proc/self/exe")
         else { return }
         kill(pid_t(rank.pid), SIGKILL)
