@@ -201,7 +201,11 @@ let package = Package(
         ),
         .testTarget(
             name: "WasmInterpretersTests",
-            dependencies: ["ConcurrentFutures", "TestSupport", "BundledGuests", "GuestBuilder"],
+            dependencies: [
+                "ConcurrentFutures", "TestSupport", "BundledGuests", "GuestBuilder",
+                // WasmKit's name-section parser, the reference of the load-time check's fuzz test.
+                .product(name: "WasmParser", package: "WasmKit"),
+            ],
             swiftSettings: strict
         ),
     ]

@@ -26,13 +26,21 @@ CPU_BOUND = "def cpu_bound(n): return sum(i * i for i in range(n))\nprint(cpu_bo
 
 
 class Program:
-    def __init__(self, name, label, module, arguments, stdin, check="same"):
+    """One corpus row. `native` names the program run natively when it is not the module's own native
+    build: `python3` for CPython, or `node` for QuickJS, whose native build no registry here has
+    (node runs the same script: its output checks the guests', and its time is shown but not compared)."""
+
+    def __init__(self, name, label, module, arguments, stdin, check="same", native=None, compared=True):
         self.name, self.label, self.module, self.arguments, self.stdin, self.check = name, label, module, arguments, stdin, check
+        self.native, self.compared = native, compared
 
 
 def programs(short):
     scale = "1" if short else "3"
     n = 100_000 if short else 5_000_000
+    rows = 20_000 if short else 300_000
+    with open(os.path.join(HERE, "bench.js")) as file:
+        script = f"const SCALE = {scale};\n" + file.read()
     return [
         Program("zlib-compress", "zlib `minigzip`, compress", "minigzip", [], "text"),
         Program("zlib-decompress", "zlib `minigzip -d`", "minigzip", ["-d"], "text.gz"),
@@ -41,7 +49,12 @@ def programs(short):
         Program("xxhsum", "xxHash `xxhsum -H64`", "xxhsum", ["-H64"], "text"),
         Program("brotli", "brotli `-q 5`", "brotli", ["-q", "5", "-c", "-f"], "text"),
         Program("lua", f"Lua 5.4, bench.lua (scale {scale})", "lua", ["-", scale], "bench.lua"),
-        Program("python", f"CPython 3.12 `python.wasm`, cpu_bound({n:_})", "python", ["-c", CPU_BOUND.format(n=n)], None),
+        Program("sqlite", f"SQLite 3.40 shell, bench.sql ({rows:,} rows)", "sqlite3", [], "bench.sql"),
+        Program("ripgrep", "ripgrep 13 (Rust) `-o '[a-z]{4,}'`", "ripgrep", ["-o", "[a-z]{4,}"], "text"),
+        Program("python", f"CPython 3.12 `python.wasm`, cpu_bound({n:_})", "python", ["-c", CPU_BOUND.format(n=n)], None,
+                native="python3"),
+        Program("quickjs", f"QuickJS-ng 0.11 `qjs`, bench.js (scale {scale})", "quickjs", ["-e", script], None,
+                native="node", compared=False),
     ]
 
 
@@ -72,6 +85,8 @@ def make_inputs(work, short, native_bin):
     lua = os.path.join(directory, "bench.lua")
     with open(os.path.join(HERE, "bench.lua"), "rb") as source, open(lua, "wb") as target:
         target.write(source.read())
+    with open(os.path.join(HERE, "bench.sql")) as source, open(os.path.join(directory, "bench.sql"), "w") as target:
+        target.write(f"CREATE TABLE config AS SELECT {20_000 if short else 300_000} AS n;\n" + source.read())
     return directory
 
 
@@ -86,8 +101,10 @@ def sha256(path):
 def command_for(program, engine, options):
     module = os.path.join(options.bin, program.module + ".wasm")
     if engine == "native":
-        if program.module == "python":
+        if program.native == "python3":
             return [options.python] + program.arguments
+        if program.native is not None:
+            return [program.native] + program.arguments
         return [os.path.join(options.bin, program.module + ".native")] + program.arguments
     if engine == "wasmkit":
         return [options.futures, "run", module] + program.arguments
@@ -229,34 +246,48 @@ def main():
 
 def markdown(selected, engines, rows, runs):
     """The side-by-side table: CPU time (median) and its ratio to native; wall time in brackets; the
-    geometric mean of the ratios over the programs every engine ran."""
+    compiled engine's CPU time against Wasmtime's; the geometric means of the ratios over the programs
+    every engine ran (a program without a native build of its own counts only against Wasmtime)."""
     by = {(row["program"], row["engine"]): row for row in rows}
     names = {"native": "native", "wasmkit": "WasmKit", "compiled": "compiled", "wasmtime": "Wasmtime, precompiled"}
+    peer = "compiled" in engines and "wasmtime" in engines
     lines = [
         f"CPU time (user + sys), median of {runs}; wall time in brackets; ratio to native.",
         "",
-        "| program | " + " | ".join(names[e] for e in engines) + " |",
-        "|---" * (len(engines) + 1) + "|",
+        "| program | " + " | ".join(names[e] for e in engines) + (" | compiled ÷ Wasmtime |" if peer else " |"),
+        "|---" * (len(engines) + 1 + (1 if peer else 0)) + "|",
     ]
     ratios = {engine: [] for engine in engines}
+    against_peer = []
+    cpu = lambda program, engine: by.get((program.name, engine), {}).get("cpu_median_s")
     for program in selected:
-        native = by.get((program.name, "native"))
+        native = cpu(program, "native") if program.compared else None
+        complete = all(cpu(program, e) is not None for e in engines)
         cells = []
-        complete = all("cpu_median_s" in by.get((program.name, e), {}) for e in engines)
         for engine in engines:
             row = by.get((program.name, engine), {})
             if "cpu_median_s" not in row:
                 cells.append("failed" if "error" in row else "—")
                 continue
             cell = f"{row['cpu_median_s']:.3f} s ({row['wall_median_s']:.3f})"
-            if engine != "native" and native and "cpu_median_s" in native and native["cpu_median_s"] > 0:
-                ratio = row["cpu_median_s"] / native["cpu_median_s"]
+            if engine == "native" and not program.compared:
+                cell = f"{program.native}: {cell}, not compared"
+            if engine != "native" and native:
+                ratio = row["cpu_median_s"] / native
                 cell += f" {ratio:.2f}×"
                 if complete:
                     ratios[engine].append(ratio)
             cells.append(cell)
+        if peer:
+            if cpu(program, "compiled") and cpu(program, "wasmtime"):
+                ratio = cpu(program, "compiled") / cpu(program, "wasmtime")
+                against_peer.append(ratio)
+                cells.append(f"{ratio:.2f}×")
+            else:
+                cells.append("—")
         lines.append(f"| {program.label} | " + " | ".join(cells) + " |")
-    means = ["—"] + [f"{math.exp(sum(map(math.log, ratios[e])) / len(ratios[e])):.2f}×" if ratios[e] else "—" for e in engines[1:]]
+    geometric = lambda values: f"{math.exp(sum(map(math.log, values)) / len(values)):.2f}×" if values else "—"
+    means = ["—"] + [geometric(ratios[e]) for e in engines[1:]] + ([geometric(against_peer)] if peer else [])
     lines.append("| geometric mean of the ratios | " + " | ".join(means) + " |")
     return "\n".join(lines) + "\n"
 

@@ -146,14 +146,85 @@ struct ModuleStructure {
         return nil
     }
 
-    /// Whether the section parses and every function name has an index below `functionCount`.
-    private static func isValidNameSection(_ bytes: ArraySlice<UInt8>, functionCount: Int) -> Bool {
-        var parser = NameSectionParser(stream: StaticByteStreamSource(bytes: bytes))
-        guard let names = try? parser.parseAll() else { return false }
-        for case .functions(let map) in names where map.keys.contains(where: { Int($0) >= functionCount }) {
-            return false
+    /// Whether the section parses as WasmKit's `NameSectionParser` would parse it (subsections,
+    /// LEB128 indices, names of valid UTF-8) and every function name has an index below
+    /// `functionCount`. Read in place: the parser builds a dictionary of strings, which for a module
+    /// with megabytes of names (a Rust program's) cost more than everything else in loading it.
+    static func isValidNameSection(_ bytes: ArraySlice<UInt8>, functionCount: Int) -> Bool {
+        bytes.withUnsafeBufferPointer { buffer in
+            var reader = NameSectionReader(bytes: buffer)
+            return (try? reader.check(functionCount: functionCount)) != nil
         }
-        return true
+    }
+}
+
+/// Reads a `name` custom section's payload without keeping what it reads.
+private struct NameSectionReader {
+    struct Malformed: Error {}
+
+    let bytes: UnsafeBufferPointer<UInt8>
+    var offset = 0
+
+    mutating func check(functionCount: Int) throws(Malformed) {
+        while offset < bytes.count {
+            let id = bytes[offset]
+            offset += 1
+            let size = Int(try unsigned())
+            switch id {
+            case 0: try name()
+            case 1: try nameMap(functionCount: functionCount)
+            case 2, 3:
+                for _ in 0..<(try unsigned()) {
+                    _ = try unsigned()
+                    try nameMap(functionCount: nil)
+                }
+            case 4...9: try nameMap(functionCount: nil)
+            default:
+                guard size <= bytes.count - offset else { throw Malformed() }
+                offset += size
+            }
+        }
+    }
+
+    /// A vector of (index, name); with `functionCount`, every index must be below it.
+    private mutating func nameMap(functionCount: Int?) throws(Malformed) {
+        for _ in 0..<(try unsigned()) {
+            let index = try unsigned()
+            if let functionCount, Int(index) >= functionCount { throw Malformed() }
+            try name()
+        }
+    }
+
+    private mutating func name() throws(Malformed) {
+        let length = Int(try unsigned())
+        guard length <= bytes.count - offset else { throw Malformed() }
+        let name = UnsafeBufferPointer(rebasing: bytes[offset..<(offset + length)])
+        offset += length
+        if name.allSatisfy({ $0 < 0x80 }) { return }
+        var iterator = name.makeIterator()
+        var decoder = UTF8()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return
+            case .error: throw Malformed()
+            }
+        }
+    }
+
+    /// An unsigned LEB128 of at most 32 bits.
+    private mutating func unsigned() throws(Malformed) -> UInt32 {
+        var result: UInt32 = 0
+        var shift: UInt32 = 0
+        while true {
+            guard offset < bytes.count else { throw Malformed() }
+            let byte = bytes[offset]
+            offset += 1
+            guard shift < 32, shift < 28 || byte & 0x70 == 0 else { throw Malformed() }
+            result |= UInt32(byte & 0x7f) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+        }
     }
 }
 

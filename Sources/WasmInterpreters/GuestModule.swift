@@ -19,8 +19,17 @@ public final class GuestModule: Sendable {
     public let wasmBytes: [UInt8]
     /// A process-unique id.
     public let id: Int
-    /// A 64-bit FNV-1a digest of the bytes, in hex.
-    public let digest: String
+    /// A 64-bit FNV-1a digest of the bytes, in hex (worked out on first use: a module of many
+    /// megabytes that nobody asks for it loads without it).
+    public var digest: String {
+        digestStorage.withLock { digest in
+            if let digest { return digest }
+            let computed = fnv1a(wasmBytes)
+            digest = computed
+            return computed
+        }
+    }
+    private let digestStorage = Locked<String?>(nil)
     /// The functions the module exports, with their WebAssembly signatures, sorted by name.
     public let functions: [GuestExport]
     /// Everything the module imports.
@@ -108,7 +117,6 @@ public final class GuestModule: Sendable {
         self.name = name
         wasmBytes = bytes
         id = GuestModule.nextID.wrappingAdd(1, ordering: .relaxed).newValue
-        digest = fnv1a(bytes)
         self.parsed = parsed
         hasStartFunction = structure.hasStart
         exportsMemory = structure.exportsMemory
@@ -136,7 +144,7 @@ public final class GuestModule: Sendable {
         name = module.name
         wasmBytes = module.wasmBytes
         id = GuestModule.nextID.wrappingAdd(1, ordering: .relaxed).newValue
-        digest = module.digest
+        digestStorage.withLock { $0 = module.digestStorage.withLock { $0 } }
         parsed = module.parsed
         hasStartFunction = module.hasStartFunction
         exportsMemory = module.exportsMemory

@@ -541,6 +541,30 @@ struct FuturesWASITests {
         #expect(shell.terminationStatus.isSuccess, "\(shell.standardError)")
         #expect(try String(contentsOfFile: output, encoding: .utf8) == "keep\nafter\n")
 
+        // Redirected streams are not terminals (the type fd_fdstat_get reports decides a program's
+        // isatty(), and with it whether SQLite's shell or Python turns interactive): each prints
+        // as its file type's number, 0 (unknown) here, where 2 would be a character device.
+        let types = "\(directory)/types.wat"
+        try """
+        (module
+          (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $stat (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func $type (param $fd i32) (param $at i32)
+            (drop (call $stat (local.get $fd) (i32.const 64)))
+            (i32.store8 (local.get $at) (i32.add (i32.const 48) (i32.load8_u (i32.const 64)))))
+          (func (export "_start")
+            (call $type (i32.const 0) (i32.const 16)) (call $type (i32.const 1) (i32.const 17))
+            (call $type (i32.const 2) (i32.const 18)) (i32.store8 (i32.const 19) (i32.const 10))
+            (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 4))
+            (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+        """.write(toFile: types, atomically: false, encoding: .utf8)
+        for engine in compiledEngineAvailable ? ["wasmkit", "compiled"] : ["wasmkit"] {
+            let redirected = try await futures(["run", "--engine", engine, types], input: "input\n")
+            #expect(redirected.exitCode == 0, "\(redirected.error)")
+            #expect(redirected.output == "000\n", "\(engine)")
+        }
+
         let exit = "\(directory)/exit.wat"
         try """
         (module

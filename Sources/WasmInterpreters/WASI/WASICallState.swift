@@ -88,7 +88,10 @@ final class WASICallState: @unchecked Sendable {
 /// Captured, it reads the call's input and appends to its output buffers. Inherited
 /// (``WASIOptions/OutputDestination/inherit``), it reads and writes the process's own descriptor
 /// `number`, and nothing else: flags, size, times and position of the host's descriptors stay
-/// out of the guest's reach.
+/// out of the guest's reach, but for whether it is a terminal: an inherited stream is a character
+/// device only when the host's descriptor is a terminal, so that a program reading a redirected file
+/// (`futures run sqlite3.wasm < script.sql`) is not interactive, as natively and on Wasmtime.
+/// A captured stream is a character device.
 struct StandardStream: WASIFile {
     let state: WASICallState
     let number: Int
@@ -96,16 +99,18 @@ struct StandardStream: WASIFile {
 
     var isBorrowed: Bool { true }
     func attributes() throws -> WASIAbi.Filestat {
-        WASIAbi.Filestat(dev: 0, ino: 0, filetype: .CHARACTER_DEVICE, nlink: 1, size: 0, atim: 0, mtim: 0, ctim: 0)
+        WASIAbi.Filestat(dev: 0, ino: 0, filetype: try fileType(), nlink: 1, size: 0, atim: 0, mtim: 0, ctim: 0)
     }
-    func fileType() throws -> WASIAbi.FileType { .CHARACTER_DEVICE }
+    func fileType() throws -> WASIAbi.FileType {
+        inherited && state.exchange == nil && isatty(Int32(number)) == 0 ? .UNKNOWN : .CHARACTER_DEVICE
+    }
     func status() throws -> WASIAbi.Fdflags { [] }
     func setTimes(atim: WASIAbi.Timestamp, mtim: WASIAbi.Timestamp, fstFlags: WASIAbi.FstFlags) throws {}
     func advise(offset: WASIAbi.FileSize, length: WASIAbi.FileSize, advice: WASIAbi.Advice) throws {}
     func close() throws {}
     func fdStat() throws -> WASIAbi.FdStat {
         WASIAbi.FdStat(
-            fsFileType: .CHARACTER_DEVICE, fsFlags: [], fsRightsBase: number == 0 ? .FD_READ : .FD_WRITE, fsRightsInheriting: [])
+            fsFileType: try fileType(), fsFlags: [], fsRightsBase: number == 0 ? .FD_READ : .FD_WRITE, fsRightsInheriting: [])
     }
     func setFdStatFlags(_ flags: WASIAbi.Fdflags) throws {}
     func setFilestatSize(_ size: WASIAbi.FileSize) throws { throw WASIAbi.Errno.EINVAL }
