@@ -56,21 +56,28 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "CFuturesShims"),
+        // What the executors whose workers are other processes share, whatever carries the bytes:
+        // the call batch, chunked submission, remote errors, and the typed messages of a call.
+        .target(
+            name: "RemoteCalls",
+            dependencies: ["Futures", "WasmInterpreters"],
+            swiftSettings: strict
+        ),
         .target(
             name: "ProcessPool",
-            dependencies: ["Futures", "WasmInterpreters", "CFuturesShims"],
+            dependencies: ["Futures", "WasmInterpreters", "RemoteCalls", "CFuturesShims"],
             swiftSettings: strict
         ),
         // The MPI executor. MPI is loaded at run time (dlopen, in CFuturesShims): this module builds
         // and links on a machine without MPI, and throws `MPIError.unavailable` there.
         .target(
             name: "MPIPool",
-            dependencies: ["Futures", "WasmInterpreters", "ProcessPool", "CFuturesShims"],
+            dependencies: ["Futures", "WasmInterpreters", "RemoteCalls", "CFuturesShims"],
             swiftSettings: strict
         ),
         .target(
             name: "ConcurrentFutures",
-            dependencies: ["Futures", "WasmInterpreters", "ProcessPool", "MPIPool"],
+            dependencies: ["Futures", "WasmInterpreters", "RemoteCalls", "ProcessPool", "MPIPool"],
             swiftSettings: strict
         ),
         .target(
@@ -192,6 +199,11 @@ let package = Package(
         .testTarget(
             name: "ProcessPoolTests",
             dependencies: ["ConcurrentFutures", "TestSupport", "TestJobs", "BundledGuests", "FuturesTestWorker"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "RemoteCallsTests",
+            dependencies: ["ConcurrentFutures"],
             swiftSettings: strict
         ),
         .testTarget(

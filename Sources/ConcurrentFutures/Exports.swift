@@ -1,9 +1,11 @@
 // ConcurrentFutures: Python's concurrent.futures and concurrent.interpreters (PEP 734), in Swift.
 //
 // One import gives the whole library: futures and the executor protocol (`Futures`), the
-// interpreters and the interpreter pool (`Interpreters`), the process pool (`ProcessPool`), and
-// the MPI pool (`MPIPool`).
+// interpreters and the interpreter pool (`Interpreters`), what pools of other processes share
+// (`RemoteCalls`: remote errors, chunked submission), the process pool (`ProcessPool`), and the
+// MPI pool (`MPIPool`).
 @_exported import Futures
 @_exported import WasmInterpreters
+@_exported import RemoteCalls
 @_exported import ProcessPool
 @_exported import MPIPool

@@ -1,5 +1,5 @@
 import Futures
-import ProcessPool
+import RemoteCalls
 
 /// One executor's sessions on the worker ranks, as rank 0 sees it.
 final class MPISession: Sendable {

@@ -1,15 +1,15 @@
 import Futures
-import ProcessPool
+import RemoteCalls
 import WasmInterpreters
 
 /// The messages between rank 0 and the worker ranks. Each is one MPI message of bytes (tag
 /// ``MPIRuntime/tag``) holding a ``Futures/ShareableValue`` array in the process pool's binary
-/// encoding, whose first element is the message tag. Calls, outcomes and errors are encoded as the
-/// process pool encodes them (``ProcessPool/WireMessage``); a guest call names its module by a
-/// content key instead of a process-local id.
+/// encoding, whose first element is the message tag. Calls, outcomes, errors and the workers'
+/// configuration are the typed messages of ``RemoteCalls`` the process pool sends too; a guest call
+/// names its module by a content key instead of a process-local id (docs/wire.md).
 enum MPIMessage {
     // Rank 0 to a worker rank.
-    static let open: Int64 = 1  // [1, session, limits fields..., initializer call | none]
+    static let open: Int64 = 1  // [1, session, the eight fields of a WorkerConfiguration, initializer call | none]
     static let module: Int64 = 2  // [2, key, name, bytes, session]
     static let calls: Int64 = 3  // [3, session, request id, [call, ...]]
     static let close: Int64 = 4  // [4, session]
@@ -20,25 +20,11 @@ enum MPIMessage {
     static let reply: Int64 = 17  // [17, request id, [outcome, ...]]
     static let pong: Int64 = 18  // [18]
 
-    static let protocolVersion: Int64 = 2
+    static let protocolVersion: Int64 = 3
 
-    /// The request for one call; `key` is the content key of a guest call's module.
-    static func request(for call: RemoteCall, key: String?) -> ShareableValue {
-        switch call {
-        case .job(let name, let argument):
-            return [.int(WireMessage.callJob), .string(name), argument]
-        case .invocation:
-            guard let invocation = call.guestInvocation, let key else { return [.int(WireMessage.callJob), .string(""), .none] }
-            return [
-                .int(WireMessage.callGuest), .string(key), .string(invocation.function), .array(invocation.arguments),
-                invocation.fuel.map { .int(Int64(clamping: $0)) } ?? .none,
-                invocation.timeLimit.map { .int(WireMessage.nanoseconds($0)) } ?? .none,
-                invocation.wasi?.wireValue ?? .none,
-            ]
-        case .unencodable:
-            // Never sent: the future failed at submission.
-            return [.int(WireMessage.callJob), .string(""), .none]
-        }
+    /// The request for one call; `key` gives the content key of a guest call's module.
+    static func request(for call: RemoteCall, key: (GuestModule) -> String) -> ShareableValue {
+        CallRequest(call) { .key(key($0)) }.wire
     }
 
     /// The tag and fields of `message`, or `nil` when it is not a tagged array.

@@ -1,6 +1,6 @@
 public import Futures
+public import RemoteCalls
 public import WasmInterpreters
-public import ProcessPool
 
 /// Runs jobs and guest functions on the other ranks of an MPI launch: mpi4py's
 /// `MPIPoolExecutor`, with the same `submit`, `map`, `wait`, `asCompleted` and `shutdown` as the

@@ -1,5 +1,5 @@
 import Futures
-import ProcessPool
+import RemoteCalls
 import WasmInterpreters
 
 #if canImport(Glibc)
@@ -159,9 +159,9 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
             let id = nextSession
             nextSession += 1
             sessions[id] = SessionEntry(heartbeatTimeout: heartbeatTimeout, ranks: used, lost: lost)
-            let initial = initializer.map { call in MPIMessage.request(for: call, key: call.guestInvocation.map { key(for: $0.module) }) }
+            let initial = initializer.map { call in MPIMessage.request(for: call) { key(for: $0) } }
             let message = MPIRuntime.encode(
-                .array([.int(MPIMessage.open), .int(id)] + WireMessage.fields(of: limits, engine: engine) + [initial ?? ShareableValue.none]))
+                .array([.int(MPIMessage.open), .int(id)] + WorkerConfiguration(limits: limits, engine: engine).wire + [initial ?? ShareableValue.none]))
             for rank in ranks.values where rank.lost == nil {
                 if let module = initializer?.guestInvocation?.module { sendModule(module, session: id, to: rank.rank) }
                 runtime.send(bytes: message, to: rank.rank)
@@ -208,9 +208,9 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
             nextRequest += 1
             pending[id] = (rank, slot)
             for module in modules { sendModule(module, session: session, to: rank) }
-            let requests = calls.map { call in MPIMessage.request(for: call, key: call.guestInvocation.map { key(for: $0.module) }) }
+            let requests = calls.map { call in MPIMessage.request(for: call) { key(for: $0) } }
             let message = MPIRuntime.encode([.int(MPIMessage.calls), .int(session), .int(Int64(bitPattern: id)), .array(requests)])
-            guard message.count <= WireMessage.maximumFrame else {
+            guard message.count <= RemoteWire.maximumMessageBytes else {
                 pending[id] = nil
                 tooLarge = message.count
                 return
@@ -220,7 +220,7 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
         if let tooLarge {
             let error = NotShareableError(
                 "\(calls.count) calls of \(tooLarge) bytes in all cannot travel in one MPI message (the limit is "
-                    + "\(WireMessage.maximumFrame) bytes): send fewer or smaller arguments per chunk")
+                    + "\(RemoteWire.maximumMessageBytes) bytes): send fewer or smaller arguments per chunk")
             return calls.map { _ in .failure(error) }
         }
         let outcomes = try slot.wait().get()
@@ -229,7 +229,7 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
             throw ExecutorError(.brokenMPIPool, "MPI rank \(rank) broke the protocol")
         }
         return outcomes.map { outcome in
-            (try? WireMessage.decodeOutcome(outcome)) ?? .failure(RemoteError(.jobFailed, "MPI rank \(rank) sent an unreadable outcome"))
+            (try? CallOutcome(wire: outcome).result) ?? .failure(RemoteError(.jobFailed, "MPI rank \(rank) sent an unreadable outcome"))
         }
     }
 

@@ -1,6 +1,6 @@
 import CFuturesShims
 import Futures
-import ProcessPool
+import RemoteCalls
 
 #if canImport(Glibc)
 import Glibc
@@ -193,7 +193,7 @@ final class MPIRuntime: @unchecked Sendable {
             }
             var active = messages.contains { $0.isWork }
             for message in messages {
-                guard message.bytes.count <= WireMessage.maximumFrame else {
+                guard message.bytes.count <= RemoteWire.maximumMessageBytes else {
                     endpoint?.sendFailed(to: message.destination, "a message of \(message.bytes.count) bytes is over the limit")
                     continue
                 }
@@ -288,7 +288,7 @@ final class MPIRuntime: @unchecked Sendable {
         let length = count > 0 ? Int(count) : 0
         var bytes = [UInt8](repeating: 0, count: max(length, 1))
         let status = bytes.withUnsafeMutableBytes { cf_mpi_recv($0.baseAddress, Int32(length), source, Self.tag) }
-        guard status == 0, length > 0, length <= WireMessage.maximumFrame else {
+        guard status == 0, length > 0, length <= RemoteWire.maximumMessageBytes else {
             return (Int(source), .failure(Unreadable(description: "a message of \(count) bytes could not be received")))
         }
         do {

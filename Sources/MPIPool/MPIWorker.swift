@@ -1,5 +1,5 @@
-public import Futures
 import CFuturesShims
+public import Futures
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
 import Futures
-import ProcessPool
+import RemoteCalls
 import Synchronization
 import WasmInterpreters
 
@@ -114,7 +114,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
         switch tag {
         case MPIMessage.open:
             guard fields.count == 11, case .int(let id) = fields[1] else { return }
-            let configuration = WireMessage.configuration(from: fields[2..<10]) ?? (.default, .wasmKit)
+            let configuration = (try? WorkerConfiguration(wire: fields[2..<10])) ?? WorkerConfiguration(limits: .default, engine: .wasmKit)
             sessions[id] = Session(
                 limits: configuration.limits, engine: configuration.engine, cores: cores,
                 initializer: fields[10] == ShareableValue.none ? ShareableValue?.none : .some(fields[10]))
@@ -147,14 +147,14 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     private func run(_ calls: [ShareableValue], session: Session?, request: Int64) {
         let reply = ReplyCollector(count: calls.count) { [self] outcomes in
             running.subtract(calls.count, ordering: .relaxed)
-            var message = MPIRuntime.encode([.int(MPIMessage.reply), .int(request), .array(outcomes.map(WireMessage.outcome))])
-            if message.count > WireMessage.maximumFrame {
+            var message = MPIRuntime.encode([.int(MPIMessage.reply), .int(request), .array(outcomes.map { CallOutcome($0).wire })])
+            if message.count > RemoteWire.maximumMessageBytes {
                 // Results too large for one message: each call fails instead, and none is lost.
                 let error = NotShareableError(
                     "the results of \(calls.count) calls, \(message.count) bytes in all, cannot travel in one MPI message "
-                        + "(the limit is \(WireMessage.maximumFrame) bytes)")
+                        + "(the limit is \(RemoteWire.maximumMessageBytes) bytes)")
                 message = MPIRuntime.encode(
-                    [.int(MPIMessage.reply), .int(request), .array(calls.map { _ in WireMessage.outcome(.failure(error)) })])
+                    [.int(MPIMessage.reply), .int(request), .array(calls.map { _ in CallOutcome(.failure(error)).wire })])
             }
             runtime.send(bytes: message, to: 0)
         }
@@ -201,7 +201,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
 
     /// The session's initializer, decoded once, for the pool of its kind.
     ///
-    /// - Throws: ``ProcessPool/RemoteError`` `.initializerFailed` when it cannot run here (an
+    /// - Throws: ``RemoteCalls/RemoteError`` `.initializerFailed` when it cannot run here (an
     ///   unknown job, a module this rank refused).
     private func initializerCalls(for session: Session) throws(RemoteError) -> (guest: Call<Void>?, job: Call<Void>?) {
         if let decoded = session.initializerCalls { return try decoded.get() }
@@ -221,7 +221,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     }
 
     /// An outcome as rank 0 should see it: a pool of this rank broken by its initializer is
-    /// ``ProcessPool/RemoteError`` `.initializerFailed`, which breaks rank 0's pool.
+    /// ``RemoteCalls/RemoteError`` `.initializerFailed`, which breaks rank 0's pool.
     private static func remote(_ outcome: Result<ShareableValue, any Error>) -> Result<ShareableValue, any Error> {
         guard case .failure(let error as ExecutorError) = outcome, error.code.isBrokenExecutor else { return outcome }
         return .failure(RemoteError(.initializerFailed, error.message))
@@ -235,13 +235,11 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
 
     /// Decodes one call.
     ///
-    /// - Throws: ``ProcessPool/RemoteError`` for an unreadable call or an unknown job; the
+    /// - Throws: ``RemoteCalls/RemoteError`` for an unreadable call or an unknown job; the
     ///   ``WasmInterpreters/ModuleError`` its module failed to load with.
     private func prepare(_ call: ShareableValue, limits: InterpreterLimits) throws -> Prepared {
-        guard let (tag, fields) = MPIMessage.parse(call) else { throw RemoteError(.jobFailed, "unreadable call") }
-        switch tag {
-        case WireMessage.callJob:
-            guard fields.count == 3, case .string(let name) = fields[1] else { throw RemoteError(.jobFailed, "unreadable job call") }
+        switch try CallRequest(wire: call).body {
+        case .job(let name, let argument):
             guard let job = jobs[name] else {
                 let known = jobs.keys.sorted().joined(separator: ", ")
                 throw RemoteError(
@@ -249,12 +247,9 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
                     "the worker program registers no job named '\(name)' (it registers: \(known.isEmpty ? "none" : known)); "
                         + "pass it to MPIWorker.runIfRequested(jobs:)")
             }
-            let argument = fields[2]
             return .job(Call { try job.invoke(encoded: argument) })
-        case WireMessage.callGuest:
-            guard fields.count == 7, case .string(let key) = fields[1], case .string(let function) = fields[2],
-                case .array(let arguments) = fields[3]
-            else { throw RemoteError(.jobFailed, "unreadable guest call") }
+        case .guest(let call):
+            guard case .key(let key) = call.module else { throw RemoteError(.jobFailed, "a guest call names its module by a process id") }
             guard var loaded = modules[key] else { throw RemoteError(.jobFailed, "this rank has no module \(key)") }
             if case .failure = loaded.result, loaded.limits != limits {
                 // Refused under another pool's limits: this pool's may allow it.
@@ -262,15 +257,9 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
                 modules[key] = loaded
             }
             let module = try loaded.result.get()
-            var fuel: UInt64?
-            if case .int(let budget) = fields[4] { fuel = UInt64(clamping: budget) }
-            var timeLimit: Duration?
-            if case .int(let nanoseconds) = fields[5] { timeLimit = .nanoseconds(nanoseconds) }
             let guest = GuestFunction<ShareableValue>(
-                module: module, name: function, fuel: fuel, timeLimit: timeLimit, wasi: WASICallOptions(wireValue: fields[6]))
-            return .guest(guest.call(arguments: arguments))
-        default:
-            throw RemoteError(.jobFailed, "unknown call \(tag)")
+                module: module, name: call.function, fuel: call.fuel, timeLimit: call.timeLimit, wasi: call.wasi)
+            return .guest(guest.call(arguments: call.arguments))
         }
     }
 

@@ -1,5 +1,6 @@
 import CFuturesShims
 import Futures
+import RemoteCalls
 import WasmInterpreters
 
 #if canImport(Glibc)
@@ -129,7 +130,7 @@ final class ChildWorker {
             if cf_process_state(pid) == CChar(UInt8(ascii: "T")) || cf_process_state(pid) == CChar(UInt8(ascii: "t")) {
                 let since = stoppedSince ?? Deadline.now
                 stoppedSince = since
-                if Deadline.now.nanoseconds &- since.nanoseconds >= UInt64(WireMessage.nanoseconds(stoppedTimeout)) {
+                if Deadline.now.nanoseconds &- since.nanoseconds >= UInt64(RemoteWire.nanoseconds(stoppedTimeout)) {
                     throw ChannelError.unresponsive("it was stopped (SIGSTOP or a debugger) for more than \(stoppedTimeout)")
                 }
             } else {

@@ -1,126 +1,10 @@
-package import Futures
+import Futures
+import RemoteCalls
 import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Calls sent to a worker process together, each with the future it resolves: the process
-/// pool's task.
-///
-/// A plain submission is a batch of one; `map(chunkSize:)` makes bigger ones. Starting the batch
-/// starts every call not cancelled (as Python's process pool marks calls running when it queues
-/// them for a worker); cancelling or failing it cancels or fails them all.
-package final class CallBatch: WorkerTask, @unchecked Sendable {
-    package typealias Output = [Result<ShareableValue, any Error>]
-
-    package struct Element: Sendable {
-        package let handle: any FutureHandle
-        package let call: RemoteCall
-        package let resolve: @Sendable (Result<ShareableValue, any Error>) -> Void
-    }
-
-    package let elements: [Element]
-    /// The elements that started (written once, by ``start()``, before the batch runs).
-    package private(set) var started: [Element] = []
-
-    package init(_ elements: [Element]) { self.elements = elements }
-
-    /// The element for `call`, or `nil` when the call's arguments could not be encoded (the
-    /// future has then already failed).
-    ///
-    /// - Throws: ``Futures/NotShareableError`` for a call with no remote form.
-    package static func element<Success>(_ call: Call<Success>, _ future: Future<Success>) throws -> Element? {
-        switch call.remote {
-        case nil:
-            throw NotShareableError("\(call.summary) is host code and cannot run in a worker process")
-        case .unencodable(let error)?:
-            future.complete(.failure(error))
-            return nil
-        case .invocation(let form)? where (form as? GuestInvocation)?.arguments.contains(where: containsQueue) == true:
-            throw NotShareableError("queues live in one process: \(call.summary) cannot take one to a worker process")
-        case let remote?:
-            let decode = call.decode
-            if let forwarding = remote.guestInvocation?.forwardingOutput() {
-                // A WASI call whose output goes to a destination in this process: the worker
-                // returns it with the value, and it is delivered here.
-                return Element(handle: future, call: .invocation(forwarding.invocation)) { outcome in
-                    future.complete(outcome.flatMap { value in Result { try decode(forwarding.unwrap(value)) } })
-                }
-            }
-            return Element(handle: future, call: remote) { outcome in
-                future.complete(outcome.flatMap { value in Result { try decode(value) } })
-            }
-        }
-    }
-
-    /// The futures for `calls` and the batches that resolve them, `chunkSize` calls per batch.
-    ///
-    /// - Throws: ``Futures/NotShareableError`` for a host closure, or a call that takes a queue;
-    ///   ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` below 1.
-    package static func batches<Success: Sendable>(
-        for calls: [Call<Success>], chunkSize: Int
-    ) throws -> (futures: [Future<Success>], batches: [CallBatch]) {
-        guard chunkSize >= 1 else {
-            throw ExecutorError(.invalidArgument, "chunkSize must be >= 1, got \(chunkSize)")
-        }
-        var futures: [Future<Success>] = []
-        var elements: [Element] = []
-        for call in calls {
-            let future = Future<Success>()
-            futures.append(future)
-            if let element = try element(call, future) { elements.append(element) }
-        }
-        let batches = stride(from: 0, to: elements.count, by: chunkSize).map { start in
-            CallBatch(Array(elements[start..<min(start + chunkSize, elements.count)]))
-        }
-        return (futures, batches)
-    }
-
-    /// Runs the started calls of every batch in `batch` as one request through `send`, and
-    /// splits the outcomes back per batch; an error from `send` fails every batch.
-    package static func run(
-        _ batch: [CallBatch], send: ([RemoteCall]) throws -> [Result<ShareableValue, any Error>]
-    ) -> [Result<Output, any Error>] {
-        let calls = batch.flatMap { $0.started.map(\.call) }
-        let results: [Result<ShareableValue, any Error>]
-        do {
-            results = try send(calls)
-        } catch {
-            return batch.map { _ in .failure(error) }
-        }
-        var offset = 0
-        return batch.map { task in
-            let count = task.started.count
-            defer { offset += count }
-            return .success(Array(results[offset..<offset + count]))
-        }
-    }
-
-    package var isAwaited: Bool { true }
-
-    package func start() -> Bool {
-        started = elements.filter { (try? $0.handle.setRunningOrNotifyCancel()) == true }
-        return !started.isEmpty
-    }
-
-    package func cancel() {
-        for element in elements { element.handle.cancel() }
-    }
-
-    package func fail(_ error: ExecutorError) {
-        for element in elements { try? element.handle.setError(error) }
-    }
-
-    package func finish(_ outcome: Result<Output, any Error>) {
-        switch outcome {
-        case .success(let results):
-            for (element, result) in zip(started, results) { element.resolve(result) }
-        case .failure(let error):
-            for element in started { element.resolve(.failure(error)) }
-        }
-    }
-}
 
 /// The process pool's worker context: one child process per worker thread, started when the
 /// worker starts, replaced when it dies or has run `maxTasksPerChild` tasks, stopped at the end.
@@ -195,8 +79,9 @@ struct ProcessContext: WorkerContext {
             let stopped = setup.stoppedWorkerTimeout
             if calls.count == 1 {
                 results = [
-                    try WireMessage.decodeOutcome(
-                        process.request(WireMessage.request(for: calls[0]), deadline: deadline, stoppedTimeout: stopped))
+                    try CallOutcome(
+                        wire: process.request(WireMessage.request(for: calls[0]), deadline: deadline, stoppedTimeout: stopped)
+                    ).result
                 ]
             } else {
                 let reply = try process.request(
@@ -204,7 +89,7 @@ struct ProcessContext: WorkerContext {
                 guard case .array(let fields) = reply, fields.count == 2, fields[0] == .int(WireMessage.batchResult),
                     case .array(let outcomes) = fields[1], outcomes.count == calls.count
                 else { throw ChannelError.malformed("expected a batch result for \(calls.count) calls") }
-                results = try outcomes.map { try WireMessage.decodeOutcome($0) }
+                results = try outcomes.map { try CallOutcome(wire: $0).result }
             }
             tasksRun += calls.count
             if let limit = setup.maxTasksPerChild, tasksRun >= limit { retire() }
@@ -241,13 +126,13 @@ struct ProcessContext: WorkerContext {
         let process = try ChildWorker.spawn(executable: setup.executable, environment: environment)
         setup.registry.insert(process.pid)
         do {
-            try process.post(.array([.int(WireMessage.configure)] + WireMessage.fields(of: setup.limits, engine: setup.engine)))
+            try process.post(.array([.int(WireMessage.configure)] + WorkerConfiguration(limits: setup.limits, engine: setup.engine).wire))
             if let initializer = setup.initializer {
                 try sendModules(for: [initializer], to: process)
                 let request: ShareableValue = [.int(WireMessage.initialize), WireMessage.request(for: initializer)]
                 let reply = try process.request(
                     request, deadline: replyDeadline(for: [initializer]), stoppedTimeout: setup.stoppedWorkerTimeout)
-                if case .failure(let error) = try WireMessage.decodeOutcome(reply) {
+                if case .failure(let error) = try CallOutcome(wire: reply).result {
                     process.stop()
                     setup.registry.remove(process.pid)
                     throw error
@@ -309,14 +194,6 @@ struct ProcessContext: WorkerContext {
             message = "A process in the process pool was terminated abruptly while running \(what): worker \(process.pid) \(how)"
         }
         return ExecutorError(.brokenProcessPool, message, workerExit: exit)
-    }
-}
-
-private func containsQueue(_ value: ShareableValue) -> Bool {
-    switch value {
-    case .queue: true
-    case .array(let elements): elements.contains(where: containsQueue)
-    default: false
     }
 }
 

@@ -1,7 +1,8 @@
-public import Futures
-public import WasmInterpreters
 import CFuturesShims
+public import Futures
+public import RemoteCalls
 import Synchronization
+public import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc

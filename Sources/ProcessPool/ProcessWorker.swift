@@ -1,5 +1,6 @@
-public import Futures
 import CFuturesShims
+public import Futures
+import RemoteCalls
 import WasmInterpreters
 
 #if canImport(Glibc)
@@ -89,7 +90,7 @@ private struct WorkerState {
     /// Handles one request; returns the reply, if the request has one.
     mutating func handle(_ request: ShareableValue) -> ShareableValue? {
         guard case .array(let fields) = request, case .int(let tag)? = fields.first else {
-            return WireMessage.outcome(.failure(RemoteError(.jobFailed, "unreadable request")))
+            return CallOutcome(.failure(RemoteError(.jobFailed, "unreadable request"))).wire
         }
         switch tag {
         case WireMessage.loadModule:
@@ -104,31 +105,33 @@ private struct WorkerState {
             }
             return nil
         case WireMessage.configure:
-            if let configured = WireMessage.configuration(from: fields.dropFirst()) { (limits, engine) = configured }
+            if let configuration = try? WorkerConfiguration(wire: fields.dropFirst()) {
+                (limits, engine) = (configuration.limits, configuration.engine)
+            }
             return nil
         case WireMessage.initialize:
-            guard fields.count == 2 else { return WireMessage.outcome(.failure(RemoteError(.jobFailed, "unreadable initializer"))) }
-            return WireMessage.outcome(call(fields[1], install: true))
+            guard fields.count == 2 else { return CallOutcome(.failure(RemoteError(.jobFailed, "unreadable initializer"))).wire }
+            return CallOutcome(call(fields[1], install: true)).wire
         case WireMessage.batch:
             guard fields.count == 2, case .array(let calls) = fields[1] else {
-                return WireMessage.outcome(.failure(RemoteError(.jobFailed, "unreadable batch")))
+                return CallOutcome(.failure(RemoteError(.jobFailed, "unreadable batch"))).wire
             }
-            return [.int(WireMessage.batchResult), .array(calls.map { WireMessage.outcome(call($0)) })]
+            return [.int(WireMessage.batchResult), .array(calls.map { CallOutcome(call($0)).wire })]
         default:
-            return WireMessage.outcome(call(request))
+            return CallOutcome(call(request)).wire
         }
     }
 
     /// Runs one job or guest call.
     mutating func call(_ request: ShareableValue, install: Bool = false) -> Result<ShareableValue, any Error> {
-        guard case .array(let fields) = request, case .int(let tag)? = fields.first else {
-            return .failure(RemoteError(.jobFailed, "unreadable call"))
+        let body: CallRequest.Body
+        do {
+            body = try CallRequest(wire: request).body
+        } catch {
+            return .failure(error)
         }
-        switch tag {
-        case WireMessage.callJob:
-            guard fields.count == 3, case .string(let name) = fields[1] else {
-                return .failure(RemoteError(.jobFailed, "unreadable job call"))
-            }
+        switch body {
+        case .job(let name, let argument):
             guard let job = registry[name] else {
                 let known = registry.keys.sorted().joined(separator: ", ")
                 return .failure(
@@ -137,19 +140,15 @@ private struct WorkerState {
                         "the worker program registers no job named '\(name)' (it registers: \(known.isEmpty ? "none" : known)); "
                             + "pass it to ProcessWorker.runIfRequested(jobs:)"))
             }
-            return Result { try job.invoke(encoded: fields[2]) }
-        case WireMessage.callGuest:
-            guard fields.count == 7, case .int(let id) = fields[1], case .string(let function) = fields[2],
-                case .array(let arguments) = fields[3]
-            else { return .failure(RemoteError(.jobFailed, "unreadable guest call")) }
-            if let error = moduleErrors[id] { return .failure(error) }
-            guard let module = modules[id] else {
+            return Result { try job.invoke(encoded: argument) }
+        case .guest(let call):
+            guard case .id(let id) = call.module else {
+                return .failure(RemoteError(.jobFailed, "a guest call names its module by an MPI key in a worker process"))
+            }
+            if let error = moduleErrors[Int64(id)] { return .failure(error) }
+            guard let module = modules[Int64(id)] else {
                 return .failure(RemoteError(.jobFailed, "the worker has no module \(id)"))
             }
-            var fuel: UInt64?
-            if case .int(let budget) = fields[4] { fuel = UInt64(clamping: budget) }
-            var timeLimit: Duration?
-            if case .int(let nanoseconds) = fields[5] { timeLimit = .nanoseconds(nanoseconds) }
             let interpreter = self.interpreter ?? Interpreters.create(limits: limits, engine: engine)
             if self.interpreter == nil, engine == .auto {
                 // As an interpreter pool's worker: a module started on WasmKit moves to its
@@ -158,12 +157,10 @@ private struct WorkerState {
             }
             self.interpreter = interpreter
             let invocation = GuestInvocation(
-                module: module, function: function, arguments: arguments, fuel: fuel, timeLimit: timeLimit,
-                wasi: WASICallOptions(wireValue: fields[6]))
+                module: module, function: call.function, arguments: call.arguments, fuel: call.fuel, timeLimit: call.timeLimit,
+                wasi: call.wasi)
             if install { return Result { try interpreter.install(initializer: invocation) } }
             return Result { try interpreter.run(invocation, wait: false) }
-        default:
-            return .failure(RemoteError(.jobFailed, "unknown request \(tag)"))
         }
     }
 }

@@ -1,5 +1,6 @@
-package import Futures
-package import WasmInterpreters
+import Futures
+import RemoteCalls
+import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
@@ -11,155 +12,24 @@ import Glibc
 /// array whose first element is the message tag. Values, errors and whole batches reuse the one
 /// encoding. A reply carries the id of the request it answers; the parent kills a worker whose
 /// reply names another request, or whose frame is malformed, as corrupt.
-package enum WireMessage {
+enum WireMessage {
     // Parent to worker.
     static let loadModule: Int64 = 1  // [1, module id, name, bytes, WASI options | none]
-    static let configure: Int64 = 2  // [2, fuel | none, memory | none, max value, stack, time limit ns | none, refuse growth, max module]
-    package static let callJob: Int64 = 3  // [3, job name, argument]
-    package static let callGuest: Int64 = 4  // [4, module id, function, [arguments], fuel | none, time limit ns | none, WASI call | none]
+    static let configure: Int64 = 2  // [2, the eight fields of a ``RemoteCalls/WorkerConfiguration``]
+    // 3 and 4: a call (``RemoteCalls/CallRequest``).
     static let batch: Int64 = 5  // [5, [call, ...]]
     static let initialize: Int64 = 6  // [6, call]: run now, and again after the interpreter is reset
     // Worker to parent.
     static let ready: Int64 = 16  // [16, pid, protocol version]
-    static let success: Int64 = 17  // [17, value]
-    static let failure: Int64 = 18  // [18, error]
+    // 17 and 18: an outcome (``RemoteCalls/CallOutcome``).
     static let batchResult: Int64 = 19  // [19, [[17, value] | [18, error], ...]]
 
-    package static let protocolVersion: Int64 = 4
-    /// The largest frame either side accepts.
-    package static let maximumFrame = 1 << 30
+    static let protocolVersion: Int64 = 5
 
-    /// The request for one remote call.
+    /// The request for one remote call (a guest call names its module by the id the worker
+    /// loaded it under).
     static func request(for call: RemoteCall) -> ShareableValue {
-        switch call {
-        case .job(let name, let argument):
-            return [.int(callJob), .string(name), argument]
-        case .invocation(let form):
-            guard let invocation = form as? GuestInvocation else { return [.int(callJob), .string(""), .none] }
-            let id = invocation.module.id
-            return [
-                .int(callGuest), .int(Int64(id)), .string(invocation.function), .array(invocation.arguments),
-                invocation.fuel.map { .int(Int64(clamping: $0)) } ?? .none,
-                invocation.timeLimit.map { .int(nanoseconds($0)) } ?? .none,
-                invocation.wasi?.wireValue ?? .none,
-            ]
-        case .unencodable:
-            // Never sent: the call's future failed when it was submitted. Should one get here, the
-            // worker answers it with an error.
-            return [.int(callJob), .string(""), .none]
-        }
-    }
-
-    /// `limits` and `engine` as the fields of a configure message (eight fields).
-    package static func fields(of limits: InterpreterLimits, engine: GuestEngine) -> [ShareableValue] {
-        [
-            limits.fuel.map { .int(Int64(clamping: $0)) } ?? .none, limits.memoryBytes.map { .int(Int64($0)) } ?? .none,
-            .int(Int64(limits.maxValueBytes)), .int(Int64(limits.stackBytes)),
-            limits.timeLimit.map { .int(nanoseconds($0)) } ?? .none, .bool(limits.onMemoryLimit == .refuseGrowth),
-            .int(Int64(limits.maxModuleBytes)), .string(engine.rawValue),
-        ]
-    }
-
-    /// The limits and engine that ``fields(of:engine:)`` wrote, or `nil` when `fields` are not
-    /// eight such fields.
-    package static func configuration(
-        from fields: ArraySlice<ShareableValue>
-    ) -> (limits: InterpreterLimits, engine: GuestEngine)? {
-        let fields = Array(fields)
-        guard fields.count == 8, case .string(let name) = fields[7], let engine = GuestEngine(rawValue: name) else { return nil }
-        var limits = InterpreterLimits.default
-        if case .int(let fuel) = fields[0] { limits.fuel = UInt64(clamping: fuel) } else { limits.fuel = nil }
-        if case .int(let memory) = fields[1] { limits.memoryBytes = Int(memory) } else { limits.memoryBytes = nil }
-        if case .int(let maxValue) = fields[2] { limits.maxValueBytes = Int(maxValue) }
-        if case .int(let stack) = fields[3] { limits.stackBytes = Int(stack) }
-        if case .int(let nanoseconds) = fields[4] { limits.timeLimit = .nanoseconds(nanoseconds) } else { limits.timeLimit = nil }
-        limits.onMemoryLimit = fields[5] == .bool(true) ? .refuseGrowth : .failCall
-        if case .int(let maxModule) = fields[6] { limits.maxModuleBytes = Int(maxModule) }
-        return (limits, engine)
-    }
-
-    /// A duration in whole nanoseconds, clamped to `Int64`.
-    package static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? (seconds < 0 ? .min : .max) : whole &+ attoseconds / 1_000_000_000
-    }
-
-    package static func outcome(_ result: Result<ShareableValue, any Error>) -> ShareableValue {
-        switch result {
-        case .success(let value): return [.int(success), value]
-        case .failure(let error): return [.int(failure), encode(error)]
-        }
-    }
-
-    package static func decodeOutcome(_ value: ShareableValue) throws(ValueCodingError) -> Result<ShareableValue, any Error> {
-        guard case .array(let fields) = value, fields.count == 2, case .int(let tag) = fields[0] else {
-            throw ValueCodingError(.malformed, "not an outcome: \(value)")
-        }
-        switch tag {
-        case success: return .success(fields[1])
-        case failure: return .failure(decodeError(fields[1]))
-        default: throw ValueCodingError(.malformed, "unknown outcome tag \(tag)")
-        }
-    }
-
-    /// Encodes an error so that the parent can rebuild it with its type.
-    package static func encode(_ error: any Error) -> ShareableValue {
-        switch error {
-        case let error as GuestError:
-            return [
-                "GuestError", .string(error.kind.name), .string(error.function), .string(error.message),
-                .int(Int64(error.interpreterID)), error.exitStatus.map { .int(Int64($0)) } ?? .none,
-            ]
-        case let error as NotShareableError:
-            return ["NotShareableError", .string(error.message)]
-        case let error as ModuleError:
-            return ["ModuleError", .string(error.code.name), .string(error.message), .array(error.missingImports.map { .string($0) })]
-        case let error as ValueCodingError:
-            return ["ValueCodingError", .string(error.code.name), .string(error.message)]
-        case let error as RemoteError:
-            return ["RemoteError", .string(error.code.name), .string(error.typeName), .string(error.message)]
-        case let error as InterpreterError:
-            return ["RemoteError", "jobFailed", "InterpreterError", .string(error.message)]
-        default:
-            let isCoding = error is DecodingError || error is EncodingError
-            return [
-                "RemoteError", .string(isCoding ? RemoteError.Code.encoding.name : RemoteError.Code.jobFailed.name),
-                .string(String(reflecting: type(of: error))), .string(String(describing: error)),
-            ]
-        }
-    }
-
-    package static func decodeError(_ value: ShareableValue) -> any Error {
-        guard case .array(let fields) = value, case .string(let type)? = fields.first else {
-            return RemoteError(.jobFailed, "the worker sent an unreadable error: \(value)")
-        }
-        func text(_ index: Int) -> String {
-            if index < fields.count, case .string(let text) = fields[index] { return text }
-            return ""
-        }
-        switch type {
-        case "GuestError":
-            var interpreterID = -1
-            if fields.count > 4, case .int(let id) = fields[4] { interpreterID = Int(id) }
-            var exitStatus: Int32?
-            if fields.count > 5, case .int(let status) = fields[5] { exitStatus = Int32(truncatingIfNeeded: status) }
-            return GuestError(
-                kind: .named(text(1), default: .trap), function: text(2), message: text(3), interpreterID: interpreterID,
-                exitStatus: exitStatus)
-        case "NotShareableError":
-            return NotShareableError(text(1))
-        case "ModuleError":
-            var missing: [String] = []
-            if fields.count > 3, case .array(let names) = fields[3] {
-                missing = names.compactMap { if case .string(let name) = $0 { name } else { nil } }
-            }
-            return ModuleError(.named(text(1), default: .invalid), text(2), missingImports: missing)
-        case "ValueCodingError":
-            return ValueCodingError(.named(text(1), default: .malformed), text(2))
-        default:
-            return RemoteError(.named(text(1), default: .jobFailed), typeName: text(2), text(3))
-        }
+        CallRequest(call) { .id($0.id) }.wire
     }
 }
 
@@ -224,7 +94,7 @@ struct FrameChannel {
                 UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
             )
         }
-        guard length > 0, length <= WireMessage.maximumFrame else {
+        guard length > 0, length <= RemoteWire.maximumMessageBytes else {
             throw ChannelError.malformed("a frame of \(length) bytes")
         }
         var payload = [UInt8](repeating: 0, count: length)
