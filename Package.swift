@@ -85,7 +85,7 @@ let package = Package(
             dependencies: ["Futures", .product(name: "Subprocess", package: "swift-subprocess")],
             // The guest runtime that `futures build-guest` links into guests, as bytes in the code.
             resources: [
-                .embedInCode("Runtime/rt.c"), .embedInCode("Runtime/cf.h"), .embedInCode("Runtime/GuestRuntime.swift"),
+                .embedInCode("Runtime/rt.c"), .embedInCode("Runtime/cf.h"), .embedInCode("Runtime/EmbeddedGuestRuntime.swift"),
                 .embedInCode("Runtime/wasi-shim.c"),
             ],
             swiftSettings: strict

@@ -20,7 +20,10 @@ public struct ExecutorError: CodedError, Sendable, Hashable {
     public typealias Code = ErrorCode<ExecutorError>
 
     /// Every code, for looking one up by name.
-    public static let codes: [Code] = [.cancelled, .timedOut, .brokenThreadPool, .brokenInterpreterPool, .brokenProcessPool, .brokenMPIPool, .invalidState, .shutdown, .invalidArgument, .resourceExhausted]
+    public static let codes: [Code] = [
+        .cancelled, .timedOut, .brokenThreadPool, .brokenInterpreterPool, .brokenProcessPool, .brokenMPIPool, .invalidState, .shutdown,
+        .invalidArgument, .resourceExhausted,
+    ]
 
     /// How a worker process ended, when a broken process pool is caused by a worker's death.
     public enum WorkerExit: Hashable, Sendable, CustomStringConvertible {

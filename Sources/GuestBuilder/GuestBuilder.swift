@@ -116,7 +116,8 @@ public struct GuestBuilder: Sendable {
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
             try Data(PackageResources.rt_c).write(to: scratch.appendingPathComponent("rt.c"))
             try Data(PackageResources.cf_h).write(to: scratch.appendingPathComponent("cf.h"))
-            try Data(PackageResources.GuestRuntime_swift).write(to: scratch.appendingPathComponent("GuestRuntime.swift"))
+            // Written under its historical name: the file name is part of the guests' private symbols.
+            try Data(PackageResources.EmbeddedGuestRuntime_swift).write(to: scratch.appendingPathComponent("GuestRuntime.swift"))
             try Data(PackageResources.wasi_shim_c).write(to: scratch.appendingPathComponent("wasi-shim.c"))
         } catch {
             throw GuestBuildError(.badInput, "cannot write to the temporary directory: \(error)")

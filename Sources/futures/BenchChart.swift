@@ -43,7 +43,8 @@ enum BenchChart {
                 let x = groupLeft + Double(index * 34)
                 let barTop = y(row.median)
                 svg.append(
-                    "<rect x=\"\(x)\" y=\"\(barTop)\" width=\"28\" height=\"\(Swift.max(1, bottom - barTop))\" fill=\"\(colors[index % colors.count])\"><title>\(escape(name)): \(BenchReport.seconds(row.median))</title></rect>")
+                    "<rect x=\"\(x)\" y=\"\(barTop)\" width=\"28\" height=\"\(Swift.max(1, bottom - barTop))\" "
+                        + "fill=\"\(colors[index % colors.count])\"><title>\(escape(name)): \(BenchReport.seconds(row.median))</title></rect>")
                 svg.append(
                     "<text x=\"\(x + 14)\" y=\"\(barTop - 4)\" text-anchor=\"middle\" font-size=\"9\">\(BenchReport.seconds(row.median))</text>")
             }

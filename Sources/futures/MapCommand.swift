@@ -12,6 +12,9 @@ enum ExecutorChoice: String, ExpressibleByArgument, CaseIterable {
 
 /// `futures map`: runs a guest function over input lines on an executor.
 struct MapCommand: AsyncParsableCommand {
+    private static let engineHelp =
+        "The guest engine of the interpreter, process and MPI pools: wasmkit (default), compiled (wasm2c and clang), or auto "
+        + "(compiled once built, wasmkit until then); the thread pool's shared interpreter is always wasmkit."
     static let configuration = CommandConfiguration(
         commandName: "map",
         abstract: "Run a guest function over inputs (one per line) on an executor; results in input order.",
@@ -39,7 +42,7 @@ struct MapCommand: AsyncParsableCommand {
     @Option(help: "The executor: interpreter, thread, process or mpi (run under mpiexec -n N; ranks 1 to N-1 serve).")
     var executor: ExecutorChoice = .interpreter
 
-    @Option(help: "The guest engine of the interpreter, process and MPI pools: wasmkit (default), compiled (wasm2c and clang), or auto (compiled once built, wasmkit until then); the thread pool's shared interpreter is always wasmkit.")
+    @Option(help: ArgumentHelp(Self.engineHelp))
     var engine: EngineChoice = .wasmkit
 
     @OptionGroup var build: BuildOptions

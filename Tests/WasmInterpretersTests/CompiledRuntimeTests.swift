@@ -82,7 +82,9 @@ struct CompiledRuntimeTests {
         var text = "(module\n"
         for (name, operation, _) in f32Operations {
             text += "(func (export \"\(name)\") (param i32) (result i32) local.get 0 f32.reinterpret_i32 \(operation) i32.reinterpret_f32)\n"
-            text += "(func (export \"\(name)_64\") (param i64) (result i64) local.get 0 f64.reinterpret_i64 \(operation.replacingOccurrences(of: "f32", with: "f64").replacingOccurrences(of: "f64.promote_f64 f64.demote_f64", with: "f32.demote_f64 f64.promote_f32")) i64.reinterpret_f64)\n"
+            let operation64 = operation.replacingOccurrences(of: "f32", with: "f64")
+                .replacingOccurrences(of: "f64.promote_f64 f64.demote_f64", with: "f32.demote_f64 f64.promote_f32")
+            text += "(func (export \"\(name)_64\") (param i64) (result i64) local.get 0 f64.reinterpret_i64 \(operation64) i64.reinterpret_f64)\n"
         }
         text += ")"
         let module = Fixtures.module(text)
@@ -371,7 +373,9 @@ extension CompiledRuntimeTests {
         let marker = "/tmp/futures-test-\(getpid())-injected"
         defer { unlink(marker) }
         // A WAT string: `\n` is a newline, `\"` a quote, in the export's name.
-        let injected = #"x*/\n#ifndef PWN\n#define PWN\nextern void *fopen(const char *, const char *);\n__attribute__((constructor)) static void pwn(void){ fopen(\"\#(marker)\", \"w\"); }\n#endif\n/*"#
+        let injected =
+            #"x*/\n#ifndef PWN\n#define PWN\nextern void *fopen(const char *, const char *);\n"#
+            + #"__attribute__((constructor)) static void pwn(void){ fopen(\"\#(marker)\", \"w\"); }\n#endif\n/*"#
         let module = Fixtures.module(
             """
             (module

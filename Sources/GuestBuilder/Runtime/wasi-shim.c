@@ -1,4 +1,4 @@
-// wasi-shim.c: what the Embedded Swift guest runtime (GuestRuntime.swift) needs from C, for a
+// wasi-shim.c: what the Embedded Swift guest runtime (EmbeddedGuestRuntime.swift) needs from C, for a
 // guest linked with wasi-libc instead of this project's rt.c: the heap is wasi-libc's malloc,
 // standard output is WASI's.
 #include <stdint.h>

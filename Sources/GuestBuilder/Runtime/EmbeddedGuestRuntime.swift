@@ -1,4 +1,4 @@
-// GuestRuntime.swift: the Embedded Swift side of the ConcurrentFutures guest ABI (v1).
+// EmbeddedGuestRuntime.swift: the Embedded Swift side of the ConcurrentFutures guest ABI (v1).
 //
 // Compile it together with a guest's own Swift files (one module, -wmo) and link
 // the result with rt.c. It provides:

@@ -40,7 +40,11 @@ public struct GuestError: CodedError, Sendable, Hashable {
     public typealias Kind = ErrorCode<GuestError>
 
     /// Every code, for looking one up by name.
-    public static let codes: [Kind] = [.unreachable, .memoryOutOfBounds, .divideByZero, .integerOverflow, .invalidConversion, .stackExhausted, .outOfFuel, .memoryLimit, .indirectCall, .invalidPointer, .malformedValue, .valueTooLarge, .missingFunction, .badArguments, .invalidModule, .reentrantCall, .timedOut, .exited, .outputLimit, .trap]
+    public static let codes: [Kind] = [
+        .unreachable, .memoryOutOfBounds, .divideByZero, .integerOverflow, .invalidConversion, .stackExhausted, .outOfFuel, .memoryLimit,
+        .indirectCall, .invalidPointer, .malformedValue, .valueTooLarge, .missingFunction, .badArguments, .invalidModule, .reentrantCall,
+        .timedOut, .exited, .outputLimit, .trap,
+    ]
 
     /// What failed.
     public let kind: Kind
