@@ -137,6 +137,10 @@ public enum MPIWorker {
         }
     }
 
+    /// The number of worker ranks in the launch (every rank but rank 0), in `main` or in a job
+    /// running on a worker rank; `nil` outside an MPI launch. mpi4py's `get_comm_workers().size`.
+    public static var workerRankCount: Int? { size.map { $0 - 1 } }
+
     /// The number of ranks in the launch, or `nil` outside an MPI launch.
     public static var size: Int? {
         state.withLock {

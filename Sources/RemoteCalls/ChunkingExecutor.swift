@@ -58,6 +58,20 @@ extension ChunkingExecutor {
         try mapChunks(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize) { function.call($0) }
     }
 
+    /// Submits `makeCall(input)` for each input, `chunkSize` calls per request, results in input
+    /// order: the general form, for calls with several arguments from a sequence of tuples
+    /// (mpi4py's `starmap`: `pool.map(pairs, chunkSize: 100) { add.call($0.0, $0.1) }`). See
+    /// ``map(_:_:chunkSize:timeout:bufferSize:)-(Job<Argument,Success>,_,_,_,_)``.
+    ///
+    /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for a `chunkSize` or `bufferSize`
+    ///   below 1; what `submit` throws.
+    public func map<Input, Success>(
+        _ inputs: some Sequence<Input>, chunkSize: Int, timeout: Duration? = nil, bufferSize: Int? = nil,
+        call makeCall: @escaping (Input) -> Call<Success>
+    ) throws -> MapResults<Success> {
+        try mapChunks(inputs, chunkSize: chunkSize, timeout: timeout, bufferSize: bufferSize, makeCall)
+    }
+
     private func mapChunks<Input, Success>(
         _ inputs: some Sequence<Input>, chunkSize: Int, timeout: Duration?, bufferSize: Int?,
         _ makeCall: @escaping (Input) -> Call<Success>

@@ -103,6 +103,7 @@ enum MPIScenarios {
     static func noPool() {
         MPIWorker.runIfRequested(jobs: TestJobs.all)
         print("rank: \(MPIWorker.rank.map(String.init) ?? "none") of \(MPIWorker.size.map(String.init) ?? "none")")
+        print("worker ranks: \(MPIWorker.workerRankCount.map(String.init) ?? "none")")
     }
 
     /// A start function that runs out of the pool's fuel fails that call, not the pool; the

@@ -54,6 +54,7 @@ struct MPIPoolTests {
     func everyRankEndsWhenRankZeroReturnsAtOnce() throws {
         let output = try mpiScenario("no-pool")
         #expect(output.contains("rank: 0 of 3"), "\(output)")
+        #expect(output.contains("worker ranks: 2"), "\(output)")
         #expect(output.contains("main returns"), "\(output)")
         #expect(output.contains("status=0"), "\(output)")
     }

@@ -85,6 +85,19 @@ struct ProcessPoolExecutorTests {
         }
     }
 
+    /// The general chunked `map` takes a call per input: calls of several arguments from a
+    /// sequence of tuples (mpi4py's `starmap`), results in input order whatever the chunking.
+    @Test func chunkedMapOfTuplesCallsWithSeveralArguments() throws {
+        try makePool(maxWorkers: 2).run { pool throws in
+            let pairs = (0..<300).map { Pair(left: $0, right: 1_000 - 3 * $0) }
+            let sums = try pool.map(pairs.map { ($0.left, $0.right) }, chunkSize: 16) { left, right in
+                TestJobs.sum.call(Pair(left: left, right: right))
+            }.collect()
+            #expect(sums == pairs.map { $0.left + $0.right })
+            #expect(throws: ExecutorError.self) { try pool.map([(1, 2)], chunkSize: 0) { TestJobs.sum.call(Pair(left: $0.0, right: $0.1)) } }
+        }
+    }
+
     @Test func sameGuestFunctionRunsOnAllThreeExecutors() throws {
         let square = try BundledGuests.tasks.function("square", returning: Int.self)
         let cpuBound = try BundledGuests.tasks.function("cpu_bound", returning: Int.self)
