@@ -142,8 +142,8 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
         }
     }
 
-    /// Runs the calls of one request on the session's pools (each kind submitted at once); the
-    /// reply goes out when the last of them is done.
+    /// Runs the calls of one request on the session's pools, one after another (``OrderedCalls``);
+    /// the reply goes out when the last of them is done.
     private func run(_ calls: [ShareableValue], session: Session?, request: Int64) {
         let reply = ReplyCollector(count: calls.count) { [self] outcomes in
             running.subtract(calls.count, ordering: .relaxed)
@@ -164,13 +164,12 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             for index in calls.indices { reply.set(index, .failure(RemoteError(.jobFailed, "the MPI pool's session is closed on this rank"))) }
             return
         }
-        var guests: [(index: Int, call: Call<ShareableValue>)] = []
-        var jobs: [(index: Int, call: Call<ShareableValue>)] = []
+        var entries: [OrderedCalls.Entry] = []
         for (index, call) in calls.enumerated() {
             do {
                 switch try prepare(call, limits: session.limits) {
-                case .guest(let call): guests.append((index, call))
-                case .job(let call): jobs.append((index, call))
+                case .guest(let call): entries.append(.init(index: index, call: call, isGuest: true))
+                case .job(let call): entries.append(.init(index: index, call: call, isGuest: false))
                 }
             } catch {
                 reply.set(index, .failure(error))
@@ -180,23 +179,15 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
         do {
             initializers = try initializerCalls(for: session)
         } catch {
-            for entry in guests + jobs { reply.set(entry.index, .failure(error)) }
+            for entry in entries { reply.set(entry.index, .failure(error)) }
             return
         }
-        func start(_ group: [(index: Int, call: Call<ShareableValue>)], on pool: () throws -> any PoolExecutor) {
-            guard !group.isEmpty else { return }
-            do {
-                let futures = try pool().submit(contentsOf: group.map(\.call))
-                for (entry, future) in zip(group, futures) {
-                    let index = entry.index
-                    future.addDoneCallback { future in reply.set(index, Self.remote(Result { try future.result() })) }
-                }
-            } catch {
-                for entry in group { reply.set(entry.index, Self.remote(.failure(error))) }
-            }
-        }
-        start(guests) { try session.interpreterPool(initializer: initializers.guest) }
-        start(jobs) { try session.threadPool(initializer: initializers.job) }
+        // The pools are made here, on the MPI thread, which alone touches the session.
+        let guestPool = entries.contains(where: \.isGuest)
+            ? Result<any PoolExecutor, any Error> { try session.interpreterPool(initializer: initializers.guest) } : nil
+        let jobPool = entries.contains(where: { !$0.isGuest })
+            ? Result<any PoolExecutor, any Error> { try session.threadPool(initializer: initializers.job) } : nil
+        OrderedCalls(entries: entries, guestPool: guestPool, jobPool: jobPool, reply: reply).start(at: 0)
     }
 
     /// The session's initializer, decoded once, for the pool of its kind.
@@ -222,7 +213,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
 
     /// An outcome as rank 0 should see it: a pool of this rank broken by its initializer is
     /// ``RemoteCalls/RemoteError`` `.initializerFailed`, which breaks rank 0's pool.
-    private static func remote(_ outcome: Result<ShareableValue, any Error>) -> Result<ShareableValue, any Error> {
+    static func remote(_ outcome: Result<ShareableValue, any Error>) -> Result<ShareableValue, any Error> {
         guard case .failure(let error as ExecutorError) = outcome, error.code.isBrokenExecutor else { return outcome }
         return .failure(RemoteError(.initializerFailed, error.message))
     }
@@ -315,4 +306,75 @@ private final class ReplyCollector: @unchecked Sendable {
     }
 
     func finish() { send([]) }
+}
+
+/// The calls of one request, run one after another: a request comes from one of rank 0's slots,
+/// so a pool's `maxWorkers` is the most of its calls running at once on the ranks too. A run of
+/// consecutive jobs is one task of the thread pool (the calls in turn, in that task); each guest
+/// call is a task of the interpreter pool, the next submitted when it is done.
+private final class OrderedCalls: Sendable {
+    struct Entry: Sendable {
+        let index: Int
+        let call: Call<ShareableValue>
+        let isGuest: Bool
+    }
+
+    let entries: [Entry]
+    let guestPool: Result<any PoolExecutor, any Error>?
+    let jobPool: Result<any PoolExecutor, any Error>?
+    let reply: ReplyCollector
+
+    init(entries: [Entry], guestPool: Result<any PoolExecutor, any Error>?, jobPool: Result<any PoolExecutor, any Error>?, reply: ReplyCollector) {
+        self.entries = entries
+        self.guestPool = guestPool
+        self.jobPool = jobPool
+        self.reply = reply
+    }
+
+    /// Runs the entries from `position` on: what finishes at once is taken in this loop, what
+    /// does not continues from its future's callback.
+    func start(at position: Int) {
+        var position = position
+        while position < entries.count {
+            let end = entries[position].isGuest
+                ? position + 1 : entries[position...].firstIndex(where: \.isGuest) ?? entries.count
+            let group = Array(entries[position..<end])
+            position = end
+            let future: Future<[Result<ShareableValue, any Error>]>
+            do {
+                future = try submit(group)
+            } catch {
+                for entry in group { reply.set(entry.index, MPIWorkerServer.remote(.failure(error))) }
+                continue
+            }
+            let next = position
+            guard future.isDone else {
+                future.addDoneCallback { [self] future in
+                    deliver(group, future)
+                    start(at: next)
+                }
+                return
+            }
+            deliver(group, future)
+        }
+    }
+
+    /// One task for `group`: a guest call, or jobs run in turn.
+    private func submit(_ group: [Entry]) throws -> Future<[Result<ShareableValue, any Error>]> {
+        if group[0].isGuest {
+            return try guestPool!.get().submit(group[0].call.map { [.success($0)] })
+        }
+        let bodies = group.map { $0.call.localBody! }
+        return try jobPool!.get().submit(Call { bodies.map { body in Result { try body() } } })
+    }
+
+    private func deliver(_ group: [Entry], _ future: Future<[Result<ShareableValue, any Error>]>) {
+        let outcomes = Result { try future.result() }
+        for (offset, entry) in group.enumerated() {
+            switch outcomes {
+            case .success(let results): reply.set(entry.index, MPIWorkerServer.remote(results[offset]))
+            case .failure(let error): reply.set(entry.index, MPIWorkerServer.remote(.failure(error)))
+            }
+        }
+    }
 }

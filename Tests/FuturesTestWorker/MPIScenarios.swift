@@ -28,6 +28,7 @@ enum MPIScenarios {
         case "stress": try stress()
         case "slow-start": try slowStart()
         case "exit-with-work": try exitWithWork()
+        case "max-workers": try maxWorkers()
         default:
             print("unknown scenario \(scenario)")
             exit(2)
@@ -96,6 +97,19 @@ enum MPIScenarios {
         print("second pool: \(again == (0..<50).map { $0 * 2 }), \(second.maxWorkers) slots")
         print("no module sent twice: \(MPIWorker.modulesSent == sentBefore)")
         second.shutdown()
+    }
+
+    /// `maxWorkers` caps the calls running at once on the ranks, however they are chunked: with
+    /// one slot, chunks of four jobs (and short calls the context batches by itself) run one at a
+    /// time on the rank; with two slots on two ranks, one at a time on each.
+    static func maxWorkers() throws {
+        for slots in [1, 2] {
+            let pool = try MPIPoolExecutor(maxWorkers: slots)
+            let chunked = try pool.map(TestJobs.concurrency, Array(repeating: 20, count: 16), chunkSize: 4).collect()
+            let batched = try pool.map(TestJobs.concurrency, Array(repeating: 0, count: 400)).collect()
+            print("maxWorkers \(slots): most at once on a rank \((chunked + batched).max() ?? -1)")
+            pool.shutdown()
+        }
     }
 
     /// Rank 0 makes no pool and returns at once: every rank still ends. A second

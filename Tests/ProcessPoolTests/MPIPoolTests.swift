@@ -48,6 +48,16 @@ struct MPIPoolTests {
         #expect(error?.code == .invalidArgument)
     }
 
+    /// `maxWorkers` is the most calls running at once on the ranks, chunked or batched (it was
+    /// not: a chunk ran on the rank's own pools all at once).
+    @Test(.enabled(if: mpiAvailable))
+    func maxWorkersCapsTheCallsRunningAtOnceOnTheRanks() throws {
+        let output = try mpiScenario("max-workers")
+        #expect(output.contains("maxWorkers 1: most at once on a rank 1"), "\(output)")
+        #expect(output.contains("maxWorkers 2: most at once on a rank 1"), "\(output)")
+        #expect(output.contains("status=0"), "\(output)")
+    }
+
     /// Rank 0 returns from main without a pool: every rank ends, at once, and a second
     /// `runIfRequested` changes nothing.
     @Test(.enabled(if: mpiAvailable))

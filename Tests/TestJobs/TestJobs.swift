@@ -32,6 +32,8 @@ package struct Unencodable: Codable, Sendable {
 }
 
 private let initializedValue = Atomic<Int>(0)
+private let runningNow = Atomic<Int>(0)
+private let mostAtOnce = Atomic<Int>(0)
 
 /// The jobs the test worker registers, shared with the tests that submit them.
 package enum TestJobs {
@@ -111,11 +113,26 @@ package enum TestJobs {
     /// Registered nowhere: the worker does not know it.
     package static let unknown = Job("not-registered") { (value: Int) in value }
 
+    /// Sleeps for the milliseconds given and returns the most calls of this job that ran at once
+    /// in this process so far.
+    package static let concurrency = Job("concurrency") { (milliseconds: Int) -> Int in
+        let now = runningNow.wrappingAdd(1, ordering: .relaxed).newValue
+        var most = mostAtOnce.load(ordering: .relaxed)
+        while now > most {
+            let (exchanged, original) = mostAtOnce.compareExchange(expected: most, desired: now, ordering: .relaxed)
+            if exchanged { break }
+            most = original
+        }
+        usleep(UInt32(milliseconds) * 1000)
+        runningNow.wrappingSubtract(1, ordering: .relaxed)
+        return mostAtOnce.load(ordering: .relaxed)
+    }
+
     /// The MPI rank the job runs on (-1 outside an MPI launch).
     package static let mpiRank = Job("mpiRank") { (_: Int) in MPIWorker.rank ?? -1 }
     package static let all: [any AnyJob] = [
         double, pid, sum, sleep, fail, crash, exit, segfault, killSelf, chatty, writeDescriptor3, forge, initialize, initialized,
-        failingInitializer, unencodable, mpiRank,
+        failingInitializer, unencodable, mpiRank, concurrency,
     ]
 }
 
