@@ -9,7 +9,7 @@ import WasmInterpreters
 /// names its module by a content key instead of a process-local id (docs/wire.md).
 enum MPIMessage {
     // Rank 0 to a worker rank.
-    static let open: Int64 = 1  // [1, session, the eight fields of a WorkerConfiguration, initializer call | none]
+    static let open: Int64 = 1  // [1, session, the eight fields of a WorkerConfiguration, initializer call | none, slots]
     static let module: Int64 = 2  // [2, key, name, bytes, session]
     static let calls: Int64 = 3  // [3, session, request id, [call, ...]]
     static let close: Int64 = 4  // [4, session]

@@ -120,7 +120,10 @@ public final class MPIPoolExecutor: ChunkingExecutor {
         }
         let breaker = PoolBreaker()
         let used = Set(slots)
-        let id = router.openSession(limits: limits, engine: engine, heartbeatTimeout: heartbeatTimeout, ranks: used, initializer: initial) {
+        let slotsPerRank = Dictionary(slots.map { ($0, 1) }, uniquingKeysWith: +)
+        let id = router.openSession(
+            limits: limits, engine: engine, heartbeatTimeout: heartbeatTimeout, slots: slotsPerRank, initializer: initial
+        ) {
             breaker.breakPool($0, logPrefix: "MPI rank lost")
         }
         let session = MPISession(id: id, router: router) { breaker.breakPool($0, logPrefix: "Exception in initializer on an MPI rank") }

@@ -150,21 +150,23 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
     // MARK: Sessions
 
     /// Opens a session (one executor) on every live rank, with the module of a guest
-    /// `initializer` first; `lost` is told when one of `ranks` is.
+    /// `initializer` first; `slots` gives the calls each rank the session uses may run at once
+    /// (a rank it does not use gets one); `lost` is told when one of those ranks is.
     func openSession(
-        limits: InterpreterLimits, engine: GuestEngine, heartbeatTimeout: Duration, ranks used: Set<Int>, initializer: RemoteCall?,
+        limits: InterpreterLimits, engine: GuestEngine, heartbeatTimeout: Duration, slots: [Int: Int], initializer: RemoteCall?,
         lost: @escaping @Sendable (ExecutorError) -> Void
     ) -> Int64 {
-        lock.withLock {
+        let used = Set(slots.keys)
+        return lock.withLock {
             let id = nextSession
             nextSession += 1
             sessions[id] = SessionEntry(heartbeatTimeout: heartbeatTimeout, ranks: used, lost: lost)
             let initial = initializer.map { call in MPIMessage.request(for: call) { key(for: $0) } }
-            let message = MPIRuntime.encode(
-                .array([.int(MPIMessage.open), .int(id)] + WorkerConfiguration(limits: limits, engine: engine).wire + [initial ?? ShareableValue.none]))
+            let fields = [.int(MPIMessage.open), .int(id)] + WorkerConfiguration(limits: limits, engine: engine).wire
+                + [initial ?? ShareableValue.none]
             for rank in ranks.values where rank.lost == nil {
                 if let module = initializer?.guestInvocation?.module { sendModule(module, session: id, to: rank.rank) }
-                runtime.send(bytes: message, to: rank.rank)
+                runtime.send(bytes: MPIRuntime.encode(.array(fields + [.int(Int64(slots[rank.rank] ?? 1))])), to: rank.rank)
             }
             return id
         }

@@ -18,7 +18,9 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     final class Session: @unchecked Sendable {
         let limits: InterpreterLimits
         let engine: GuestEngine
-        let cores: Int
+        /// The calls of this session that may run at once here: the slots rank 0's pool has on
+        /// this rank. Each pool of the session has that many workers.
+        let slots: Int
         /// The pool's initializer call, as rank 0 sent it.
         let initializer: ShareableValue?
         /// The initializer, ready for the pool of its kind, once decoded.
@@ -26,23 +28,23 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
         private var interpreters: InterpreterPoolExecutor?
         private var threads: ThreadPoolExecutor?
 
-        init(limits: InterpreterLimits, engine: GuestEngine, cores: Int, initializer: ShareableValue?) {
+        init(limits: InterpreterLimits, engine: GuestEngine, slots: Int, initializer: ShareableValue?) {
             self.limits = limits
             self.engine = engine
-            self.cores = cores
+            self.slots = slots
             self.initializer = initializer
         }
 
         func interpreterPool(initializer: Call<Void>?) throws -> InterpreterPoolExecutor {
             if let interpreters { return interpreters }
-            let pool = try InterpreterPoolExecutor(maxWorkers: cores, limits: limits, engine: engine, initializer: initializer)
+            let pool = try InterpreterPoolExecutor(maxWorkers: slots, limits: limits, engine: engine, initializer: initializer)
             interpreters = pool
             return pool
         }
 
         func threadPool(initializer: Call<Void>?) throws -> ThreadPoolExecutor {
             if let threads { return threads }
-            let pool = try ThreadPoolExecutor(maxWorkers: cores, initializer: initializer)
+            let pool = try ThreadPoolExecutor(maxWorkers: slots, initializer: initializer)
             threads = pool
             return pool
         }
@@ -113,10 +115,10 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     private func handle(_ tag: Int64, _ fields: [ShareableValue]) {
         switch tag {
         case MPIMessage.open:
-            guard fields.count == 11, case .int(let id) = fields[1] else { return }
+            guard fields.count == 12, case .int(let id) = fields[1], case .int(let slots) = fields[11], slots >= 1 else { return }
             let configuration = (try? WorkerConfiguration(wire: fields[2..<10])) ?? WorkerConfiguration(limits: .default, engine: .wasmKit)
             sessions[id] = Session(
-                limits: configuration.limits, engine: configuration.engine, cores: cores,
+                limits: configuration.limits, engine: configuration.engine, slots: Int(slots),
                 initializer: fields[10] == ShareableValue.none ? ShareableValue?.none : .some(fields[10]))
         case MPIMessage.module:
             guard fields.count == 6, case .string(let key) = fields[1], case .string(let name) = fields[2],
@@ -308,16 +310,19 @@ private final class ReplyCollector: @unchecked Sendable {
     func finish() { send([]) }
 }
 
-/// The calls of one request, run one after another: a request comes from one of rank 0's slots,
-/// so a pool's `maxWorkers` is the most of its calls running at once on the ranks too. A run of
-/// consecutive jobs is one task of the thread pool (the calls in turn, in that task); each guest
-/// call is a task of the interpreter pool, the next submitted when it is done.
+/// The calls of one request, by runs of one kind, one run after another: a run of jobs is one
+/// task of the session's thread pool (its calls in turn), a run of guest calls is submitted to the
+/// session's interpreter pool at once. Both pools have as many workers as rank 0's pool has slots
+/// here, so a pool's `maxWorkers` is the most of its calls running at once on the ranks, however
+/// they are chunked or batched.
 private final class OrderedCalls: Sendable {
     struct Entry: Sendable {
         let index: Int
         let call: Call<ShareableValue>
         let isGuest: Bool
     }
+
+    typealias Outcomes = [Result<ShareableValue, any Error>]
 
     let entries: [Entry]
     let guestPool: Result<any PoolExecutor, any Error>?
@@ -331,16 +336,16 @@ private final class OrderedCalls: Sendable {
         self.reply = reply
     }
 
-    /// Runs the entries from `position` on: what finishes at once is taken in this loop, what
-    /// does not continues from its future's callback.
+    /// Runs the entries from `position` on: a run that finishes at once is taken in this loop,
+    /// one that does not continues from its future's callback.
     func start(at position: Int) {
         var position = position
         while position < entries.count {
-            let end = entries[position].isGuest
-                ? position + 1 : entries[position...].firstIndex(where: \.isGuest) ?? entries.count
+            let isGuest = entries[position].isGuest
+            let end = entries[position...].firstIndex { $0.isGuest != isGuest } ?? entries.count
             let group = Array(entries[position..<end])
             position = end
-            let future: Future<[Result<ShareableValue, any Error>]>
+            let future: Future<Outcomes>
             do {
                 future = try submit(group)
             } catch {
@@ -359,16 +364,25 @@ private final class OrderedCalls: Sendable {
         }
     }
 
-    /// One task for `group`: a guest call, or jobs run in turn.
-    private func submit(_ group: [Entry]) throws -> Future<[Result<ShareableValue, any Error>]> {
-        if group[0].isGuest {
-            return try guestPool!.get().submit(group[0].call.map { [.success($0)] })
+    /// The tasks of `group`, as one future of their outcomes in order.
+    private func submit(_ group: [Entry]) throws -> Future<Outcomes> {
+        if !group[0].isGuest {
+            let bodies = group.map { $0.call.localBody! }
+            return try jobPool!.get().submit(Call { bodies.map { body in Result { try body() } } })
         }
-        let bodies = group.map { $0.call.localBody! }
-        return try jobPool!.get().submit(Call { bodies.map { body in Result { try body() } } })
+        let futures = try guestPool!.get().submit(contentsOf: group.map(\.call))
+        let all = Future<Outcomes>()
+        let remaining = Atomic<Int>(futures.count)
+        for future in futures {
+            future.addDoneCallback { _ in
+                guard remaining.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
+                all.complete(.success(futures.map { future in Result { try future.result() } }))
+            }
+        }
+        return all
     }
 
-    private func deliver(_ group: [Entry], _ future: Future<[Result<ShareableValue, any Error>]>) {
+    private func deliver(_ group: [Entry], _ future: Future<Outcomes>) {
         let outcomes = Result { try future.result() }
         for (offset, entry) in group.enumerated() {
             switch outcomes {
