@@ -19,8 +19,8 @@ import Glibc
 /// Started without an MPI launcher, it returns at once and loads nothing. Under one, it loads
 /// the MPI library and initializes MPI on a thread of its own. On rank 0 it then returns. On the
 /// other ranks it never returns: each reports to rank 0, runs the calls it is sent on pools of
-/// its own sized to its host's cores (interpreters for guest calls, threads for the jobs listed
-/// here), and exits when rank 0's program ends, or when it has heard nothing from rank 0 for a
+/// its own, as many workers as the rank 0 pool's slots there (interpreters for guest calls,
+/// threads for the jobs listed here), and exits when rank 0's program ends, or when it has heard nothing from rank 0 for a
 /// minute.
 public enum MPIWorker {
     private static let state = Locked<State>(.notStarted)

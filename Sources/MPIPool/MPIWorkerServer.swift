@@ -8,8 +8,8 @@ import Glibc
 #endif
 
 /// A worker rank's side of MPI: it runs the calls rank 0 sends on pools of its own (interpreters
-/// for guest calls, threads for jobs), one pair per session (executor) on rank 0, each sized to
-/// this host's cores, and answers pings.
+/// for guest calls, threads for jobs), one pair per session (executor) on rank 0, each with as
+/// many workers as that executor has slots on this rank, and answers pings.
 ///
 /// Everything but the pools' completions runs on the MPI thread. A rank that hears nothing from
 /// rank 0 for ``orphanTimeout`` (rank 0 pings every half second) decides it is orphaned and exits.
