@@ -149,6 +149,13 @@ public final class Future<Success: Sendable>: @unchecked Sendable {
         }
     }
 
+    /// Cancels the future though an executor marked it running: its call never started (a remote
+    /// worker dropped it). Does nothing once it is finished or cancelled.
+    @usableFromInline
+    package func withdraw() {
+        core.withdraw()?.notify(self)
+    }
+
     /// Called by an executor when a worker takes the future; see
     /// ``Promise/setRunningOrNotifyCancel()``.
     @usableFromInline

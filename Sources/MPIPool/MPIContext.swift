@@ -5,16 +5,16 @@ import RemoteCalls
 final class MPISession: Sendable {
     let id: Int64
     let router: MPIRootRouter
-    /// Breaks the executor's pool.
-    let breakPool: @Sendable (ExecutorError) -> Void
 
-    init(id: Int64, router: MPIRootRouter, breakPool: @escaping @Sendable (ExecutorError) -> Void) {
+    init(id: Int64, router: MPIRootRouter) {
         self.id = id
         self.router = router
-        self.breakPool = breakPool
     }
 
     func close() { router.closeSession(id) }
+
+    /// Asks the ranks to answer this session's calls that have not started as not started.
+    func cancelQueued() { router.cancelSession(id) }
 
     /// Runs `calls` on `rank`. A call refused because the initializer failed on the rank breaks
     /// the pool, as a failing initializer breaks every pool, and fails with the broken-pool error.
@@ -25,7 +25,7 @@ final class MPISession: Sendable {
             let broken = ExecutorError(
                 .brokenMPIPool, "The initializer failed on MPI rank \(rank), the MPI pool is not usable anymore: \(error.message)",
                 underlying: error)
-            breakPool(broken)
+            router.breakSession(id, broken, logPrefix: "Exception in initializer on an MPI rank")
             outcomes[index] = .failure(broken)
         }
         return outcomes

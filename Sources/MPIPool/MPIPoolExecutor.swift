@@ -109,7 +109,7 @@ public final class MPIPoolExecutor: ChunkingExecutor {
         }
         let maxWorkers = maxWorkers ?? slots.count
         while slots.count < maxWorkers { slots += slots }
-        slots = Array(slots.prefix(maxWorkers))
+        let assignment = Array(slots.prefix(maxWorkers))
 
         self.maxWorkers = maxWorkers
         self.limits = limits
@@ -118,25 +118,19 @@ public final class MPIPoolExecutor: ChunkingExecutor {
         ranks = zip(reported, offered).map { rank, count in
             MPIRankInfo(rank: rank.rank, host: rank.host, processID: Int32(rank.pid), cores: rank.cores, slots: count)
         }
-        let breaker = PoolBreaker()
-        let used = Set(slots)
-        let slotsPerRank = Dictionary(slots.map { ($0, 1) }, uniquingKeysWith: +)
         let id = router.openSession(
-            limits: limits, engine: engine, heartbeatTimeout: heartbeatTimeout, slots: slotsPerRank, initializer: initial
-        ) {
-            breaker.breakPool($0, logPrefix: "MPI rank lost")
-        }
-        let session = MPISession(id: id, router: router) { breaker.breakPool($0, logPrefix: "Exception in initializer on an MPI rank") }
+            WorkerConfiguration(limits: limits, engine: engine), heartbeatTimeout: heartbeatTimeout,
+            slots: Dictionary(assignment.map { ($0, 1) }, uniquingKeysWith: +), initializer: initial)
+        let session = MPISession(id: id, router: router)
         self.session = session
-        let assignment = slots
-        pool = WorkerPool(
+        let pool = WorkerPool(
             configuration: .init(
                 maxWorkers: maxWorkers, threadNamePrefix: "MPIPoolExecutor-\(nextExecutorNumber())",
                 brokenCode: .brokenMPIPool, brokenMessage: "An MPI rank was lost, the MPI pool is not usable anymore"),
             makeContext: { index in MPIContext(session: session, rank: assignment[index % assignment.count]) })
-        breaker.pool = pool
-        // A rank lost between opening the session and this line told a breaker without a pool.
-        if let lost = router.lostError(among: Array(used)) { pool.breakPool(because: lost, logPrefix: "MPI rank lost") }
+        self.pool = pool
+        // Told at once when a rank the session uses was lost since it opened.
+        router.watch(id) { [weak pool] error, logPrefix in pool?.breakPool(because: error, logPrefix: logPrefix) }
     }
 
     /// The shortest ``heartbeatTimeout``: two ping intervals.
@@ -168,6 +162,9 @@ public final class MPIPoolExecutor: ChunkingExecutor {
     /// Stops accepting work; once the queue drains, this pool's work ends on every rank. See
     /// ``Futures/PoolExecutor/shutdown(wait:cancelFutures:)``; it never throws.
     public func shutdown(wait: Bool, cancelFutures: Bool) {
+        // The ranks drop the calls they have not started first, so that none starts after the
+        // queue here is cancelled.
+        if cancelFutures { session.cancelQueued() }
         pool.shutdown(wait: wait, cancelFutures: cancelFutures)
         if wait { session.close() } else { closeWhenIdle(pool, session) }
     }
@@ -185,23 +182,6 @@ public struct MPIRankInfo: Sendable, Hashable {
     public let cores: Int
     /// The calls it runs at once: its cores, divided among the worker ranks on its host.
     public let slots: Int
-}
-
-/// Breaks the pool when the router reports a lost rank; set once the pool exists.
-private final class PoolBreaker: Sendable {
-    private struct Reference {
-        weak var pool: WorkerPool<MPIContext>?
-    }
-    private let reference = Locked(Reference())
-
-    var pool: WorkerPool<MPIContext>? {
-        get { reference.withLock { $0.pool } }
-        set { reference.withLock { $0.pool = newValue } }
-    }
-
-    func breakPool(_ error: ExecutorError, logPrefix: String) {
-        pool?.breakPool(because: error, logPrefix: logPrefix)
-    }
 }
 
 /// Closes `session` on the ranks once `pool`'s workers have ended, without blocking the caller.

@@ -164,25 +164,11 @@ final class MPIRuntime: @unchecked Sendable {
         let destination: Int
     }
 
-    /// The MPI thread.
+    /// The MPI thread: it initializes MPI, then runs rounds (post what was handed over, complete
+    /// posted sends, receive, tick) until asked to finish, pausing between quiet rounds, and
+    /// finalizes when asked to.
     private func serve() {
-        var provided: Int32 = 0
-        var status = cf_mpi_init(1, &provided)  // MPI_THREAD_FUNNELED
-        var rank: Int32 = 0
-        var size: Int32 = 0
-        if status == 0 { status = cf_mpi_rank_and_size(&rank, &size) }
-        lock.withLock {
-            if status != 0 {
-                startError = MPIError(.callFailed, "MPI_Init_thread failed: \(Self.describe(status))")
-            } else if provided < 1 {
-                startError = MPIError(.callFailed, "MPI provides thread level \(provided); MPI_THREAD_FUNNELED (1) is needed")
-            } else {
-                identity = Identity(rank: Int(rank), size: Int(size), threadLevel: provided)
-            }
-            lock.broadcast()
-        }
-        guard status == 0, provided >= 1 else { return }
-
+        guard initialize() else { return }
         var posted: [PostedSend] = []
         var lastActive = Deadline.now
         var nextTick = Deadline.now
@@ -192,43 +178,10 @@ final class MPIRuntime: @unchecked Sendable {
                 return (outbox, self.endpoint, self.finishBy)
             }
             var active = messages.contains { $0.isWork }
-            for message in messages {
-                guard message.bytes.count <= RemoteWire.maximumMessageBytes else {
-                    endpoint?.sendFailed(to: message.destination, "a message of \(message.bytes.count) bytes is over the limit")
-                    continue
-                }
-                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, message.bytes.count), alignment: 8)
-                message.bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
-                var request: Int32 = 0
-                let result = cf_mpi_isend(buffer.baseAddress, Int32(message.bytes.count), Int32(message.destination), Self.tag, &request)
-                if result == 0 {
-                    posted.append(PostedSend(request: request, buffer: buffer, destination: message.destination))
-                } else {
-                    buffer.deallocate()
-                    endpoint?.sendFailed(to: message.destination, "MPI_Isend failed: \(Self.describe(result))")
-                }
-            }
-            posted.removeAll { send in
-                var done: Int32 = 0
-                var request = send.request
-                let status = cf_mpi_test(&request, &done)
-                if status != 0 {
-                    // The send is lost (its peer died). MPI may still hold the buffer, so it is
-                    // leaked rather than freed.
-                    endpoint?.sendFailed(to: send.destination, "MPI_Test failed: \(Self.describe(status))")
-                    return true
-                }
-                if done != 0 { send.buffer.deallocate() }
-                return done != 0
-            }
+            post(messages, into: &posted, endpoint: endpoint)
+            completeSends(&posted, endpoint: endpoint)
             if let endpoint {
-                for _ in 0..<64 {
-                    guard let (source, message) = receive() else { break }
-                    switch message {
-                    case .success(let message): if endpoint.received(message, from: source) { active = true }
-                    case .failure(let reason): endpoint.receivedUnreadable(from: source, reason.description)
-                    }
-                }
+                if receiveWaiting(into: endpoint) { active = true }
                 let now = Deadline.now
                 if now >= nextTick {
                     endpoint.tick(now: now)
@@ -239,28 +192,10 @@ final class MPIRuntime: @unchecked Sendable {
                 let drained = lock.withLock { outbox.isEmpty }
                 if (posted.isEmpty && drained) || Deadline.now >= finishBy { break }
             }
-            let now = Deadline.now
             if active {
-                lastActive = now
-                continue
-            }
-            let quiet = now.nanoseconds &- lastActive.nanoseconds
-            if quiet < Self.spinNanoseconds {
-                sched_yield()
-                continue
-            }
-            let pause: UInt64
-            if quiet < Self.hotNanoseconds {
-                pause = 30_000
-            } else if endpoint?.isBusy == true {
-                pause = 200_000
+                lastActive = .now
             } else {
-                pause = 2_000_000
-            }
-            lock.withLock {
-                if outbox.isEmpty && self.finishBy == nil {
-                    _ = lock.wait(until: Deadline(nanoseconds: now.nanoseconds + pause))
-                }
+                pause(quietSince: lastActive, busy: endpoint?.isBusy == true)
             }
         }
         let finalize = lock.withLock { finalizes }
@@ -268,6 +203,94 @@ final class MPIRuntime: @unchecked Sendable {
         lock.withLock {
             finished = true
             lock.broadcast()
+        }
+    }
+
+    /// Initializes MPI and records who this process is, or why it cannot serve; returns whether
+    /// it can.
+    private func initialize() -> Bool {
+        var provided: Int32 = 0
+        var status = cf_mpi_init(1, &provided)  // MPI_THREAD_FUNNELED
+        var rank: Int32 = 0
+        var size: Int32 = 0
+        if status == 0 { status = cf_mpi_rank_and_size(&rank, &size) }
+        return lock.withLock {
+            defer { lock.broadcast() }
+            if status != 0 {
+                startError = MPIError(.callFailed, "MPI_Init_thread failed: \(Self.describe(status))")
+            } else if provided < 1 {
+                startError = MPIError(.callFailed, "MPI provides thread level \(provided); MPI_THREAD_FUNNELED (1) is needed")
+            } else {
+                identity = Identity(rank: Int(rank), size: Int(size), threadLevel: provided)
+            }
+            return startError == nil
+        }
+    }
+
+    /// Posts `messages` with `MPI_Isend`, each from a buffer of its own that lives until the
+    /// send completes; one over the size limit or refused is reported to the endpoint.
+    private func post(_ messages: [Outgoing], into posted: inout [PostedSend], endpoint: (any MPIEndpoint)?) {
+        for message in messages {
+            guard message.bytes.count <= RemoteWire.maximumMessageBytes else {
+                endpoint?.sendFailed(to: message.destination, "a message of \(message.bytes.count) bytes is over the limit")
+                continue
+            }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, message.bytes.count), alignment: 8)
+            message.bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            var request: Int32 = 0
+            let result = cf_mpi_isend(buffer.baseAddress, Int32(message.bytes.count), Int32(message.destination), Self.tag, &request)
+            if result == 0 {
+                posted.append(PostedSend(request: request, buffer: buffer, destination: message.destination))
+            } else {
+                buffer.deallocate()
+                endpoint?.sendFailed(to: message.destination, "MPI_Isend failed: \(Self.describe(result))")
+            }
+        }
+    }
+
+    /// Frees the buffers of the sends that completed; a send that failed (its peer died) is
+    /// reported, and its buffer leaked, since MPI may still hold it.
+    private func completeSends(_ posted: inout [PostedSend], endpoint: (any MPIEndpoint)?) {
+        posted.removeAll { send in
+            var done: Int32 = 0
+            var request = send.request
+            let status = cf_mpi_test(&request, &done)
+            if status != 0 {
+                endpoint?.sendFailed(to: send.destination, "MPI_Test failed: \(Self.describe(status))")
+                return true
+            }
+            if done != 0 { send.buffer.deallocate() }
+            return done != 0
+        }
+    }
+
+    /// Passes up to 64 waiting messages to `endpoint`; returns whether one of them was work.
+    private func receiveWaiting(into endpoint: any MPIEndpoint) -> Bool {
+        var active = false
+        for _ in 0..<64 {
+            guard let (source, message) = receive() else { break }
+            switch message {
+            case .success(let message): if endpoint.received(message, from: source) { active = true }
+            case .failure(let reason): endpoint.receivedUnreadable(from: source, reason.description)
+            }
+        }
+        return active
+    }
+
+    /// Backs off after a quiet round, by how long it has been quiet (see the type's
+    /// documentation); a message handed over or a request to finish cuts a sleep short.
+    private func pause(quietSince lastActive: Deadline, busy: Bool) {
+        let now = Deadline.now
+        let quiet = now.nanoseconds &- lastActive.nanoseconds
+        if quiet < Self.spinNanoseconds {
+            sched_yield()
+            return
+        }
+        let pause: UInt64 = quiet < Self.hotNanoseconds ? 30_000 : busy ? 200_000 : 2_000_000
+        lock.withLock {
+            if outbox.isEmpty && finishBy == nil {
+                _ = lock.wait(until: Deadline(nanoseconds: now.nanoseconds + pause))
+            }
         }
     }
 

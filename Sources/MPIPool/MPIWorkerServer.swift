@@ -25,6 +25,9 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
         let initializer: ShareableValue?
         /// The initializer, ready for the pool of its kind, once decoded.
         var initializerCalls: Result<(guest: Call<Void>?, job: Call<Void>?), RemoteError>?
+        /// Whether rank 0 shut the pool down with `cancelFutures`: calls not started are answered
+        /// as not started (read by the pools' threads, between calls).
+        let cancelled = Atomic<Bool>(false)
         private var interpreters: InterpreterPoolExecutor?
         private var threads: ThreadPoolExecutor?
 
@@ -47,6 +50,13 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             let pool = try ThreadPoolExecutor(maxWorkers: slots, initializer: initializer)
             threads = pool
             return pool
+        }
+
+        /// Answers every call not started as not started, from now on: the pools' queues are
+        /// cancelled, and a run of calls not started yet will not start.
+        func cancel() {
+            cancelled.store(true, ordering: .releasing)
+            close(cancel: true)
         }
 
         /// Stops the pools: queued work is cancelled when `cancel`, running work finishes.
@@ -135,6 +145,9 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
         case MPIMessage.close:
             guard fields.count == 2, case .int(let id) = fields[1] else { return }
             sessions.removeValue(forKey: id)?.close(cancel: false)
+        case MPIMessage.cancel:
+            guard fields.count == 2, case .int(let id) = fields[1] else { return }
+            sessions[id]?.cancel()
         case MPIMessage.ping:
             runtime.send([.int(MPIMessage.pong)], to: 0, isWork: false)
         case MPIMessage.exit:
@@ -189,7 +202,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             ? Result<any PoolExecutor, any Error> { try session.interpreterPool(initializer: initializers.guest) } : nil
         let jobPool = entries.contains(where: { !$0.isGuest })
             ? Result<any PoolExecutor, any Error> { try session.threadPool(initializer: initializers.job) } : nil
-        OrderedCalls(entries: entries, guestPool: guestPool, jobPool: jobPool, reply: reply).start(at: 0)
+        OrderedCalls(entries: entries, session: session, guestPool: guestPool, jobPool: jobPool, reply: reply).start(at: 0)
     }
 
     /// The session's initializer, decoded once, for the pool of its kind.
@@ -214,11 +227,18 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     }
 
     /// An outcome as rank 0 should see it: a pool of this rank broken by its initializer is
-    /// ``RemoteCalls/RemoteError`` `.initializerFailed`, which breaks rank 0's pool.
+    /// ``RemoteCalls/RemoteError`` `.initializerFailed`, which breaks rank 0's pool; a call
+    /// cancelled here before it started (rank 0 cancelled the session) is `.notStarted`, which
+    /// cancels its future there.
     static func remote(_ outcome: Result<ShareableValue, any Error>) -> Result<ShareableValue, any Error> {
-        guard case .failure(let error as ExecutorError) = outcome, error.code.isBrokenExecutor else { return outcome }
+        guard case .failure(let error as ExecutorError) = outcome else { return outcome }
+        if error.code == .cancelled { return .failure(notStarted) }
+        guard error.code.isBrokenExecutor else { return outcome }
         return .failure(RemoteError(.initializerFailed, error.message))
     }
+
+    /// The outcome of a call dropped before it started.
+    static let notStarted = RemoteError(.notStarted, "the MPI pool was shut down with cancelFutures before the call started")
 
     /// A call ready for the pool that runs its kind.
     private enum Prepared {
@@ -325,12 +345,17 @@ private final class OrderedCalls: Sendable {
     typealias Outcomes = [Result<ShareableValue, any Error>]
 
     let entries: [Entry]
+    let session: MPIWorkerServer.Session
     let guestPool: Result<any PoolExecutor, any Error>?
     let jobPool: Result<any PoolExecutor, any Error>?
     let reply: ReplyCollector
 
-    init(entries: [Entry], guestPool: Result<any PoolExecutor, any Error>?, jobPool: Result<any PoolExecutor, any Error>?, reply: ReplyCollector) {
+    init(
+        entries: [Entry], session: MPIWorkerServer.Session, guestPool: Result<any PoolExecutor, any Error>?,
+        jobPool: Result<any PoolExecutor, any Error>?, reply: ReplyCollector
+    ) {
         self.entries = entries
+        self.session = session
         self.guestPool = guestPool
         self.jobPool = jobPool
         self.reply = reply
@@ -345,6 +370,10 @@ private final class OrderedCalls: Sendable {
             let end = entries[position...].firstIndex { $0.isGuest != isGuest } ?? entries.count
             let group = Array(entries[position..<end])
             position = end
+            if session.cancelled.load(ordering: .acquiring) {
+                for entry in group { reply.set(entry.index, .failure(MPIWorkerServer.notStarted)) }
+                continue
+            }
             let future: Future<Outcomes>
             do {
                 future = try submit(group)
@@ -368,7 +397,13 @@ private final class OrderedCalls: Sendable {
     private func submit(_ group: [Entry]) throws -> Future<Outcomes> {
         if !group[0].isGuest {
             let bodies = group.map { $0.call.localBody! }
-            return try jobPool!.get().submit(Call { bodies.map { body in Result { try body() } } })
+            let session = session
+            return try jobPool!.get().submit(
+                Call {
+                    bodies.map { body in
+                        session.cancelled.load(ordering: .acquiring) ? .failure(MPIWorkerServer.notStarted) : Result { try body() }
+                    }
+                })
         }
         let futures = try guestPool!.get().submit(contentsOf: group.map(\.call))
         let all = Future<Outcomes>()

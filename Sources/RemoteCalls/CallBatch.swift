@@ -111,7 +111,14 @@ package final class CallBatch: WorkerTask, @unchecked Sendable {
     package func finish(_ outcome: Result<Output, any Error>) {
         switch outcome {
         case .success(let results):
-            for (element, result) in zip(started, results) { element.resolve(result) }
+            for (element, result) in zip(started, results) {
+                if case .failure(let error as RemoteError) = result, error.code == .notStarted {
+                    // Dropped by the worker before it started: cancelled, as if still queued here.
+                    element.handle.withdraw()
+                } else {
+                    element.resolve(result)
+                }
+            }
         case .failure(let error):
             for element in started { element.resolve(.failure(error)) }
         }

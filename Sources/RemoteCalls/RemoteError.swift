@@ -10,7 +10,7 @@ public struct RemoteError: CodedError, Sendable, Hashable {
     public typealias Code = ErrorCode<RemoteError>
 
     /// Every code, for looking one up by name.
-    public static let codes: [Code] = [.unknownJob, .jobFailed, .encoding, .initializerFailed]
+    public static let codes: [Code] = [.unknownJob, .jobFailed, .encoding, .initializerFailed, .notStarted]
 
     /// What went wrong.
     public let code: Code
@@ -41,5 +41,8 @@ extension ErrorCode where Domain == RemoteError {
     /// The worker could not run the call because the pool's initializer failed there (an MPI
     /// rank's pool): the pool that sent it breaks.
     public static let initializerFailed = Self("initializerFailed")
+    /// The worker dropped the call before it started, because its pool was shut down with
+    /// `cancelFutures: true`; the call's future is cancelled, so this code reaches no one.
+    public static let notStarted = Self("notStarted")
 }
 

@@ -29,6 +29,7 @@ enum MPIScenarios {
         case "slow-start": try slowStart()
         case "exit-with-work": try exitWithWork()
         case "max-workers": try maxWorkers()
+        case "cancel-queued": try cancelQueued()
         default:
             print("unknown scenario \(scenario)")
             exit(2)
@@ -109,6 +110,25 @@ enum MPIScenarios {
             let batched = try pool.map(TestJobs.concurrency, Array(repeating: 0, count: 400)).collect()
             print("maxWorkers \(slots): most at once on a rank \((chunked + batched).max() ?? -1)")
             pool.shutdown()
+        }
+    }
+
+    /// `shutdown(cancelFutures: true)` cancels the calls a rank has received and not started
+    /// (chunks, batches), not only those queued on rank 0: the calls that finish after it are at
+    /// most those running then.
+    static func cancelQueued() throws {
+        for (label, milliseconds, chunkSize) in [("chunked", 30, 25), ("batched", 1, 1)] {
+            let pool = try MPIPoolExecutor(maxWorkers: 2)
+            let futures = try pool.submit(contentsOf: Array(repeating: TestJobs.startedAt.call(milliseconds), count: 100), chunkSize: chunkSize)
+            usleep(UInt32(milliseconds) * 4000)
+            let shutdown = monotonicNanoseconds()
+            pool.shutdown(wait: true, cancelFutures: true)
+            let starts = futures.compactMap { try? $0.result() }
+            let cancelled = futures.filter { $0.state == .cancelled }.count
+            // A call may start between the instant read and the ranks hearing of the shutdown.
+            let late = starts.filter { $0 > shutdown }.count
+            print("\(label): all resolved \(starts.count + cancelled == 100), cancelled some \(cancelled > 0), started after shutdown at most 2 \(late <= 2)")
+            if late > 2 { print("\(label): \(late) started after shutdown") }
         }
     }
 

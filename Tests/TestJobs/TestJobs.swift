@@ -128,12 +128,27 @@ package enum TestJobs {
         return mostAtOnce.load(ordering: .relaxed)
     }
 
+    /// Sleeps for the milliseconds given; returns when it started, in nanoseconds of
+    /// `CLOCK_MONOTONIC` (one clock for every process of a host).
+    package static let startedAt = Job("startedAt") { (milliseconds: Int) -> UInt64 in
+        let started = monotonicNanoseconds()
+        usleep(UInt32(milliseconds) * 1000)
+        return started
+    }
+
     /// The MPI rank the job runs on (-1 outside an MPI launch).
     package static let mpiRank = Job("mpiRank") { (_: Int) in MPIWorker.rank ?? -1 }
     package static let all: [any AnyJob] = [
         double, pid, sum, sleep, fail, crash, exit, segfault, killSelf, chatty, writeDescriptor3, forge, initialize, initialized,
-        failingInitializer, unencodable, mpiRank, concurrency,
+        failingInitializer, unencodable, mpiRank, concurrency, startedAt,
     ]
+}
+
+/// Nanoseconds of `CLOCK_MONOTONIC`.
+package func monotonicNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }
 
 /// A frame of the worker protocol (version 2): marker, length, request id, payload.

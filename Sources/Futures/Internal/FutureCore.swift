@@ -123,6 +123,19 @@ package final class FutureCore: @unchecked Sendable {
         }
     }
 
+    /// Moves a pending or running future to `.cancelled`; `nil` when it is already done.
+    func withdraw() -> Observers? {
+        withStorage { storage in
+            switch storage.state {
+            case .finished, .cancelled: return nil
+            case .pending, .running:
+                storage.state = .cancelled
+                published.store(FutureState.cancelled.rawValue, ordering: .releasing)
+                return storage.takeObservers()
+            }
+        }
+    }
+
     @usableFromInline
     func setRunningOrNotifyCancel() throws(ExecutorError) -> Bool {
         let state = withStorage { storage in

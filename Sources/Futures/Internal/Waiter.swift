@@ -49,6 +49,9 @@ package protocol FutureHandle: AnyObject, Sendable {
     func setError(_ error: any Error) throws(ExecutorError)
     /// Cancels the future when it has not started.
     @discardableResult func cancel() -> Bool
+    /// Cancels a future marked running whose call never started after all (a remote worker
+    /// dropped it); does nothing to a finished or cancelled one.
+    func withdraw()
     /// Whether the future finished or was cancelled.
     var isDone: Bool { get }
     /// Whether the future finished with an error (cancellation is not an error here).
