@@ -26,7 +26,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON array instead of a table.")
     var json = false
 
-    @Option(help: "Benchmarks to run, comma-separated (cpu,startup,transfer,memory,roundtrip,load; mpi always adds roundtrip and idle).")
+    @Option(help: "Benchmarks to run, comma-separated (cpu,startup,transfer,memory,roundtrip,load,chunked; mpi always adds roundtrip and idle).")
     var benchmark = "cpu,startup,transfer,memory"
 
     @Option(help: "Executors to run on, comma-separated (thread,interpreter,process,mpi; mpi needs mpiexec -n N futures bench).")
@@ -54,7 +54,7 @@ struct BenchCommand: AsyncParsableCommand {
         var suite = BenchSuite(sizes: sizes, runs: runs)
         suite.benchmarks = Set(benchmark.split(separator: ",").map(String.init))
         suite.executors = Set(executor.split(separator: ",").map(String.init))
-        let unknownBenchmarks = suite.benchmarks.subtracting(["cpu", "startup", "transfer", "memory", "roundtrip", "load"])
+        let unknownBenchmarks = suite.benchmarks.subtracting(["cpu", "startup", "transfer", "memory", "roundtrip", "load", "chunked"])
         let unknownExecutors = suite.executors.subtracting(["thread", "interpreter", "process", "mpi"])
         if !unknownBenchmarks.isEmpty { throw CommandFailure("unknown benchmark: \(unknownBenchmarks.sorted().joined(separator: ", "))") }
         if !unknownExecutors.isEmpty { throw CommandFailure("unknown executor: \(unknownExecutors.sorted().joined(separator: ", "))") }

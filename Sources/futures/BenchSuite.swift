@@ -51,13 +51,16 @@ struct BenchTarget {
     let transfer: (_ workers: Int, _ inputs: [Int], _ expected: [Int]) throws -> Void
     /// `count` no-op calls one after another, each waited for: the per-task round trip.
     let roundTrip: (_ workers: Int, _ count: Int) throws -> Void
+    /// The transfer's map sent 100 inputs per request (`map(chunkSize: 100)`), on the executors
+    /// that send work to other processes.
+    let chunked: ((_ workers: Int, _ inputs: [Int], _ expected: [Int]) throws -> Void)?
 
     /// A target whose code is specialized for the concrete executor type `E`, as a program
     /// that names its executor is.
     static func make<E: PoolExecutor>(
         _ executor: String, _ guest: String, engine: String? = nil, _ make: @escaping (Int) throws -> E,
         cpu: Call<Int>, noop: Call<Int>, double: @escaping @Sendable (Int) -> Call<Int>,
-        transfer: ((E, [Int]) throws -> [Int])? = nil
+        transfer: ((E, [Int]) throws -> [Int])? = nil, chunked: ((E, [Int]) throws -> [Int])? = nil
     ) -> BenchTarget {
         func scoped(_ workers: Int, _ body: (E) throws -> Void) throws {
             let pool = try make(workers)
@@ -87,6 +90,9 @@ struct BenchTarget {
                 try scoped(workers) { pool in
                     for _ in 0..<count { _ = try pool.submit(noop).result() }
                 }
+            },
+            chunked: chunked.map { chunked in
+                { workers, inputs, expected in try scoped(workers) { pool in try check(chunked(pool, inputs), equals: expected) } }
             })
     }
 }
@@ -95,7 +101,7 @@ struct BenchTarget {
 struct BenchSuite {
     let sizes: BenchSizes
     let runs: Int
-    /// The benchmarks to run (`cpu`, `startup`, `transfer`, `memory`).
+    /// The benchmarks to run (`cpu`, `startup`, `transfer`, `memory`; also `chunked`, `roundtrip`, `load`).
     var benchmarks: Set<String> = ["cpu", "startup", "transfer", "memory"]
     /// The executors to run on.
     var executors: Set<String> = ["thread", "interpreter", "process"]
@@ -141,13 +147,13 @@ struct BenchSuite {
                 "interpreter", "wasm", engine: "compiled", compiledInterpreter, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
             BenchTarget.make(
                 "process", "native", process, cpu: BenchJobs.cpuBound.call(iterations), noop: BenchJobs.noop.call(0),
-                double: { x in BenchJobs.double.call(x) }),
+                double: { x in BenchJobs.double.call(x) }, chunked: { pool, inputs in try pool.map(BenchJobs.double, inputs, chunkSize: 100).collect() }),
             BenchTarget.make("process", "wasm", process, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
             BenchTarget.make(
                 "process", "wasm", engine: "compiled", compiledProcess, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
             BenchTarget.make(
                 "mpi", "native", mpi, cpu: BenchJobs.cpuBound.call(iterations), noop: BenchJobs.noop.call(0),
-                double: { x in BenchJobs.double.call(x) }),
+                double: { x in BenchJobs.double.call(x) }, chunked: { pool, inputs in try pool.map(BenchJobs.double, inputs, chunkSize: 100).collect() }),
             BenchTarget.make("mpi", "wasm", mpi, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
         ]
         let engineNames = Set(engines.map(\.rawValue) + ["native"])
@@ -181,6 +187,11 @@ struct BenchSuite {
             }
             if benchmarks.contains("transfer") {
                 rows.append(try measure("transfer", target) { try target.transfer($0, inputs, doubled) })
+            }
+            if benchmarks.contains("chunked"), let chunked = target.chunked {
+                var row = try measure("chunked", target) { try chunked($0, inputs, doubled) }
+                row.note = "the transfer's map, 100 inputs per request"
+                rows.append(row)
             }
             if benchmarks.contains("roundtrip") || target.executor == "mpi" {
                 rows.append(try roundTrip(target))
