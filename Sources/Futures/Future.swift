@@ -183,6 +183,26 @@ public final class Future<Success: Sendable>: @unchecked Sendable {
         observers.notify(self)
     }
 
+    /// A new future for each of `items`, with the task `makeTask` makes for it (`nil`: none, its
+    /// future is already resolved): how every executor's `submit(contentsOf:)` starts.
+    ///
+    /// - Throws: What `makeTask` throws; then nothing was made for the items after it.
+    @inlinable
+    package static func withTasks<Item, Task>(
+        for items: [Item], _ makeTask: (Item, Future<Success>) throws -> Task?
+    ) rethrows -> (futures: [Future<Success>], tasks: [Task]) {
+        var futures: [Future<Success>] = []
+        var tasks: [Task] = []
+        futures.reserveCapacity(items.count)
+        tasks.reserveCapacity(items.count)
+        for item in items {
+            let future = Future<Success>()
+            futures.append(future)
+            if let task = try makeTask(item, future) { tasks.append(task) }
+        }
+        return (futures, tasks)
+    }
+
     /// Resolves a running future; a second resolution is ignored (used by workers, which own it).
     @inlinable
     package func complete(_ result: Result<Success, any Error>) {

@@ -39,10 +39,7 @@ public final class ThreadPoolExecutor: JobExecutor {
         threadNamePrefix: String = "",
         initializer: Call<Void>? = nil
     ) throws {
-        let maxWorkers = maxWorkers ?? min(32, ProcessorCount.available + 4)
-        guard maxWorkers > 0 else {
-            throw ExecutorError(.invalidArgument, "maxWorkers must be greater than 0, got \(maxWorkers)")
-        }
+        let maxWorkers = try validatedMaxWorkers(maxWorkers, default: min(32, ProcessorCount.available + 4))
         self.maxWorkers = maxWorkers
         self.threadNamePrefix = threadNamePrefix.isEmpty ? "ThreadPoolExecutor-\(nextExecutorNumber())" : threadNamePrefix
         pool = WorkerPool(
@@ -101,15 +98,7 @@ public final class ThreadPoolExecutor: JobExecutor {
     public func submit<Success: Sendable>(
         contentsOf bodies: [@Sendable () throws -> Success]
     ) throws -> [Future<Success>] {
-        var futures: [Future<Success>] = []
-        var tasks: [ThreadTask] = []
-        futures.reserveCapacity(bodies.count)
-        tasks.reserveCapacity(bodies.count)
-        for body in bodies {
-            let future = Future<Success>()
-            futures.append(future)
-            tasks.append(Self.task(body, future))
-        }
+        let (futures, tasks) = Future<Success>.withTasks(for: bodies) { body, future in Self.task(body, future) }
         try enqueue(contentsOf: tasks)
         return futures
     }

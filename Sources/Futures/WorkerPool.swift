@@ -225,3 +225,15 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
         }
     }
 }
+
+/// The worker count an executor's `maxWorkers` argument asks for: `requested`, or `default` when
+/// it is `nil`; every executor checks it here.
+///
+/// - Throws: ``ExecutorError`` `.invalidArgument` for a count below 1.
+package func validatedMaxWorkers(_ requested: Int?, default: @autoclosure () -> Int) throws(ExecutorError) -> Int {
+    let count = requested ?? `default`()
+    guard count > 0 else {
+        throw ExecutorError(.invalidArgument, "maxWorkers must be greater than 0, got \(count)")
+    }
+    return count
+}

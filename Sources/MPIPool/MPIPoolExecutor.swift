@@ -70,22 +70,13 @@ public final class MPIPoolExecutor: ChunkingExecutor {
         startTimeout: Duration = .seconds(30),
         initializer: Call<Void>? = nil
     ) throws {
-        if let maxWorkers, maxWorkers < 1 {
-            throw ExecutorError(.invalidArgument, "maxWorkers must be greater than 0, got \(maxWorkers)")
-        }
+        if let maxWorkers { _ = try validatedMaxWorkers(maxWorkers, default: 1) }
         guard heartbeatTimeout >= Self.minimumHeartbeatTimeout else {
             throw ExecutorError(
                 .invalidArgument,
                 "heartbeatTimeout must be at least \(Self.minimumHeartbeatTimeout) (ranks are pinged every 0.5 s), got \(heartbeatTimeout)")
         }
-        var initial: RemoteCall?
-        if let initializer {
-            switch initializer.remote {
-            case .job?, .invocation?: initial = initializer.remote
-            case .unencodable(let error)?: throw error
-            case nil: throw NotShareableError("the initializer (\(initializer.summary)) cannot run on an MPI rank")
-            }
-        }
+        let initial = try initializer.map { try CallBatch.remoteInitializer($0, runsIn: "an MPI rank") }
         let router = try MPIWorker.router()
         guard router.size > 1 else {
             throw MPIError(.noWorkerRanks, "the launch has one rank only: start it with mpiexec -n 2 or more")

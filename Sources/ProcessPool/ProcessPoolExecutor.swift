@@ -70,10 +70,7 @@ public final class ProcessPoolExecutor: ChunkingExecutor {
         initializer: Call<Void>? = nil,
         stoppedWorkerTimeout: Duration = .seconds(10)
     ) throws {
-        let maxWorkers = maxWorkers ?? ProcessorCount.available
-        guard maxWorkers > 0 else {
-            throw ExecutorError(.invalidArgument, "maxWorkers must be greater than 0, got \(maxWorkers)")
-        }
+        let maxWorkers = try validatedMaxWorkers(maxWorkers, default: ProcessorCount.available)
         if let maxTasksPerChild, maxTasksPerChild < 1 {
             throw ExecutorError(.invalidArgument, "maxTasksPerChild must be >= 1, got \(maxTasksPerChild)")
         }
@@ -82,14 +79,7 @@ public final class ProcessPoolExecutor: ChunkingExecutor {
                 .invalidArgument,
                 "a worker process cannot start a process pool: call ProcessWorker.runIfRequested(jobs:) first thing in main")
         }
-        var initial: RemoteCall?
-        if let initializer {
-            switch initializer.remote {
-            case .job?, .invocation?: initial = initializer.remote
-            case .unencodable(let error)?: throw error
-            case nil: throw NotShareableError("the initializer (\(initializer.summary)) cannot run in a worker process")
-            }
-        }
+        let initial = try initializer.map { try CallBatch.remoteInitializer($0, runsIn: "a worker process") }
         self.maxWorkers = maxWorkers
         self.maxTasksPerChild = maxTasksPerChild
         self.workerExecutable = workerExecutable ?? currentExecutablePath()

@@ -50,6 +50,19 @@ package final class CallBatch: WorkerTask, @unchecked Sendable {
         }
     }
 
+    /// The remote form of a pool's `initializer`, which runs in `place` ("a worker process").
+    ///
+    /// - Throws: ``Futures/NotShareableError`` for a host closure, or arguments that could not
+    ///   be encoded.
+    package static func remoteInitializer(_ initializer: Call<Void>, runsIn place: String) throws(NotShareableError) -> RemoteCall {
+        switch initializer.remote {
+        case .job(let name, let argument)?: return .job(name: name, argument: argument)
+        case .invocation(let invocation)?: return .invocation(invocation)
+        case .unencodable(let error)?: throw error
+        case nil: throw NotShareableError("the initializer (\(initializer.summary)) cannot run in \(place)")
+        }
+    }
+
     /// The futures for `calls` and the batches that resolve them, `chunkSize` calls per batch.
     ///
     /// - Throws: ``Futures/NotShareableError`` for a host closure, or a call that takes a queue;
@@ -60,13 +73,7 @@ package final class CallBatch: WorkerTask, @unchecked Sendable {
         guard chunkSize >= 1 else {
             throw ExecutorError(.invalidArgument, "chunkSize must be >= 1, got \(chunkSize)")
         }
-        var futures: [Future<Success>] = []
-        var elements: [Element] = []
-        for call in calls {
-            let future = Future<Success>()
-            futures.append(future)
-            if let element = try element(call, future) { elements.append(element) }
-        }
+        let (futures, elements) = try Future<Success>.withTasks(for: calls) { call, future in try element(call, future) }
         let batches = stride(from: 0, to: elements.count, by: chunkSize).map { start in
             CallBatch(Array(elements[start..<min(start + chunkSize, elements.count)]))
         }

@@ -207,9 +207,9 @@ struct CompiledEngineTests {
         let pool = try InterpreterPoolExecutor(maxWorkers: 1, modules: [BundledGuests.examples], engine: .compiled)
         defer { pool.shutdown() }
         let recurse = try BundledGuests.examples.function("recurse", returning: Int.self)
-        expectError("stackExhausted", sourceLocation: #_sourceLocation, { _ = try pool.submit(recurse, 10_000_000).result() }) {
-            (error: GuestError) in error.kind == .stackExhausted
-        }
+        expectError(
+            "stackExhausted", sourceLocation: #_sourceLocation, { _ = try pool.submit(recurse, 10_000_000).result() },
+            matches: { (error: GuestError) in error.kind == .stackExhausted })
         let depth = try BundledGuests.examples.function("recurse_depth", returning: Int.self)
         #expect(try pool.submit(depth, 1000).result() == 1000)
     }

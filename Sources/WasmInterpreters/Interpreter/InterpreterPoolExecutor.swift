@@ -51,10 +51,7 @@ public final class InterpreterPoolExecutor: PoolExecutor {
         engine: GuestEngine = .wasmKit,
         initializer: Call<Void>? = nil
     ) throws {
-        let maxWorkers = maxWorkers ?? min(32, ProcessorCount.available + 4)
-        guard maxWorkers > 0 else {
-            throw ExecutorError(.invalidArgument, "maxWorkers must be greater than 0, got \(maxWorkers)")
-        }
+        let maxWorkers = try validatedMaxWorkers(maxWorkers, default: min(32, ProcessorCount.available + 4))
         var initialInvocation: GuestInvocation?
         if let initializer {
             guard let invocation = initializer.remote?.guestInvocation else {
@@ -100,15 +97,7 @@ public final class InterpreterPoolExecutor: PoolExecutor {
     /// - Throws: What ``submit(_:)`` throws.
     @inlinable
     public func submit<Success: Sendable>(contentsOf calls: [Call<Success>]) throws -> [Future<Success>] {
-        var futures: [Future<Success>] = []
-        var tasks: [InterpreterTask] = []
-        futures.reserveCapacity(calls.count)
-        tasks.reserveCapacity(calls.count)
-        for call in calls {
-            let future = Future<Success>()
-            futures.append(future)
-            if let task = try Self.task(call, future) { tasks.append(task) }
-        }
+        let (futures, tasks) = try Future<Success>.withTasks(for: calls) { call, future in try Self.task(call, future) }
         try enqueue(contentsOf: tasks)
         return futures
     }
