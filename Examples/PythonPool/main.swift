@@ -77,6 +77,9 @@ try InterpreterPoolExecutor(maxWorkers: workers, limits: limits, engine: engine)
             exit(1)
         }
         let starts = results.filter { $0.1 == 1 }.count
-        print(String(format: "%@ round: %d x cpu_bound(%d) on %d workers (%@): %.3f s, %d CPython start-ups", round, tasks, n, workers, engineName, elapsed, starts))
+        print(
+            String(
+                format: "%@ round: %d x cpu_bound(%d) on %d workers (%@): %.3f s, %d CPython start-ups", round, tasks, n, workers, engineName,
+                elapsed, starts))
     }
 }

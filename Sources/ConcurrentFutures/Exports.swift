@@ -5,7 +5,7 @@
 // (`RemoteCalls`: remote errors, chunked submission), the process pool (`ProcessPool`), and the
 // MPI pool (`MPIPool`).
 @_exported import Futures
-@_exported import WasmInterpreters
-@_exported import RemoteCalls
-@_exported import ProcessPool
 @_exported import MPIPool
+@_exported import ProcessPool
+@_exported import RemoteCalls
+@_exported import WasmInterpreters

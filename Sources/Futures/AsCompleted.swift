@@ -54,7 +54,12 @@ public struct AsCompleted<Success: Sendable>: Sequence {
             let state = StreamState(remaining: futures.count)
             @Sendable func deliver(_ future: Future<Success>) {
                 continuation.yield(future)
-                if state.remaining.withLock({ $0 -= 1; return $0 == 0 }) { continuation.finish() }
+                if state.remaining.withLock({
+                    $0 -= 1
+                    return $0 == 0
+                }) {
+                    continuation.finish()
+                }
             }
             if futures.isEmpty { continuation.finish() }
             let pending = futures.filter { future in

@@ -49,10 +49,11 @@ extension ShareableValue: CustomStringConvertible {
         case .double(let value): return String(value)
         case .string(let value): return "'\(value)'"
         case .bytes(let value):
-            return "b'" + value.map { byte in
-                (0x20..<0x7f).contains(byte) && byte != 0x27 && byte != 0x5c
-                    ? String(UnicodeScalar(byte)) : "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16)
-            }.joined() + "'"
+            return "b'"
+                + value.map { byte in
+                    (0x20..<0x7f).contains(byte) && byte != 0x27 && byte != 0x5c
+                        ? String(UnicodeScalar(byte)) : "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16)
+                }.joined() + "'"
         case .array(let values): return "[" + values.map { $0.description }.joined(separator: ", ") + "]"
         case .queue(let id): return "Queue(\(id))"
         }

@@ -73,11 +73,19 @@ public func wait<Success>(
         resumer.install(continuation)
         for future in unique {
             let id = future.addCallbackUnlessDone { future in
-                if progress.withLock({ $0.record(future); return $0.isSatisfied }) { resumer.resume(with: ()) }
+                if progress.withLock({
+                    $0.record(future)
+                    return $0.isSatisfied
+                }) {
+                    resumer.resume(with: ())
+                }
             }
             if let id {
                 registrations.withLock { $0.append((future, id)) }
-            } else if progress.withLock({ $0.record(future); return $0.isSatisfied }) {
+            } else if progress.withLock({
+                $0.record(future)
+                return $0.isSatisfied
+            }) {
                 resumer.resume(with: ())
             }
         }

@@ -198,9 +198,11 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             return
         }
         // The pools are made here, on the MPI thread, which alone touches the session.
-        let guestPool = entries.contains(where: \.isGuest)
+        let guestPool =
+            entries.contains(where: \.isGuest)
             ? Result<any PoolExecutor, any Error> { try session.interpreterPool(initializer: initializers.guest) } : nil
-        let jobPool = entries.contains(where: { !$0.isGuest })
+        let jobPool =
+            entries.contains(where: { !$0.isGuest })
             ? Result<any PoolExecutor, any Error> { try session.threadPool(initializer: initializers.job) } : nil
         OrderedCalls(entries: entries, session: session, guestPool: guestPool, jobPool: jobPool, reply: reply).start(at: 0)
     }

@@ -184,10 +184,12 @@ struct ProcessContext: WorkerContext {
         }
         let message: String
         if case ChannelError.malformed(let detail) = error {
-            message = "A worker process broke the protocol while running \(what): worker \(process.pid) sent a malformed "
+            message =
+                "A worker process broke the protocol while running \(what): worker \(process.pid) sent a malformed "
                 + "frame (\(detail)) and was killed; the next task starts a new worker"
         } else if case ChannelError.unresponsive(let detail) = error {
-            message = "A worker process was killed while running \(what): worker \(process.pid) did not answer, \(detail); "
+            message =
+                "A worker process was killed while running \(what): worker \(process.pid) did not answer, \(detail); "
                 + "the next task starts a new worker"
         } else {
             let how = exit.map { "\($0)" } ?? "stopped responding"

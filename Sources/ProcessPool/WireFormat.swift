@@ -1,3 +1,4 @@
+import CFuturesShims
 import Futures
 import RemoteCalls
 import WasmInterpreters
@@ -100,8 +101,9 @@ struct FrameChannel {
         var payload = [UInt8](repeating: 0, count: length)
         var bodyReceived = 0
         while bodyReceived < length {
-            guard let count = try receiveSome(
-                into: &payload, at: bodyReceived, timeout: Self.stallMilliseconds, during: "a frame of \(length) bytes")
+            guard
+                let count = try receiveSome(
+                    into: &payload, at: bodyReceived, timeout: Self.stallMilliseconds, during: "a frame of \(length) bytes")
             else { throw ChannelError.malformed("a frame of \(length) bytes stopped arriving for \(Self.stallMilliseconds / 1000) s") }
             bodyReceived += count
         }
@@ -148,5 +150,3 @@ enum ChannelError: Error, CustomStringConvertible {
         }
     }
 }
-
-import CFuturesShims

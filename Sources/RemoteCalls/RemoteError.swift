@@ -45,4 +45,3 @@ extension ErrorCode where Domain == RemoteError {
     /// `cancelFutures: true`; the call's future is cancelled, so this code reaches no one.
     public static let notStarted = Self("notStarted")
 }
-

@@ -49,7 +49,8 @@ enum BenchChart {
                     "<text x=\"\(x + 14)\" y=\"\(barTop - 4)\" text-anchor=\"middle\" font-size=\"9\">\(BenchReport.seconds(row.median))</text>")
             }
             svg.append(
-                "<text x=\"\(groupLeft + Double(series.count * 34) / 2)\" y=\"\(bottom + 18)\" text-anchor=\"middle\" font-size=\"13\">\(benchmark)</text>")
+                "<text x=\"\(groupLeft + Double(series.count * 34) / 2)\" y=\"\(bottom + 18)\" text-anchor=\"middle\" font-size=\"13\">\(benchmark)</text>"
+            )
         }
         for (index, name) in series.enumerated() {
             let x = left + Double(index % 5) * 150

@@ -32,7 +32,10 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Executors to run on, comma-separated (thread,interpreter,process,mpi; mpi needs mpiexec -n N futures bench).")
     var executor = "thread,interpreter,process"
 
-    @Option(help: "Guest engines for the interpreter and process pools, comma-separated (wasmkit,compiled; default: both when wasm2c and clang are installed).")
+    @Option(
+        help:
+            "Guest engines for the interpreter and process pools, comma-separated (wasmkit,compiled; default: both when wasm2c and clang are installed)."
+    )
     var engine: String?
 
     @Option(help: "Also write the results as an SVG bar chart to this file.")

@@ -37,7 +37,8 @@ enum BenchReport {
         for row in rows {
             var notes = row.note
             if let ratio = row.extra["overhead_ratio"] {
-                notes += (notes.isEmpty ? "" : "; ")
+                notes +=
+                    (notes.isEmpty ? "" : "; ")
                     + String(format: "%.2fx of ideal (1 task takes %@)", ratio, seconds(row.extra["single_task_s"]!))
             }
             if let bytes = row.extra["bytes_per_worker"] {
@@ -50,9 +51,11 @@ enum BenchReport {
                 notes += (notes.isEmpty ? "" : "; ") + String(format: "%.3fx of Python's time", ratio)
             }
             lines.append(
-                [pad(row.benchmark, 10), pad(row.executor, 12), pad(row.guest, 7), pad(row.engine, 9), pad(String(row.workers), 9),
-                 pad(seconds(row.median), 13), pad(seconds(row.min), 13), pad(seconds(row.max), 13), notes]
-                    .joined(separator: " "))
+                [
+                    pad(row.benchmark, 10), pad(row.executor, 12), pad(row.guest, 7), pad(row.engine, 9), pad(String(row.workers), 9),
+                    pad(seconds(row.median), 13), pad(seconds(row.min), 13), pad(seconds(row.max), 13), notes,
+                ]
+                .joined(separator: " "))
         }
         return lines.joined(separator: "\n")
     }

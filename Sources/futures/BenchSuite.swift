@@ -147,13 +147,15 @@ struct BenchSuite {
                 "interpreter", "wasm", engine: "compiled", compiledInterpreter, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
             BenchTarget.make(
                 "process", "native", process, cpu: BenchJobs.cpuBound.call(iterations), noop: BenchJobs.noop.call(0),
-                double: { x in BenchJobs.double.call(x) }, chunked: { pool, inputs in try pool.map(BenchJobs.double, inputs, chunkSize: 100).collect() }),
+                double: { x in BenchJobs.double.call(x) },
+                chunked: { pool, inputs in try pool.map(BenchJobs.double, inputs, chunkSize: 100).collect() }),
             BenchTarget.make("process", "wasm", process, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
             BenchTarget.make(
                 "process", "wasm", engine: "compiled", compiledProcess, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
             BenchTarget.make(
                 "mpi", "native", mpi, cpu: BenchJobs.cpuBound.call(iterations), noop: BenchJobs.noop.call(0),
-                double: { x in BenchJobs.double.call(x) }, chunked: { pool, inputs in try pool.map(BenchJobs.double, inputs, chunkSize: 100).collect() }),
+                double: { x in BenchJobs.double.call(x) },
+                chunked: { pool, inputs in try pool.map(BenchJobs.double, inputs, chunkSize: 100).collect() }),
             BenchTarget.make("mpi", "wasm", mpi, cpu: cpuWasm, noop: noopWasm, double: doubleWasm),
         ]
         let engineNames = Set(engines.map(\.rawValue) + ["native"])
@@ -200,10 +202,12 @@ struct BenchSuite {
         // The WASI guest against the same guest without WASI, measured in this run.
         for index in rows.indices where rows[index].guest == "wasi" {
             let wasi = rows[index]
-            guard let plain = rows.first(where: {
-                $0.guest == "wasm" && $0.engine == wasi.engine && $0.executor == wasi.executor && $0.benchmark == wasi.benchmark
-                    && $0.workers == wasi.workers
-            }) else { continue }
+            guard
+                let plain = rows.first(where: {
+                    $0.guest == "wasm" && $0.engine == wasi.engine && $0.executor == wasi.executor && $0.benchmark == wasi.benchmark
+                        && $0.workers == wasi.workers
+                })
+            else { continue }
             rows[index].extra["over_non_wasi"] = wasi.median / plain.median
             rows[index].note += (wasi.note.isEmpty ? "" : "; ") + String(format: "%.2fx the guest without WASI", wasi.median / plain.median)
         }
@@ -271,7 +275,8 @@ struct BenchSuite {
         row.extra["directory_checks_s"] = seconds(checks.directory)
         row.extra["entry_bytes"] = Double(checks.entryBytes)
         row.note = String(
-            format: "checks of a warm load: the entry (descriptor, record, SHA-256 of its %d KiB); the cache directory and its ancestors, once per process: %.1f µs",
+            format:
+                "checks of a warm load: the entry (descriptor, record, SHA-256 of its %d KiB); the cache directory and its ancestors, once per process: %.1f µs",
             checks.entryBytes >> 10, seconds(checks.directory) * 1e6)
         rows.append(row)
         return rows
@@ -303,7 +308,8 @@ struct BenchSuite {
         let shares = zip(before, after).map { ($1 - $0) / span }
         var row = BenchRow(benchmark: "idle", executor: "mpi", guest: "native", engine: "native", workers: local.count, seconds: [span])
         row.extra["core_share_per_rank"] = shares.max() ?? 0
-        row.note = "share of one core used by an idle worker rank over \(Int(span)) s (the busiest of \(local.count) on this host): "
+        row.note =
+            "share of one core used by an idle worker rank over \(Int(span)) s (the busiest of \(local.count) on this host): "
             + shares.map { String(format: "%.2f %%", $0 * 100) }.joined(separator: ", ")
         return row
     }
@@ -352,7 +358,8 @@ struct BenchSuite {
         var row = BenchRow(
             benchmark: "memory", executor: "interpreter", guest: "wasm", engine: engine.rawValue, workers: count, seconds: samples)
         row.extra["bytes_per_worker"] = bytes.sorted()[bytes.count / 2]
-        row.note = "per idle interpreter with Tasks.wasm loaded (its 64 KiB linear memory as far as touched); "
+        row.note =
+            "per idle interpreter with Tasks.wasm loaded (its 64 KiB linear memory as far as touched); "
             + "time is per interpreter created"
         return row
     }

@@ -17,14 +17,18 @@ enum EngineChoice: String, ExpressibleByArgument, CaseIterable {
 /// The options of the compiled engine's builds, shared by the commands that build: how long and
 /// how much memory a build may take (``CompiledEngine/BuildBudget``).
 struct BuildOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The most wall-clock and CPU time one build of a module for the compiled engine may take (default 300).", valueName: "SECONDS"))
+    @Option(
+        help: ArgumentHelp(
+            "The most wall-clock and CPU time one build of a module for the compiled engine may take (default 300).", valueName: "SECONDS"))
     var buildTimeout: Double?
 
     @Option(help: ArgumentHelp("The most memory each build tool (wasm2c, clang) may map (default 4096).", valueName: "MiB"))
     var buildMemory: Int?
 
     mutating func validate() throws {
-        if let buildTimeout, !(buildTimeout > 0) || buildTimeout > 1e7 { throw ValidationError("--build-timeout must be a positive number of seconds") }
+        if let buildTimeout, !(buildTimeout > 0) || buildTimeout > 1e7 {
+            throw ValidationError("--build-timeout must be a positive number of seconds")
+        }
         if let buildMemory, buildMemory < 64 { throw ValidationError("--build-memory must be at least 64 MiB") }
     }
 

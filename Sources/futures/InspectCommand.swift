@@ -7,7 +7,8 @@ struct InspectCommand: AsyncParsableCommand {
         commandName: "inspect",
         abstract: "Show a module's exports, imports and memories, and whether it can load in an interpreter.")
 
-    @Argument(help: "A .wasm or .wat file (or a bundled module: Tasks.wasm, Examples.wasm, faults.wasm, probe.wasm, wordstat.wasm, wordstat-reactor.wasm).")
+    @Argument(
+        help: "A .wasm or .wat file (or a bundled module: Tasks.wasm, Examples.wasm, faults.wasm, probe.wasm, wordstat.wasm, wordstat-reactor.wasm).")
     var module: String
 
     func run() async throws {
@@ -21,11 +22,13 @@ struct InspectCommand: AsyncParsableCommand {
         var lines = ["\(report.name): \(report.byteCount) bytes, digest \(report.digest)", "", "exports:"]
         lines += report.functions.isEmpty ? ["  (no functions)"] : report.functions.map { "  \($0)" }
         lines += ["", "imports:"]
-        lines += report.imports.isEmpty
+        lines +=
+            report.imports.isEmpty
             ? ["  (none)"]
             : report.imports.map { "  \($0)\($0.isProvided ? "" : "  <- not provided by the host")" }
         lines += ["", "memories:"]
-        lines += report.memories.isEmpty
+        lines +=
+            report.memories.isEmpty
             ? ["  (none)"]
             : report.memories.map { memory in
                 let maximum = memory.maximumPages.map { "\($0) pages (\($0 * 64) KiB)" } ?? "none"

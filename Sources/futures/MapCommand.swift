@@ -23,7 +23,8 @@ struct MapCommand: AsyncParsableCommand {
             workers included.
             """)
 
-    @Argument(help: "A .wasm or .wat file (or a bundled module: Tasks.wasm, Examples.wasm, faults.wasm, probe.wasm, wordstat.wasm, wordstat-reactor.wasm).")
+    @Argument(
+        help: "A .wasm or .wat file (or a bundled module: Tasks.wasm, Examples.wasm, faults.wasm, probe.wasm, wordstat.wasm, wordstat-reactor.wasm).")
     var module: String
 
     @Argument(help: "The exported function to call.")
@@ -127,8 +128,9 @@ struct MapCommand: AsyncParsableCommand {
             }
         }
         if outcome.interrupted {
-            writeError("interrupted: \(outcome.succeeded + outcome.failed) of \(outcome.read) inputs done, "
-                + "\(outcome.failed) failed")
+            writeError(
+                "interrupted: \(outcome.succeeded + outcome.failed) of \(outcome.read) inputs done, "
+                    + "\(outcome.failed) failed")
             throw ExitCode(130)
         }
         if outcome.failed > 0 {

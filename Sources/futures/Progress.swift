@@ -49,7 +49,8 @@ final class Progress: @unchecked Sendable {
             let fraction = Swift.min(1, Double(done) / Double(total))
             let filled = Int(fraction * 30)
             let eta = rate > 0 ? Double(Swift.max(0, total - done)) / rate : 0
-            line = "\r[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
+            line =
+                "\r[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
                 + "] \(done)/\(total)  \(Int(rate))/s  ETA \(Int(eta) / 60):" + String(format: "%02d", Int(eta) % 60)
         } else {
             line += " done  \(Int(rate))/s"

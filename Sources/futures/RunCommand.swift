@@ -25,7 +25,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("env"), help: ArgumentHelp("Set a variable in the program's environment.", valueName: "NAME=VALUE"))
     var environment: [String] = []
 
-    @Option(name: .customLong("dir"), help: ArgumentHelp("Let the program read a directory, seen at GUEST (default: the same path).", valueName: "HOST[:GUEST]"))
+    @Option(
+        name: .customLong("dir"),
+        help: ArgumentHelp("Let the program read a directory, seen at GUEST (default: the same path).", valueName: "HOST[:GUEST]"))
     var directories: [String] = []
 
     @Option(name: .customLong("writable-dir"), help: ArgumentHelp("Let the program read and change a directory.", valueName: "HOST[:GUEST]"))
@@ -40,7 +42,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The most linear memory, in MiB (default 256).")
     var memory: Int?
 
-    @Option(help: "The guest engine: wasmkit (default), compiled (wasm2c and clang; built once, then cached), or auto (compiled when cached, wasmkit otherwise).")
+    @Option(
+        help:
+            "The guest engine: wasmkit (default), compiled (wasm2c and clang; built once, then cached), or auto (compiled when cached, wasmkit otherwise)."
+    )
     var engine: EngineChoice = .wasmkit
 
     @OptionGroup var build: BuildOptions

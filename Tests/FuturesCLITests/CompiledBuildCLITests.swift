@@ -152,7 +152,8 @@ struct CompiledBuildCLITests {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let tool = "\(directory)/starving-clang"
-        let report = "LLVM ERROR: out of memory\nAllocation failed\nProgram arguments: clang-21 -cc1 -Wframe-larger-than=65536 -Werror=frame-larger-than m.c"
+        let report =
+            "LLVM ERROR: out of memory\nAllocation failed\nProgram arguments: clang-21 -cc1 -Wframe-larger-than=65536 -Werror=frame-larger-than m.c"
         try "#!/bin/sh\nprintf '\(report)\\n' >&2\nexit 1\n".write(toFile: tool, atomically: false, encoding: .utf8)
         chmod(tool, 0o755)
         let run = try await futures(
@@ -177,7 +178,9 @@ struct CompiledBuildCLITests {
         process.executableURL = URL(fileURLWithPath: futuresPath)
         process.arguments = ["map", "Tasks.wasm", "cpu_bound", "--engine", "auto", "--workers", "1", "-i", input]
         // No HOME: the cache is private to the process.
-        process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "CONCURRENT_FUTURES_CC": tool, "TMPDIR": directory]
+        process.environment = [
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "CONCURRENT_FUTURES_CC": tool, "TMPDIR": directory,
+        ]
         process.standardOutput = FileHandle.nullDevice
         let errors = "\(directory)/errors"
         _ = FileManager.default.createFile(atPath: errors, contents: nil)
@@ -207,7 +210,8 @@ struct CompiledBuildCLITests {
     @Test func aRelativeToolPathWorks() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let clang = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
+        let clang =
+            (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
             .map { "\($0)/clang" }.first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/clang"
         try "#!/bin/sh\nexec '\(clang)' \"$@\"\n".write(toFile: "\(directory)/cc", atomically: false, encoding: .utf8)
         chmod("\(directory)/cc", 0o755)
@@ -295,7 +299,9 @@ struct CompiledBuildCLITests {
         let input = "3 1 2 apple Apple pear 2.5\n"
         let run = try await futures(
             ["run", "--engine", "compiled", "wordstat.wasm"], input: input,
-            environment: ["CONCURRENT_FUTURES_CACHE": "\(directory)/cache", "CONCURRENT_FUTURES_CC": compiler, "CONCURRENT_FUTURES_SPLIT_ABOVE": "20000"])
+            environment: [
+                "CONCURRENT_FUTURES_CACHE": "\(directory)/cache", "CONCURRENT_FUTURES_CC": compiler, "CONCURRENT_FUTURES_SPLIT_ABOVE": "20000",
+            ])
         #expect(run.exitCode == 0, "\(run.error)")
         #expect(run.output == "tokens: 7\nnumbers: 4 min 1 median 2.25 max 3 mean 2.125\nwords: 2 distinct\n  apple 2\n  pear 1\n")
         let calls = (try? String(contentsOfFile: "\(directory)/calls", encoding: .utf8)) ?? ""

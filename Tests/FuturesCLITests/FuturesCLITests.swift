@@ -159,7 +159,8 @@ struct FuturesCLITests {
         let sanitizerOptions = ProcessInfo.processInfo.environment["TSAN_OPTIONS"] != nil ? ["-genv", "UCX_MEM_EVENTS", "no"] : []
         let local = try await futures(arguments, input: input)
         let result = try await run(
-            .path("/usr/bin/timeout"), arguments: Arguments(["120", "mpiexec"] + sanitizerOptions + ["-n", "3", futuresPath] + arguments + ["--executor", "mpi"]),
+            .path("/usr/bin/timeout"),
+            arguments: Arguments(["120", "mpiexec"] + sanitizerOptions + ["-n", "3", futuresPath] + arguments + ["--executor", "mpi"]),
             input: try standardInput(input), output: .string(limit: 1 << 22), error: .string(limit: 1 << 22))
         let mpi = Run(status: result.terminationStatus, output: result.standardOutput, error: result.standardError)
         #expect(local.exitCode == 1, "inputs dividing by zero fail")
@@ -213,7 +214,8 @@ struct FuturesCLITests {
         // One entry (its shared object and digest record), the module's build lock, no build directory left.
         let entry = URL(fileURLWithPath: runs[0].outputLines[0]).lastPathComponent
         let key = String(entry.prefix { $0 != "-" })
-        #expect(try FileManager.default.contentsOfDirectory(atPath: cache).sorted() == [entry, entry.dropLast(3) + ".sha256", key + ".lock"].sorted())
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: cache).sorted() == [entry, entry.dropLast(3) + ".sha256", key + ".lock"].sorted())
         let deployed = try await futures(
             ["map", "Tasks.wasm", "double", "--engine", "compiled"], input: "21\n",
             environment: ["CONCURRENT_FUTURES_CACHE": cache, "CONCURRENT_FUTURES_WASM2C": "/nonexistent/wasm2c"])

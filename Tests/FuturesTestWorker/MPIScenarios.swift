@@ -127,7 +127,9 @@ enum MPIScenarios {
             let cancelled = futures.filter { $0.state == .cancelled }.count
             // A call may start between the instant read and the ranks hearing of the shutdown.
             let late = starts.filter { $0 > shutdown }.count
-            print("\(label): all resolved \(starts.count + cancelled == 100), cancelled some \(cancelled > 0), started after shutdown at most 2 \(late <= 2)")
+            print(
+                "\(label): all resolved \(starts.count + cancelled == 100), cancelled some \(cancelled > 0), started after shutdown at most 2 \(late <= 2)"
+            )
             if late > 2 { print("\(label): \(late) started after shutdown") }
         }
     }
@@ -163,11 +165,12 @@ enum MPIScenarios {
         let seen = Set(try pool.map(TestJobs.initialized, 0..<20).collect())
         print("job initializer ran before the jobs: \(seen == [7])")
         pool.shutdown()
-        let counter = try GuestModule(wat: """
-            (module
-              (global $calls (mut i64) (i64.const 0))
-              (func (export "bump") (result i64) (global.set $calls (i64.add (global.get $calls) (i64.const 1))) (global.get $calls)))
-            """, name: "counter")
+        let counter = try GuestModule(
+            wat: """
+                (module
+                  (global $calls (mut i64) (i64.const 0))
+                  (func (export "bump") (result i64) (global.set $calls (i64.add (global.get $calls) (i64.const 1))) (global.get $calls)))
+                """, name: "counter")
         let bump = try counter.function("bump", returning: Int.self)
         let guests = try MPIPoolExecutor(initializer: bump.call().discardingResult())
         // Each interpreter ran the initializer once, so every call here is at least its second.

@@ -33,14 +33,26 @@ enum TestPrograms {
         switch variant {
         case "thread-no-shutdown":
             let pool = try ThreadPoolExecutor(maxWorkers: 1)
-            _ = try pool.submit { usleep(300_000); print("apple") }
+            _ = try pool.submit {
+                usleep(300_000)
+                print("apple")
+            }
         case "thread-slow":
             let pool = try ThreadPoolExecutor(maxWorkers: 1)
-            _ = try pool.submit { sleep(5); print("apple") }
+            _ = try pool.submit {
+                sleep(5)
+                print("apple")
+            }
         case "thread-shutdown-nowait":
             let pool = try ThreadPoolExecutor(maxWorkers: 1)
-            _ = try pool.submit { usleep(300_000); print("apple") }
-            _ = try pool.submit { usleep(10_000); print("banana") }
+            _ = try pool.submit {
+                usleep(300_000)
+                print("apple")
+            }
+            _ = try pool.submit {
+                usleep(10_000)
+                print("banana")
+            }
             pool.shutdown(wait: false, cancelFutures: false)
         case "process":
             let pool = try ProcessPoolExecutor(maxWorkers: 1)

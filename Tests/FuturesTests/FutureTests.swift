@@ -1,12 +1,12 @@
 import Dispatch
+import TestSupport
 import Testing
+
+@testable import ConcurrentFutures
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ConcurrentFutures
-import TestSupport
 
 @Suite("Future")
 struct FutureTests {

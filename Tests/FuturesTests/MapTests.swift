@@ -1,12 +1,12 @@
 import Synchronization
+import TestSupport
 import Testing
+
+@testable import ConcurrentFutures
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ConcurrentFutures
-import TestSupport
 
 /// A sequence that counts how many elements were taken from it.
 struct CountingSequence: Sequence {
@@ -143,10 +143,13 @@ struct MapTests {
         let pool = try ThreadPoolExecutor(maxWorkers: 2)
         var collected: [Int] = []
         do {
-            for try await value in try pool.map(0..<10, { value -> Int in
-                if value == 3 { throw Boom(id: 3) }
-                return value
-            }).values {
+            for try await value in try pool.map(
+                0..<10,
+                { value -> Int in
+                    if value == 3 { throw Boom(id: 3) }
+                    return value
+                }
+            ).values {
                 collected.append(value)
             }
             Issue.record("no error")

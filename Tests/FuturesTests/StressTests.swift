@@ -1,9 +1,9 @@
 import Dispatch
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ConcurrentFutures
-import TestSupport
 
 @Suite("Stress")
 struct StressTests {

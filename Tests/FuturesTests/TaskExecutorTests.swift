@@ -1,7 +1,7 @@
+import TestSupport
 import Testing
 
 @testable import ConcurrentFutures
-import TestSupport
 
 @Suite("ThreadPoolExecutor as a TaskExecutor")
 struct TaskExecutorTests {

@@ -1,12 +1,13 @@
 import Dispatch
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ConcurrentFutures
-import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("ThreadPoolExecutor")
 struct ThreadPoolExecutorTests {
@@ -74,9 +75,11 @@ struct ThreadPoolExecutorTests {
 
     @Test func initializerRunsOncePerWorkerBeforeItsFirstTask() throws {
         let initialized = Recorder<String>()
-        let pool = try ThreadPoolExecutor(maxWorkers: 3, threadNamePrefix: "Init", initializer: Call {
-            initialized.append(ExecutorThread.currentName ?? "?")
-        })
+        let pool = try ThreadPoolExecutor(
+            maxWorkers: 3, threadNamePrefix: "Init",
+            initializer: Call {
+                initialized.append(ExecutorThread.currentName ?? "?")
+            })
         let gate = Gate()
         let futures = try (0..<9).map { _ in
             try pool.submit { () -> Bool in
@@ -105,10 +108,12 @@ struct ThreadPoolExecutorTests {
     @Test func brokenPoolLetsRunningTasksFinish() throws {
         let attempts = Counter()
         let gate = Gate()
-        let pool = try ThreadPoolExecutor(maxWorkers: 2, initializer: Call {
-            // The first worker initializes fine; the second one fails.
-            if attempts.increment() == 2 { throw Boom(id: 2) }
-        })
+        let pool = try ThreadPoolExecutor(
+            maxWorkers: 2,
+            initializer: Call {
+                // The first worker initializes fine; the second one fails.
+                if attempts.increment() == 2 { throw Boom(id: 2) }
+            })
         let running = try pool.submit { () -> Int in
             gate.wait()
             return 1

@@ -1,7 +1,7 @@
+import TestSupport
 import Testing
 
 @testable import ConcurrentFutures
-import TestSupport
 
 struct Point: Codable, Shareable, Equatable {
     var x: Int

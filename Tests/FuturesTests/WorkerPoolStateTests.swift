@@ -1,8 +1,8 @@
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ConcurrentFutures
-import TestSupport
 
 /// A task that records what the pool did to it.
 final class FakeTask: WorkerTask, @unchecked Sendable {

@@ -1,11 +1,11 @@
+import TestSupport
 import Testing
+
+@testable import ConcurrentFutures
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ConcurrentFutures
-import TestSupport
 
 /// The process pool builds compiled guests in the parent, under the build budget, and never
 /// loads them there: a module that cannot be built fails its own calls, never the pool or the
@@ -40,7 +40,8 @@ struct CompiledProcessPoolTests {
     /// the results are the same throughout.
     @Test func processPoolsRunUnderAuto() throws {
         let constant = Int.random(in: 1...Int(Int32.max))
-        let module = try GuestModule(wat: "(module (func (export \"answer\") (result i64) (i64.const \(constant))))", name: "auto-process-\(constant)")
+        let module = try GuestModule(
+            wat: "(module (func (export \"answer\") (result i64) (i64.const \(constant))))", name: "auto-process-\(constant)")
         let answer = try module.function("answer", returning: Int.self)
         let pool = try ProcessPoolExecutor(maxWorkers: 2, workerExecutable: workerPath, engine: .auto)
         defer { pool.shutdown() }

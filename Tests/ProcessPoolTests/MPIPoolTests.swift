@@ -19,7 +19,8 @@ let mpiexecSanitizerOptions = getenv("TSAN_OPTIONS") != nil ? "-genv UCX_MEM_EVE
 /// Runs `FuturesTestWorker mpi SCENARIO` under `mpiexec` (bounded by `timeout`), and returns its
 /// output with a last line `status=N`; checks that no process of the launch is left behind.
 func mpiScenario(_ scenario: String, ranks: Int = 3, options: String = "") throws -> String {
-    let output = try runProgram("timeout -k 10 120 mpiexec \(mpiexecSanitizerOptions) \(options) -n \(ranks) \(workerPath) mpi \(scenario); echo status=$?")
+    let output = try runProgram(
+        "timeout -k 10 120 mpiexec \(mpiexecSanitizerOptions) \(options) -n \(ranks) \(workerPath) mpi \(scenario); echo status=$?")
     let leftovers = try runProgram("pgrep -fx '\(workerPath) mpi \(scenario)' || true")
     #expect(leftovers.isEmpty, "processes left behind by \(scenario): \(leftovers)")
     #expect(!output.contains("status=124"), "mpiexec hung: \(output)")
@@ -103,7 +104,8 @@ struct MPIPoolTests {
         let output = try mpiScenario("initializer")
         for expected in [
             "job initializer ran before the jobs: true", "guest initializer ran in each interpreter: true",
-            "failing initializer: brokenMPIPool, underlying initializerFailed", "after the failure: brokenMPIPool", "workers after the failure: 0", "status=0",
+            "failing initializer: brokenMPIPool, underlying initializerFailed", "after the failure: brokenMPIPool", "workers after the failure: 0",
+            "status=0",
         ] {
             #expect(output.contains(expected), "missing '\(expected)' in:\n\(output)")
         }

@@ -1,9 +1,9 @@
 import BundledGuests
-import Testing
 import TestJobs
+import TestSupport
+import Testing
 
 @testable import ConcurrentFutures
-import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -398,7 +398,6 @@ struct ProcessPoolExecutorTests {
         #expect(openSockets() == before)
     }
 }
-
 
 @Suite("ProcessPoolExecutor limits", .serialized)
 struct ProcessPoolLimitTests {

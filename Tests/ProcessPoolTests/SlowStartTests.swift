@@ -1,13 +1,13 @@
 import BundledGuests
+import TestJobs
+import TestSupport
 import Testing
+
+@testable import ConcurrentFutures
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ConcurrentFutures
-import TestJobs
-import TestSupport
 
 /// A start function that runs out of its limits (here fuel, deterministic; time alike) fails the
 /// call that instantiated it, on every executor, never the pool: the next call tries again, and
@@ -18,7 +18,9 @@ struct SlowStartTests {
     static let ready = try! TestGuests.slowStart.function("ready", returning: Int.self)
     static let generous = ready.withFuel(100_000_000)
 
-    static var engines: [GuestEngine] { CompiledEngine.canCompile || getenv("CONCURRENT_FUTURES_REQUIRE_WABT") != nil ? [.wasmKit, .compiled] : [.wasmKit] }
+    static var engines: [GuestEngine] {
+        CompiledEngine.canCompile || getenv("CONCURRENT_FUTURES_REQUIRE_WABT") != nil ? [.wasmKit, .compiled] : [.wasmKit]
+    }
 
     @Test(arguments: engines) func anInterpreter(engine: GuestEngine) throws {
         let interpreter = Interpreters.create(limits: Self.tight, engine: engine)
@@ -27,14 +29,15 @@ struct SlowStartTests {
         // A start function that waits on a queue: past the call's time limit while the queue is
         // empty; once it holds an item, the next call's start takes it and goes on.
         let queue = Interpreters.createQueue()
-        let waiting = try GuestModule(wat: """
-            (module
-              (import "cf" "queue_get_int" (func $get (param i32 i64 i32) (result i32)))
-              (memory (export "memory") 1)
-              (func $start (drop (call $get (i32.const \(queue.id)) (i64.const -1) (i32.const 0))))
-              (start $start)
-              (func (export "ready") (result i64) (i64.const 1)))
-            """, name: "waiting-start")
+        let waiting = try GuestModule(
+            wat: """
+                (module
+                  (import "cf" "queue_get_int" (func $get (param i32 i64 i32) (result i32)))
+                  (memory (export "memory") 1)
+                  (func $start (drop (call $get (i32.const \(queue.id)) (i64.const -1) (i32.const 0))))
+                  (start $start)
+                  (func (export "ready") (result i64) (i64.const 1)))
+                """, name: "waiting-start")
         let timed = Interpreters.create(limits: InterpreterLimits(timeLimit: .milliseconds(50)), engine: engine)
         let waitingReady = try waiting.function("ready", returning: Int.self)
         expectFailure(.timedOut) { _ = try timed.call(waitingReady) }

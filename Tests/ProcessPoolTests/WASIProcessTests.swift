@@ -1,8 +1,8 @@
 import BundledGuests
+import TestSupport
 import Testing
 
 @testable import ConcurrentFutures
-import TestSupport
 
 @Suite("WASI guests in worker processes")
 struct WASIProcessTests {

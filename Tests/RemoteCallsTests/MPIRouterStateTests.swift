@@ -232,8 +232,9 @@ struct MPIRouterStateTests {
         #expect(throws: ExecutorError.self) { try state.submit([Self.job], session: session, to: 1) }
         #expect(state.tick(now: Self.at(30)).isEmpty)
         #expect(state.rankFailed(1, "late").isEmpty)
-        #expect(Self.sends(state.rankReported(9, cores: 1, pid: 9, host: "h", version: MPIMessage.protocolVersion, now: Self.at(31))).map(\.tag)
-            == [MPIMessage.exit])
+        #expect(
+            Self.sends(state.rankReported(9, cores: 1, pid: 9, host: "h", version: MPIMessage.protocolVersion, now: Self.at(31))).map(\.tag)
+                == [MPIMessage.exit])
         let failed = state.exited()
         guard case .fail(let requests, let error)? = failed.first else {
             Issue.record("the awaited request does not fail")

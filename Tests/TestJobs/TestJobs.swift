@@ -1,5 +1,5 @@
-package import ConcurrentFutures
 import CFuturesShims
+package import ConcurrentFutures
 import Synchronization
 
 #if canImport(Glibc)
@@ -92,7 +92,8 @@ package enum TestJobs {
             }
             let payload = (0..<(1 + Int(random()) % 48)).map { _ in random() }
             if kind % 2 == 0 {
-                bytes = [0x43, 0x46, 0x57, 0x32] + withUnsafeBytes(of: UInt32(payload.count).littleEndian, Array.init)
+                bytes =
+                    [0x43, 0x46, 0x57, 0x32] + withUnsafeBytes(of: UInt32(payload.count).littleEndian, Array.init)
                     + (0..<8).map { _ in random() } + payload
             } else {
                 bytes = payload

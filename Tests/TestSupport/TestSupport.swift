@@ -76,10 +76,12 @@ package func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Voi
     for index in 0..<count {
         let box = Unmanaged.passRetained(Box { body(index) }).toOpaque()
         var thread = pthread_t()
-        pthread_create(&thread, nil, { argument in
-            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-            return nil
-        }, box)
+        pthread_create(
+            &thread, nil,
+            { argument in
+                Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
+                return nil
+            }, box)
         threads.append(thread)
     }
     for thread in threads { pthread_join(thread, nil) }

@@ -1,12 +1,12 @@
+import TestSupport
 import Testing
+
+@testable import ConcurrentFutures
+@testable import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ConcurrentFutures
-import TestSupport
-@testable import WasmInterpreters
 
 /// `GuestEngine.auto`: WasmKit at once, the compiled form once it is built in the background.
 @Suite("Auto engine", .serialized, .enabled(if: compiledEngineTestsRun))

@@ -1,8 +1,8 @@
 import BundledGuests
+import TestSupport
 import Testing
 
 @testable import ConcurrentFutures
-import TestSupport
 
 /// The guests in `Guests/`, written in Embedded Swift and C, running in interpreters.
 @Suite("Guests written in Swift and C")

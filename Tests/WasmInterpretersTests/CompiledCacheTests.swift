@@ -1,15 +1,15 @@
 import BundledGuests
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
+
+@testable import ConcurrentFutures
+@testable import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ConcurrentFutures
-import TestSupport
-@testable import WasmInterpreters
 
 /// Whether this process can run code as another user (root, with util-linux's `setpriv`).
 let canActAsAnotherUser = getuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0
@@ -71,7 +71,11 @@ struct CompiledCacheTests {
             // directory of the user's own.
             chmod("\(root)/shared", 0o1777)
             chmod(root, 0o755)
-            #expect(run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/ln", "-s", "\(root)/a/b/cache", "\(root)/shared/theirs"]).status == 0)
+            #expect(
+                run(
+                    "/usr/bin/setpriv",
+                    ["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/ln", "-s", "\(root)/a/b/cache", "\(root)/shared/theirs"]
+                ).status == 0)
             #expect(refusal("\(root)/shared/theirs")?.contains("symbolic link owned by user 65534") == true)
             // Another user's directory above the cache: refused.
             mkdir("\(root)/theirs", 0o755)
@@ -101,29 +105,51 @@ struct CompiledCacheTests {
         #expect(Self.status(record).st_mode & 0o777 == 0o400)
         let pristine = try Data(contentsOf: URL(fileURLWithPath: object))
         let pristineRecord = try Data(contentsOf: URL(fileURLWithPath: record))
-        let tampering: [(String, () throws -> Void)] = [
-            ("truncated", { chmod(object, 0o700); truncate(object, 4096) }),
-            ("another module's", {
-                unlink(object)
-                try Data(contentsOf: URL(fileURLWithPath: "\(root)/cache/\(other).so")).write(to: URL(fileURLWithPath: object))
-                chmod(object, 0o500)
-            }),
-            ("writable by others", { chmod(object, 0o777) }),
-            ("a link to a good copy", {
-                try pristine.write(to: URL(fileURLWithPath: "\(root)/copy.so"))
-                chmod("\(root)/copy.so", 0o500)
-                unlink(object)
-                symlink("\(root)/copy.so", object)
-            }),
-            ("a FIFO", { unlink(object); mkfifo(object, 0o600) }),
-            ("with a second name", { link(object, "\(root)/second-name.so") }),
-            ("without its record", { unlink(record) }),
-            ("with a wrong record", {
-                unlink(record)
-                try Data("v1 \(String(repeating: "0", count: 64)) \(pristine.count)\n".utf8).write(to: URL(fileURLWithPath: record))
-                chmod(record, 0o400)
-            }),
-        ] + (canActAsAnotherUser ? [("another user's", { chown(object, 65534, 65534) })] : [])
+        let tampering: [(String, () throws -> Void)] =
+            [
+                (
+                    "truncated",
+                    {
+                        chmod(object, 0o700)
+                        truncate(object, 4096)
+                    }
+                ),
+                (
+                    "another module's",
+                    {
+                        unlink(object)
+                        try Data(contentsOf: URL(fileURLWithPath: "\(root)/cache/\(other).so")).write(to: URL(fileURLWithPath: object))
+                        chmod(object, 0o500)
+                    }
+                ),
+                ("writable by others", { chmod(object, 0o777) }),
+                (
+                    "a link to a good copy",
+                    {
+                        try pristine.write(to: URL(fileURLWithPath: "\(root)/copy.so"))
+                        chmod("\(root)/copy.so", 0o500)
+                        unlink(object)
+                        symlink("\(root)/copy.so", object)
+                    }
+                ),
+                (
+                    "a FIFO",
+                    {
+                        unlink(object)
+                        mkfifo(object, 0o600)
+                    }
+                ),
+                ("with a second name", { link(object, "\(root)/second-name.so") }),
+                ("without its record", { unlink(record) }),
+                (
+                    "with a wrong record",
+                    {
+                        unlink(record)
+                        try Data("v1 \(String(repeating: "0", count: 64)) \(pristine.count)\n".utf8).write(to: URL(fileURLWithPath: record))
+                        chmod(record, 0o400)
+                    }
+                ),
+            ] + (canActAsAnotherUser ? [("another user's", { chown(object, 65534, 65534) })] : [])
         for (label, tamper) in tampering {
             // Restore the entry, tamper with it, look it up.
             unlink(object)

@@ -1,16 +1,16 @@
 import BundledGuests
+import Dispatch
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
+
+@testable import ConcurrentFutures
+@testable import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ConcurrentFutures
-import Dispatch
-import TestSupport
-@testable import WasmInterpreters
 
 /// Whether the compiled engine's tests run: when `wasm2c` and `clang` are here, and always in CI
 /// (`CONCURRENT_FUTURES_REQUIRE_WABT=1`), where a missing tool must fail them, not skip them.
@@ -109,13 +109,14 @@ struct CompiledEngineTests {
     /// engine rejects, traps on or computes too.
     @Test func fuzzedModulesAgreeOnBothEngines() throws {
         var random = SplitMix(state: 0xC0_3311ED)
-        let seeds: [[UInt8]] = [
-            BundledGuests.bytes(named: "Tasks.wasm")!,
-            BundledGuests.bytes(named: "faults.wasm")!,
-            try GuestModule(wat: Fixtures.basic).wasmBytes,
-            try GuestModule(wat: FuelConformanceTests.shapes).wasmBytes,
-            BundledGuests.bytes(named: "probe.wasm")!,
-        ] + (try HostileGuests.all.map { try GuestModule.compile(wat: $0) })
+        let seeds: [[UInt8]] =
+            [
+                BundledGuests.bytes(named: "Tasks.wasm")!,
+                BundledGuests.bytes(named: "faults.wasm")!,
+                try GuestModule(wat: Fixtures.basic).wasmBytes,
+                try GuestModule(wat: FuelConformanceTests.shapes).wasmBytes,
+                BundledGuests.bytes(named: "probe.wasm")!,
+            ] + (try HostileGuests.all.map { try GuestModule.compile(wat: $0) })
         let limits = InterpreterLimits(
             fuel: 1_000_000, memoryBytes: 1 << 20, maxValueBytes: 4096, stackBytes: 64 << 10, timeLimit: .seconds(1))
         var compiledModules = 0
@@ -140,7 +141,10 @@ struct CompiledEngineTests {
             let interpreters = [Interpreters.create(limits: limits), Interpreters.create(limits: limits, engine: .compiled)]
             let loads = try interpreters.map { interpreter in
                 try refill()
-                return Outcome { try interpreter.exec(module); return .none }
+                return Outcome {
+                    try interpreter.exec(module)
+                    return .none
+                }
             }
             // What the compiled engine does not translate (a mutation may make a SIMD or tail
             // call instruction) is its refusal to make, before any tool runs.
@@ -187,17 +191,17 @@ struct CompiledEngineTests {
             """)
         let wrong = Atomic<Int>(0)
         DispatchQueue.concurrentPerform(iterations: 2) { thread in
-                let interpreter = Interpreters.create(engine: .compiled)
-                for round in 0..<100_000 {
-                    let divisor: Int64 = round % 2 == 0 ? 0 : Int64(thread + 1)
-                    do {
-                        let value = try interpreter.call(GuestFunction<Int>(module: module, name: "div"), Int(round), Int(divisor))
-                        if divisor == 0 || value != round / Int(divisor) { wrong.add(1, ordering: .relaxed) }
-                    } catch let error as GuestError where error.kind == .divideByZero && divisor == 0 {
-                    } catch {
-                        wrong.add(1, ordering: .relaxed)
-                    }
+            let interpreter = Interpreters.create(engine: .compiled)
+            for round in 0..<100_000 {
+                let divisor: Int64 = round % 2 == 0 ? 0 : Int64(thread + 1)
+                do {
+                    let value = try interpreter.call(GuestFunction<Int>(module: module, name: "div"), Int(round), Int(divisor))
+                    if divisor == 0 || value != round / Int(divisor) { wrong.add(1, ordering: .relaxed) }
+                } catch let error as GuestError where error.kind == .divideByZero && divisor == 0 {
+                } catch {
+                    wrong.add(1, ordering: .relaxed)
                 }
+            }
         }
         #expect(wrong.load(ordering: .relaxed) == 0)
     }
@@ -258,7 +262,9 @@ struct CompiledEngineTests {
             let interpreter = Interpreters.create(limits: limits, engine: .compiled)
             let module = Fixtures.module(wat)
             do {
-                if expected == "start" { try interpreter.exec(module) } else {
+                if expected == "start" {
+                    try interpreter.exec(module)
+                } else {
                     try interpreter.exec(module)
                     _ = try interpreter.call("length", [.string("abc")])
                 }
@@ -333,7 +339,6 @@ struct CompiledEngineTests {
         }
     }
 }
-
 
 extension CompiledEngineTests {
     /// What the compiled engine cannot translate fails to load with a typed error, not a crash.

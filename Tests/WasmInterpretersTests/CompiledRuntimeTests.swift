@@ -1,15 +1,15 @@
 import BundledGuests
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
+
+@testable import ConcurrentFutures
+@testable import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ConcurrentFutures
-import TestSupport
-@testable import WasmInterpreters
 
 /// The compiled engine's runtime and glue: no abort, true memory accounting, WebAssembly's float
 /// semantics, the same refusals and names as WasmKit.
@@ -60,12 +60,16 @@ struct CompiledRuntimeTests {
         let table = Fixtures.module("(module (table 1000000 funcref) (func (export \"one\") (result i32) i32.const 1))")
         let limits = InterpreterLimits(memoryBytes: 16 << 20)
         #expect(try Interpreters.create(limits: limits).call(table.function("one", returning: Int.self)) == 1)  // 8 MB
-        expectFailure(.memoryLimit) { _ = try Interpreters.create(limits: limits, engine: .compiled).call(table.function("one", returning: Int.self)) }
+        expectFailure(.memoryLimit) {
+            _ = try Interpreters.create(limits: limits, engine: .compiled).call(table.function("one", returning: Int.self))
+        }
         let globals = (0..<5000).map { "(global (mut i64) (i64.const \($0)))" }.joined(separator: " ")
         let many = Fixtures.module("(module \(globals) (func (export \"one\") (result i32) i32.const 1))")
         let small = InterpreterLimits(memoryBytes: 16 << 10)
         expectFailure(.memoryLimit) { _ = try Interpreters.create(limits: small, engine: .compiled).call(many.function("one", returning: Int.self)) }
-        #expect(try Interpreters.create(limits: InterpreterLimits(memoryBytes: 1 << 20), engine: .compiled).call(many.function("one", returning: Int.self)) == 1)
+        #expect(
+            try Interpreters.create(limits: InterpreterLimits(memoryBytes: 1 << 20), engine: .compiled).call(
+                many.function("one", returning: Int.self)) == 1)
     }
 
     /// Arithmetic on a signaling NaN gives a quiet NaN, as the specification requires, on both
@@ -133,7 +137,8 @@ struct CompiledRuntimeTests {
     /// Growing an empty memory by nothing, then within and past its maximum: the same answers on
     /// both engines (an empty memory's size is 0, which is no refusal).
     @Test func growingFromAnEmptyMemoryAnswersAsWasmKitDoes() throws {
-        let module = Fixtures.module("""
+        let module = Fixtures.module(
+            """
             (module (memory 0 2)
               (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
               (func (export "size") (result i32) (memory.size)))
@@ -157,7 +162,8 @@ struct CompiledRuntimeTests {
     /// every thread, at the edges (the last byte, one past it, the largest index plus the largest
     /// offset), after growth, and the host process and its other faults are untouched.
     @Test func accessesPastTheMemoryTrapThroughTheGuardRange() throws {
-        let module = Fixtures.module("""
+        let module = Fixtures.module(
+            """
             (module (memory 1 4)
               (func (export "load") (param $address i32) (result i32) (i32.load8_u (local.get $address)))
               (func (export "load_far") (param $address i32) (result i64) (i64.load offset=4294967295 (local.get $address)))
@@ -268,7 +274,8 @@ struct CompiledRuntimeTests {
     @Test func everyModuleIsItsOwnLibrary() throws {
         let interpreter = Interpreters.create(engine: .compiled)
         for index in 0..<12 {
-            let module = Fixtures.module("(module (func (export \"which\") (result i64) i64.const \(index * 7 + 1_000_003)))", name: "library-\(index)")
+            let module = Fixtures.module(
+                "(module (func (export \"which\") (result i64) i64.const \(index * 7 + 1_000_003)))", name: "library-\(index)")
             #expect(try interpreter.call(module.function("which", returning: Int.self)) == index * 7 + 1_000_003)
         }
     }
@@ -287,7 +294,8 @@ struct CompiledRuntimeTests {
             #expect(error.message.contains("maxTypes"), "\(error)")
         }
         budget = CompiledEngine.BuildBudget(maxGlobals: 3)
-        let globals = Fixtures.module("(module (global i32 (i32.const 1)) (global i32 (i32.const 1)) (global i32 (i32.const 1)) (global i32 (i32.const 1)))")
+        let globals = Fixtures.module(
+            "(module (global i32 (i32.const 1)) (global i32 (i32.const 1)) (global i32 (i32.const 1)) (global i32 (i32.const 1)))")
         #expect(throws: ModuleError.self) { try CompiledBuild.checkCaps(globals, budget: budget) }
         try CompiledBuild.checkCaps(globals, budget: .default)
     }

@@ -1,9 +1,9 @@
-import Foundation
 import BundledGuests
+import Foundation
+import TestSupport
 import Testing
 
 @testable import ConcurrentFutures
-import TestSupport
 @testable import WasmInterpreters
 
 /// Fuel counts the same on both engines, unit for unit: the compiled engine's metering reproduces
@@ -119,7 +119,8 @@ struct FuelConformanceTests {
     @Test func theBundledGuestsCostTheSameOnBothEngines() throws {
         var compared = 0
         for module in [BundledGuests.tasks, BundledGuests.examples] {
-            for export in module.functions where export.parameters.allSatisfy({ $0 == "i64" || $0 == "i32" }) && !["spin", "print_hello"].contains(export.name) {
+            for export in module.functions
+            where export.parameters.allSatisfy({ $0 == "i64" || $0 == "i32" }) && !["spin", "print_hello"].contains(export.name) {
                 for value: Int64 in [0, 3, 1000] {
                     let arguments = export.parameters.map { _ in ShareableValue.int(value) }
                     let outcomes = [GuestEngine.wasmKit, .compiled].map { Self.consumption(module, export.name, arguments, engine: $0) }

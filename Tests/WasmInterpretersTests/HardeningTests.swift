@@ -1,7 +1,7 @@
+import TestSupport
 import Testing
 
 @testable import ConcurrentFutures
-import TestSupport
 
 /// A `Codable` value whose encoding throws: an unsigned integer above `Int64.max`.
 struct Huge: Codable, Shareable, Equatable {

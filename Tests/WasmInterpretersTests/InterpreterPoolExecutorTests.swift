@@ -1,7 +1,7 @@
+import TestSupport
 import Testing
 
 @testable import ConcurrentFutures
-import TestSupport
 
 @Suite("InterpreterPoolExecutor")
 struct InterpreterPoolExecutorTests {

@@ -1,12 +1,12 @@
 import BundledGuests
+import TestSupport
 import Testing
+
+@testable import ConcurrentFutures
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ConcurrentFutures
-import TestSupport
 
 /// A small deterministic generator, so a failing case can be replayed.
 struct SplitMix: RandomNumberGenerator {
@@ -33,17 +33,18 @@ struct ModuleFuzzTests {
     /// call WASI functions with whatever their damaged code passes.
     @Test func randomAndMutatedModulesNeverCrashTheHost() throws {
         var random = SplitMix(state: UInt64(getenv("FUTURES_FUZZ_SEED").flatMap { Int(String(cString: $0)) } ?? 0x5EED))
-        let seeds: [[UInt8]] = [
-            BundledGuests.bytes(named: "Tasks.wasm")!,
-            BundledGuests.bytes(named: "faults.wasm")!,
-            BundledGuests.bytes(named: "probe.wasm")!,
-            BundledGuests.bytes(named: "wordstat-reactor.wasm")!,
-            try GuestModule(wat: Fixtures.basic).wasmBytes,
-            try GuestModule(wat: Fixtures.queues).wasmBytes,
-            // Bulk memory and table operations, and a type section of thousands of entries.
-            try GuestModule(wat: FuelConformanceTests.shapes).wasmBytes,
-            try GuestModule.compile(wat: HostileGuests.manyTypes),
-        ] + (try HostileGuests.all.map { try GuestModule.compile(wat: $0) })
+        let seeds: [[UInt8]] =
+            [
+                BundledGuests.bytes(named: "Tasks.wasm")!,
+                BundledGuests.bytes(named: "faults.wasm")!,
+                BundledGuests.bytes(named: "probe.wasm")!,
+                BundledGuests.bytes(named: "wordstat-reactor.wasm")!,
+                try GuestModule(wat: Fixtures.basic).wasmBytes,
+                try GuestModule(wat: Fixtures.queues).wasmBytes,
+                // Bulk memory and table operations, and a type section of thousands of entries.
+                try GuestModule(wat: FuelConformanceTests.shapes).wasmBytes,
+                try GuestModule.compile(wat: HostileGuests.manyTypes),
+            ] + (try HostileGuests.all.map { try GuestModule.compile(wat: $0) })
         var loaded = 0
         var rejected = 0
         var untyped: [String] = []

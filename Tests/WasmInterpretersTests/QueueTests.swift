@@ -1,8 +1,8 @@
 import Dispatch
+import TestSupport
 import Testing
 
 @testable import ConcurrentFutures
-import TestSupport
 
 @Suite("Queue")
 struct QueueTests {

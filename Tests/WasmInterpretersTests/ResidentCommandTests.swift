@@ -1,14 +1,14 @@
 import BundledGuests
 import Foundation
+import TestSupport
 import Testing
+
+@testable import ConcurrentFutures
+@testable import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ConcurrentFutures
-import TestSupport
-@testable import WasmInterpreters
 
 /// The threads of this process that run resident programs.
 func residentThreads() -> Int {

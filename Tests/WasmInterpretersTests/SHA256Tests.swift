@@ -22,7 +22,8 @@ struct SHA256Tests {
     @Test func theSHAInstructionsAndThePortableCodeAgree() {
         defer { _ = cf_sha256_use_accelerated(true) }
         var random = SplitMix(state: 256)
-        let inputs: [[UInt8]] = (0..<300).map { count in (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) } }
+        let inputs: [[UInt8]] =
+            (0..<300).map { count in (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) } }
             + [(0..<(1 << 20) + 13).map { _ in UInt8.random(in: 0...255, using: &random) }]
         var results: [[String]] = []
         for accelerated in [false, true] {
@@ -31,7 +32,9 @@ struct SHA256Tests {
             #expect(
                 Self.digest(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8), piece: 7)
                     == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-            #expect(Self.digest([UInt8](repeating: 0x61, count: 1_000_000), piece: 4099) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+            #expect(
+                Self.digest([UInt8](repeating: 0x61, count: 1_000_000), piece: 4099)
+                    == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
             results.append(inputs.flatMap { [Self.digest($0, piece: 1 << 30), Self.digest($0, piece: 37)] })
         }
         #expect(results[0] == results[1])

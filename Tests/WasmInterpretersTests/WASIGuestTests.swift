@@ -2,15 +2,15 @@ import BundledGuests
 import Foundation
 import GuestBuilder
 import Synchronization
+import TestSupport
 import Testing
+
+@testable import ConcurrentFutures
+@testable import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ConcurrentFutures
-import TestSupport
-@testable import WasmInterpreters
 
 /// Whether the tests that build WASI guests run: when wasi-libc and clang 14 are here, and always
 /// in CI (`CONCURRENT_FUTURES_REQUIRE_WASI=1`), where a missing toolchain must fail them.
@@ -269,7 +269,8 @@ struct WASIGuestTests {
         let root = temporaryDirectory("conformance")
         defer { try? FileManager.default.removeItem(atPath: root) }
         try "one two\nthree\n".write(toFile: "\(root)/words.txt", atomically: false, encoding: .utf8)
-        let probe = try probe(WASIOptions(preopens: [.init(hostPath: root, guestPath: "/data")], arguments: ["p"], environment: ["K": "v"], output: .discard))
+        let probe = try probe(
+            WASIOptions(preopens: [.init(hostPath: root, guestPath: "/data")], arguments: ["p"], environment: ["K": "v"], output: .discard))
         let wordstat = try BundledGuests.wordstat.withWASI(WASIOptions(preopens: [.init(hostPath: root, guestPath: "/data")], output: .discard))
         let command = try wordstat.command()
         var calls: [(String, (Interpreter) throws -> ShareableValue)] = []
@@ -291,7 +292,9 @@ struct WASIGuestTests {
         for arguments in [[], ["-n", "2"], ["-n", "x"], ["/data/words.txt"], ["/data/none"]] {
             add("wordstat \(arguments)", command.withArguments(arguments).withStdin(Array("b a b 1 2 3.5\n".utf8)))
         }
-        add("wordstat-reactor.summarize", try BundledGuests.wordstatReactor.function("summarize", returning: String.self).capturingOutput(), [.string("x y x 4")])
+        add(
+            "wordstat-reactor.summarize", try BundledGuests.wordstatReactor.function("summarize", returning: String.self).capturingOutput(),
+            [.string("x y x 4")])
         add("TasksWASI", try BundledGuests.tasksWASI.function("cpu_bound", returning: Int.self), [.int(1000)])
         let interpreters = [Interpreters.create(engine: .wasmKit), Interpreters.create(engine: .compiled)]
         defer { for interpreter in interpreters { try? interpreter.close() } }

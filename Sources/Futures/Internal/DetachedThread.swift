@@ -1,9 +1,10 @@
+import CFuturesShims
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CFuturesShims
 
 /// Starting detached OS threads, and knowing which pool worker the current thread is.
 package enum DetachedThread {
@@ -68,13 +69,15 @@ package enum DetachedThread {
         pthread_attr_setstacksize(&attributes, 8 << 20)
         var thread = pthread_t()
         let retained = Unmanaged.passRetained(start)
-        let status = pthread_create(&thread, &attributes, { argument in
-            let start = Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue()
-            pthread_setspecific(DetachedThread.key, Unmanaged.passRetained(start.identity).toOpaque())
-            cf_set_thread_name(start.identity.name)
-            start.body()
-            return nil
-        }, retained.toOpaque())
+        let status = pthread_create(
+            &thread, &attributes,
+            { argument in
+                let start = Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue()
+                pthread_setspecific(DetachedThread.key, Unmanaged.passRetained(start.identity).toOpaque())
+                cf_set_thread_name(start.identity.name)
+                start.body()
+                return nil
+            }, retained.toOpaque())
         pthread_attr_destroy(&attributes)
         if status != 0 {
             retained.release()

@@ -1,6 +1,6 @@
-@_spi(Fuzzing) import WasmKit
 import Futures
 import Synchronization
+@_spi(Fuzzing) import WasmKit
 
 #if canImport(Glibc)
 import Glibc
@@ -41,9 +41,11 @@ enum HostImports {
         Entry(name: "queue_put", type: FunctionType(parameters: [.i32, .i32, .i32, .i64], results: [.i32]), body: queuePut),
         Entry(name: "queue_get", type: FunctionType(parameters: [.i32, .i64, .i32], results: [.i32]), body: queueGet),
         Entry(name: "queue_count", type: FunctionType(parameters: [.i32], results: [.i64]), body: queueCount),
-        Entry(name: "interpreter_id", type: FunctionType(parameters: [], results: [.i64]), body: { context, _, _ in
-            UInt64(context.interpreterID)
-        }),
+        Entry(
+            name: "interpreter_id", type: FunctionType(parameters: [], results: [.i64]),
+            body: { context, _, _ in
+                UInt64(context.interpreterID)
+            }),
     ]
 
     static let signatures: [String: FunctionType] = Dictionary(uniqueKeysWithValues: table.map { ($0.name, $0.type) })
@@ -200,7 +202,8 @@ enum HostImports {
         let bytes = item.value.encoded()
         guard bytes.count <= context.maxValueBytes else {
             queue.restore(item)
-            throw GuestFault(kind: .valueTooLarge, message: "a queued value of \(bytes.count) bytes exceeds the limit of \(context.maxValueBytes) bytes")
+            throw GuestFault(
+                kind: .valueTooLarge, message: "a queued value of \(bytes.count) bytes exceeds the limit of \(context.maxValueBytes) bytes")
         }
         do {
             try context.account.chargeFuel(UInt64(bytes.count) / 64, for: "taking \(bytes.count) bytes from a queue")

@@ -1,6 +1,6 @@
-@_spi(Fuzzing) import WasmKit
 import Futures
 import Synchronization
+@_spi(Fuzzing) import WasmKit
 
 #if canImport(Glibc)
 import Glibc

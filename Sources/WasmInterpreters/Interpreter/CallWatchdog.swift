@@ -1,5 +1,5 @@
-@_spi(Fuzzing) import WasmKit
 import Futures
+@_spi(Fuzzing) import WasmKit
 
 /// What the watchdog stops: an engine's fuel counter, which another thread may set to zero.
 protocol Interruptible: AnyObject {

@@ -135,7 +135,10 @@ public struct ModuleError: CodedError, Sendable, Hashable {
     public typealias Code = ErrorCode<ModuleError>
 
     /// Every code, for looking one up by name.
-    public static let codes: [Code] = [.malformed, .invalid, .missingImports, .unreadable, .noSuchExport, .unsupportedFeature, .tooLarge, .engineUnavailable, .buildFailed, .invalidOptions]
+    public static let codes: [Code] = [
+        .malformed, .invalid, .missingImports, .unreadable, .noSuchExport, .unsupportedFeature, .tooLarge, .engineUnavailable, .buildFailed,
+        .invalidOptions,
+    ]
 
     /// What went wrong.
     public let code: Code
@@ -200,4 +203,3 @@ extension ErrorCode where Domain == ModuleError {
     /// cannot be opened, or a guest path is not absolute.
     public static let invalidOptions = Self("invalidOptions")
 }
-

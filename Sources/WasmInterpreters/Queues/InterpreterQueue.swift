@@ -342,8 +342,9 @@ package final class QueueStorage: @unchecked Sendable {
                     lock.unlock()
                     for resume in admitted { resume() }
                     if item.orphaned {
-                        continuation.resume(throwing: QueueError(
-                            .itemInterpreterDestroyed, "item's original interpreter \(item.interpreterID) was closed"))
+                        continuation.resume(
+                            throwing: QueueError(
+                                .itemInterpreterDestroyed, "item's original interpreter \(item.interpreterID) was closed"))
                     } else {
                         continuation.resume(returning: item.value)
                     }

@@ -34,7 +34,8 @@ final class WASIDescriptorGuard: @unchecked Sendable {
     private static func errno(_ code: WASIAbi.Errno) -> [WasmKit.Value] { [.i32(UInt32(code.rawValue))] }
 
     /// `implementation` of the preview 1 function `name`, guarded.
-    func guarding<M: WASIGuestMemory>(_ name: String, _ implementation: @escaping Implementation<M>) -> (M, [WasmKit.Value]) throws -> [WasmKit.Value] {
+    func guarding<M: WASIGuestMemory>(_ name: String, _ implementation: @escaping Implementation<M>) -> (M, [WasmKit.Value]) throws -> [WasmKit.Value]
+    {
         switch name {
         case "path_open": return { memory, arguments in try self.open(memory, arguments, implementation) }
         case "fd_close":

@@ -106,30 +106,37 @@ final class WASIHost: @unchecked Sendable {
         var result: [String: (FunctionType, HostFunction<M>)] = [:]
         let own: [String: EnvironmentFunction<M>] = environmentFunctions()
         for (name, body) in own where needed.contains(name) {
-            result[name] = (FunctionType(parameters: [.i32, .i32], results: [.i32]), { memory, arguments in
-                [.i32(UInt32(try body(memory, arguments[0].i32, arguments[1].i32, context).rawValue))]
-            })
+            result[name] = (
+                FunctionType(parameters: [.i32, .i32], results: [.i32]),
+                { memory, arguments in
+                    [.i32(UInt32(try body(memory, arguments[0].i32, arguments[1].i32, context).rawValue))]
+                }
+            )
         }
-        let bridged: [String: WASIHostFunction<M>] = bridge.hostFunctions(capabilities: Self.capabilities(options.effectiveCapabilities), stubUnlinked: true)
+        let bridged: [String: WASIHostFunction<M>] = bridge.hostFunctions(
+            capabilities: Self.capabilities(options.effectiveCapabilities), stubUnlinked: true)
         for (name, function) in bridged where own[name] == nil && needed.contains(name) {
             let checks = Self.pointerChecks[name] ?? []
             let read = Self.readResults[name]
             let guarded = descriptors.guarding(name, function.implementation)
-            result[name] = (function.type, { memory, arguments in
-                switch Self.check(checks, arguments, memory) {
-                case .failure(let errno): return [.i32(UInt32(errno.rawValue))]
-                case .success(let bytes): try context.account.chargeFuel(bytes / 64, for: "\(name) moving \(bytes) bytes")
-                }
-                let results = try guarded(memory, arguments)
-                if let read, results.first?.i32 == 0 {
-                    // A read pays for what it read, after it (its count, at a checked pointer).
-                    let count = memory.withUnsafeMutableBufferPointer(offset: UInt(arguments[read].i32), count: 4) {
-                        UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))
+            result[name] = (
+                function.type,
+                { memory, arguments in
+                    switch Self.check(checks, arguments, memory) {
+                    case .failure(let errno): return [.i32(UInt32(errno.rawValue))]
+                    case .success(let bytes): try context.account.chargeFuel(bytes / 64, for: "\(name) moving \(bytes) bytes")
                     }
-                    try context.account.chargeFuel(UInt64(count) / 64, for: "\(name) moving \(count) bytes")
+                    let results = try guarded(memory, arguments)
+                    if let read, results.first?.i32 == 0 {
+                        // A read pays for what it read, after it (its count, at a checked pointer).
+                        let count = memory.withUnsafeMutableBufferPointer(offset: UInt(arguments[read].i32), count: 4) {
+                            UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))
+                        }
+                        try context.account.chargeFuel(UInt64(count) / 64, for: "\(name) moving \(count) bytes")
+                    }
+                    return results
                 }
-                return results
-            })
+            )
         }
         return result
     }

@@ -1,5 +1,4 @@
 import CFuturesShims
-
 import Futures
 
 #if canImport(Glibc)
@@ -127,6 +126,7 @@ final class BuildDirectory {
     }
 
     private func failure(_ message: String) -> ModuleError {
-        ModuleError(.engineUnavailable, "the compiled engine's build directory \(cache.path)/\(name): \(message) (\(String(cString: strerror(errno))))")
+        ModuleError(
+            .engineUnavailable, "the compiled engine's build directory \(cache.path)/\(name): \(message) (\(String(cString: strerror(errno))))")
     }
 }

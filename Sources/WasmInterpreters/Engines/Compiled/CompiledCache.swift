@@ -1,5 +1,4 @@
 import CFuturesShims
-
 import Futures
 
 #if canImport(Glibc)
@@ -84,7 +83,7 @@ final class CompiledCache: @unchecked Sendable {
         if let configured {
             do throws(OpenFailure) {
                 cache = CompiledCache(path: configured.path, descriptor: try openChecked(configured.path), isPrivate: false)
-            } catch where !configured.explicit && error.isMissing {
+            } catch  where !configured.explicit && error.isMissing {
                 // The user's cache cannot be made (no such home, no permission): a private one.
                 cache = try makePrivate()
             } catch {
@@ -145,7 +144,9 @@ final class CompiledCache: @unchecked Sendable {
     static func openChecked(_ path: String) throws(OpenFailure) -> Int32 {
         var absolute = path
         if !absolute.hasPrefix("/") {
-            guard let cwd = getcwd(nil, 0) else { throw OpenFailure(component: path, reason: "is relative, and the working directory is unknown", isMissing: true) }
+            guard let cwd = getcwd(nil, 0) else {
+                throw OpenFailure(component: path, reason: "is relative, and the working directory is unknown", isMissing: true)
+            }
             absolute = String(cString: cwd) + "/" + path
             free(cwd)
         }

@@ -1,5 +1,4 @@
 import CFuturesShims
-
 import Futures
 
 #if canImport(Glibc)

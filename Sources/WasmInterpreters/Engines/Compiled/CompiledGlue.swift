@@ -123,7 +123,8 @@ enum CompiledGlue {
         let list = line.dropFirst(prefix.count).dropLast(2)
         return try list.split(separator: ",").map { parameter throws(FuelMetering.Failure) -> String in
             let words = parameter.split(separator: " ")
-            guard words.count == 2, words[0] == "struct", words[1].hasSuffix("*"), words[1].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "*" })
+            guard words.count == 2, words[0] == "struct", words[1].hasSuffix("*"),
+                words[1].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "*" })
             else { throw FuelMetering.Failure(description: "wasm2c's Z_m_instantiate takes \(parameter), not an import's instance") }
             return String(words[1].dropLast())
         }

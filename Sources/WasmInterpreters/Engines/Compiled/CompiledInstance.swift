@@ -1,5 +1,4 @@
 import CFuturesShims
-
 import Futures
 import WasmKit
 
@@ -107,7 +106,8 @@ final class CompiledInstance: HostCaller {
             case Self.wasiBase...:
                 let position = Int(index - Self.wasiBase)
                 guard position < wasi.count else { throw GuestFault(kind: .trap, message: "unknown WASI function \(position)") }
-                let memory = try linearMemory ?? { throw GuestFault(kind: .invalidPointer, message: "a WASI guest must export its memory as \"memory\"") }()
+                let memory =
+                    try linearMemory ?? { throw GuestFault(kind: .invalidPointer, message: "a WASI guest must export its memory as \"memory\"") }()
                 let (type, body) = wasi[position]
                 var values: [WasmKit.Value] = []
                 values.reserveCapacity(type.parameters.count)

@@ -1,5 +1,4 @@
 import CFuturesShims
-
 import Futures
 import Synchronization
 import WasmKit
@@ -93,7 +92,8 @@ final class CompiledLibrary: @unchecked Sendable {
             let callable = parameters.count == function.parameters.count && results.count == function.results.count
             exports[function.name] = Export(index: UInt32(index), parameters: parameters, results: results, isCallable: callable)
         }
-        let start = module.hasStartFunction
+        let start =
+            module.hasStartFunction
             ? Export(index: UInt32(module.functions.count), parameters: [], results: [], isCallable: true) : nil
         return (exports, start)
     }

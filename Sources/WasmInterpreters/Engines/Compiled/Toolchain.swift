@@ -1,5 +1,4 @@
 import CFuturesShims
-
 import Futures
 
 #if canImport(Glibc)
@@ -33,10 +32,11 @@ struct Toolchain: Sendable {
         var identity = SHA256()
         for tool in [wasm2c, compiler] {
             var status = stat()
-            let resolved = realpath(tool, nil).map { path in
-                defer { free(path) }
-                return String(cString: path)
-            } ?? tool
+            let resolved =
+                realpath(tool, nil).map { path in
+                    defer { free(path) }
+                    return String(cString: path)
+                } ?? tool
             _ = stat(resolved, &status)
             identity.update(Array("\(resolved):\(status.st_size):\(status.st_mtim.tv_sec)\n".utf8))
         }

@@ -1,6 +1,6 @@
-@_spi(Fuzzing) import WasmKit
 import Futures
 import WASI
+@_spi(Fuzzing) import WasmKit
 
 /// WasmKit's side of one interpreter (``GuestEngine/wasmKit``): an engine, a store, and an
 /// instance of each module loaded so far.
