@@ -4,8 +4,8 @@
 // in a ProcessPoolExecutor as a native Swift job.
 //
 //     $ swift run MissingImports
-//     numpy.wasm cannot load in an interpreter: it imports what the host does not provide: env.PyInit__multiarray_umath (function), wasi_snapshot_preview1.fd_write (function)
-//     missing: ["env.PyInit__multiarray_umath", "wasi_snapshot_preview1.fd_write"]
+//     numpy.wasm cannot load in an interpreter: it imports what the host does not provide: env.PyInit__multiarray_umath (function), env.PyModule_Create2 (function)
+//     missing: ["env.PyInit__multiarray_umath", "env.PyModule_Create2"]
 
 import ConcurrentFutures
 
@@ -14,7 +14,7 @@ do {
         wat: """
             (module
               (import "env" "PyInit__multiarray_umath" (func (result i32)))
-              (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+              (import "env" "PyModule_Create2" (func (param i32 i32) (result i32)))
               (func (export "use_numpy") (param i64) (result f64) f64.const 0))
             """, name: "numpy.wasm")
 } catch {

@@ -2,12 +2,23 @@ import ConcurrentFutures
 import DequeModule
 @preconcurrency import Foundation
 
-/// An error as one line for a person: a guest error's kind, function and message.
+/// An error as one line for a person: a guest error's kind, function and message, and for a call
+/// stopped by a limit, the option that sets it.
 func describe(_ error: any Error) -> String {
     switch error {
-    case let error as GuestError: "\(error.kind) in \(error.function): \(error.message)"
-    case let error as ExecutorError: error.message
+    case let error as GuestError: "\(error.kind) in \(error.function): \(error.message)\(limitHint(error.kind))"
+    case let error as any CodedError: error.message
     default: String(describing: error)
+    }
+}
+
+/// What to change when a call stopped at one of the command's limits.
+private func limitHint(_ kind: GuestError.Kind) -> String {
+    switch kind {
+    case .memoryLimit: " (the memory limit: raise it with --memory MiB)"
+    case .outOfFuel: " (the fuel budget: raise it with --fuel, or leave it out)"
+    case .timedOut: " (the time limit: raise it with --timeout seconds, or leave it out)"
+    default: ""
     }
 }
 

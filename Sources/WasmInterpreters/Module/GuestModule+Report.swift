@@ -1,5 +1,5 @@
-@_spi(Fuzzing) import WasmKit
 import Futures
+@_spi(Fuzzing) import WasmKit
 
 /// What a module contains and whether it can load in an interpreter: `futures inspect`.
 public struct ModuleReport: Sendable {
@@ -34,12 +34,7 @@ extension GuestModule {
     ///
     /// - Throws: ``ModuleError`` `.malformed` when the bytes are not a WebAssembly module.
     public static func report(bytes: [UInt8], name: String = "module") throws(ModuleError) -> ModuleReport {
-        let parsed: WasmKit.Module
-        do {
-            parsed = try parseWasm(bytes: bytes)
-        } catch {
-            throw ModuleError(.malformed, "\(name) is not a valid WebAssembly module: \(error)")
-        }
+        let parsed = try GuestModule.parse(bytes, name: name)
         let structure = ModuleStructure(bytes)
         let imported = GuestModule.classifyImports(of: parsed)
         var typeIndices = imported.functionTypeIndices

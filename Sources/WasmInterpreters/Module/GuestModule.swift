@@ -1,7 +1,7 @@
-@_spi(Fuzzing) import WasmKit
 public import Futures
 import Synchronization
 import WAT
+@_spi(Fuzzing) import WasmKit
 import WasmParser
 
 /// A WebAssembly module, parsed and validated once, that interpreters load: the analog of a
@@ -91,13 +91,8 @@ public final class GuestModule: Sendable {
             throw ModuleError(
                 .tooLarge, "\(name) is \(bytes.count) bytes, over the module size limit of \(limits.maxModuleBytes) bytes")
         }
-        let parsed: WasmKit.Module
         let structure = ModuleStructure(bytes)
-        do {
-            parsed = try parseWasm(bytes: structure.removingBadNameSections(from: bytes) ?? bytes)
-        } catch {
-            throw ModuleError(.malformed, "\(name) is not a valid WebAssembly module: \(error)")
-        }
+        let parsed = try Self.parse(structure.removingBadNameSections(from: bytes) ?? bytes, name: name)
         if let feature = structure.unsupportedFeature {
             throw ModuleError(
                 .unsupportedFeature,
@@ -111,7 +106,8 @@ public final class GuestModule: Sendable {
             // The validator would refuse it only when the module is instantiated (WasmKit) or never
             // (the compiled engine): refused here, at load, on every engine.
             throw ModuleError(
-                .invalid, "\(name) failed validation: its start function has type \(signatureText(start)); a start function "
+                .invalid,
+                "\(name) failed validation: its start function has type \(signatureText(start)); a start function "
                     + "takes and returns nothing")
         }
         self.name = name
@@ -203,8 +199,9 @@ public final class GuestModule: Sendable {
             throw ModuleError(.noSuchExport, "\(name) is not a WASI command: it has no _start to run")
         }
         return GuestFunction<Int>(
-            module: self, name: "_start", fuel: nil, timeLimit: nil, wasi: WASICallOptions(capture: true, resident: true))
-            .returning(GuestOutput<Int>.self)
+            module: self, name: "_start", fuel: nil, timeLimit: nil, wasi: WASICallOptions(capture: true, resident: true)
+        )
+        .returning(GuestOutput<Int>.self)
     }
 
     private static func validate(_ options: WASIOptions, name: String) throws(ModuleError) {
@@ -265,7 +262,9 @@ public final class GuestModule: Sendable {
     /// A typed handle to the exported function `name`, returning `Success`.
     ///
     /// - Throws: ``ModuleError`` `.noSuchExport` when the module exports no function `name`.
-    public func function<Success: Shareable>(_ name: String, returning type: Success.Type = Success.self) throws(ModuleError) -> GuestFunction<Success> {
+    public func function<Success: Shareable>(_ name: String, returning type: Success.Type = Success.self) throws(ModuleError) -> GuestFunction<
+        Success
+    > {
         guard functions.contains(where: { $0.name == name }) else {
             let known = functions.map(\.name).joined(separator: ", ")
             throw ModuleError(.noSuchExport, "\(self.name) exports no function '\(name)' (it exports: \(known))")
@@ -462,3 +461,42 @@ func readFile(_ path: String, maxBytes: Int = .max) -> Result<[UInt8], ReadFileE
 #if canImport(Glibc)
 import Glibc
 #endif
+
+extension GuestModule {
+    /// Parses `bytes` with WasmKit.
+    ///
+    /// - Throws: ``ModuleError`` `.malformed`, in one sentence: bytes that do not start as
+    ///   WebAssembly does are named as such, other faults with the parser's message and offset.
+    static func parse(_ bytes: [UInt8], name: String) throws(ModuleError) -> WasmKit.Module {
+        guard bytes.starts(with: [0x00, 0x61, 0x73, 0x6D]) else {
+            throw ModuleError(
+                .malformed,
+                "\(name) is not a WebAssembly module (it does not start with the bytes \\0asm): give a .wasm file, "
+                    + "or WebAssembly text as a .wat file")
+        }
+        do {
+            return try parseWasm(bytes: bytes)
+        } catch {
+            throw ModuleError(.malformed, "\(name) is not a valid WebAssembly module: \(parserErrorText(error))")
+        }
+    }
+}
+
+/// A WasmKit parser error as plain text: its message and the byte offset where it was found.
+/// WasmKit makes neither public (they print as `WasmParserError(kind: .message(Message(text:
+/// ...)), location: ...)`), so they are read through reflection; any other error prints as itself.
+func parserErrorText(_ error: any Error) -> String {
+    var text: String?
+    var offset: Int?
+    func visit(_ value: Any, depth: Int) {
+        guard depth < 6 else { return }
+        for child in Mirror(reflecting: value).children {
+            if child.label == "text", let found = child.value as? String, text == nil { text = found }
+            if child.label == "location", let found = child.value as? Int? { offset = found }
+            visit(child.value, depth: depth + 1)
+        }
+    }
+    visit(error, depth: 0)
+    guard let text else { return String(describing: error) }
+    return offset.map { "\(text) (at byte \($0))" } ?? text
+}
