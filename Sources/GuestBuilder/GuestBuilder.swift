@@ -1,6 +1,5 @@
-public import Futures
-
 import Foundation
+public import Futures
 import Subprocess
 
 #if canImport(System)
@@ -28,8 +27,21 @@ public struct GuestBuilder: Sendable {
         public var keepNames = true
         /// Build for WASI preview 1 with the machine's wasi-libc (`nil`: the freestanding guest ABI).
         public var wasi: WASITarget?
+        /// Directories searched for C headers (`clang -I`), in order, before the runtime's `cf.h`.
+        public var includeDirectories: [String] = []
+        /// C macros, each `NAME` or `NAME=VALUE` (`clang -D`).
+        public var defines: [String] = []
+        /// The C optimization level, one of ``optimizationLevels`` (`clang -O`); `nil`: `2`.
+        public var optimization: String?
+        /// Directories searched for the ``libraries`` (`-L`), in order.
+        public var libraryDirectories: [String] = []
+        /// Libraries to link, each a name `NAME` found as `libNAME.a` (`-l`), after the sources.
+        public var libraries: [String] = []
 
-        /// The defaults: a 64 KiB stack, the runtime linked, names kept, no WASI.
+        /// The values ``optimization`` may take.
+        public static let optimizationLevels = ["0", "1", "2", "3", "s", "z"]
+
+        /// The defaults: a 64 KiB stack, the runtime linked, names kept, no WASI, C at `-O2`.
         public init() {}
     }
 
@@ -78,31 +90,36 @@ public struct GuestBuilder: Sendable {
             }
         }
         candidates.append("/opt/swift/usr/bin")
-        guard let found = candidates.first(where: { directory in
-            ["swiftc", "clang", "wasm-ld"].allSatisfy { FileManager.default.isExecutableFile(atPath: "\(directory)/\($0)") }
-        }) else {
+        guard
+            let found = candidates.first(where: { directory in
+                ["swiftc", "clang", "wasm-ld"].allSatisfy { FileManager.default.isExecutableFile(atPath: "\(directory)/\($0)") }
+            })
+        else {
             throw GuestBuildError(.toolchainNotFound, "no Swift toolchain with swiftc, clang and wasm-ld was found (set SWIFT_TOOLCHAIN_BIN)")
         }
         self.toolchainBin = found
     }
 
-    /// Compiles `sources` (all `.swift`, or all `.c`) into the module `output`.
+    /// Compiles `sources` (all `.swift`, or C: `.c` files, and wasm objects `.o` and archives `.a`
+    /// to link with them) into the module `output`.
     ///
-    /// - Throws: ``GuestBuildError`` `.badInput` for missing or mixed sources, `.compileFailed`
-    ///   or `.linkFailed` with the tool's output.
+    /// - Throws: ``GuestBuildError`` `.badInput` for missing or mixed sources or bad options,
+    ///   `.compileFailed` or `.linkFailed` with the tool's output.
     public func build(sources: [String], output: String, options: Options = Options()) async throws(GuestBuildError) {
         guard !sources.isEmpty else { throw GuestBuildError(.badInput, "no source files given") }
         for source in sources where !FileManager.default.isReadableFile(atPath: source) {
             throw GuestBuildError(.badInput, "cannot read \(source)")
         }
         let isSwift = sources.allSatisfy { $0.hasSuffix(".swift") }
-        let isC = sources.allSatisfy { $0.hasSuffix(".c") }
+        let isC = sources.allSatisfy { source in [".c", ".o", ".a"].contains { source.hasSuffix($0) } }
         guard isSwift || isC else {
-            throw GuestBuildError(.badInput, "sources must be all .swift or all .c files: \(sources.joined(separator: " "))")
+            throw GuestBuildError(
+                .badInput, "sources must be all .swift, or .c (with .o and .a) files: \(sources.joined(separator: " "))")
         }
         guard options.stackSize > 0, options.stackSize % 16 == 0 else {
             throw GuestBuildError(.badInput, "the stack size must be a positive multiple of 16, got \(options.stackSize)")
         }
+        try Self.validateCOptions(options, isSwift: isSwift)
         var wasiCompiler: String?
         if options.wasi != nil {
             guard let found = Self.wasiCompiler() else {
@@ -144,11 +161,7 @@ public struct GuestBuilder: Sendable {
                 ] + inputs + ["-c", "-o", path("guest.o")])
             objects.append(path("guest.o"))
         } else {
-            for (index, source) in sources.enumerated() {
-                let object = path("source\(index).o")
-                try await tool("clang", .compileFailed, cFlags + ["-c", source, "-o", object])
-                objects.append(object)
-            }
+            objects += try await compileC(sources, compiler: "clang", flags: cFlags, options: options, scratch: scratch.path)
         }
         if options.includeRuntime {
             try await tool("clang", .compileFailed, cFlags + ["-c", path("rt.c"), "-o", path("rt.o")])
@@ -162,7 +175,7 @@ public struct GuestBuilder: Sendable {
         try await tool(
             "wasm-ld", .linkFailed,
             ["--no-entry", "--gc-sections", "--stack-first", "-z", "stack-size=\(options.stackSize)"]
-                + (options.keepNames ? [] : ["--strip-all"]) + objects + ["-o", linked])
+                + (options.keepNames ? [] : ["--strip-all"]) + Self.linkInputs(objects, options) + ["-o", linked])
         if FileManager.default.isExecutableFile(atPath: "\(toolchainBin)/llvm-objcopy") {
             try await tool(
                 "llvm-objcopy", .linkFailed,
@@ -199,11 +212,7 @@ public struct GuestBuilder: Sendable {
             let unicodeTables = "\(toolchainBin)/../lib/swift/embedded/wasm32-unknown-none-wasm/libswiftUnicodeDataTables.a"
             if FileManager.default.fileExists(atPath: unicodeTables) { objects.append(unicodeTables) }
         } else {
-            for (index, source) in sources.enumerated() {
-                let object = path("source\(index).o")
-                try await tool(compiler, .compileFailed, cFlags + ["-c", source, "-o", object])
-                objects.append(object)
-            }
+            objects += try await compileC(sources, compiler: compiler, flags: cFlags, options: options, scratch: scratch)
         }
         let linked = path(moduleName(for: sources[0]) + ".wasm")
         if isSwift {
@@ -213,16 +222,17 @@ public struct GuestBuilder: Sendable {
             guard let builtins = Self.wasiBuiltins(compiler: compiler) else {
                 throw GuestBuildError(.toolchainNotFound, "the wasm32 builtins of clang were not found: \(Self.wasiInstallCommand)")
             }
-            let start = target == .reactor ? ["/usr/lib/wasm32-wasi/crt1-reactor.o", "--entry", "_initialize"] : ["/usr/lib/wasm32-wasi/crt1-command.o"]
+            let start =
+                target == .reactor ? ["/usr/lib/wasm32-wasi/crt1-reactor.o", "--entry", "_initialize"] : ["/usr/lib/wasm32-wasi/crt1-command.o"]
             try await tool(
                 "wasm-ld", .linkFailed,
                 ["-m", "wasm32", "-L/usr/lib/wasm32-wasi"] + start + ["-z", "stack-size=\(options.stackSize)", "--strip-debug", "--gc-sections"]
-                    + (options.keepNames ? [] : ["--strip-all"]) + objects + ["-lc", builtins, "-o", linked])
+                    + (options.keepNames ? [] : ["--strip-all"]) + Self.linkInputs(objects, options) + ["-lc", builtins, "-o", linked])
         } else {
             var linkFlags = ["--target=wasm32-wasi", "-Wl,-z,stack-size=\(options.stackSize)", "-Wl,--strip-debug"]
             if target == .reactor { linkFlags.append("-mexec-model=reactor") }
             if !options.keepNames { linkFlags.append("-Wl,--strip-all") }
-            try await tool(compiler, .linkFailed, linkFlags + objects + ["-o", linked])
+            try await tool(compiler, .linkFailed, linkFlags + Self.linkInputs(objects, options) + ["-o", linked])
         }
         if FileManager.default.isExecutableFile(atPath: "\(toolchainBin)/llvm-objcopy") {
             try await tool(
@@ -234,6 +244,52 @@ public struct GuestBuilder: Sendable {
         } catch {
             throw GuestBuildError(.badInput, "cannot write \(output): \(error.localizedDescription)")
         }
+    }
+
+    /// Checks the C options: `-I`, `-D` and `-O` apply to C sources only; the level is a known one.
+    private static func validateCOptions(_ options: Options, isSwift: Bool) throws(GuestBuildError) {
+        if isSwift, !options.includeDirectories.isEmpty || !options.defines.isEmpty || options.optimization != nil {
+            throw GuestBuildError(.badInput, "include directories (-I), macros (-D) and -O apply to C sources, not Swift")
+        }
+        if let level = options.optimization, !Options.optimizationLevels.contains(level) {
+            throw GuestBuildError(
+                .badInput, "the optimization level must be one of \(Options.optimizationLevels.joined(separator: ", ")), got '\(level)'")
+        }
+        for define in options.defines where define.isEmpty || define.hasPrefix("=") {
+            throw GuestBuildError(.badInput, "a macro needs a name: -D NAME or -D NAME=VALUE, got '\(define)'")
+        }
+        for name in options.libraries where name.isEmpty {
+            throw GuestBuildError(.badInput, "a library needs a name: -l NAME")
+        }
+    }
+
+    /// Compiles the `.c` files among `sources` with `compiler` and `flags` (the default `-O2`
+    /// replaced by the options' level), the options' macros and include directories before the
+    /// runtime's (`scratch`); returns the objects to link, `.o` and `.a` inputs in their place.
+    private func compileC(
+        _ sources: [String], compiler: String, flags: [String], options: Options, scratch: String
+    ) async throws(GuestBuildError) -> [String] {
+        let level = options.optimization.map { "-O\($0)" } ?? "-O2"
+        let userFlags = options.defines.map { "-D\($0)" } + options.includeDirectories.map { "-I\($0)" }
+        // The options' directories are searched before the runtime's (the first -I of `flags`).
+        let runtimeInclude = flags.firstIndex(of: "-I") ?? flags.endIndex
+        let compileFlags = flags[..<runtimeInclude].map { $0 == "-O2" ? level : $0 } + userFlags + flags[runtimeInclude...]
+        var objects: [String] = []
+        for (index, source) in sources.enumerated() {
+            guard source.hasSuffix(".c") else {
+                objects.append(source)
+                continue
+            }
+            let object = "\(scratch)/source\(index).o"
+            try await tool(compiler, .compileFailed, compileFlags + ["-c", source, "-o", object])
+            objects.append(object)
+        }
+        return objects
+    }
+
+    /// What the linker reads: the library directories, the objects, then the libraries.
+    private static func linkInputs(_ objects: [String], _ options: Options) -> [String] {
+        options.libraryDirectories.map { "-L\($0)" } + objects + options.libraries.map { "-l\($0)" }
     }
 
     /// The compiler-rt builtins for wasm32 of the WASI compiler (`libclang_rt.builtins-wasm32.a`).
@@ -307,4 +363,3 @@ extension ErrorCode where Domain == GuestBuildError {
     /// The linker failed (an undefined symbol, for example).
     public static let linkFailed = Self("linkFailed")
 }
-

@@ -24,12 +24,20 @@ struct BuildGuestCommand: AsyncParsableCommand {
             printf, malloc, qsort and the rest of libc work; cf.h still gives the guest ABI (string \
             results, queues). Export reactor functions with __attribute__((export_name("f"))).
 
+            C builds (WASI or not) take the usual compiler options: -I DIR and -D NAME[=VALUE] \
+            (repeatable), -O LEVEL (0, 1, 2, 3, s or z; 2 unless given), -L DIR and -l NAME \
+            (repeatable: libNAME.a, linked after the sources), and several sources: .c files, and \
+            wasm32 objects (.o) and archives (.a) to link with them. --stack-size sets the wasm \
+            stack (wasm-ld -z stack-size). For example:
+              futures build-guest --wasi command -I inc -D N=4 -O3 a.c b.c -lm -o p.wasm
+
             With --compile, the module (or, given .wasm or .wat files instead of sources, each of \
             them) is also compiled for the compiled engine into its cache (CONCURRENT_FUTURES_CACHE, \
             see docs/engines.md), so that a deployed program needs no compiler.
             """)
 
-    @Argument(help: "The source files: all .swift or all .c; or, with --compile, .wasm or .wat modules.")
+    @Argument(
+        help: "The source files: all .swift, or .c with .o and .a to link with them; or, with --compile, .wasm or .wat modules.")
     var sources: [String]
 
     @Option(name: .shortAndLong, help: "The module to write (required when building from sources).")
@@ -38,8 +46,33 @@ struct BuildGuestCommand: AsyncParsableCommand {
     @Flag(help: "Also compile the module for the compiled engine (wasm2c and clang) into the engine's cache.")
     var compile = false
 
-    @Option(help: "The guest's stack size in bytes.")
+    @Option(help: ArgumentHelp("The guest's stack size in bytes, a multiple of 16 (wasm-ld -z stack-size).", valueName: "bytes"))
     var stackSize = 64 << 10
+
+    @Option(
+        name: .customShort("I", allowingJoined: true),
+        help: ArgumentHelp("A directory to search for C headers (repeatable).", valueName: "dir"))
+    var includeDirectories: [String] = []
+
+    @Option(
+        name: .customShort("D", allowingJoined: true),
+        help: ArgumentHelp("A C macro to define (repeatable).", valueName: "name[=value]"))
+    var defines: [String] = []
+
+    @Option(
+        name: .customShort("O", allowingJoined: true),
+        help: ArgumentHelp("The C optimization level: 0, 1, 2, 3, s or z (default 2).", valueName: "level"))
+    var optimization: String?
+
+    @Option(
+        name: .customShort("L", allowingJoined: true),
+        help: ArgumentHelp("A directory to search for the -l libraries (repeatable).", valueName: "dir"))
+    var libraryDirectories: [String] = []
+
+    @Option(
+        name: .customShort("l", allowingJoined: true),
+        help: ArgumentHelp("A library to link, libNAME.a from a -L directory (repeatable).", valueName: "name"))
+    var libraries: [String] = []
 
     @Flag(help: "Do not link the guest runtime (for guests that only use numbers).")
     var noRuntime = false
@@ -55,6 +88,12 @@ struct BuildGuestCommand: AsyncParsableCommand {
 
     @OptionGroup var build: BuildOptions
 
+    func validate() throws {
+        if let optimization, !GuestBuilder.Options.optimizationLevels.contains(optimization) {
+            throw ValidationError("-O takes 0, 1, 2, 3, s or z, not '\(optimization)'")
+        }
+    }
+
     func run() async throws {
         build.apply()
         if compile, !sources.isEmpty, sources.allSatisfy({ $0.hasSuffix(".wasm") || $0.hasSuffix(".wat") }) {
@@ -67,6 +106,11 @@ struct BuildGuestCommand: AsyncParsableCommand {
         options.includeRuntime = !noRuntime
         options.keepNames = !stripNames
         options.wasi = wasi?.target
+        options.includeDirectories = includeDirectories
+        options.defines = defines
+        options.optimization = optimization
+        options.libraryDirectories = libraryDirectories
+        options.libraries = libraries
         do {
             try await GuestBuilder().build(sources: sources, output: output, options: options)
         } catch {

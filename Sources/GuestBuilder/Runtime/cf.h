@@ -58,15 +58,26 @@ CF_IMPORT("write")         int32_t cf_write(int32_t fd, const void *ptr, int32_t
 CF_IMPORT("log")           void cf_log(const void *ptr, int32_t len);            // one line to stderr
 CF_IMPORT("interpreter_id") int64_t cf_interpreter_id(void);                     // id of the interpreter running the call
 
-// --- Provided by rt.c --------------------------------------------------------
+// --- Provided by rt.c (a WASI guest: by wasi-libc and this header) ----------
 void *malloc(size_t n);
 void free(void *p);
 void *memcpy(void *restrict d, const void *restrict s, size_t n);
 size_t strlen(const char *s);
+#ifdef __wasi__
+// A WASI guest links wasi-libc instead of rt.c, so these are defined here.
+#include <stdio.h>
+static inline void cf_flush_stdout(void) { fflush(stdout); }
+__attribute__((noreturn)) static inline void cf_trap(void) { __builtin_trap(); }  // `unreachable`
+static inline int32_t cf_memory_pages(void) { return (int32_t)__builtin_wasm_memory_size(0); }
+static inline int32_t cf_memory_grow(int32_t pages) {                             // old size in pages, or -1
+    return (int32_t)__builtin_wasm_memory_grow(0, pages);
+}
+#else
 void cf_flush_stdout(void);
-__attribute__((noreturn)) void cf_trap(void);
+__attribute__((noreturn)) void cf_trap(void);   // `unreachable`: the call fails with GuestError .unreachable
 int32_t cf_memory_pages(void);
 int32_t cf_memory_grow(int32_t pages);
+#endif
 
 // --- Exports the host calls to place pointer arguments ---------------------
 CF_EXPORT("cf_alloc") void *cf_alloc(int32_t size);
