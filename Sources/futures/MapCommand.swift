@@ -41,6 +41,8 @@ struct MapCommand: AsyncParsableCommand {
 
     @OptionGroup var build: BuildOptions
 
+    @OptionGroup(title: "What a WASI guest may reach") var grants: WASIGrantOptions
+
     @Option(help: "The number of workers (default: one per CPU).")
     var workers: Int?
 
@@ -65,7 +67,8 @@ struct MapCommand: AsyncParsableCommand {
     @Flag(
         help: """
             Add each call's captured standard output and error (of a WASI guest) to its line: \
-            {"value": result, "stdout": "...", "stderr": "..."}. Without it, what WASI guests print is \
+            {"value": result, "stdout": "...", "stderr": "..."}; output that is not UTF-8 text comes as \
+            {"bytes": "<base64>"} instead of a string, every byte kept. Without it, what WASI guests print is \
             logged on standard error.
             """)
     var output = false
@@ -81,7 +84,9 @@ struct MapCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let guest = try ModuleLoading.module(module)
+        var wasi = WASIOptions.default
+        grants.apply(to: &wasi)
+        let guest = try ModuleLoading.module(module, wasi: wasi)
         let engine = self.engine.engine
         build.apply()
         if engine == .compiled {
@@ -262,8 +267,8 @@ struct MapCommand: AsyncParsableCommand {
     /// `{"value": ..., "stdout": "...", "stderr": "..."}` for a result with its output.
     static func renderWithOutput(_ value: ShareableValue) -> String {
         guard let captured = try? GuestOutput<ShareableValue>(shareableValue: value) else { return ValueJSON.render(value) }
-        return "{\"value\":\(ValueJSON.render(captured.value)),\"stdout\":\(ValueJSON.quote(captured.stdoutText)),"
-            + "\"stderr\":\(ValueJSON.quote(captured.stderrText))}"
+        return "{\"value\":\(ValueJSON.render(captured.value)),\"stdout\":\(ValueJSON.output(captured.stdout)),"
+            + "\"stderr\":\(ValueJSON.output(captured.stderr))}"
     }
 
     private func result(of future: Future<ShareableValue>) -> Result<ShareableValue, any Error> {

@@ -39,10 +39,13 @@ enum ModuleLoading {
         throw CommandFailure("no such file: \(path): give the path of a .wasm or .wat file")
     }
 
-    static func module(_ path: String) throws -> GuestModule {
+    /// The module at `path`, loaded with `wasi` (what a WASI guest may reach).
+    ///
+    /// - Throws: ``CommandFailure`` with one sentence saying what to do.
+    static func module(_ path: String, wasi: WASIOptions = .default) throws -> GuestModule {
         let (bytes, name) = try bytes(path)
         do {
-            return try GuestModule(bytes: bytes, name: name)
+            return try GuestModule(bytes: bytes, name: name, wasi: wasi)
         } catch {
             throw CommandFailure(error.message)
         }

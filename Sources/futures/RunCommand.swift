@@ -7,6 +7,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a WASI command (a wasm32-wasi program with main) in a sandboxed interpreter.",
+        usage: "futures run [<options>] <module> [--] [<arguments> ...]",
         discussion: """
             The program's standard input, output and error are this command's, and its exit status \
             becomes this command's. It sees only what is granted: its arguments, the environment given \
@@ -14,6 +15,10 @@ struct RunCommand: AsyncParsableCommand {
             --dir (read-only) or --writable-dir. A trap, or a call stopped by --fuel, --timeout or \
             --memory, is reported on standard error (a line starting "futures run:") with exit status \
             134; an exit status outside 0-255 is reported as 1.
+
+            Options go before the module: everything after it goes to the program, options \
+            included. Put -- before the program's arguments when the first of them starts with -: \
+            futures run --dir data prog.wasm -- -v input.txt
             """)
 
     @Argument(help: "A .wasm or .wat file: a WASI command.")
@@ -22,16 +27,7 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "Arguments for the program (argv[1...]).")
     var arguments: [String] = []
 
-    @Option(name: .customLong("env"), help: ArgumentHelp("Set a variable in the program's environment.", valueName: "NAME=VALUE"))
-    var environment: [String] = []
-
-    @Option(
-        name: .customLong("dir"),
-        help: ArgumentHelp("Let the program read a directory, seen at GUEST (default: the same path).", valueName: "HOST[:GUEST]"))
-    var directories: [String] = []
-
-    @Option(name: .customLong("writable-dir"), help: ArgumentHelp("Let the program read and change a directory.", valueName: "HOST[:GUEST]"))
-    var writableDirectories: [String] = []
+    @OptionGroup var grants: WASIGrantOptions
 
     @Option(help: "A fuel budget (about one unit per WebAssembly instruction).")
     var fuel: UInt64?
@@ -53,21 +49,16 @@ struct RunCommand: AsyncParsableCommand {
     mutating func validate() throws {
         if let timeout, !(timeout > 0) || timeout > 1e9 { throw ValidationError("--timeout must be a positive number of seconds") }
         if let memory, memory < 1 { throw ValidationError("--memory must be at least 1 MiB") }
-        for entry in environment where !entry.contains("=") {
-            throw ValidationError("--env takes NAME=VALUE, got '\(entry)'")
-        }
     }
 
     func run() async throws {
         var limits = InterpreterLimits(fuel: fuel, timeLimit: timeout.map { Duration.nanoseconds(Int64($0 * 1e9)) })
         if let memory { limits.memoryBytes = memory << 20 }
         var options = WASIOptions(output: .inherit)
-        options.arguments = arguments
-        for entry in environment {
-            let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            options.environment[String(parts[0])] = String(parts[1])
-        }
-        options.preopens = directories.map { Self.preopen($0, writable: false) } + writableDirectories.map { Self.preopen($0, writable: true) }
+        // A `--` between the module and the program's arguments ends this command's options; it is
+        // not the program's (to pass the program a `--` first, write it twice).
+        options.arguments = arguments.first == "--" ? Array(arguments.dropFirst()) : arguments
+        grants.apply(to: &options)
         let (bytes, name) = try ModuleLoading.bytes(module)
         let command: GuestFunction<GuestOutput<Int32>>
         do {
@@ -98,13 +89,5 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if status != 0 { throw ExitCode(status) }
-    }
-
-    /// `HOST[:GUEST]` as a preopen; the guest path defaults to the host path.
-    private static func preopen(_ text: String, writable: Bool) -> WASIOptions.Preopen {
-        let parts = text.split(separator: ":", maxSplits: 1)
-        let host = String(parts.first ?? "")
-        let guest = parts.count > 1 ? String(parts[1]) : host
-        return WASIOptions.Preopen(hostPath: host, guestPath: guest.hasPrefix("/") || guest == "." ? guest : "/" + guest, isWritable: writable)
     }
 }
