@@ -183,6 +183,12 @@ let package = Package(
             path: "Examples/MissingImports",
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "FourExecutors",
+            dependencies: ["ConcurrentFutures", "BundledGuests"],
+            path: "Examples/FourExecutors",
+            swiftSettings: strict
+        ),
         .target(name: "TestSupport", dependencies: ["ConcurrentFutures"], path: "Tests/TestSupport", swiftSettings: strict),
         .target(name: "TestJobs", dependencies: ["ConcurrentFutures", "CFuturesShims"], path: "Tests/TestJobs", swiftSettings: strict),
         .executableTarget(
