@@ -19,8 +19,11 @@ import SystemPackage
 public struct GuestBuilder: Sendable {
     /// How to build.
     public struct Options: Sendable {
-        /// The guest's shadow stack, in bytes (a multiple of 16).
-        public var stackSize: Int = 64 << 10
+        /// The guest's shadow stack, in bytes (a multiple of 16); `nil`: ``defaultStackSize`` for
+        /// a freestanding guest, ``defaultWASIStackSize`` for a WASI program. The stack is placed
+        /// first in linear memory (`--stack-first`), so a program that overflows it traps
+        /// (`memoryOutOfBounds`) instead of overwriting its static data.
+        public var stackSize: Int?
         /// Link the guest runtime (needed for strings, bytes, queues and `print`).
         public var includeRuntime = true
         /// Keep the `name` section, so traps name guest functions.
@@ -38,10 +41,21 @@ public struct GuestBuilder: Sendable {
         /// Libraries to link, each a name `NAME` found as `libNAME.a` (`-l`), after the sources.
         public var libraries: [String] = []
 
+        /// A freestanding guest's stack: 64 KiB, wasm-ld's default.
+        public static let defaultStackSize = 64 << 10
+        /// A WASI program's stack: 1 MiB, Rust's default for wasm32-wasi. Measured on the program
+        /// corpus (docs/guests.md): `lz4 -d` needs more than 64 KiB (it overflowed wasm-ld's
+        /// default into its data, silently) and at most 128 KiB; zlib's `minigzip` fits in 32 KiB,
+        /// `xxhsum` in 16 KiB.
+        public static let defaultWASIStackSize = 1 << 20
+
+        /// The stack size the build uses.
+        var resolvedStackSize: Int { stackSize ?? (wasi == nil ? Self.defaultStackSize : Self.defaultWASIStackSize) }
+
         /// The values ``optimization`` may take.
         public static let optimizationLevels = ["0", "1", "2", "3", "s", "z"]
 
-        /// The defaults: a 64 KiB stack, the runtime linked, names kept, no WASI, C at `-O2`.
+        /// The defaults: the kind's stack, the runtime linked, names kept, no WASI, C at `-O2`.
         public init() {}
     }
 
@@ -116,8 +130,8 @@ public struct GuestBuilder: Sendable {
             throw GuestBuildError(
                 .badInput, "sources must be all .swift, or .c (with .o and .a) files: \(sources.joined(separator: " "))")
         }
-        guard options.stackSize > 0, options.stackSize % 16 == 0 else {
-            throw GuestBuildError(.badInput, "the stack size must be a positive multiple of 16, got \(options.stackSize)")
+        guard options.resolvedStackSize > 0, options.resolvedStackSize % 16 == 0 else {
+            throw GuestBuildError(.badInput, "the stack size must be a positive multiple of 16, got \(options.resolvedStackSize)")
         }
         try Self.validateCOptions(options, isSwift: isSwift)
         var wasiCompiler: String?
@@ -174,7 +188,7 @@ public struct GuestBuilder: Sendable {
         if isSwift, FileManager.default.fileExists(atPath: unicodeTables) { objects.append(unicodeTables) }
         try await tool(
             "wasm-ld", .linkFailed,
-            ["--no-entry", "--gc-sections", "--stack-first", "-z", "stack-size=\(options.stackSize)"]
+            ["--no-entry", "--gc-sections", "--stack-first", "-z", "stack-size=\(options.resolvedStackSize)"]
                 + (options.keepNames ? [] : ["--strip-all"]) + Self.linkInputs(objects, options) + ["-o", linked])
         if FileManager.default.isExecutableFile(atPath: "\(toolchainBin)/llvm-objcopy") {
             try await tool(
@@ -226,10 +240,10 @@ public struct GuestBuilder: Sendable {
                 target == .reactor ? ["/usr/lib/wasm32-wasi/crt1-reactor.o", "--entry", "_initialize"] : ["/usr/lib/wasm32-wasi/crt1-command.o"]
             try await tool(
                 "wasm-ld", .linkFailed,
-                ["-m", "wasm32", "-L/usr/lib/wasm32-wasi"] + start + ["-z", "stack-size=\(options.stackSize)", "--strip-debug", "--gc-sections"]
+                ["-m", "wasm32", "-L/usr/lib/wasm32-wasi"] + start + ["--stack-first", "-z", "stack-size=\(options.resolvedStackSize)", "--strip-debug", "--gc-sections"]
                     + (options.keepNames ? [] : ["--strip-all"]) + Self.linkInputs(objects, options) + ["-lc", builtins, "-o", linked])
         } else {
-            var linkFlags = ["--target=wasm32-wasi", "-Wl,-z,stack-size=\(options.stackSize)", "-Wl,--strip-debug"]
+            var linkFlags = ["--target=wasm32-wasi", "-Wl,--stack-first", "-Wl,-z,stack-size=\(options.resolvedStackSize)", "-Wl,--strip-debug"]
             if target == .reactor { linkFlags.append("-mexec-model=reactor") }
             if !options.keepNames { linkFlags.append("-Wl,--strip-all") }
             try await tool(compiler, .linkFailed, linkFlags + Self.linkInputs(objects, options) + ["-o", linked])

@@ -46,8 +46,11 @@ struct BuildGuestCommand: AsyncParsableCommand {
     @Flag(help: "Also compile the module for the compiled engine (wasm2c and clang) into the engine's cache.")
     var compile = false
 
-    @Option(help: ArgumentHelp("The guest's stack size in bytes, a multiple of 16 (wasm-ld -z stack-size).", valueName: "bytes"))
-    var stackSize = 64 << 10
+    @Option(
+        help: ArgumentHelp(
+            "The guest's stack size in bytes, a multiple of 16 (wasm-ld -z stack-size; default 65536, 1048576 for --wasi); placed first, so an overflow traps.",
+            valueName: "bytes"))
+    var stackSize: Int?
 
     @Option(
         name: .customShort("I", allowingJoined: true),

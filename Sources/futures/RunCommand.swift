@@ -68,7 +68,9 @@ struct RunCommand: AsyncParsableCommand {
                 bytes: bytes, name: name, limits: limits, wasi: options, compiledEngineOnly: engine == .compiled
             ).command()
         } catch {
-            throw CommandFailure(error.message)
+            // A module whose initial memory is over the limit: the limit is this command's.
+            let isMemory = error.code == .tooLarge && error.message.contains("initial memory")
+            throw CommandFailure(isMemory ? error.message + " (the memory limit: raise it with --memory MiB)" : error.message)
         }
         build.apply()
         let interpreter = Interpreters.create(limits: limits, engine: engine.engine)

@@ -58,7 +58,7 @@ struct BuildGuestOptionsTests {
             #else
                 const char *level = "none";
             #endif
-                char big[96 * 1024];   // more than the default 64 KiB stack
+                char big[96 * 1024];   // more than a 64 KiB stack
                 for (size_t i = 0; i < sizeof big; i++) big[i] = (char)i;
                 printf("%lld %s %d %s\\n", (long long)(scaled(5) + bonus(5) + offset()), level, (int)sqrt(144.0), GREETING);
                 return big[sizeof big - 1] == (char)(sizeof big - 1) ? 0 : 1;
@@ -106,11 +106,16 @@ struct BuildGuestOptionsTests {
         #expect(noLibrary.exitCode == 1 && noLibrary.error.contains("bonus"), "\(noLibrary.error)")
         let missingLibrary = try await futures(common + ["-D", "FACTOR=7", "-l", "nosuchlibrary"] + libraries + sources)
         #expect(missingLibrary.exitCode == 1 && missingLibrary.error.contains("nosuchlibrary"), "\(missingLibrary.error)")
-        // With the default 64 KiB stack, main's frame runs off the bottom of memory.
-        let defaultStack = try await futures(common + ["-D", "FACTOR=7", "-L", "\(directory)/lib", "-l", "bonus"] + sources)
-        #expect(defaultStack.exitCode == 0, "\(defaultStack.error)")
+        // With a 64 KiB stack, main's frame runs off the bottom of memory (the stack is placed
+        // first); the default for WASI programs, 1 MiB, holds it.
+        let smallStack = try await futures(
+            common + ["-D", "FACTOR=7", "-L", "\(directory)/lib", "-l", "bonus", "--stack-size", "65536"] + sources)
+        #expect(smallStack.exitCode == 0, "\(smallStack.error)")
         let overflow = try await futures(["run", program])
         #expect(overflow.exitCode == 134 && overflow.error.contains("memoryOutOfBounds"), "\(overflow.error)")
+        let defaultStack = try await futures(common + ["-D", "FACTOR=7", "-L", "\(directory)/lib", "-l", "bonus"] + sources)
+        #expect(defaultStack.exitCode == 0, "\(defaultStack.error)")
+        #expect(try await futures(["run", program]).exitCode == 0)
         let badLevel = try await futures(common + ["-O", "9"] + sources)
         #expect(badLevel.exitCode == 64 && badLevel.error.contains("-O takes 0, 1, 2, 3, s or z"), "\(badLevel.error)")
     }
