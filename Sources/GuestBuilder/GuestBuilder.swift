@@ -240,7 +240,9 @@ public struct GuestBuilder: Sendable {
                 target == .reactor ? ["/usr/lib/wasm32-wasi/crt1-reactor.o", "--entry", "_initialize"] : ["/usr/lib/wasm32-wasi/crt1-command.o"]
             try await tool(
                 "wasm-ld", .linkFailed,
-                ["-m", "wasm32", "-L/usr/lib/wasm32-wasi"] + start + ["--stack-first", "-z", "stack-size=\(options.resolvedStackSize)", "--strip-debug", "--gc-sections"]
+                ["-m", "wasm32", "-L/usr/lib/wasm32-wasi"] + start + [
+                    "--stack-first", "-z", "stack-size=\(options.resolvedStackSize)", "--strip-debug", "--gc-sections",
+                ]
                     + (options.keepNames ? [] : ["--strip-all"]) + Self.linkInputs(objects, options) + ["-lc", builtins, "-o", linked])
         } else {
             var linkFlags = ["--target=wasm32-wasi", "-Wl,--stack-first", "-Wl,-z,stack-size=\(options.resolvedStackSize)", "-Wl,--strip-debug"]
