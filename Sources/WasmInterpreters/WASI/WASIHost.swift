@@ -138,6 +138,21 @@ final class WASIHost: @unchecked Sendable {
                 }
             )
         }
+        if let (type, general) = result["poll_oneoff"], options.effectiveCapabilities.contains(.poll) {
+            // Clocks are waited for here, within the call's time limit; descriptors as any call.
+            result["poll_oneoff"] = (
+                type,
+                { memory, arguments in
+                    let values = arguments.map(\.i32)
+                    if let errno = try Self.sleep(
+                        memory, subscriptions: values[0], events: values[1], count: values[2], eventCount: values[3], context: context)
+                    {
+                        return [.i32(UInt32(errno.rawValue))]
+                    }
+                    return try general(memory, arguments)
+                }
+            )
+        }
         return result
     }
 

@@ -31,8 +31,9 @@ public struct WASIOptions: Sendable {
         public static let stdio = Capabilities(rawValue: 1 << 2)
         /// `proc_exit` and `sched_yield`.
         public static let process = Capabilities(rawValue: 1 << 3)
-        /// `poll_oneoff`: sleeping and waiting on descriptors. Not granted by default: a guest
-        /// could block the worker thread in it (a time limit does not interrupt a host wait).
+        /// `poll_oneoff`: sleeping and waiting on descriptors. Not granted by default: a wait on a
+        /// descriptor could block the worker thread (a time limit does not interrupt it); a
+        /// sleep (clocks only) ends at the call's time limit with `timedOut`.
         public static let poll = Capabilities(rawValue: 1 << 4)
         /// The `path_*` functions, on the directories in ``WASIOptions/preopens`` only (granted
         /// by naming a preopen; without one there is no directory to reach).
