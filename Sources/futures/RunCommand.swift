@@ -82,7 +82,14 @@ struct RunCommand: AsyncParsableCommand {
             // The engine could not take the module (a build that failed): not the program's fault.
             throw CommandFailure(error.message)
         } catch {
-            FileHandle.standardError.write(Data("futures run: \(describe(error))\n".utf8))
+            var report = "futures run: \(describe(error))\n"
+            // The guest's stack at the trap, one frame a line, innermost first, as Wasmtime
+            // prints it: when it says more than the function called.
+            if let error = error as? GuestError, !error.backtrace.isEmpty, error.backtrace != [error.function] {
+                report += "backtrace:\n"
+                for (index, frame) in error.backtrace.enumerated() { report += "    \(index): \(frame)\n" }
+            }
+            FileHandle.standardError.write(Data(report.utf8))
             throw ExitCode(134)
         }
         guard (0...255).contains(status) else {

@@ -56,14 +56,30 @@ public struct GuestError: CodedError, Sendable, Hashable {
     public let interpreterID: Int
     /// For ``Kind-swift.struct/exited``: the status the guest passed to `proc_exit`.
     public let exitStatus: Int32?
+    /// The guest's stack at a trap, innermost first, as function names: the module's `name`
+    /// section's, else an export's name (on WasmKit, only in a module that has a `name`
+    /// section), else `func[<index>]`. Empty when the error is not a trap or the engine could
+    /// not tell.
+    ///
+    /// The WasmKit engine gives every guest frame (as Wasmtime prints them). The compiled engine
+    /// gives only the function the trap was raised in (its native stack holds no guest names,
+    /// and the compiler inlines small functions into their callers), and nothing for an access
+    /// past a guard page of its linear memory, which its fault handler catches.
+    public let backtrace: [String]
 
-    /// Creates an error.
+    /// Creates an error with no backtrace.
     public init(kind: Kind, function: String, message: String, interpreterID: Int, exitStatus: Int32? = nil) {
+        self.init(kind: kind, function: function, message: message, interpreterID: interpreterID, exitStatus: exitStatus, backtrace: [])
+    }
+
+    /// Creates an error with the guest's stack at the trap (see ``backtrace``).
+    public init(kind: Kind, function: String, message: String, interpreterID: Int, exitStatus: Int32? = nil, backtrace: [String]) {
         self.kind = kind
         self.function = function
         self.message = message
         self.interpreterID = interpreterID
         self.exitStatus = exitStatus
+        self.backtrace = backtrace
     }
 
     /// The kind, under the name every coded error uses.

@@ -27,6 +27,7 @@ final class CompiledInstance: HostCaller {
     /// Offsets in the runtime's `cf_instance_header`.
     private static let dispatchOffset = 24
     private static let contextOffset = 32
+    private static let trapFunctionOffset = 48
 
     init(library: CompiledLibrary, module: GuestModule, engine: CompiledInstances) throws {
         self.library = library
@@ -139,6 +140,18 @@ final class CompiledInstance: HostCaller {
             pendingError = nil
             return pending
         }
+        let fault = trapFault(trap, fuel: remaining)
+        // The generated function that raised it, when the runtime recorded one (not for a fault
+        // the host's handler caught: an access past a guard page).
+        guard fault.kind != .memoryLimit,
+            let cName = box.load(fromByteOffset: Self.trapFunctionOffset, as: UnsafePointer<CChar>?.self),
+            let function = CompiledTrapNames.guestName(ofC: String(cString: cName), in: module)
+        else { return fault }
+        return CompiledTrap(fault: fault, backtrace: [function])
+    }
+
+    /// The fault for trap code `trap`.
+    private func trapFault(_ trap: Int32, fuel remaining: Int64) -> GuestFault {
         switch trap {
         case 1: return GuestFault(kind: .memoryOutOfBounds, message: "out of bounds memory access")
         case 2: return GuestFault(kind: .integerOverflow, message: "integer overflow")

@@ -214,6 +214,15 @@ final class CompiledInstances: EngineInstances, Interruptible {
         instances[module.id] = instance
     }
 
+    /// A trap the runtime placed as a ``GuestError`` whose backtrace names the guest function
+    /// that raised it; other errors pass through.
+    func classify(_ error: any Error, function: String) -> any Error {
+        guard let trap = error as? CompiledTrap else { return error }
+        return GuestError(
+            kind: trap.fault.kind, function: function, message: trap.fault.message, interpreterID: runtime.interpreterID,
+            backtrace: trap.backtrace)
+    }
+
     /// Runs guest code of `instance` (`body` gets its box), with the call's fuel moved into the
     /// instance's counter and back. A nested run (a host function calling back into the guest)
     /// keeps charging the running counter.

@@ -148,7 +148,7 @@ enum FuelMetering {
     }
 
     /// What metering needs of a module besides its code: counts, types, exports, start.
-    private struct ModuleLayout {
+    struct ModuleLayout {
         var importedGlobals = 0
         var definedGlobals = 0
         var start: UInt32?

@@ -241,6 +241,21 @@ final class WasmKitInstances: EngineInstances {
                 kind = .trap
             }
         }
-        return GuestError(kind: kind, function: function, message: reason, interpreterID: runtime.interpreterID)
+        return GuestError(
+            kind: kind, function: function, message: reason, interpreterID: runtime.interpreterID, backtrace: Self.backtrace(of: error))
+    }
+
+    /// The guest frames of a WasmKit trap, innermost first. WasmKit keeps them only in the
+    /// trap's description, one line per frame after the first: `    0: (0x…) name`, where an
+    /// unnamed function is `wasm function[<index>]` (here `func[<index>]`).
+    static func backtrace(of error: any Error) -> [String] {
+        guard error is WasmKit.Trap else { return [] }
+        return String(describing: error).split(separator: "\n").dropFirst().compactMap { line -> String? in
+            guard let close = line.firstIndex(of: ")"), line.drop(while: { $0 == " " }).first?.isNumber == true else { return nil }
+            let name = line[close...].dropFirst().drop(while: { $0 == " " })
+            guard !name.isEmpty, name != "unknown" else { return nil }
+            if name.hasPrefix("wasm function[") { return "func[" + name.dropFirst("wasm function[".count) }
+            return String(name)
+        }
     }
 }

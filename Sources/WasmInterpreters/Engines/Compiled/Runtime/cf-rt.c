@@ -96,6 +96,7 @@ int cf_run(cf_instance_header *header, uintptr_t stack_budget, void (*body)(void
   }
   thread->target = &buffer;
   thread->current = header;
+  header->trap_function = NULL;
   int trap = setjmp(buffer);
   if (trap == 0) body(argument);
   thread->target = outer_target;
@@ -116,7 +117,13 @@ int cf_guard(void (*body)(void *), void *argument) {
   return trap;
 }
 
-void wasm_rt_trap(wasm_rt_trap_t code) {
+void cf_trap_in(wasm_rt_trap_t code, const char *function) {
+  cf_instance_header *header = cf_thread.current;
+  if (header != NULL) header->trap_function = function;
+  (wasm_rt_trap)(code);
+}
+
+void(wasm_rt_trap)(wasm_rt_trap_t code) {
   jmp_buf *target = cf_thread.target;
   /*
    * Every entry point of a compiled guest (cf_module_init, cf_instantiate, cf_call, cf_release)

@@ -78,7 +78,14 @@ typedef struct __attribute__((aligned(64))) cf_instance_header {
    * fault handler reads it (offset 40; see CFuturesShims).
    */
   uint8_t *memory_base;
+  /*
+   * The C name of the generated function that raised the last trap through wasm_rt_trap (its
+   * `__func__`, so also when the optimizer inlined it into its caller), or NULL: cleared by
+   * cf_run, set only on the trap path. The host maps it to the guest function's name.
+   */
+  const char *trap_function;
 } cf_instance_header;
+_Static_assert(sizeof(cf_instance_header) == 64, "the header keeps its size");
 
 #define CF_HEADER(instance) ((cf_instance_header *)((char *)(instance) - sizeof(cf_instance_header)))
 
@@ -158,6 +165,13 @@ void wasm_rt_init(void);
 bool wasm_rt_is_initialized(void);
 void wasm_rt_free(void);
 WASM_RT_NO_RETURN void wasm_rt_trap(wasm_rt_trap_t);
+/*
+ * Traps with `code`, recording `function` (a C function's `__func__`) in the running instance's
+ * header. Every wasm_rt_trap the generated code writes becomes a call of this: the name costs
+ * one more argument on the trap path only, nothing where no trap happens.
+ */
+WASM_RT_NO_RETURN void cf_trap_in(wasm_rt_trap_t code, const char *function);
+#define wasm_rt_trap(code) cf_trap_in((code), __func__)
 const char *wasm_rt_strerror(wasm_rt_trap_t trap);
 uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...);
 
