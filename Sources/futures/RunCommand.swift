@@ -76,6 +76,9 @@ struct RunCommand: AsyncParsableCommand {
         let interpreter = Interpreters.create(limits: limits, engine: engine.engine)
         defer { try? interpreter.close() }
         let status: Int32
+        let finished = Locked(false)
+        if let timeout { Self.endAtTimeLimit(timeout, unless: finished) }
+        defer { finished.withLock { $0 = true } }
         do {
             status = try interpreter.call(command).value
         } catch let error as ModuleError {
@@ -98,5 +101,22 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// Ends this process with status 134 when the program is still running a second after its
+    /// time limit: a program blocked in the host (an `open` of a FIFO, which WasmKit's WASI
+    /// bridge makes blocking) is past the reach of the limit's interruption, and the command
+    /// still ends.
+    private static func endAtTimeLimit(_ timeout: Double, unless finished: Locked<Bool>) {
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: timeout + 1)
+            guard !finished.withLock({ $0 }) else { return }
+            let line =
+                "futures run: timedOut: the program was still blocked in the host \(timeout + 1) s after its time limit of "
+                + "\(timeout) s (raise it with --timeout seconds)\n"
+            FileHandle.standardError.write(Data(line.utf8))
+            fflush(nil)
+            _exit(134)
+        }
     }
 }

@@ -11,7 +11,14 @@ import WasmTypes
 /// - a guest holds at most ``WASIOptions/maxOpenFiles`` descriptors it opened (`EMFILE` past
 ///   that), so that one guest cannot take the descriptors of the whole process;
 /// - only regular files and directories open: a FIFO, socket or device could make the host wait
-///   in `open` or `read`, where a time limit cannot stop it (`ENOTSUP`).
+///   in `open` or `read`, where a time limit cannot stop it (`ENOTSUP`). The path is checked
+///   before it is opened and the descriptor after (a FIFO with a writer opens, and is closed
+///   again). WasmKit's bridge opens without `O_NONBLOCK` whatever the flags, so a FIFO swapped
+///   in between the check and the open still blocks that `open` until a writer comes:
+///   `futures run` ends at its time limit regardless; in a pool, see docs/wasi.md;
+/// - a symbolic link a guest makes may not point outside the directory: an absolute target, or
+///   one with a `..` component, is refused (`EPERM`), since the host's programs would follow it
+///   later where the guest cannot.
 ///
 /// Used by the thread holding the interpreter's run lock only.
 final class WASIDescriptorGuard: @unchecked Sendable {
@@ -24,11 +31,18 @@ final class WASIDescriptorGuard: @unchecked Sendable {
     private let maxOpenFiles: Int
     /// The bridge's `path_filestat_get`, run on a scratch memory of the host's.
     private let fileStatus: WASIHostFunction<WASIScratchMemory>?
+    /// The bridge's `fd_filestat_get` and `fd_close`, likewise.
+    private let descriptorStatus: WASIHostFunction<WASIScratchMemory>?
+    private let close: WASIHostFunction<WASIScratchMemory>?
 
-    init(readOnly: Set<UInt32>, maxOpenFiles: Int, fileStatus: WASIHostFunction<WASIScratchMemory>?) {
+    /// A guard; `bridge` holds the bridge's functions on scratch memory (empty without the file
+    /// system, where nothing can be opened).
+    init(readOnly: Set<UInt32>, maxOpenFiles: Int, bridge: [String: WASIHostFunction<WASIScratchMemory>]) {
         self.readOnly = readOnly
         self.maxOpenFiles = maxOpenFiles
-        self.fileStatus = fileStatus
+        fileStatus = bridge["path_filestat_get"]
+        descriptorStatus = bridge["fd_filestat_get"]
+        close = bridge["fd_close"]
     }
 
     private static func errno(_ code: WASIAbi.Errno) -> [WasmKit.Value] { [.i32(UInt32(code.rawValue))] }
@@ -38,6 +52,18 @@ final class WASIDescriptorGuard: @unchecked Sendable {
     {
         switch name {
         case "path_open": return { memory, arguments in try self.open(memory, arguments, implementation) }
+        case "path_symlink":
+            // path_symlink(old_path, old_len, fd, new_path, new_len): the target is old_path.
+            return { memory, arguments in
+                if self.readOnly.contains(arguments[2].i32) { return Self.errno(.EROFS) }
+                let target = memory.withUnsafeMutableBufferPointer(offset: UInt(arguments[0].i32), count: Int(arguments[1].i32)) {
+                    [UInt8]($0)
+                }
+                if target.first == UInt8(ascii: "/") || target.split(separator: UInt8(ascii: "/")).contains([0x2E, 0x2E]) {
+                    return Self.errno(.EPERM)
+                }
+                return try implementation(memory, arguments)
+            }
         case "fd_close":
             return { memory, arguments in
                 let result = try implementation(memory, arguments)
@@ -94,6 +120,10 @@ final class WASIDescriptorGuard: @unchecked Sendable {
             let descriptor = memory.withUnsafeMutableBufferPointer(offset: UInt(arguments[8].i32), count: 4) {
                 UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))
             }
+            if let type = try fileType(of: descriptor), ![.REGULAR_FILE, .DIRECTORY].contains(type) {
+                _ = try close?.implementation(WASIScratchMemory(count: 8), [.i32(descriptor)])
+                return Self.errno(.ENOTSUP)
+            }
             opened.insert(descriptor)
             if underReadOnly { readOnly.insert(descriptor) }
         }
@@ -121,10 +151,19 @@ final class WASIDescriptorGuard: @unchecked Sendable {
         return [.REGULAR_FILE, .DIRECTORY, .SYMBOLIC_LINK].contains(type) ? nil : .ENOTSUP
     }
 
+    /// The type of an open descriptor, from the bridge's `fd_filestat_get`; `nil` when unknown.
+    private func fileType(of descriptor: UInt32) throws -> WASIAbi.FileType? {
+        guard let descriptorStatus else { return nil }
+        let scratch = WASIScratchMemory(count: 64)
+        let result = try descriptorStatus.implementation(scratch, [.i32(descriptor), .i32(0)])
+        guard result.first?.i32 == 0 else { return nil }
+        return WASIAbi.FileType(rawValue: scratch.bytes[16])
+    }
+
     /// The calls that change files, with the positions of their descriptor arguments.
     private static let changingCalls: [String: [Int]] = [
         "path_create_directory": [0], "path_remove_directory": [0], "path_unlink_file": [0],
-        "path_rename": [0, 3], "path_link": [0, 4], "path_symlink": [2], "path_filestat_set_times": [0],
+        "path_rename": [0, 3], "path_link": [0, 4], "path_filestat_set_times": [0],
         "fd_write": [0], "fd_pwrite": [0], "fd_allocate": [0], "fd_filestat_set_size": [0],
         "fd_filestat_set_times": [0], "fd_fdstat_set_flags": [0],
     ]

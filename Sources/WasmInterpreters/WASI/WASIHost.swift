@@ -62,16 +62,15 @@ final class WASIHost: @unchecked Sendable {
         } catch {
             throw ModuleError(.invalidOptions, "\(moduleName): a preopened directory cannot be opened: \(error)")
         }
-        // Without the file system nothing can be opened, so the guard needs no file status.
-        var fileStatus: WASIHostFunction<WASIScratchMemory>?
+        // Without the file system nothing can be opened, so the guard needs no bridge functions.
+        var scratchFunctions: [String: WASIHostFunction<WASIScratchMemory>] = [:]
         if options.effectiveCapabilities.contains(.fileSystem) {
-            let scratchFunctions: [String: WASIHostFunction<WASIScratchMemory>] = bridge.hostFunctions(
-                capabilities: [WASI.WASICapability<WASIScratchMemory>.fileSystem], stubUnlinked: false)
-            fileStatus = scratchFunctions["path_filestat_get"]
+            scratchFunctions = bridge.hostFunctions(
+                capabilities: [WASI.WASICapability<WASIScratchMemory>.fileSystem, .stdio], stubUnlinked: false)
         }
         descriptors = WASIDescriptorGuard(
             readOnly: Set(options.preopens.indices.filter { !options.preopens[$0].isWritable }.map { UInt32(3 + $0) }),
-            maxOpenFiles: options.maxOpenFiles, fileStatus: fileStatus)
+            maxOpenFiles: options.maxOpenFiles, bridge: scratchFunctions)
     }
 
     deinit {
