@@ -68,8 +68,8 @@ struct MapCommand: AsyncParsableCommand {
         help: """
             Add each call's captured standard output and error (of a WASI guest) to its line: \
             {"value": result, "stdout": "...", "stderr": "..."}; output that is not UTF-8 text comes as \
-            {"bytes": "<base64>"} instead of a string, every byte kept. Without it, what WASI guests print is \
-            logged on standard error.
+            {"bytes": "<base64>"} instead of a string, every byte kept. Without it, what WASI guests print goes \
+            to standard error as they print it.
             """)
     var output = false
 
@@ -86,6 +86,9 @@ struct MapCommand: AsyncParsableCommand {
     func run() async throws {
         var wasi = WASIOptions.default
         grants.apply(to: &wasi)
+        // What a guest prints goes to standard error as it printed it, one call's output in one
+        // write, as `futures run` and Wasmtime show it (a log line per printed line was noise).
+        wasi.output = .handler { record in FileHandle.standardError.write(Data(record.stdout + record.stderr)) }
         let guest = try ModuleLoading.module(module, wasi: wasi)
         let engine = self.engine.engine
         build.apply()

@@ -17,6 +17,12 @@ struct MapOutputTests {
           (func (export "emit") (param $n i32) (result i32)
             (call $write (local.get $n))
             (local.get $n))
+          (data (i32.const 600000) "hello from the guest\\n")
+          (func (export "greet") (param i32) (result i32)
+            (i32.store (i32.const 0) (i32.const 600000))
+            (i32.store (i32.const 4) (i32.const 21))
+            (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+            (i32.const 21))
           (func (export "bad") (param i32) (result i32)
             (i32.store8 (i32.const 1024) (i32.const 0xFF))
             (i32.store8 (i32.const 1025) (i32.const 0x41))
@@ -50,5 +56,19 @@ struct MapOutputTests {
         let run = try await futures(["map", "--quiet", "--output", path, "bad"], input: "0\n")
         #expect(run.exitCode == 0, "\(run.error)")
         #expect(run.outputLines == [#"{"value":2,"stdout":{"bytes":"/0E="},"stderr":""}"#])
+    }
+
+    /// Without `--output`, what a guest prints goes to standard error as it printed it (it became
+    /// one full log line, with a timestamp and labels, per printed line).
+    @Test(arguments: ["interpreter", "process"])
+    func withoutOutputWhatAGuestPrintsGoesToStandardErrorAsPrinted(executor: String) async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/printer.wat"
+        try Self.printer.write(toFile: path, atomically: true, encoding: .utf8)
+        let run = try await futures(["map", "--quiet", "--executor", executor, path, "greet"], input: "0\n0\n")
+        #expect(run.exitCode == 0, "\(run.error)")
+        #expect(run.outputLines == ["21", "21"])
+        #expect(run.error == "hello from the guest\nhello from the guest\n")
     }
 }

@@ -30,7 +30,7 @@ enum GuestOutputRouting {
     static let maxLoggedLines = 100
 
     /// The first ``maxLoggedLines`` lines of `bytes`, and how many more there are.
-    private static func lines(_ bytes: [UInt8]) -> (lines: [String], more: Int) {
+    static func lines(_ bytes: [UInt8]) -> (lines: [String], more: Int) {
         var lines: [String] = []
         var start = 0
         var more = 0
