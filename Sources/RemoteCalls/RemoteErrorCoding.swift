@@ -4,7 +4,8 @@ import WasmInterpreters
 /// Errors as they cross to another process: the library's own error types keep their type, code
 /// and fields; any other error arrives as a ``RemoteError`` with its type's name and description.
 ///
-/// On the wire: `["GuestError", kind, function, message, interpreter id, exit status | none]`,
+/// On the wire: `["GuestError", kind, function, message, interpreter id, exit status | none,
+/// [backtrace frame, ...]]` (the frames may be absent: an older sender),
 /// `["NotShareableError", message]`, `["ModuleError", code, message, [missing imports]]`,
 /// `["ValueCodingError", code, message]`, `["RemoteError", code, type name, message]`.
 package enum RemoteErrorCoding {
@@ -15,6 +16,7 @@ package enum RemoteErrorCoding {
             return [
                 "GuestError", .string(error.kind.name), .string(error.function), .string(error.message),
                 .int(Int64(error.interpreterID)), error.exitStatus.map { .int(Int64($0)) } ?? .none,
+                .array(error.backtrace.map { .string($0) }),
             ]
         case let error as NotShareableError:
             return ["NotShareableError", .string(error.message)]
@@ -50,9 +52,13 @@ package enum RemoteErrorCoding {
             if fields.count > 4, case .int(let id) = fields[4] { interpreterID = Int(id) }
             var exitStatus: Int32?
             if fields.count > 5, case .int(let status) = fields[5] { exitStatus = Int32(truncatingIfNeeded: status) }
+            var backtrace: [String] = []
+            if fields.count > 6, case .array(let frames) = fields[6] {
+                backtrace = frames.compactMap { if case .string(let frame) = $0 { frame } else { nil } }
+            }
             return GuestError(
                 kind: .named(text(1), default: .trap), function: text(2), message: text(3), interpreterID: interpreterID,
-                exitStatus: exitStatus)
+                exitStatus: exitStatus, backtrace: backtrace)
         case "NotShareableError":
             return NotShareableError(text(1))
         case "ModuleError":

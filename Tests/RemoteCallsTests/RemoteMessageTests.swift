@@ -92,6 +92,7 @@ struct RemoteMessageTests {
         let errors: [any Error] = [
             GuestError(kind: .outOfFuel, function: "spin", message: "ran out", interpreterID: 7, exitStatus: nil),
             GuestError(kind: .exited, function: "_start", message: "exited", interpreterID: 2, exitStatus: 3),
+            GuestError(kind: .unreachable, function: "run", message: "trap", interpreterID: 4, backtrace: ["inner", "outer", "run"]),
             NotShareableError("a closure"),
             ModuleError(.missingImports, "needs env.f", missingImports: ["env.f", "env.g"]),
             ValueCodingError(.typeMismatch, "expected int"),
@@ -104,6 +105,7 @@ struct RemoteMessageTests {
             }
             #expect(String(reflecting: type(of: back)) == String(reflecting: type(of: error)))
             #expect(String(describing: back) == String(describing: error))
+            if let error = error as? GuestError { #expect((back as? GuestError)?.backtrace == error.backtrace) }
         }
         guard case .failure(let other) = try CallOutcome(wire: CallOutcome(.failure(JobFailure())).wire).result else {
             Issue.record("a failure read back as a success")
