@@ -79,6 +79,8 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
                 losses.append { for listener in tell { listener(error, Self.lostRankPrefix) } }
             case .end(let rank):
                 Self.end(rank)
+            case .ping(let rank):
+                runtime.send(MPIRouterState.Message.ping.wire, to: rank, isWork: false)
             }
         }
         guard !losses.isEmpty else { return }
@@ -224,6 +226,10 @@ final class MPIRootRouter: MPIEndpoint, @unchecked Sendable {
         _ = waitForRanks(until: Deadline.after(Self.exitReportTimeout))
         let (actions, finalize) = lock.withLock { state.exit() }
         perform(actions)
+        // A message still being encoded elsewhere (a close from a detached thread) holds the exit
+        // messages behind it in the sequencer: they reach MPI before it finishes, up to a bound.
+        let last = actions.compactMap { if case .send(_, _, let ticket) = $0 { ticket } else { nil } }.max()
+        if let last { sequencer.waitUntilHandedOver(through: last, until: Deadline.after(.seconds(5))) }
         runtime.finish(finalize: finalize, timeout: .seconds(5))
         // Nothing answers from here on: whatever still waits fails rather than waiting for ever.
         update { $0.exited() }

@@ -80,6 +80,10 @@ package struct MPIRouterState: Sendable {
         case breakSessions([Int64], ExecutorError)
         /// Ends a rank that was lost for its silence and may still be running (stopped or hung).
         case end(Rank)
+        /// Pings a rank: outside the ticket order (a ping's place among other messages does not
+        /// matter), so that a slow encoding of a large message cannot hold heartbeats back until
+        /// idle ranks look lost.
+        case ping(Int)
     }
 
     /// What the router keeps of an open session.
@@ -211,7 +215,7 @@ package struct MPIRouterState: Sendable {
             } else if Duration.nanoseconds(Int64(truncatingIfNeeded: now.nanoseconds &- entry.lastPing.nanoseconds)) >= Self.pingInterval {
                 entry.lastPing = now
                 ranks[rank] = entry
-                actions.append(send(.ping, to: rank))
+                actions.append(.ping(rank))
             }
         }
         return actions

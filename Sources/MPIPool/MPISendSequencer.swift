@@ -1,4 +1,4 @@
-import Futures
+package import Futures
 
 /// Hands messages to MPI in the order of their tickets, whatever order they were encoded in.
 ///
@@ -7,7 +7,7 @@ import Futures
 /// still being encoded waits here until they arrive, so a module still precedes the calls that
 /// need it, and messages to one rank keep their order. Every ticket must be posted once: with
 /// the bytes, or with `nil` for a message that is not sent after all.
-package final class MPISendSequencer: Sendable {
+package final class MPISendSequencer: @unchecked Sendable {
     /// A message ready to go.
     package struct Outgoing: Sendable {
         package let destination: Int
@@ -21,12 +21,10 @@ package final class MPISendSequencer: Sendable {
         }
     }
 
-    private struct State {
-        var next: UInt64 = 0
-        var waiting: [UInt64: Outgoing?] = [:]
-    }
-
-    private let state = Locked(State())
+    private let lock = ConditionLock()
+    // Guarded by `lock`.
+    private var next: UInt64 = 0
+    private var waiting: [UInt64: Outgoing?] = [:]
     private let hand: @Sendable (Outgoing) -> Void
 
     /// Creates a sequencer that hands each message, in ticket order, to `hand` (called with the
@@ -37,11 +35,21 @@ package final class MPISendSequencer: Sendable {
 
     /// Posts the message of `ticket` (`nil`: none), and hands over every message now in order.
     package func post(_ ticket: UInt64, _ message: Outgoing?) {
-        state.withLock { state in
-            state.waiting[ticket] = .some(message)
-            while let ready = state.waiting.removeValue(forKey: state.next) {
-                state.next += 1
+        lock.withLock {
+            waiting[ticket] = .some(message)
+            while let ready = waiting.removeValue(forKey: next) {
+                next += 1
                 if let ready { hand(ready) }
+            }
+            lock.broadcast()
+        }
+    }
+
+    /// Waits until every message up to `ticket` was handed over, or `deadline`.
+    package func waitUntilHandedOver(through ticket: UInt64, until deadline: Deadline?) {
+        lock.withLock {
+            while next <= ticket {
+                if !lock.wait(until: deadline), next <= ticket { return }
             }
         }
     }

@@ -229,13 +229,11 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
     }
 
     /// An outcome as rank 0 should see it: a pool of this rank broken by its initializer is
-    /// ``RemoteCalls/RemoteError`` `.initializerFailed`, which breaks rank 0's pool; a call
-    /// cancelled here before it started (rank 0 cancelled the session) is `.notStarted`, which
-    /// cancels its future there.
+    /// ``RemoteCalls/RemoteError`` `.initializerFailed`, which breaks rank 0's pool. (A call the
+    /// session's pools cancelled before it started is answered with ``notStarted`` where that is
+    /// known: from its future's state, not from an error a job may throw itself.)
     static func remote(_ outcome: Result<ShareableValue, any Error>) -> Result<ShareableValue, any Error> {
-        guard case .failure(let error as ExecutorError) = outcome else { return outcome }
-        if error.code == .cancelled { return .failure(notStarted) }
-        guard error.code.isBrokenExecutor else { return outcome }
+        guard case .failure(let error as ExecutorError) = outcome, error.code.isBrokenExecutor else { return outcome }
         return .failure(RemoteError(.initializerFailed, error.message))
     }
 
@@ -380,7 +378,11 @@ private final class OrderedCalls: Sendable {
             do {
                 future = try submit(group)
             } catch {
-                for entry in group { reply.set(entry.index, MPIWorkerServer.remote(.failure(error))) }
+                // The session cancelled between the check above and the submission: not started.
+                let cancelled = session.cancelled.load(ordering: .acquiring)
+                for entry in group {
+                    reply.set(entry.index, cancelled ? .failure(MPIWorkerServer.notStarted) : MPIWorkerServer.remote(.failure(error)))
+                }
                 continue
             }
             let next = position
@@ -413,14 +415,21 @@ private final class OrderedCalls: Sendable {
         for future in futures {
             future.addDoneCallback { _ in
                 guard remaining.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
-                all.complete(.success(futures.map { future in Result { try future.result() } }))
+                all.complete(
+                    .success(
+                        futures.map { future in
+                            // Cancelled by the session's cancel before it started.
+                            future.state == .cancelled ? .failure(MPIWorkerServer.notStarted) : Result { try future.result() }
+                        }))
             }
         }
         return all
     }
 
     private func deliver(_ group: [Entry], _ future: Future<Outcomes>) {
-        let outcomes = Result { try future.result() }
+        // A run of jobs whose task the session's cancel took off the queue: none started.
+        let outcomes: Result<Outcomes, any Error> =
+            future.state == .cancelled ? .failure(MPIWorkerServer.notStarted) : Result { try future.result() }
         for (offset, entry) in group.enumerated() {
             switch outcomes {
             case .success(let results): reply.set(entry.index, MPIWorkerServer.remote(results[offset]))

@@ -14,7 +14,8 @@ enum ModuleLoading {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
             guard !isDirectory.boolValue else { throw CommandFailure("\(path) is a directory: give a .wasm or .wat file") }
-            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            // The file a symbolic link names, not the link.
+            let attributes = try? FileManager.default.attributesOfItem(atPath: URL(fileURLWithPath: path).resolvingSymlinksInPath().path)
             guard attributes?[.type] as? FileAttributeType == .typeRegular else {
                 throw CommandFailure("\(path) is not a regular file (a device, a pipe): give a .wasm or .wat file")
             }

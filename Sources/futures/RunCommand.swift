@@ -73,6 +73,14 @@ struct RunCommand: AsyncParsableCommand {
             throw CommandFailure(isMemory ? error.message + " (the memory limit: raise it with --memory MiB)" : error.message)
         }
         build.apply()
+        if engine == .compiled {
+            // The build is not the program's time: it happens before the time limit's watchdog.
+            do {
+                try CompiledEngine.prepare(command.module)
+            } catch {
+                throw CommandFailure(error.message)
+            }
+        }
         let interpreter = Interpreters.create(limits: limits, engine: engine.engine)
         defer { try? interpreter.close() }
         let status: Int32

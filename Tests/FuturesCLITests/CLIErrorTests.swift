@@ -54,6 +54,17 @@ struct CLIErrorTests {
         #expect(Self.oneSentence(missing).contains("give the path of a .wasm or .wat file"), "\(missing.error)")
     }
 
+    /// A module reached through a symbolic link is the file it names (it was refused as not a
+    /// regular file).
+    @Test func aModuleThroughASymbolicLinkLoads() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "(module (func (export \"_start\")))".write(toFile: directory + "/real.wat", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/link.wat", withDestinationPath: directory + "/real.wat")
+        let run = try await futures(["run", directory + "/link.wat"])
+        #expect(run.exitCode == 0, "\(run.error)")
+    }
+
     /// A module file over the module size limit is refused from its size, before it is read (a
     /// 1 GiB file took 2.1 GB of memory to refuse).
     @Test func anOversizedFileIsRefusedFromItsSize() async throws {
