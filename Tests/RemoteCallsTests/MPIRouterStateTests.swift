@@ -264,6 +264,64 @@ struct MPIRouterStateTests {
         #expect(Self.sends(actions).map(\.rank) == [1, 2])
         #expect(state.exit().actions.isEmpty)  // once
     }
+
+    /// Random inputs in random order, 300 runs: tickets are handed out without a gap (a missing
+    /// ticket would stall every later send), and every request submitted is delivered or failed
+    /// exactly once, by a reply, a lost rank or the exit.
+    @Test func randomInputsNeverLoseATicketOrARequest() throws {
+        var generator = RemoteMessageTests.Generator(state: 77)
+        for _ in 0..<300 {
+            var state = Self.launch(size: 4)
+            var sessions: [Int64] = []
+            var tickets: [UInt64] = []
+            var submitted: Set<UInt64> = []
+            var answered: [UInt64: Int] = [:]
+            var now = 0.0
+            func record(_ actions: [MPIRouterState.Action]) {
+                for action in actions {
+                    switch action {
+                    case .send(_, _, let ticket): tickets.append(ticket)
+                    case .deliver(let request, _): answered[request, default: 0] += 1
+                    case .fail(let requests, _): for request in requests { answered[request, default: 0] += 1 }
+                    default: break
+                    }
+                }
+            }
+            for _ in 0..<60 {
+                now += Double(generator.below(400)) / 1000
+                let rank = 1 + generator.below(3)
+                switch generator.below(8) {
+                case 0:
+                    let opened = state.openSession(
+                        Self.configuration, heartbeatTimeout: .seconds(1),
+                        slots: Dictionary([(rank, 1), (1 + generator.below(3), 1)], uniquingKeysWith: +), initializer: nil)
+                    sessions.append(opened.id)
+                    record(opened.actions)
+                case 1, 2:
+                    guard let session = sessions.randomElement(using: &generator) else { continue }
+                    if let (request, actions) = try? state.submit([Self.job], session: session, to: rank) {
+                        submitted.insert(request)
+                        record(actions)
+                    }
+                case 3:
+                    guard let request = state.pending.keys.randomElement(using: &generator) else { continue }
+                    record(state.replied(state.pending[request]!, request: request, outcomes: [], now: Self.at(now)))
+                case 4: record(state.rankFailed(rank, "random loss"))
+                case 5: record(state.tick(now: Self.at(now)))
+                case 6:
+                    guard let session = sessions.randomElement(using: &generator) else { continue }
+                    record(generator.chance() ? state.cancelSession(session) : state.closeSession(session))
+                default: state.heard(from: rank, now: Self.at(now))
+                }
+            }
+            record(state.exit().actions)
+            record(state.exited())
+            #expect(tickets == Array(0..<UInt64(tickets.count)))
+            #expect(Set(answered.keys) == submitted)
+            #expect(answered.values.allSatisfy { $0 == 1 })
+            #expect(state.pending.isEmpty)
+        }
+    }
 }
 
 extension ShareableValue {
@@ -271,3 +329,5 @@ extension ShareableValue {
         if case .string(let text) = self { text } else { nil }
     }
 }
+
+extension RemoteMessageTests.Generator: RandomNumberGenerator {}
