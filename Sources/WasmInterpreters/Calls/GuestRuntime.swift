@@ -86,7 +86,10 @@ final class GuestRuntime: @unchecked Sendable {
         case .compiled: return compiled
         case .auto:
             if let placed = placements[module.id] { return placed.engine }
-            let placed: any EngineInstances = CompiledEngine.autoPlacement(of: module) ? compiled : wasmKit
+            // Modules linked to each other's instances run on one engine: WasmKit, which links
+            // every kind of import.
+            let linked = !module.linker.instanceNames.isEmpty || registered.values.contains { $0.id == module.id }
+            let placed: any EngineInstances = !linked && CompiledEngine.autoPlacement(of: module) ? compiled : wasmKit
             placements[module.id] = (module, placed)
             return placed
         }
@@ -128,6 +131,45 @@ final class GuestRuntime: @unchecked Sendable {
 
     /// What the watchdog stops to end a call of `module`'s code.
     func interruptTarget(for module: GuestModule) -> any Interruptible { engine(for: module).interruptTarget }
+
+    // MARK: Linked instances
+
+    /// The modules whose instances other modules import from, by the name they are registered
+    /// under (``Interpreter/register(_:as:)``).
+    private(set) var registered: [String: GuestModule] = [:]
+    /// How deep ``instantiateProvider(_:)`` is (a chain of registered modules importing from
+    /// each other).
+    private var providerDepth = 0
+
+    /// Loads `module` and makes its exports importable as `name` by modules instantiated later.
+    func register(_ module: GuestModule, as name: String) throws {
+        registered[name] = module
+        try exec(module)
+    }
+
+    /// The module registered as `name`, which `importer` imports from.
+    ///
+    /// - Throws: ``ModuleError`` `.missingImports` when none is.
+    func registeredProvider(_ name: String, for importer: GuestModule) throws -> GuestModule {
+        guard let provider = registered[name] else {
+            let names = importer.imports.filter { $0.module == name }.map { "\($0.module).\($0.name)" }
+            throw ModuleError(
+                .missingImports,
+                "\(importer.name) imports \(names.joined(separator: ", ")) from an instance, but interpreter \(interpreterID) has none "
+                    + "registered as '\(name)' (Interpreter.register(_:as:))", missingImports: names)
+        }
+        return provider
+    }
+
+    /// Instantiates a registered module that a module being instantiated imports from.
+    func instantiateProvider(_ provider: GuestModule) throws {
+        guard providerDepth < 16 else {
+            throw ModuleError(.invalid, "registered modules import from each other more than 16 deep (\(provider.name))")
+        }
+        providerDepth += 1
+        defer { providerDepth -= 1 }
+        try instantiate(provider, on: engine(for: provider))
+    }
 
     // MARK: WASI
 
@@ -256,6 +298,34 @@ final class GuestRuntime: @unchecked Sendable {
         if wasi?.capture == true { return .array([value, .bytes(output.stdout), .bytes(output.stderr)]) }
         GuestOutputRouting.deliver(output, module: module, function: name, failed: false)
         return value
+    }
+
+    /// Calls `name` exported by `module` with WebAssembly numbers, bits kept, loading the module
+    /// first if needed, under the call's fuel and time limits.
+    func call(module: GuestModule, _ name: String, values: [WasmValue], fuel: UInt64?, timeLimit: Duration?) throws -> [WasmValue] {
+        renewIfPoisoned()
+        let engine = engine(for: module)
+        let instantiated = engine.isInstantiated(module)
+        if !instantiated { try engine.prepare(module) }
+        var results: [WasmValue] = []
+        _ = try limited(engine, fuel: fuel, timeLimit: timeLimit, function: name) {
+            if !instantiated { try instantiate(module, on: engine) }
+            results = try engine.invoke(module, name, values: values)
+            return .none
+        }
+        return results
+    }
+
+    /// The value of the global `name` that `module` exports, loading the module first if needed.
+    func global(_ name: String, of module: GuestModule) throws -> WasmValue {
+        try exec(module)
+        return try engine(for: module).global(module, name)
+    }
+
+    /// The memory `name` that `module` exports, loading the module first if needed.
+    func memory(_ name: String, of module: GuestModule) throws -> any LinearMemory {
+        try exec(module)
+        return try engine(for: module).memory(module, name)
     }
 
     /// One exchange with `module`'s resident program, started (again) when it has none running

@@ -21,6 +21,16 @@ protocol EngineInstances: AnyObject {
     /// Calls `name` exported by `module`, which is instantiated, under the call's limits.
     func invoke(_ module: GuestModule, _ name: String, _ arguments: [ShareableValue]) throws -> ShareableValue
 
+    /// Calls `name` exported by `module`, which is instantiated, with WebAssembly numbers in and
+    /// out, bits kept, under the call's limits.
+    func invoke(_ module: GuestModule, _ name: String, values: [WasmValue]) throws -> [WasmValue]
+
+    /// The value of the global `name` exported by `module`, which is instantiated.
+    func global(_ module: GuestModule, _ name: String) throws -> WasmValue
+
+    /// The memory `name` exported by `module`, which is instantiated.
+    func memory(_ module: GuestModule, _ name: String) throws -> any LinearMemory
+
     /// Sets the fuel of the call about to run; `nil` for no limit.
     func setFuel(_ budget: UInt64?)
 

@@ -34,6 +34,23 @@ protocol HostCaller {
     func memory() throws -> any LinearMemory
     /// Asks the instance's `cf_alloc` for `count` bytes (see ``GuestMemory/allocate``).
     func allocate(_ count: Int, context: HostContext) throws -> UInt32
+    /// Calls the instance's exported function `name` with `arguments` (the caller has entered
+    /// the callback, ``GuestMemory/callback(context:_:)``).
+    ///
+    /// - Throws: ``GuestFault`` `.missingFunction` or `.badArguments`; the function's trap.
+    func call(_ name: String, _ arguments: [WasmValue], context: HostContext) throws -> [WasmValue]
+}
+
+extension HostCaller {
+    /// Checks that `arguments` fit `parameters` of the export `name`.
+    static func checkArguments(_ arguments: [WasmValue], _ parameters: [WasmValueType], _ name: String) throws {
+        guard arguments.map(\.type) == parameters else {
+            throw GuestFault(
+                kind: .badArguments,
+                message: "arguments (\(arguments.map(\.type.rawValue).joined(separator: ", "))) do not fit \(name)'s parameters "
+                    + "(\(parameters.map(\.rawValue).joined(separator: ", ")))")
+        }
+    }
 }
 
 /// Bounds-checked access to a guest's linear memory. Engines check ranges with preconditions

@@ -114,6 +114,46 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
         return try Success(shareableValue: run(invocation.invocation, wait: false))
     }
 
+    /// Calls the function `name` that `module` exports with WebAssembly numbers, loading the
+    /// module first if needed, and returns its results: every value crosses with its bits (an
+    /// `f32` signaling NaN stays one), which ``call(_:_:)``'s ``ShareableValue``s cannot promise.
+    ///
+    /// - Throws: ``InterpreterError`` when closed or running; ``GuestError`` `.badArguments` when
+    ///   `arguments` do not have the function's parameter types, `.missingFunction` when there is
+    ///   no such function, or the call's trap; ``ModuleError`` when the module cannot load.
+    public func call(_ name: String, in module: GuestModule, values arguments: [WasmValue]) throws -> [WasmValue] {
+        try withRuntime(wait: false) { try $0.call(module: module, name, values: arguments, fuel: nil, timeLimit: nil) }
+    }
+
+    /// The value of the global `name` that `module` exports, loading the module first if needed.
+    ///
+    /// - Throws: ``InterpreterError`` when closed or running; ``ModuleError`` `.noSuchExport`
+    ///   when the module exports no global `name`, or when it cannot load.
+    public func global(_ name: String, of module: GuestModule) throws -> WasmValue {
+        try withRuntime(wait: false) { try $0.global(name, of: module) }
+    }
+
+    /// Runs `body` with the memory `name` that `module` exports (bounds-checked), loading the
+    /// module first if needed. The view is valid only inside `body`.
+    ///
+    /// - Throws: ``InterpreterError`` when closed or running; ``ModuleError`` `.noSuchExport`
+    ///   when the module exports no memory `name` (the compiled engine gives only `memory`), or
+    ///   when it cannot load; what `body` throws.
+    public func withMemory<T>(named name: String = "memory", of module: GuestModule, _ body: (GuestMemoryView) throws -> T) throws -> T {
+        try withRuntime(wait: false) { runtime in try body(GuestMemoryView(memory: try runtime.memory(name, of: module), context: nil)) }
+    }
+
+    /// Loads `module` and makes its instance's exports importable, under the module name `name`,
+    /// by the modules this interpreter instantiates later whose ``Linker`` allows it
+    /// (``Linker/allowInstance(named:)``): one instance linked to another, as the spec test
+    /// suite's `register`. After a trap the interpreter replaces every instance: the registered
+    /// module's first, then those that import from it.
+    ///
+    /// - Throws: ``InterpreterError`` when closed or running; what ``exec(_:)`` throws.
+    public func register(_ module: GuestModule, as name: String) throws {
+        try withRuntime(wait: false) { try $0.register(module, as: name) }
+    }
+
     /// Runs ``call(_:_:)`` on a new thread and returns the future of its result. (Python's
     /// `call_in_thread` returns the thread and drops the result; the future gives both.)
     public func callInThread(_ name: String, _ arguments: [ShareableValue] = []) -> Future<ShareableValue> {

@@ -43,7 +43,7 @@ public struct GuestError: CodedError, Sendable, Hashable {
     public static let codes: [Kind] = [
         .unreachable, .memoryOutOfBounds, .divideByZero, .integerOverflow, .invalidConversion, .stackExhausted, .outOfFuel, .memoryLimit,
         .indirectCall, .invalidPointer, .malformedValue, .valueTooLarge, .missingFunction, .badArguments, .invalidModule, .reentrantCall,
-        .timedOut, .exited, .outputLimit, .trap,
+        .timedOut, .exited, .outputLimit, .hostFunction, .trap,
     ]
 
     /// What failed.
@@ -127,6 +127,10 @@ extension ErrorCode where Domain == GuestError {
     /// calls `cf_alloc`) while the host was already inside a guest callback (`cf_alloc` or
     /// `cf_free`): re-entry is bounded to one level, so a guest cannot recurse through the host.
     public static let reentrantCall = Self("reentrantCall")
+    /// A host function the guest imported (``HostFunction``) failed: it threw an error that is
+    /// not a ``HostFunctionFailure`` of another kind, or returned what its signature does not
+    /// declare.
+    public static let hostFunction = Self("hostFunction")
     /// The call ran past ``InterpreterLimits/timeLimit`` and was stopped. The limit is
     /// enforced from another thread, within about 100 µs of the deadline while the guest runs
     /// WebAssembly code (its start function, `cf_alloc` and `cf_free` included); a guest

@@ -79,7 +79,7 @@ extension GuestModule {
     /// What `module` imports, each marked provided by the host or not, with the imported
     /// memories and the type index of each imported function.
     static func classifyImports(
-        of module: WasmKit.Module
+        of module: WasmKit.Module, linker: Linker = Linker()
     ) -> (imports: [GuestImport], memories: [GuestMemoryInfo], functionTypeIndices: [UInt32]) {
         var imports: [GuestImport] = []
         var memories: [GuestMemoryInfo] = []
@@ -96,11 +96,14 @@ extension GuestModule {
                 provided =
                     (entry.module == HostImports.moduleName && HostImports.signatures[entry.name] == type)
                     || (entry.module == WASIHost.moduleName && WASIHost.signatures[entry.name] == type)
+                    || linker.function(module: entry.module, name: entry.name).map { $0.wasmKitType == type } == true
+                    || linker.instanceNames.contains(entry.module)
             case .memory(let type):
                 kind = "memory"
+                provided = linker.instanceNames.contains(entry.module)
                 memories.append(GuestMemoryInfo(minimumPages: type.min, maximumPages: type.max, isImported: true))
-            case .table: kind = "table"
-            case .global: kind = "global"
+            case .table: (kind, provided) = ("table", linker.instanceNames.contains(entry.module))
+            case .global: (kind, provided) = ("global", linker.instanceNames.contains(entry.module))
             case .tag: kind = "tag"
             }
             imports.append(GuestImport(module: entry.module, name: entry.name, kind: kind, signature: signature, isProvided: provided))

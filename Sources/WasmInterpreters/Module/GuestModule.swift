@@ -43,8 +43,13 @@ public final class GuestModule: Sendable {
     /// What the module may reach through WASI and where its output goes (used only when
     /// ``wasiKind`` is not `nil`).
     public let wasi: WASIOptions
+    /// The host functions and linked instances the module's imports may name besides `cf` and
+    /// WASI (see ``Linker``).
+    public let linker: Linker
 
     let parsed: WasmKit.Module
+    /// The type of each exported global, by export name (`nil` for a reference or vector).
+    let globalTypes: [String: WasmValueType?]
     /// Whether the module has a start function.
     let hasStartFunction: Bool
     /// Whether the module exports a memory named `memory`.
@@ -73,10 +78,14 @@ public final class GuestModule: Sendable {
     ///   one.
     /// - Parameter wasi: For a WASI module, what its calls may reach and where their output goes
     ///   (``WASIOptions/default`` unless given); other modules ignore it.
+    /// - Parameter linker: The host functions (and linked instances) its other imports name. An
+    ///   import that none provides, or whose signature differs, fails the load with
+    ///   `.missingImports`; a host function with more than one result, with `.invalidOptions`.
     public convenience init(
-        bytes: [UInt8], name: String = "module", limits: InterpreterLimits = .default, wasi: WASIOptions = .default
+        bytes: [UInt8], name: String = "module", limits: InterpreterLimits = .default, wasi: WASIOptions = .default,
+        linker: Linker = Linker()
     ) throws(ModuleError) {
-        try self.init(bytes: bytes, name: name, limits: limits, wasi: wasi, compiledEngineOnly: false)
+        try self.init(bytes: bytes, name: name, limits: limits, wasi: wasi, linker: linker, compiledEngineOnly: false)
     }
 
     /// Parses and checks `bytes` as the public initializer does; with `compiledEngineOnly`, function
@@ -85,7 +94,7 @@ public final class GuestModule: Sendable {
     ///
     /// - Throws: ``ModuleError``, as the public initializer.
     package init(
-        bytes: [UInt8], name: String, limits: InterpreterLimits, wasi: WASIOptions, compiledEngineOnly: Bool
+        bytes: [UInt8], name: String, limits: InterpreterLimits, wasi: WASIOptions, linker: Linker = Linker(), compiledEngineOnly: Bool
     ) throws(ModuleError) {
         guard bytes.count <= limits.maxModuleBytes else {
             throw ModuleError(
@@ -118,8 +127,13 @@ public final class GuestModule: Sendable {
         exportsMemory = structure.exportsMemory
         sizes = structure.sizes
         bodiesValidated = !compiledEngineOnly
-        let inspection = try GuestModule.inspect(parsed, name: name, limits: limits, validatingBodies: bodiesValidated)
+        if let wide = linker.functions.first(where: { $0.results.count > 1 }) {
+            throw ModuleError(.invalidOptions, "the host function \(wide) returns more than one value; host functions return none or one")
+        }
+        let inspection = try GuestModule.inspect(parsed, name: name, limits: limits, linker: linker, validatingBodies: bodiesValidated)
         functions = inspection.functions
+        globalTypes = inspection.globalTypes
+        self.linker = linker
         imports = inspection.imports
         memories = inspection.memories
         // A WASI program imports WASI, or exports the entry point of one (a reactor that uses
@@ -147,6 +161,8 @@ public final class GuestModule: Sendable {
         sizes = module.sizes
         bodiesValidated = module.bodiesValidated
         functions = module.functions
+        globalTypes = module.globalTypes
+        linker = module.linker
         imports = module.imports
         memories = module.memories
         wasiKind = module.wasiKind
@@ -232,9 +248,10 @@ public final class GuestModule: Sendable {
     /// - Throws: ``ModuleError`` `.malformed` when the text does not parse, or what
     ///   ``init(bytes:name:limits:)`` throws.
     public convenience init(
-        wat: String, name: String = "module", limits: InterpreterLimits = .default, wasi: WASIOptions = .default
+        wat: String, name: String = "module", limits: InterpreterLimits = .default, wasi: WASIOptions = .default,
+        linker: Linker = Linker()
     ) throws(ModuleError) {
-        try self.init(bytes: GuestModule.compile(wat: wat, name: name), name: name, limits: limits, wasi: wasi)
+        try self.init(bytes: GuestModule.compile(wat: wat, name: name), name: name, limits: limits, wasi: wasi, linker: linker)
     }
 
     /// Reads and loads a `.wasm` (or `.wat`) file.
@@ -242,7 +259,9 @@ public final class GuestModule: Sendable {
     /// - Throws: ``ModuleError`` `.unreadable` when the file cannot be read, `.tooLarge` when it is
     ///   larger than ``InterpreterLimits/maxModuleBytes`` (checked before reading), or what
     ///   ``init(bytes:name:limits:)`` throws.
-    public convenience init(contentsOf path: String, limits: InterpreterLimits = .default, wasi: WASIOptions = .default) throws(ModuleError) {
+    public convenience init(
+        contentsOf path: String, limits: InterpreterLimits = .default, wasi: WASIOptions = .default, linker: Linker = Linker()
+    ) throws(ModuleError) {
         let name = String(path.split(separator: "/").last ?? Substring(path))
         let bytes: [UInt8]
         switch readFile(path, maxBytes: limits.maxModuleBytes) {
@@ -253,9 +272,9 @@ public final class GuestModule: Sendable {
             throw ModuleError(.unreadable, "cannot read \(path)")
         }
         if path.hasSuffix(".wat") {
-            try self.init(wat: String(decoding: bytes, as: UTF8.self), name: name, limits: limits, wasi: wasi)
+            try self.init(wat: String(decoding: bytes, as: UTF8.self), name: name, limits: limits, wasi: wasi, linker: linker)
         } else {
-            try self.init(bytes: bytes, name: name, limits: limits, wasi: wasi)
+            try self.init(bytes: bytes, name: name, limits: limits, wasi: wasi, linker: linker)
         }
     }
 
@@ -333,6 +352,7 @@ public struct GuestMemoryInfo: Sendable, Hashable {
 extension GuestModule {
     struct Inspection {
         var functions: [GuestExport] = []
+        var globalTypes: [String: WasmValueType?] = [:]
         var imports: [GuestImport] = []
         var memories: [GuestMemoryInfo] = []
     }
@@ -341,10 +361,10 @@ extension GuestModule {
     /// scratch store with eager compilation (start function skipped; with `validatingBodies`
     /// false, compilation is lazy and the bodies are left alone), and lists exports.
     static func inspect(
-        _ module: WasmKit.Module, name: String, limits: InterpreterLimits, validatingBodies: Bool
+        _ module: WasmKit.Module, name: String, limits: InterpreterLimits, linker: Linker, validatingBodies: Bool
     ) throws(ModuleError) -> Inspection {
         var inspection = Inspection()
-        let imported = classifyImports(of: module)
+        let imported = classifyImports(of: module, linker: linker)
         inspection.imports = imported.imports
         inspection.memories = imported.memories
         let missing = imported.imports.filter { !$0.isProvided }.map { entry in
@@ -354,13 +374,18 @@ extension GuestModule {
             if entry.module == WASIHost.moduleName, let expected = WASIHost.signatures[entry.name] {
                 return "\(entry.module).\(entry.name) (expected \(signatureText(expected)), got \(entry.signature ?? entry.kind))"
             }
+            if let function = linker.function(module: entry.module, name: entry.name) {
+                return "\(entry.module).\(entry.name) (expected \(signatureText(function.wasmKitType)), got \(entry.signature ?? entry.kind))"
+            }
             return "\(entry.module).\(entry.name) (\(entry.kind))"
         }
         if !missing.isEmpty {
+            let defined = linker.functions.map(\.qualifiedName)
             throw ModuleError(
                 .missingImports,
                 "\(name) cannot load in an interpreter: it imports what the host does not provide: "
-                    + missing.joined(separator: ", "),
+                    + missing.joined(separator: ", ")
+                    + (defined.isEmpty ? " (no host functions are defined)" : " (host functions defined: \(defined.joined(separator: ", ")))"),
                 missingImports: missing.map { String($0.prefix { $0 != " " }) })
         }
 
@@ -376,6 +401,7 @@ extension GuestModule {
         let instance: Instance
         var imports = HostImports.imports(store: store, context: HostContext(interpreterID: -1, account: account))
         WASIHost.defineStubs(into: &imports, store: store)
+        defineLinkedStubs(for: module, linker: linker, into: &imports, store: store)
         do {
             instance = try scratch.instantiate(store: store, imports: imports)
         } catch let fault as GuestFault where fault.kind == .memoryLimit {
@@ -392,6 +418,8 @@ extension GuestModule {
             case .memory(let memory):
                 inspection.memories.append(
                     GuestMemoryInfo(minimumPages: memory.type.min, maximumPages: memory.type.max, isImported: false))
+            case .global(let global):
+                inspection.globalTypes[exportName] = .some((try? WasmValue(global.value))?.type)
             default:
                 break
             }

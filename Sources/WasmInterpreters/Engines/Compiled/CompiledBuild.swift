@@ -1,5 +1,6 @@
 import CFuturesShims
 import Futures
+@_spi(Fuzzing) import WasmKit
 
 #if canImport(Glibc)
 import Glibc
@@ -70,6 +71,18 @@ enum CompiledBuild {
         _ module: GuestModule, tools: Toolchain, cache: CompiledCache, as name: String, budget: CompiledEngine.BuildBudget,
         deadline: Deadline, niceness: Int32
     ) throws(ModuleError) {
+        if let entry = module.imports.first(where: { $0.kind != "function" && !isHostModule($0.module) }) {
+            throw ModuleError(
+                .unsupportedFeature,
+                "\(module.name) cannot be compiled: it imports \(entry) from another instance, and the compiled engine links "
+                    + "only functions; WasmKit runs it")
+        }
+        if let entry = linkedImports(of: module).first(where: { $0.type.results.count > 1 }) {
+            throw ModuleError(
+                .unsupportedFeature,
+                "\(module.name) cannot be compiled: its import \(entry.module).\(entry.name) returns several values, which the "
+                    + "compiled engine does not link; WasmKit runs it")
+        }
         let metered: FuelMetering.Output
         do {
             metered = try FuelMetering.instrument(module.wasmBytes)
@@ -95,7 +108,8 @@ enum CompiledBuild {
         try directory.renameTableTraps(in: "m.c")
         let glue: String
         do {
-            glue = try CompiledGlue.source(for: module, metering: metered, header: edited, wasiImports: wasiImports(of: module))
+            glue = try CompiledGlue.source(
+                for: module, metering: metered, header: edited, wasiImports: wasiImports(of: module), linkedImports: linkedImports(of: module))
         } catch {
             throw ModuleError(.buildFailed, "\(module.name): \(error)")
         }
@@ -120,8 +134,29 @@ enum CompiledBuild {
     }
 
     /// The WASI functions `module` imports, in the order the glue numbers them.
-    static func wasiImports(of module: GuestModule) -> [CompiledGlue.WASIImport] {
-        module.wasiImports.sorted().compactMap { name in WASIHost.signatures[name].map { CompiledGlue.WASIImport(name: name, type: $0) } }
+    static func wasiImports(of module: GuestModule) -> [CompiledGlue.ImportedFunction] {
+        module.wasiImports.sorted().compactMap { name in
+            WASIHost.signatures[name].map { CompiledGlue.ImportedFunction(module: WASIHost.moduleName, name: name, type: $0) }
+        }
+    }
+
+    /// The functions `module` imports from its ``Linker`` (host functions, linked instances), in
+    /// import order: the order the glue numbers them from `CF_IMPORT_BASE`.
+    static func linkedImports(of module: GuestModule) -> [CompiledGlue.ImportedFunction] {
+        guard !module.linker.isEmpty else { return [] }
+        var seen = Set<String>()
+        return module.parsed.imports.compactMap { entry -> CompiledGlue.ImportedFunction? in
+            guard !isHostModule(entry.module), case .function(let index) = entry.descriptor, let type = module.parsed.functionType(at: index),
+                seen.insert("\(entry.module)\u{0}\(entry.name)").inserted
+            else { return nil }
+            return CompiledGlue.ImportedFunction(module: entry.module, name: entry.name, type: type)
+        }
+    }
+
+    /// Whether imports from `name` are the package's own (`cf`, WASI), which the runtime and the
+    /// glue provide.
+    private static func isHostModule(_ name: String) -> Bool {
+        name == HostImports.moduleName || name == WASIHost.moduleName
     }
 
     /// What the tools of one build share.

@@ -5,11 +5,12 @@ import WasmKit
 /// arguments and results as 64-bit slots.
 enum CompiledGlue {
     /// Changes whenever the generated glue changes (it is part of cache keys).
-    static let version = "glue-5"
+    static let version = "glue-6"
 
-    /// A WASI preview 1 function the module imports: its name and type. The glue numbers them in
-    /// this order from `CF_WASI_BASE`.
-    struct WASIImport: Equatable {
+    /// A function the module imports from WASI preview 1 (numbered by the glue from
+    /// `CF_WASI_BASE`, in the order given) or from its ``Linker`` (from `CF_IMPORT_BASE`).
+    struct ImportedFunction: Equatable {
+        let module: String
         let name: String
         let type: FunctionType
     }
@@ -19,7 +20,8 @@ enum CompiledGlue {
     ///
     /// - Throws: ``FuelMetering/Failure`` when the header lacks what the glue calls.
     static func source(
-        for module: GuestModule, metering: FuelMetering.Output, header: String, wasiImports: [WASIImport]
+        for module: GuestModule, metering: FuelMetering.Output, header: String, wasiImports: [ImportedFunction],
+        linkedImports: [ImportedFunction]
     ) throws(FuelMetering.Failure) -> String {
         let instantiation = (["&box->module"] + (try instantiationArguments(header)).map { "(struct \($0) *)&box->header" })
             .joined(separator: ", ")
@@ -53,11 +55,26 @@ enum CompiledGlue {
             int cf_release(cf_box *box) { return cf_guard(cf_release_body, box); }
             void *cf_memory(cf_box *box) { return \(metering.memoryExport.map { "Z_mZ_\($0)(&box->module)" } ?? "NULL"); }
             void *cf_fuel(cf_box *box) { return Z_mZ_\(metering.fuelExport)(&box->module); }
+            void *cf_global(cf_box *box, uint32_t index) {
+              switch (index) {
+
+            """
+        // Exported globals, by their names sorted (CompiledLibrary numbers them the same way).
+        for (index, name) in metering.globalExports.keys.sorted().enumerated() {
+            text += "    case \(index): return Z_mZ_\(metering.globalExports[name]!)(&box->module);\n"
+        }
+        text += """
+                default: return NULL;
+              }
+            }
 
 
             """
         for (index, function) in wasiImports.enumerated() {
-            text += wasiStub(function, index: index)
+            text += importStub(function, base: "CF_WASI_BASE", index: index)
+        }
+        for (index, function) in linkedImports.enumerated() {
+            text += importStub(function, base: "CF_IMPORT_BASE", index: index)
         }
         text += """
 
@@ -130,9 +147,9 @@ enum CompiledGlue {
         }
     }
 
-    /// The C function wasm2c's code calls for the WASI import `function`: it passes its
-    /// arguments to the host's function `CF_WASI_BASE + index`, through the instance's header.
-    private static func wasiStub(_ function: WASIImport, index: Int) -> String {
+    /// The C function wasm2c's code calls for the imported `function`: it passes its arguments
+    /// to the host's function `base + index`, through the instance's header.
+    private static func importStub(_ function: ImportedFunction, base: String, index: Int) -> String {
         func cType(_ type: ValueType) -> String {
             switch type {
             case .i64: "u64"
@@ -150,7 +167,7 @@ enum CompiledGlue {
             }
         }
         let result = function.type.results.first.map(cType) ?? "void"
-        let call = "cf_host(CF_HEADER_OF(instance), CF_WASI_BASE + \(index)u, arguments)"
+        let call = "cf_host(CF_HEADER_OF(instance), \(base) + \(index)u, arguments)"
         let body: String
         switch function.type.results.first {
         case nil: body = "\(call);"
@@ -159,7 +176,7 @@ enum CompiledGlue {
         case let type?: body = "return (\(cType(type)))\(call);"
         }
         return """
-            \(result) Z_\(mangle(WASIHost.moduleName))Z_\(mangle(function.name))(\((["struct Z_\(mangle(WASIHost.moduleName))_instance_t *instance"] + parameters).joined(separator: ", "))) {
+            \(result) Z_\(mangle(function.module))Z_\(mangle(function.name))(\((["struct Z_\(mangle(function.module))_instance_t *instance"] + parameters).joined(separator: ", "))) {
               uint64_t arguments[\(max(1, slots.count))] = {\(slots.isEmpty ? "0" : slots.joined(separator: ", "))};
               \(body)
             }

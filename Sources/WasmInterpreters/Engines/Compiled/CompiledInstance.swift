@@ -23,6 +23,16 @@ final class CompiledInstance: HostCaller {
     private let wasi: [(FunctionType, WASIHost.HostFunction<CompiledMemory>)]
     /// The runtime's `CF_WASI_BASE`: the host index of the first WASI function.
     private static let wasiBase: UInt32 = 128
+    /// The functions the module imports from its linker, in the glue's order (`CF_IMPORT_BASE` on).
+    private let linked: [LinkedFunction]
+    /// The runtime's `CF_IMPORT_BASE`: the host index of the first linked function.
+    private static let importBase: UInt32 = 4096
+
+    /// What a linked import calls: a host function, or a function another instance exports.
+    private enum LinkedFunction {
+        case host(HostFunction)
+        case export(CompiledInstance, CompiledLibrary.Export)
+    }
 
     /// Offsets in the runtime's `cf_instance_header`.
     private static let dispatchOffset = 24
@@ -40,6 +50,23 @@ final class CompiledInstance: HostCaller {
             let functions = try engine.runtime.wasiHost(for: module).functions(
                 Set(library.wasiImports), memory: CompiledMemory.self, context: engine.context)
             wasi = library.wasiImports.map { functions[$0] ?? (FunctionType(parameters: []), { _, _ in [.i32(52)] }) }  // ENOSYS
+        }
+        linked = try library.linkedImports.map { entry throws -> LinkedFunction in
+            if let function = module.linker.function(module: entry.module, name: entry.name) { return .host(function) }
+            let provider = try engine.runtime.registeredProvider(entry.module, for: module)
+            guard let instance = engine.instance(of: provider) else {
+                throw GuestFault(kind: .trap, message: "\(provider.name), registered as \(entry.module), has no compiled instance")
+            }
+            guard let export = instance.library.exports[entry.name], export.parameters == entry.type.parameters,
+                export.results == entry.type.results
+            else {
+                throw ModuleError(
+                    .missingImports,
+                    "\(module.name) imports \(entry.module).\(entry.name) \(signatureText(entry.type)), which \(provider.name) "
+                        + "(registered as \(entry.module)) does not export with that signature",
+                    missingImports: ["\(entry.module).\(entry.name)"])
+            }
+            return .export(instance, export)
         }
         var memory: UnsafeMutableRawPointer?
         guard posix_memalign(&memory, 64, library.boxSize) == 0, let memory else {
@@ -88,6 +115,15 @@ final class CompiledInstance: HostCaller {
         return try GuestMemory.checkAllocated(UInt32(truncatingIfNeeded: slot[0]), count: count, memory: memory())
     }
 
+    func call(_ name: String, _ arguments: [WasmValue], context: HostContext) throws -> [WasmValue] {
+        guard let export = library.exports[name] else {
+            throw GuestFault(kind: .missingFunction, message: "the guest exports no function named '\(name)'")
+        }
+        guard export.isCallable else { throw GuestFault(kind: .badArguments, message: "\(name) takes or returns a reference or vector") }
+        try Self.checkArguments(arguments, try export.parameters.map(WasmValueType.init(crossing:)), name)
+        return try engine.invoke(self, export, values: arguments)
+    }
+
     /// Calls host function `index` for the guest; a failure is kept for the trap it causes.
     func dispatch(_ index: UInt32, _ arguments: UnsafePointer<UInt64>, _ result: UnsafeMutablePointer<UInt64>) -> Int32 {
         do {
@@ -104,6 +140,18 @@ final class CompiledInstance: HostCaller {
                     try context.account.chargeFuel(bytes / 64, for: "growing a table by \(arguments[1]) elements")
                 }
                 result.pointee = grown ? 1 : 0
+            case Self.importBase...:
+                let position = Int(index - Self.importBase)
+                guard position < linked.count else { throw GuestFault(kind: .trap, message: "unknown imported function \(position)") }
+                switch linked[position] {
+                case .host(let function):
+                    result.pointee = try HostCall.run(
+                        function, bits: UnsafeBufferPointer(start: arguments, count: function.parameters.count), context: context, caller: self)
+                case .export(let instance, let export):
+                    let types = try export.parameters.map(WasmValueType.init(crossing:))
+                    let values = zip(UnsafeBufferPointer(start: arguments, count: types.count), types).map { WasmValue(bits: $0, type: $1) }
+                    result.pointee = try engine.invoke(instance, export, values: values).first?.bits ?? 0
+                }
             case Self.wasiBase...:
                 let position = Int(index - Self.wasiBase)
                 guard position < wasi.count else { throw GuestFault(kind: .trap, message: "unknown WASI function \(position)") }

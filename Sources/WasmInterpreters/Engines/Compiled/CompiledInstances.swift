@@ -190,9 +190,58 @@ final class CompiledInstances: EngineInstances, Interruptible {
         return result
     }
 
+    /// The instance of `module`, if it has one.
+    func instance(of module: GuestModule) -> CompiledInstance? { instances[module.id] }
+
+    /// Runs `export` of `instance` with `values` (of its parameter types) and returns its results.
+    func invoke(_ instance: CompiledInstance, _ export: CompiledLibrary.Export, values: [WasmValue]) throws -> [WasmValue] {
+        var slots = values.map(\.bits)
+        let count = max(export.parameters.count, export.results.count, 1)
+        if slots.count < count { slots += repeatElement(0, count: count - slots.count) }
+        try run(instance) { box in slots.withUnsafeMutableBufferPointer { instance.library.invoke(box, export.index, $0.baseAddress, stackBudget) } }
+        return try zip(slots, export.results).map { WasmValue(bits: $0, type: try WasmValueType(crossing: $1)) }
+    }
+
+    func invoke(_ module: GuestModule, _ name: String, values: [WasmValue]) throws -> [WasmValue] {
+        let site = try resolve(module, name)
+        try CompiledInstance.checkArguments(values, try site.export.parameters.map(WasmValueType.init(crossing:)), name)
+        context.returned = nil
+        do {
+            return try invoke(site.instance, site.export, values: values)
+        } catch {
+            runtime.isPoisoned = true
+            throw error
+        }
+    }
+
+    func global(_ module: GuestModule, _ name: String) throws -> WasmValue {
+        guard let instance = instances[module.id], let (index, type) = instance.library.globals[name],
+            let pointer = instance.library.global(instance.box, index)
+        else {
+            throw ModuleError(.noSuchExport, "\(module.name) exports no global named '\(name)' of a number type")
+        }
+        switch type {
+        case .i32, .f32: return WasmValue(bits: UInt64(pointer.load(as: UInt32.self)), type: type)
+        case .i64, .f64: return WasmValue(bits: pointer.load(as: UInt64.self), type: type)
+        }
+    }
+
+    func memory(_ module: GuestModule, _ name: String) throws -> any LinearMemory {
+        guard name == "memory", let memory = instances[module.id]?.linearMemory else {
+            throw ModuleError(.noSuchExport, "\(module.name) exports no memory named '\(name)' (the compiled engine gives the one named memory)")
+        }
+        return memory
+    }
+
     /// Instantiates `module` and runs its start function; the caller has set the call's limits.
     func instantiate(_ module: GuestModule) throws {
         let library = try CompiledLibrary.load(module)
+        // The instances it imports from come first.
+        let fromInstances = library.linkedImports.filter { module.linker.function(module: $0.module, name: $0.name) == nil }
+        for name in Set(fromInstances.map(\.module)) {
+            let provider = try runtime.registeredProvider(name, for: module)
+            if instances[provider.id] == nil { try runtime.instantiateProvider(provider) }
+        }
         let instance = try CompiledInstance(library: library, module: module, engine: self)
         context.account.activeModule = module.id
         context.account.meter = .counter(fuelCell)
@@ -227,9 +276,25 @@ final class CompiledInstances: EngineInstances, Interruptible {
     /// instance's counter and back. A nested run (a host function calling back into the guest)
     /// keeps charging the running counter.
     func run(_ instance: CompiledInstance, _ body: (UnsafeMutableRawPointer) -> Int32) throws {
-        if running != nil {
+        if let current = running {
+            if current === instance {
+                let trap = body(instance.box)
+                if trap != 0 { throw instance.trapError(trap, fuel: instance.fuel.pointee) }
+                return
+            }
+            // Another instance's code (a linked function): the fuel moves to its counter and back.
+            instance.fuel.pointee = current.fuel.pointee
+            context.account.meter = .counter(instance.fuel)
+            context.account.activeModule = instance.module.id
+            activeFuel.store(instance.fuel, ordering: .releasing)
+            running = instance
             let trap = body(instance.box)
-            if trap != 0 { throw instance.trapError(trap, fuel: instance.fuel.pointee) }
+            running = current
+            activeFuel.store(current.fuel, ordering: .releasing)
+            current.fuel.pointee = instance.fuel.pointee
+            context.account.meter = .counter(current.fuel)
+            context.account.activeModule = current.module.id
+            if trap != 0 { throw instance.trapError(trap, fuel: current.fuel.pointee) }
             return
         }
         instance.fuel.pointee = fuelCell.pointee

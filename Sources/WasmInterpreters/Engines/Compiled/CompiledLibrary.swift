@@ -17,6 +17,7 @@ final class CompiledLibrary: @unchecked Sendable {
     typealias Release = @convention(c) (UnsafeMutableRawPointer?) -> Int32
     typealias Lookup = @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?
     typealias Invoke = @convention(c) (UnsafeMutableRawPointer?, UInt32, UnsafeMutablePointer<UInt64>?, UInt) -> Int32
+    typealias GlobalLookup = @convention(c) (UnsafeMutableRawPointer?, UInt32) -> UnsafeMutableRawPointer?
     typealias Initialize = @convention(c) ((@convention(c) () -> UnsafeMutableRawPointer?)?) -> Int32
 
     /// An exported function: its index in the glue's switch and its signature.
@@ -37,6 +38,12 @@ final class CompiledLibrary: @unchecked Sendable {
     /// The WASI functions the module imports, by the index the glue gives them (from
     /// `CF_WASI_BASE`).
     let wasiImports: [String]
+    /// The functions the module imports from its linker, by the index the glue gives them (from
+    /// `CF_IMPORT_BASE`).
+    let linkedImports: [CompiledGlue.ImportedFunction]
+    /// The exported globals: the glue's index and the type, by name.
+    let globals: [String: (index: UInt32, type: WasmValueType)]
+    let global: GlobalLookup
     let instantiate: Instantiate
     let release: Release
     let memory: Lookup
@@ -65,6 +72,13 @@ final class CompiledLibrary: @unchecked Sendable {
         self.path = path
         (exports, start) = Self.exportTable(module)
         wasiImports = CompiledBuild.wasiImports(of: module).map(\.name)
+        linkedImports = CompiledBuild.linkedImports(of: module)
+        var globals: [String: (index: UInt32, type: WasmValueType)] = [:]
+        for (index, name) in module.globalTypes.keys.sorted().enumerated() {
+            if let type = module.globalTypes[name] ?? nil { globals[name] = (UInt32(index), type) }
+        }
+        self.globals = globals
+        global = try symbol("cf_global", as: GlobalLookup.self)
         let size = try symbol("cf_box_size", as: (@convention(c) () -> UInt).self)
         boxSize = Int(size())
         instantiate = try symbol("cf_instantiate", as: Instantiate.self)

@@ -53,6 +53,8 @@ enum FuelMetering {
         let functionExports: [String: String]
         /// The new name of the memory the module exports as `memory`, if it does.
         let memoryExport: String?
+        /// The new name of each exported global, by its name in the module.
+        let globalExports: [String: String]
     }
 
     /// What goes wrong: a message for ``ModuleError``.
@@ -78,6 +80,7 @@ enum FuelMetering {
         var exportCount: UInt64 = 0
         var functionExports: [String: String] = [:]
         var memoryExport: String?
+        var globalExports: [String: String] = [:]
         for section in sections where section.id == 7 {
             var reader = SectionReader(bytes: bytes[section.range])
             let count = try reader.leb()
@@ -88,6 +91,7 @@ enum FuelMetering {
                 let renamed = "e\(number)"
                 if kind == 0x00 { functionExports[name] = renamed }
                 if kind == 0x02, name == "memory" { memoryExport = renamed }
+                if kind == 0x03 { globalExports[name] = renamed }
                 exports += exportEntry(renamed, kind: kind, index: UInt32(truncatingIfNeeded: index))
                 exportCount += 1
             }
@@ -144,7 +148,7 @@ enum FuelMetering {
         emitMissing(before: 11)
         return Output(
             bytes: output, fuelExport: fuelExport, startExport: layout.start == nil ? nil : startExport,
-            functionExports: functionExports, memoryExport: memoryExport)
+            functionExports: functionExports, memoryExport: memoryExport, globalExports: globalExports)
     }
 
     /// What metering needs of a module besides its code: counts, types, exports, start.

@@ -90,10 +90,13 @@ final class WasmKitInstances: EngineInstances {
         context.account.meter = .store
         let instance: Instance
         do {
-            if module.wasiKind != nil {
-                var withWASI = imports
-                try runtime.wasiHost(for: module).link(into: &withWASI, store: store, needed: module.wasiImports, context: context)
-                instance = try module.parsed.instantiate(store: store, imports: withWASI)
+            if module.wasiKind != nil || !module.linker.isEmpty {
+                var linked = imports
+                if module.wasiKind != nil {
+                    try runtime.wasiHost(for: module).link(into: &linked, store: store, needed: module.wasiImports, context: context)
+                }
+                try link(module, into: &linked)
+                instance = try module.parsed.instantiate(store: store, imports: linked)
             } else {
                 instance = try module.parsed.instantiate(store: store, imports: imports)
             }
@@ -102,6 +105,24 @@ final class WasmKitInstances: EngineInstances {
             throw error
         }
         loaded[module.id] = Loaded(module: module, instance: instance, memory: instance.exports[memory: "memory"], functions: [:])
+    }
+
+    /// Defines what `module` imports from its linker: host functions, and the exports of the
+    /// instances registered under the names it links (made first when they have none).
+    private func link(_ module: GuestModule, into imports: inout Imports) throws {
+        for entry in module.imports {
+            if let function = module.linker.function(module: entry.module, name: entry.name) {
+                imports.define(module: entry.module, name: entry.name, function.wasmKit(store: store, context: context))
+            }
+        }
+        for name in module.linker.instanceNames where module.imports.contains(where: { $0.module == name }) {
+            let provider = try runtime.registeredProvider(name, for: module)
+            if loaded[provider.id] == nil { try runtime.instantiateProvider(provider) }
+            guard let instance = loaded[provider.id]?.instance else {
+                throw GuestFault(kind: .trap, message: "\(provider.name), registered as \(name), has no instance")
+            }
+            imports.define(module: name, instance.exports)
+        }
     }
 
     /// Calls `name`: arguments copied in, the function run, buffers freed, the result lifted.
@@ -141,6 +162,36 @@ final class WasmKitInstances: EngineInstances {
         }
         if let returned { return returned }
         return try lift(results, function: name)
+    }
+
+    func invoke(_ module: GuestModule, _ name: String, values: [WasmValue]) throws -> [WasmValue] {
+        let site = try resolve(module, name)
+        context.account.activeModule = site.moduleID
+        context.account.meter = .store
+        let parameters = try site.type.parameters.map(WasmValueType.init(crossing:))
+        try WasmKitCaller.checkArguments(values, parameters, name)
+        context.returned = nil
+        do {
+            let results = try site.function.invoke(values.map(WasmKit.Value.init), on: &stack)
+            return try results.map(WasmValue.init)
+        } catch {
+            runtime.isPoisoned = true
+            throw error
+        }
+    }
+
+    func global(_ module: GuestModule, _ name: String) throws -> WasmValue {
+        guard let global = loaded[module.id]?.instance.exports[global: name] else {
+            throw ModuleError(.noSuchExport, "\(module.name) exports no global named '\(name)'")
+        }
+        return try WasmValue(global.value)
+    }
+
+    func memory(_ module: GuestModule, _ name: String) throws -> any LinearMemory {
+        guard let memory = loaded[module.id]?.instance.exports[memory: name] else {
+            throw ModuleError(.noSuchExport, "\(module.name) exports no memory named '\(name)'")
+        }
+        return memory
     }
 
     /// The call site of `name` in `module`, which is instantiated.

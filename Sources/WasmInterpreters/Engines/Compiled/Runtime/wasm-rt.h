@@ -212,6 +212,8 @@ uint64_t cf_host(cf_instance_header *header, uint32_t index, const uint64_t *arg
 
 /* The host index of the first WASI function a module imports (the glue numbers the rest). */
 #define CF_WASI_BASE 128u
+/* The host index of the first function a module imports from its linker (host functions). */
+#define CF_IMPORT_BASE 4096u
 
 #ifdef __cplusplus
 }
