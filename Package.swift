@@ -99,6 +99,8 @@ let package = Package(
                 // The WASI guests (built with wasi-libc, committed so that nothing needs it to build).
                 .embedInCode("Modules/TasksWASI.wasm"), .embedInCode("Modules/probe.wasm"), .embedInCode("Modules/wordstat.wasm"),
                 .embedInCode("Modules/wordstat-reactor.wasm"),
+                // The plugins of docs/guests.md's worked example (they import the host functions it defines).
+                .embedInCode("Modules/plugin-c.wasm"), .embedInCode("Modules/plugin-swift.wasm"),
             ],
             swiftSettings: strict
         ),
@@ -178,6 +180,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "Plugins",
+            dependencies: ["ConcurrentFutures", "BundledGuests"],
+            path: "Examples/Plugins",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "MissingImports",
             dependencies: ["ConcurrentFutures", "BundledGuests"],
             path: "Examples/MissingImports",
@@ -199,7 +207,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FuturesCLITests",
-            dependencies: ["futures", .product(name: "Subprocess", package: "swift-subprocess")],
+            // Plugins: the worked plugin example, run by PluginExampleTests.
+            dependencies: ["futures", "Plugins", .product(name: "Subprocess", package: "swift-subprocess")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -14,7 +14,9 @@ out=Sources/BundledGuests/Modules
 "$futures" build-guest Guests/Tasks.swift -o "$out/Tasks.wasm" --no-runtime --stack-size 16384
 "$futures" build-guest Guests/Examples.swift -o "$out/Examples.wasm"
 "$futures" build-guest Guests/c/faults.c -o "$out/faults.wasm"
-echo "rebuilt $out/Tasks.wasm, $out/Examples.wasm and $out/faults.wasm"
+"$futures" build-guest Guests/plugin/plugin.c -o "$out/plugin-c.wasm"
+"$futures" build-guest Guests/plugin/plugin.swift -o "$out/plugin-swift.wasm"
+echo "rebuilt $out/Tasks.wasm, $out/Examples.wasm, $out/faults.wasm, $out/plugin-c.wasm and $out/plugin-swift.wasm"
 
 # The WASI guests need wasi-libc and clang 14:
 #     apt-get install wasi-libc clang-14 lld-14 libclang-rt-14-dev-wasm32

@@ -33,6 +33,7 @@ public enum BundledGuests {
     /// The names of the bundled modules, for ``bytes(named:)``.
     public static let names = [
         "Tasks.wasm", "Examples.wasm", "faults.wasm", "TasksWASI.wasm", "probe.wasm", "wordstat.wasm", "wordstat-reactor.wasm",
+        "plugin-c.wasm", "plugin-swift.wasm",
     ]
 
     /// The bytes of the bundled module `name` (one of ``names``).
@@ -45,6 +46,10 @@ public enum BundledGuests {
         case "probe.wasm": PackageResources.probe_wasm
         case "wordstat.wasm": PackageResources.wordstat_wasm
         case "wordstat-reactor.wasm": PackageResources.wordstat_reactor_wasm
+        // The worked plugin (Guests/plugin/plugin.c and plugin.swift): `greet(name)`, which
+        // imports `env.log` and `env.kv_get`; load it with a Linker that defines them.
+        case "plugin-c.wasm": PackageResources.plugin_c_wasm
+        case "plugin-swift.wasm": PackageResources.plugin_swift_wasm
         default: nil
         }
     }

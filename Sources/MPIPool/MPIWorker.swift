@@ -1,5 +1,6 @@
 import CFuturesShims
 public import Futures
+public import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
@@ -44,7 +45,9 @@ public enum MPIWorker {
     ///
     /// - Parameter jobs: The jobs worker ranks can run, found by name. Two jobs with the same
     ///   name are a programming error (the first is used).
-    public static func runIfRequested(jobs: [any AnyJob] = []) {
+    /// - Parameter hostFunctions: The host functions the guest modules worker ranks load may
+    ///   import, found by import name (as `ProcessWorker.runIfRequested(jobs:hostFunctions:)`).
+    public static func runIfRequested(jobs: [any AnyJob] = [], hostFunctions: [HostFunction] = []) {
         guard isLaunched else { return }
         // Once per process: a second call (a library and its program both calling it) returns.
         let first = state.withLock { current -> Bool in
@@ -91,7 +94,7 @@ public enum MPIWorker {
             return
         }
         state.withLock { $0 = .serving(rank: identity.rank, size: identity.size) }
-        let server = MPIWorkerServer(runtime: runtime, jobs: jobs)
+        let server = MPIWorkerServer(runtime: runtime, jobs: jobs, linker: Linker(hostFunctions))
         runtime.attach(server)
         server.announce()
         runtime.waitUntilFinished()

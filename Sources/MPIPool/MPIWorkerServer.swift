@@ -71,6 +71,8 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
 
     let runtime: MPIRuntime
     let jobs: [String: any AnyJob]
+    /// The host functions the program registered, for every module loaded here.
+    let linker: Linker
     let cores: Int
     // Used on the MPI thread only.
     private var modules: [String: LoadedModule] = [:]
@@ -84,19 +86,20 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
         var limits: InterpreterLimits
         var result: Result<GuestModule, ModuleError>
 
-        init(name: String, bytes: [UInt8], wasi: WASIOptions, limits: InterpreterLimits) {
+        init(name: String, bytes: [UInt8], wasi: WASIOptions, limits: InterpreterLimits, linker: Linker) {
             self.name = name
             self.bytes = bytes
             self.wasi = wasi
             self.limits = limits
-            result = Result { () throws(ModuleError) in try GuestModule(bytes: bytes, name: name, limits: limits, wasi: wasi) }
+            result = Result { () throws(ModuleError) in try GuestModule(bytes: bytes, name: name, limits: limits, wasi: wasi, linker: linker) }
         }
     }
 
     /// Calls started and not yet answered (read by the MPI thread for its back-off).
     private let running = Atomic<Int>(0)
 
-    init(runtime: MPIRuntime, jobs: [any AnyJob]) {
+    init(runtime: MPIRuntime, jobs: [any AnyJob], linker: Linker) {
+        self.linker = linker
         self.runtime = runtime
         var registry: [String: any AnyJob] = [:]
         for job in jobs where registry[job.name] == nil { registry[job.name] = job }
@@ -136,7 +139,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             else { return }
             modules[key] = LoadedModule(
                 name: name, bytes: bytes, wasi: WASIOptions(wireValue: fields[5]) ?? .default,
-                limits: sessions[session]?.limits ?? .default)
+                limits: sessions[session]?.limits ?? .default, linker: linker)
         case MPIMessage.calls:
             guard fields.count == 4, case .int(let session) = fields[1], case .int(let id) = fields[2],
                 case .array(let calls) = fields[3]
@@ -266,7 +269,7 @@ final class MPIWorkerServer: MPIEndpoint, @unchecked Sendable {
             guard var loaded = modules[key] else { throw RemoteError(.jobFailed, "this rank has no module \(key)") }
             if case .failure = loaded.result, loaded.limits != limits {
                 // Refused under another pool's limits: this pool's may allow it.
-                loaded = LoadedModule(name: loaded.name, bytes: loaded.bytes, wasi: loaded.wasi, limits: limits)
+                loaded = LoadedModule(name: loaded.name, bytes: loaded.bytes, wasi: loaded.wasi, limits: limits, linker: linker)
                 modules[key] = loaded
             }
             let module = try loaded.result.get()

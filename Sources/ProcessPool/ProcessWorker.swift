@@ -1,7 +1,7 @@
 import CFuturesShims
 public import Futures
 import RemoteCalls
-import WasmInterpreters
+public import WasmInterpreters
 
 #if canImport(Glibc)
 import Glibc
@@ -34,13 +34,18 @@ public enum ProcessWorker {
     ///
     /// - Parameter jobs: The jobs workers can run, found by name. Two jobs with the same name
     ///   are a programming error (the first is used).
-    public static func runIfRequested(jobs: [any AnyJob] = []) {
+    /// - Parameter hostFunctions: The host functions the guest modules workers load may import
+    ///   (``WasmInterpreters/HostFunction``), found by import name: register the same ones the
+    ///   program gives its modules' ``WasmInterpreters/Linker``. A module that imports one not
+    ///   registered here fails to load in the worker with `ModuleError` `.missingImports`, which
+    ///   names it and the functions registered.
+    public static func runIfRequested(jobs: [any AnyJob] = [], hostFunctions: [HostFunction] = []) {
         guard isWorkerProcess else { return }
-        serve(jobs: jobs)
+        serve(jobs: jobs, linker: Linker(hostFunctions))
     }
 
     /// The worker's loop: never returns.
-    private static func serve(jobs: [any AnyJob]) -> Never {
+    private static func serve(jobs: [any AnyJob], linker: Linker) -> Never {
         // Die with the parent: end of file on the channel is the main signal, and the kernel's
         // parent-death signal the backstop (the spawning thread lives as long as this process).
         if let text = getenv(parentKey), let parent = Int32(String(cString: text)) {
@@ -63,7 +68,7 @@ public enum ProcessWorker {
         let channel = FrameChannel(fd: fd)
         var registry: [String: any AnyJob] = [:]
         for job in jobs where registry[job.name] == nil { registry[job.name] = job }
-        var state = WorkerState(registry: registry)
+        var state = WorkerState(registry: registry, linker: linker)
         do {
             try channel.send([.int(WireMessage.ready), .int(Int64(getpid())), .int(WireMessage.protocolVersion)], id: 0)
             while let request = try channel.receive() {
@@ -79,13 +84,18 @@ public enum ProcessWorker {
 /// What a worker remembers between requests: its jobs, its modules, its interpreter.
 private struct WorkerState {
     let registry: [String: any AnyJob]
+    /// The host functions the program registered, for every module loaded here.
+    let linker: Linker
     var modules: [Int64: GuestModule] = [:]
     var moduleErrors: [Int64: ModuleError] = [:]
     var limits = InterpreterLimits.default
     var engine = GuestEngine.wasmKit
     var interpreter: Interpreter?
 
-    init(registry: [String: any AnyJob]) { self.registry = registry }
+    init(registry: [String: any AnyJob], linker: Linker) {
+        self.registry = registry
+        self.linker = linker
+    }
 
     /// Handles one request; returns the reply, if the request has one.
     mutating func handle(_ request: ShareableValue) -> ShareableValue? {
@@ -99,7 +109,7 @@ private struct WorkerState {
             else { return nil }
             do {
                 let wasi = WASIOptions(wireValue: fields[4]) ?? .default
-                modules[id] = try GuestModule(bytes: bytes, name: name, limits: limits, wasi: wasi)
+                modules[id] = try GuestModule(bytes: bytes, name: name, limits: limits, wasi: wasi, linker: linker)
             } catch {
                 moduleErrors[id] = error
             }

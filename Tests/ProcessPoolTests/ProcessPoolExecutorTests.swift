@@ -436,3 +436,31 @@ enum Fixtures {
           (func (export "boom") unreachable))
         """
 }
+
+/// Host functions on the process pool: a worker links the ones its program registered
+/// (`ProcessWorker.runIfRequested(jobs:hostFunctions:)`); the test worker registers none.
+@Suite("Process pool, host functions")
+struct ProcessHostFunctionTests {
+    @Test func aModuleImportingAnUnregisteredHostFunctionFailsToLoadWithTheList() throws {
+        let linker = Linker([HostFunction(module: "env", name: "answer", results: [.i64]) { _ in [.int64(42)] }])
+        let module = try GuestModule(
+            wat: """
+                (module (import "env" "answer" (func $answer (result i64)))
+                  (func (export "ask") (result i64) (call $answer)))
+                """, name: "asks", linker: linker)
+        let ask = try module.function("ask", returning: Int.self)
+        // In this process the host function is there.
+        let interpreter = Interpreters.create()
+        defer { try? interpreter.close() }
+        #expect(try interpreter.call(ask) == 42)
+        let pool = try ProcessPoolExecutor(maxWorkers: 1, workerExecutable: workerPath)
+        defer { pool.shutdown() }
+        let error = #expect(throws: ModuleError.self) { try pool.submit(ask).result() }
+        #expect(error?.code == .missingImports)
+        #expect(error?.missingImports == ["env.answer"])
+        #expect(error?.message.contains("no host functions are defined") == true, "\(String(describing: error))")
+        // The worker goes on serving.
+        let good = try GuestModule(wat: "(module (func (export \"two\") (result i64) (i64.const 2)))")
+        #expect(try pool.submit(good.function("two", returning: Int.self)).result() == 2)
+    }
+}
