@@ -302,4 +302,39 @@ struct HostFunctionTests {
             #expect(error7.map { error in error.code == .unsupportedFeature } == true, "\(String(describing: error7))")
         }
     }
+
+    /// Random addresses and lengths from a guest never reach past its memory: every call gives
+    /// the bytes' count or a typed error, the host survives, and the interpreter goes on.
+    @Test("Random ranges handed to a host function are checked", arguments: hostFunctionEngines)
+    func randomRangesAreChecked(engine: GuestEngine) throws {
+        let module = try GuestModule(
+            wat: """
+                (module (import "env" "peek" (func $peek (param i32 i32) (result i32)))
+                  (memory (export "memory") 1 3)
+                  (func (export "peek") (param i32 i32) (result i32) (call $peek (local.get 0) (local.get 1)))
+                  (func (export "grow") (result i32) (memory.grow (i32.const 1))))
+                """, linker: host.linker)
+        var limits = InterpreterLimits.default
+        limits.maxValueBytes = 100_000
+        let interpreter = Interpreters.create(limits: limits, engine: engine)
+        defer { try? interpreter.close() }
+        var generator = SystemRandomNumberGenerator()
+        let edges: [UInt32] = [0, 1, 65_535, 65_536, 131_072, 196_608, UInt32.max, UInt32.max - 7, 0x8000_0000]
+        for round in 0..<400 {
+            if round % 50 == 49 { _ = try interpreter.call("grow", in: module, values: []) }
+            let size = try interpreter.withMemory(of: module) { $0.byteCount }
+            let address =
+                Bool.random(using: &generator) ? edges.randomElement(using: &generator)! : UInt32.random(in: 0...0x4_0000, using: &generator)
+            let count = Bool.random(using: &generator) ? edges.randomElement(using: &generator)! : UInt32.random(in: 0...0x2_0000, using: &generator)
+            let fits = UInt64(address) + UInt64(count) <= UInt64(size)
+            do {
+                let results = try interpreter.call("peek", in: module, values: [.i32(address), .i32(count)])
+                #expect(fits && count <= 100_000, "0x\(String(address, radix: 16))+\(count) of \(size) was read")
+                #expect(results == [.i32(count)])
+            } catch let error as GuestError {
+                #expect(!fits || count > 100_000, "0x\(String(address, radix: 16))+\(count) of \(size): \(error)")
+                #expect(error.kind == (fits ? .valueTooLarge : .invalidPointer), "\(error)")
+            }
+        }
+    }
 }
