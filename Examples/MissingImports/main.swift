@@ -4,7 +4,7 @@
 // in a ProcessPoolExecutor as a native Swift job.
 //
 //     $ swift run MissingImports
-//     numpy.wasm cannot load in an interpreter: it imports what the host does not provide: env.PyInit__multiarray_umath (function), env.PyModule_Create2 (function)
+//     numpy.wasm cannot load in an interpreter: it imports what the host does not provide: env.PyInit__multiarray_umath (function), env.PyModule_Create2 (function) (no host functions are defined)
 //     missing: ["env.PyInit__multiarray_umath", "env.PyModule_Create2"]
 
 import ConcurrentFutures

@@ -80,6 +80,16 @@ struct ReadmeTests {
         }
     }
 
+    /// The README's plugin code is the `Plugins` example's (which PluginExampleTests runs).
+    @Test func thePluginCodeIsTheExample() throws {
+        let blocks = Self.blocks(try Self.text("README.md"), language: "swift")
+        try #require(blocks.count == 2)
+        let example = try Self.text("Examples/Plugins/main.swift")
+        for line in blocks[1] where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            #expect(example.contains(line.trimmingCharacters(in: .whitespaces)), "Examples/Plugins/main.swift lacks: \(line)")
+        }
+    }
+
     /// The packages the README tells users to install are the ones CI installs and tests with.
     @Test func theInstallCommandsAreWhatCIInstalls() throws {
         let readme = try Self.text("README.md")
