@@ -2,6 +2,7 @@
 #ifndef __linux__
 #error "ConcurrentFutures builds on Linux only (it uses prctl, sched_getaffinity, posix_spawn_file_actions_addclosefrom_np and /proc)"
 #endif
+#include <dlfcn.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -297,4 +298,12 @@ static void cf_guest_faults_install_once(void) {
 void cf_guest_faults_install(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, cf_guest_faults_install_once);
+}
+
+int cf_object_of(const void *address, const void **base, const char **file) {
+  Dl_info info;
+  if (dladdr(address, &info) == 0) return 0;
+  *base = info.dli_fbase;
+  *file = info.dli_fname;
+  return 1;
 }

@@ -6,9 +6,9 @@ import Testing
 /// by the module's `name` section.
 ///
 /// WasmKit gives every frame. The compiled engine gives the function the trap was raised in
-/// (recorded by its runtime on the trap path only): its native stack holds no guest names, and
-/// the compiler inlines small functions into their callers, so outer frames are not asserted
-/// there.
+/// (recorded by its runtime on the trap path only), then the guest functions of the native
+/// stack, named through the shared object's symbol table; the compiler inlines small functions
+/// into their callers, so those frames are missing there.
 @Suite("Trap backtraces")
 struct TrapBacktraceTests {
     /// `run` calls `$outer`, which calls `$inner`, which executes `unreachable`: functions 0
@@ -70,6 +70,31 @@ struct TrapBacktraceTests {
         if let outer = error.backtrace.firstIndex(of: "outer") { #expect(outer > 0) }
         let unnamed = try Self.trap(on: .compiled, named: false)
         #expect(unnamed.backtrace == ["func[0]"], "\(unnamed.backtrace)")
+    }
+
+    /// A recursion that traps at its bottom: the compiled engine names the frames of the native
+    /// stack, not only the trapping function (as it did before, `["rec"]`).
+    @Test(.enabled(if: compiledEngineTestsRun))
+    func compiledEngineGivesTheFramesOfTheStack() throws {
+        var bytes = try GuestModule.compile(
+            wat: """
+                (module
+                  (func $rec (param i32) (result i32)
+                    (if (i32.eqz (local.get 0)) (then unreachable))
+                    (i32.add (call $rec (i32.sub (local.get 0) (i32.const 1))) (local.get 0)))
+                  (func (export "run") (param i32) (result i32) (call $rec (local.get 0))))
+                """)
+        bytes += Self.nameSection([(0, "rec")])
+        let module = try GuestModule(bytes: bytes, name: "recursion")
+        let interpreter = Interpreters.create(engine: .compiled)
+        defer { try? interpreter.close() }
+        let error = #expect(throws: GuestError.self) { _ = try interpreter.call("run", in: module, values: [.i32(12)]) }
+        let backtrace = error?.backtrace ?? []
+        #expect(error?.kind == .unreachable)
+        #expect(backtrace.first == "rec", "\(backtrace)")
+        #expect(Set(backtrace).isSubset(of: ["rec", "run"]), "\(backtrace)")
+        // Thirteen frames of rec on the guest's stack; the optimizer may fold some into others.
+        #expect(backtrace.count(where: { $0 == "rec" }) >= 4, "\(backtrace)")
     }
 
     /// An error that is not a trap has no backtrace, and the initializer without one still

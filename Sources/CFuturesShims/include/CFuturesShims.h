@@ -162,6 +162,10 @@ long cf_find_bytes(const void *haystack, size_t length, const void *needle, size
 /// one block per thread for every compiled guest: the compiled guests' shared objects have no
 /// thread-local storage of their own (each would add a dynamic TLS block to every thread).
 void *cf_compiled_thread_state(void);
+
+/// The load address and file name of the shared object holding `address` (dladdr); returns 0
+/// when it is in none. For naming the frames of a compiled guest's trap.
+int cf_object_of(const void *address, const void **base, const char **file);
 /// Installs, once per process, the handler that turns a compiled guest's access past its memory
 /// (a fault inside the current instance's reserved range) into that guest's trap, and passes every
 /// other SIGSEGV and SIGBUS to the handler installed before it.

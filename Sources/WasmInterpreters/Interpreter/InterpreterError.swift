@@ -62,9 +62,10 @@ public struct GuestError: CodedError, Sendable, Hashable {
     /// not tell.
     ///
     /// The WasmKit engine gives every guest frame (as Wasmtime prints them). The compiled engine
-    /// gives only the function the trap was raised in (its native stack holds no guest names,
-    /// and the compiler inlines small functions into their callers), and nothing for an access
-    /// past a guard page of its linear memory, which its fault handler catches.
+    /// gives the function the trap was raised in, then the guest functions of the native stack
+    /// (recorded on the trap path only, named through the compiled object's symbol table), less
+    /// those the compiler inlined into their callers; nothing for an access past a guard page of
+    /// its linear memory, which its fault handler catches.
     public let backtrace: [String]
 
     /// Creates an error with no backtrace.

@@ -38,6 +38,12 @@ final class CompiledInstance: HostCaller {
     private static let dispatchOffset = 24
     private static let contextOffset = 32
     private static let trapFunctionOffset = 48
+    private static let trapFrameCountOffset = 20
+    private static let trapFramesOffset = 56
+    /// The runtime's `CF_TRAP_FRAMES`.
+    private static let trapFrameCapacity = 64
+    /// Where the runtime records a trap's return addresses.
+    private let trapFrames = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: trapFrameCapacity)
 
     init(library: CompiledLibrary, module: GuestModule, engine: CompiledInstances) throws {
         self.library = library
@@ -82,6 +88,7 @@ final class CompiledInstance: HostCaller {
         box.storeBytes(of: box, as: UnsafeMutableRawPointer.self)
         box.storeBytes(of: compiledHostDispatch, toByteOffset: Self.dispatchOffset, as: HostDispatch.self)
         box.storeBytes(of: Unmanaged.passUnretained(self).toOpaque(), toByteOffset: Self.contextOffset, as: UnsafeMutableRawPointer.self)
+        box.storeBytes(of: UnsafeMutableRawPointer(trapFrames), toByteOffset: Self.trapFramesOffset, as: UnsafeMutableRawPointer.self)
     }
 
     deinit {
@@ -89,6 +96,7 @@ final class CompiledInstance: HostCaller {
         // zeroed, so what was not is a null pointer).
         _ = library.release(box)
         free(box)
+        trapFrames.deallocate()
     }
 
     /// The instance's exported `memory`, if any.
@@ -195,7 +203,35 @@ final class CompiledInstance: HostCaller {
             let cName = box.load(fromByteOffset: Self.trapFunctionOffset, as: UnsafePointer<CChar>?.self),
             let function = CompiledTrapNames.guestName(ofC: String(cString: cName), in: module)
         else { return fault }
-        return CompiledTrap(fault: fault, backtrace: [function])
+        return CompiledTrap(fault: fault, backtrace: backtrace(trapping: function))
+    }
+
+    /// The guest functions on the native stack at the last trap, innermost first, starting with
+    /// `function` (the one that raised it, even when the optimizer inlined it into its caller):
+    /// each recorded return address inside this instance's shared object, named through its
+    /// symbol table. Frames the optimizer inlined into their callers are not on the stack.
+    private func backtrace(trapping function: String) -> [String] {
+        let count = min(Int(box.load(fromByteOffset: Self.trapFrameCountOffset, as: UInt32.self)), Self.trapFrameCapacity)
+        var base: UnsafeRawPointer?
+        var file: UnsafePointer<CChar>?
+        guard count > 0, cf_object_of(unsafeBitCast(library.invoke, to: UnsafeRawPointer.self), &base, &file) != 0, let base, let file,
+            let symbols = CompiledSymbols.of(String(cString: file))
+        else { return [function] }
+        var names: [String] = []
+        for frame in UnsafeBufferPointer(start: trapFrames, count: count) {
+            // A return address: the call is the byte before it.
+            guard let address = frame, UInt(bitPattern: address) > UInt(bitPattern: base) else { continue }
+            var frameBase: UnsafeRawPointer?
+            var frameFile: UnsafePointer<CChar>?
+            guard cf_object_of(address, &frameBase, &frameFile) != 0, frameBase == base,
+                let cName = symbols.name(at: UInt(bitPattern: address) - UInt(bitPattern: base) - 1),
+                let name = CompiledTrapNames.guestName(ofC: cName, in: module)
+            else { continue }
+            names.append(name)
+        }
+        // The innermost native frame is the trapping function itself unless it was inlined.
+        if names.first == function { names.removeFirst() }
+        return [function] + names
     }
 
     /// The fault for trap code `trap`.

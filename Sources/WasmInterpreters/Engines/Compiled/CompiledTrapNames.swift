@@ -7,7 +7,8 @@ import WasmParser
 struct CompiledTrap: Error, CustomStringConvertible {
     /// The trap.
     let fault: GuestFault
-    /// The guest functions, innermost first: only the one that raised the trap (see
+    /// The guest functions, innermost first: the one that raised the trap, then those of the
+    /// native stack (see
     /// ``CompiledTrapNames``).
     let backtrace: [String]
 
@@ -21,9 +22,10 @@ struct CompiledTrap: Error, CustomStringConvertible {
 /// happens). As the build drops the `name` section and renames every export (see
 /// ``FuelMetering``), wasm2c names a function `w2c_f<index>`, `w2c_e<export number>` or
 /// `w2c_start`: each maps back to a function index, and the index to the module's own name for
-/// it (its `name` section, else an export's name, else `func[<index>]`). Only the trapping
-/// function is known: the native stack holds no names of the generated functions (they are
-/// `static`), and the optimizer inlines small ones into their callers.
+/// it (its `name` section, else an export's name, else `func[<index>]`). The frames of the
+/// native stack, which the runtime records on the trap path too, are named the same way through
+/// the shared object's symbol table (``CompiledSymbols``); functions the optimizer inlined into
+/// their callers have no frame of their own.
 enum CompiledTrapNames {
     /// The guest function name for the generated C function `cName` of `module`, or `nil` when
     /// `cName` is not a generated function (a runtime helper).

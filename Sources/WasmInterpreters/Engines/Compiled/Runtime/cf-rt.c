@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "wasm-rt.h"
 
+#include <execinfo.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sys/mman.h>
@@ -61,7 +62,12 @@ _Static_assert(offsetof(cf_instance_header, memory_base) == 40, "the fault handl
 static void *(*cf_thread_state_of)(void);
 #define cf_thread (*(cf_thread_state *)cf_thread_state_of())
 
-void cf_runtime_init(void *(*thread_state)(void)) { cf_thread_state_of = thread_state; }
+void cf_runtime_init(void *(*thread_state)(void)) {
+  cf_thread_state_of = thread_state;
+  /* The first backtrace loads the unwinder: here, on the host's stack, not on a trap's. */
+  void *frame;
+  (void)backtrace(&frame, 1);
+}
 
 static uintptr_t cf_stack_low(void) {
   if (cf_thread.stack_low == 0) {
@@ -97,6 +103,7 @@ int cf_run(cf_instance_header *header, uintptr_t stack_budget, void (*body)(void
   thread->target = &buffer;
   thread->current = header;
   header->trap_function = NULL;
+  header->trap_frame_count = 0;
   int trap = setjmp(buffer);
   if (trap == 0) body(argument);
   thread->target = outer_target;
@@ -119,7 +126,11 @@ int cf_guard(void (*body)(void *), void *argument) {
 
 void cf_trap_in(wasm_rt_trap_t code, const char *function) {
   cf_instance_header *header = cf_thread.current;
-  if (header != NULL) header->trap_function = function;
+  if (header != NULL) {
+    header->trap_function = function;
+    /* The stack as it is before the jump (the trap path only; nothing on the hot path). */
+    header->trap_frame_count = header->trap_frames != NULL ? (uint32_t)backtrace(header->trap_frames, CF_TRAP_FRAMES) : 0;
+  }
   (wasm_rt_trap)(code);
 }
 

@@ -69,7 +69,8 @@ typedef struct __attribute__((aligned(64))) cf_instance_header {
   uintptr_t stack_limit;
   /* The nesting depth of guest functions (kept for the generated prologue). */
   uint32_t depth;
-  uint32_t reserved;
+  /* How many return addresses the last trap recorded in trap_frames. */
+  uint32_t trap_frame_count;
   /* The host's functions and their context. */
   cf_host_dispatch dispatch;
   void *context;
@@ -84,8 +85,16 @@ typedef struct __attribute__((aligned(64))) cf_instance_header {
    * cf_run, set only on the trap path. The host maps it to the guest function's name.
    */
   const char *trap_function;
+  /*
+   * Where a trap records the native return addresses of the stack (CF_TRAP_FRAMES of them, the
+   * host's buffer), for the host to name the guest functions on it; NULL records none.
+   */
+  void **trap_frames;
 } cf_instance_header;
 _Static_assert(sizeof(cf_instance_header) == 64, "the header keeps its size");
+
+/* How many return addresses a trap records. */
+#define CF_TRAP_FRAMES 64
 
 #define CF_HEADER(instance) ((cf_instance_header *)((char *)(instance) - sizeof(cf_instance_header)))
 
