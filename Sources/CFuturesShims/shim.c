@@ -307,3 +307,28 @@ int cf_object_of(const void *address, const void **base, const char **file) {
   *file = info.dli_fname;
   return 1;
 }
+
+// Waking a thread out of a blocking system call: a real-time signal whose handler does nothing,
+// installed without SA_RESTART, so that the call returns EINTR. Used for a WASI `open` that
+// waits on a FIFO past its call's deadline (the bridge retries it, on the path as it is then).
+static void cf_wakeup_handler(int signal) { (void)signal; }
+static pthread_once_t cf_wakeup_once = PTHREAD_ONCE_INIT;
+static void cf_wakeup_install_once(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = cf_wakeup_handler;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGRTMIN + 3, &action, NULL);
+}
+
+uintptr_t cf_wakeup_prepare(void) {
+    pthread_once(&cf_wakeup_once, cf_wakeup_install_once);
+    // Threads started from libdispatch's inherit its mask, which blocks most signals.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGRTMIN + 3);
+    pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
+    return (uintptr_t)pthread_self();
+}
+
+int cf_wake_thread(uintptr_t thread) { return pthread_kill((pthread_t)thread, SIGRTMIN + 3); }

@@ -112,9 +112,9 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     /// Ends this process with status 134 when the program is still running a second after its
-    /// time limit: a program blocked in the host (an `open` of a FIFO, which WasmKit's WASI
-    /// bridge makes blocking) is past the reach of the limit's interruption, and the command
-    /// still ends.
+    /// time limit: a backstop for a program blocked in the host where the limit's interruption
+    /// does not reach (an `open` of a FIFO is woken at the limit, see `FIFOUnblocker`), so that
+    /// the command ends whatever happens.
     private static func endAtTimeLimit(_ timeout: Double, unless finished: Locked<Bool>) {
         Thread.detachNewThread {
             Thread.sleep(forTimeInterval: timeout + 1)

@@ -66,8 +66,8 @@ struct PreopenAttackTests {
 
     /// A FIFO swapped in, again and again, between the host's check of the path and its open:
     /// `futures run` ends at its time limit (it waited for a writer for ever, past `--timeout`).
-    /// WasmKit's bridge opens without `O_NONBLOCK`, so the open itself may still block: the
-    /// command ends a second after the limit with `timedOut`.
+    /// WasmKit's bridge opens without `O_NONBLOCK`, so the open itself may block: at the limit
+    /// the host wakes it (FIFOPreopenTests checks the same in a pool).
     @Test func aFIFOSwappedInCannotHoldTheCall() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -166,6 +166,13 @@ void *cf_compiled_thread_state(void);
 /// The load address and file name of the shared object holding `address` (dladdr); returns 0
 /// when it is in none. For naming the frames of a compiled guest's trap.
 int cf_object_of(const void *address, const void **base, const char **file);
+
+/// Prepares the calling thread to be woken by `cf_wake_thread` and returns it: installs (once)
+/// a do-nothing handler for the wake-up signal (SIGRTMIN + 3), without SA_RESTART, so that a
+/// blocking system call it interrupts returns EINTR, and unblocks the signal in this thread.
+uintptr_t cf_wakeup_prepare(void);
+/// Sends the wake-up signal to `thread`; 0 or an error number.
+int cf_wake_thread(uintptr_t thread);
 /// Installs, once per process, the handler that turns a compiled guest's access past its memory
 /// (a fault inside the current instance's reserved range) into that guest's trap, and passes every
 /// other SIGSEGV and SIGBUS to the handler installed before it.

@@ -1,6 +1,13 @@
+import CFuturesShims
+import Futures
+import Synchronization
 @_spi(WASIPlatform) import WASI
 @_spi(Fuzzing) import WasmKit
 import WasmTypes
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a WASI guest may do with descriptors, around WasmKit's bridge (which has no read-only
 /// mode and no limit of its own):
@@ -14,8 +21,9 @@ import WasmTypes
 ///   in `open` or `read`, where a time limit cannot stop it (`ENOTSUP`). The path is checked
 ///   before it is opened and the descriptor after (a FIFO with a writer opens, and is closed
 ///   again). WasmKit's bridge opens without `O_NONBLOCK` whatever the flags, so a FIFO swapped
-///   in between the check and the open still blocks that `open` until a writer comes:
-///   `futures run` ends at its time limit regardless; in a pool, see docs/wasi.md;
+///   in between the check and the open blocks that `open` until a writer (or reader) comes: at
+///   the call's deadline the watchdog becomes one (``FIFOUnblocker``), the `open` returns, the
+///   descriptor is refused, and the call ends `timedOut`;
 /// - a symbolic link a guest makes may not point outside the directory: an absolute target, or
 ///   one with a `..` component, is refused (`EPERM`), since the host's programs would follow it
 ///   later where the guest cannot.
@@ -28,6 +36,9 @@ final class WASIDescriptorGuard: @unchecked Sendable {
     private var readOnly: Set<UInt32>
     /// Descriptors the guest opened and has not closed.
     private var opened: Set<UInt32> = []
+    /// The host paths of the directories paths are opened under: the preopens, and the
+    /// directories the guest opened.
+    private var directories: [UInt32: String]
     private let maxOpenFiles: Int
     /// The bridge's `path_filestat_get`, run on a scratch memory of the host's.
     private let fileStatus: WASIHostFunction<WASIScratchMemory>?
@@ -37,8 +48,11 @@ final class WASIDescriptorGuard: @unchecked Sendable {
 
     /// A guard; `bridge` holds the bridge's functions on scratch memory (empty without the file
     /// system, where nothing can be opened).
-    init(readOnly: Set<UInt32>, maxOpenFiles: Int, bridge: [String: WASIHostFunction<WASIScratchMemory>]) {
+    init(
+        readOnly: Set<UInt32>, directories: [UInt32: String], maxOpenFiles: Int, bridge: [String: WASIHostFunction<WASIScratchMemory>]
+    ) {
         self.readOnly = readOnly
+        self.directories = directories
         self.maxOpenFiles = maxOpenFiles
         fileStatus = bridge["path_filestat_get"]
         descriptorStatus = bridge["fd_filestat_get"]
@@ -47,11 +61,13 @@ final class WASIDescriptorGuard: @unchecked Sendable {
 
     private static func errno(_ code: WASIAbi.Errno) -> [WasmKit.Value] { [.i32(UInt32(code.rawValue))] }
 
-    /// `implementation` of the preview 1 function `name`, guarded.
-    func guarding<M: WASIGuestMemory>(_ name: String, _ implementation: @escaping Implementation<M>) -> (M, [WasmKit.Value]) throws -> [WasmKit.Value]
-    {
+    /// `implementation` of the preview 1 function `name`, guarded; `deadline` tells when the
+    /// call running it must end.
+    func guarding<M: WASIGuestMemory>(
+        _ name: String, _ implementation: @escaping Implementation<M>, deadline: @escaping () -> Deadline?
+    ) -> (M, [WasmKit.Value]) throws -> [WasmKit.Value] {
         switch name {
-        case "path_open": return { memory, arguments in try self.open(memory, arguments, implementation) }
+        case "path_open": return { memory, arguments in try self.open(memory, arguments, implementation, deadline: deadline()) }
         case "path_symlink":
             // path_symlink(old_path, old_len, fd, new_path, new_len): the target is old_path.
             return { memory, arguments in
@@ -70,6 +86,7 @@ final class WASIDescriptorGuard: @unchecked Sendable {
                 if result.first?.i32 == 0 {
                     self.opened.remove(arguments[0].i32)
                     self.readOnly.remove(arguments[0].i32)
+                    self.directories[arguments[0].i32] = nil
                 }
                 return result
             }
@@ -82,6 +99,7 @@ final class WASIDescriptorGuard: @unchecked Sendable {
                     let wasOpened = self.opened.remove(from) != nil
                     self.opened.remove(to)
                     if wasOpened { self.opened.insert(to) }
+                    self.directories[to] = self.directories.removeValue(forKey: from)
                 }
                 return result
             }
@@ -95,7 +113,9 @@ final class WASIDescriptorGuard: @unchecked Sendable {
     }
 
     /// `path_open(fd, dirflags, path, path_len, oflags, rights_base, rights_inheriting, fdflags, *fd)`.
-    private func open<M: WASIGuestMemory>(_ memory: M, _ arguments: [WasmKit.Value], _ implementation: Implementation<M>) throws -> [WasmKit.Value] {
+    private func open<M: WASIGuestMemory>(
+        _ memory: M, _ arguments: [WasmKit.Value], _ implementation: Implementation<M>, deadline: Deadline?
+    ) throws -> [WasmKit.Value] {
         guard opened.count < maxOpenFiles else { return Self.errno(.EMFILE) }
         if let refusal = try refuseSpecialFile(memory, arguments) { return Self.errno(refusal) }
         var changed = arguments
@@ -114,18 +134,45 @@ final class WASIDescriptorGuard: @unchecked Sendable {
             changed[5] = .i64(rights.subtracting(writing).rawValue)
             changed[6] = .i64(WASIAbi.Rights(rawValue: arguments[6].i64).subtracting(writing).rawValue)
         }
-        let result = try implementation(memory, changed)
+        // The path on the host, for the watchdog to end a wait in `open` at the deadline.
+        let path = directories[directory].map { base in
+            base + "/"
+                + String(
+                    decoding: memory.withUnsafeMutableBufferPointer(offset: UInt(arguments[2].i32), count: Int(arguments[3].i32)) {
+                        [UInt8]($0)
+                    }, as: UTF8.self)
+        }
+        let unblocker = deadline == nil ? nil : path.map(FIFOUnblocker.init(path:))
+        let ticket = try unblocker.flatMap { unblocker in
+            try deadline.map { deadline throws(ExecutorError) in try CallWatchdog.shared.arm(unblocker, deadline: deadline) }
+        }
+        func finished() {
+            unblocker?.waiting.store(false, ordering: .releasing)
+            if let ticket { _ = CallWatchdog.shared.disarm(ticket) }
+        }
+        let result: [WasmKit.Value]
+        do {
+            result = try implementation(memory, changed)
+        } catch {
+            finished()
+            throw error
+        }
+        finished()
         if result.first?.i32 == 0 {
             // The pointer was checked before the call (`WASIHost.pointerChecks`).
             let descriptor = memory.withUnsafeMutableBufferPointer(offset: UInt(arguments[8].i32), count: 4) {
                 UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))
             }
-            if let type = try fileType(of: descriptor), ![.REGULAR_FILE, .DIRECTORY].contains(type) {
+            let type = try fileType(of: descriptor)
+            if let type, ![.REGULAR_FILE, .DIRECTORY].contains(type) {
                 _ = try close?.implementation(WASIScratchMemory(count: 8), [.i32(descriptor)])
                 return Self.errno(.ENOTSUP)
             }
             opened.insert(descriptor)
             if underReadOnly { readOnly.insert(descriptor) }
+            if let path, type == .DIRECTORY {
+                directories[descriptor] = path
+            }
         }
         return result
     }
@@ -181,6 +228,45 @@ final class WASIScratchMemory: WasmTypes.GuestMemory, @unchecked Sendable {
         precondition(Int(offset) + count <= bytes.count, "scratch memory access out of bounds")
         return try bytes.withUnsafeMutableBytes { buffer in
             try body(UnsafeMutableRawBufferPointer(rebasing: buffer[Int(offset)..<Int(offset) + count]))
+        }
+    }
+}
+
+/// What the watchdog does at the deadline of a call still in WASI's `open`, which waits when the
+/// path is a FIFO without a writer (or reader): a thread of its own wakes the waiting thread with
+/// a signal (the `open` returns `EINTR`, and the bridge tries the path again, as it is then) and
+/// opens a FIFO found at the path, read and write without blocking (Linux counts every open of
+/// either end, so a waiting `open` returns), every 10 ms until the `open` has returned. A FIFO
+/// swapped out after the `open` began is no longer at the path, which is why the signal comes
+/// first. Only a FIFO is opened: the path is checked first, and links are not followed.
+final class FIFOUnblocker: Interruptible, @unchecked Sendable {
+    let path: String
+    /// The thread in `open`.
+    let thread: UInt
+    /// Whether the `open` is still running: the waking stops when it is not.
+    let waiting = Atomic<Bool>(true)
+
+    init(path: String) {
+        self.path = path
+        thread = cf_wakeup_prepare()
+    }
+
+    /// Whether the waking thread was started (the watchdog calls ``interrupt()`` again and again
+    /// while the ticket is armed).
+    private let started = Atomic<Bool>(false)
+
+    func interrupt() {
+        guard waiting.load(ordering: .acquiring), !started.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        _ = try? DetachedThread.start(name: "futures-open-waker", pool: nil) { [self] in
+            for _ in 0..<6_000 where waiting.load(ordering: .acquiring) {
+                _ = cf_wake_thread(thread)
+                var status = stat()
+                if lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFIFO {
+                    let descriptor = Glibc.open(path, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)
+                    if descriptor >= 0 { Glibc.close(descriptor) }
+                }
+                usleep(10_000)
+            }
         }
     }
 }

@@ -70,6 +70,7 @@ final class WASIHost: @unchecked Sendable {
         }
         descriptors = WASIDescriptorGuard(
             readOnly: Set(options.preopens.indices.filter { !options.preopens[$0].isWritable }.map { UInt32(3 + $0) }),
+            directories: Dictionary(uniqueKeysWithValues: options.preopens.enumerated().map { (UInt32(3 + $0), $1.hostPath) }),
             maxOpenFiles: options.maxOpenFiles, bridge: scratchFunctions)
     }
 
@@ -117,7 +118,7 @@ final class WASIHost: @unchecked Sendable {
         for (name, function) in bridged where own[name] == nil && needed.contains(name) {
             let checks = Self.pointerChecks[name] ?? []
             let read = Self.readResults[name]
-            let guarded = descriptors.guarding(name, function.implementation)
+            let guarded = descriptors.guarding(name, function.implementation, deadline: { context.callDeadline })
             result[name] = (
                 function.type,
                 { memory, arguments in
