@@ -208,7 +208,7 @@ let package = Package(
         .testTarget(
             name: "FuturesCLITests",
             // Plugins: the worked plugin example, run by PluginExampleTests.
-            dependencies: ["futures", "Plugins", .product(name: "Subprocess", package: "swift-subprocess")],
+            dependencies: ["futures", "Plugins", "TestSupport", .product(name: "Subprocess", package: "swift-subprocess")],
             swiftSettings: strict
         ),
         .testTarget(

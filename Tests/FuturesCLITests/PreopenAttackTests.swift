@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -47,23 +48,6 @@ struct PreopenAttackTests {
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: directory + "/data/inside") == "a.txt")
     }
 
-    /// A command that opens `t` in its first preopen 3,000 times (closing what opened).
-    static let opener = """
-        (module
-          (import "wasi_snapshot_preview1" "path_open"
-            (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-          (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
-          (memory (export "memory") 1)
-          (data (i32.const 100) "t")
-          (func (export "_start") (local $i i32)
-            (loop $again
-              (if (i32.eqz (call $open (i32.const 3) (i32.const 1) (i32.const 100) (i32.const 1) (i32.const 0)
-                      (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 200)))
-                (then (drop (call $close (i32.load (i32.const 200))))))
-              (local.set $i (i32.add (local.get $i) (i32.const 1)))
-              (br_if $again (i32.lt_u (local.get $i) (i32.const 3000))))))
-        """
-
     /// A FIFO swapped in, again and again, between the host's check of the path and its open:
     /// `futures run` ends at its time limit (it waited for a writer for ever, past `--timeout`).
     /// WasmKit's bridge opens without `O_NONBLOCK`, so the open itself may block: at the limit
@@ -73,7 +57,7 @@ struct PreopenAttackTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let data = directory + "/data"
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        try Self.opener.write(toFile: directory + "/opener.wat", atomically: true, encoding: .utf8)
+        try PreopenGuests.opener.write(toFile: directory + "/opener.wat", atomically: true, encoding: .utf8)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: futuresPath)
         process.arguments = ["run", "--timeout", "5", "--dir", "\(data):/d", directory + "/opener.wat"]

@@ -90,3 +90,24 @@ package func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Voi
 /// Whether this process runs under a sanitizer that takes fault signals over (ThreadSanitizer,
 /// AddressSanitizer, MemorySanitizer).
 package let sanitized: Bool = ["__tsan_init", "__asan_init", "__msan_init"].contains { (name: String) in dlsym(nil, name) != nil }
+
+/// Guests the hostile-directory tests share.
+package enum PreopenGuests {
+    /// A WASI command that opens `t` in its first preopen 3,000 times (closing what opened):
+    /// what a FIFO swapped in under `t` tries to hold in `open`.
+    package static let opener = """
+        (module
+          (import "wasi_snapshot_preview1" "path_open"
+            (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 100) "t")
+          (func (export "_start") (local $i i32)
+            (loop $again
+              (if (i32.eqz (call $open (i32.const 3) (i32.const 1) (i32.const 100) (i32.const 1) (i32.const 0)
+                      (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 200)))
+                (then (drop (call $close (i32.load (i32.const 200))))))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if $again (i32.lt_u (local.get $i) (i32.const 3000))))))
+        """
+}
