@@ -215,6 +215,12 @@ extension Future: FutureHandle {
     package var isFailed: Bool { core.isFailed }
 
     @usableFromInline
+    package var failure: (any Error)? {
+        if case .failed(let error)? = core.settled { return error }
+        return nil
+    }
+
+    @usableFromInline
     package func addWaiter(_ waiter: Waiter) -> Bool { core.addWaiter(waiter) }
 
     @usableFromInline

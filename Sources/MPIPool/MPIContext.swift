@@ -56,7 +56,7 @@ struct MPIContext: WorkerContext {
     mutating func run(batch: [CallBatch]) -> [Result<CallBatch.Output, any Error>] {
         let session = session
         let rank = rank
-        return CallBatch.run(batch) { calls in try session.run(calls, on: rank) }
+        return CallBatch.run(batch) { calls, _ in try session.run(calls, on: rank) }
     }
 
     mutating func finalize() {}
