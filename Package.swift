@@ -151,6 +151,7 @@ let package = Package(
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -229,7 +230,11 @@ let package = Package(
         ),
         .testTarget(
             name: "ProcessPoolTests",
-            dependencies: ["ConcurrentFutures", "TestSupport", "TestJobs", "BundledGuests", "FuturesTestWorker"],
+            dependencies: [
+                "ConcurrentFutures", "TestSupport", "TestJobs", "BundledGuests", "FuturesTestWorker",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

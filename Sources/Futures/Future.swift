@@ -215,10 +215,7 @@ extension Future: FutureHandle {
     package var isFailed: Bool { core.isFailed }
 
     @usableFromInline
-    package var failure: (any Error)? {
-        if case .failed(let error)? = core.settled { return error }
-        return nil
-    }
+    package var failure: (any Error)? { core.failure }
 
     @usableFromInline
     package func addWaiter(_ waiter: Waiter) -> Bool { core.addWaiter(waiter) }

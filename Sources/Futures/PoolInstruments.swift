@@ -21,7 +21,9 @@ package final class PoolInstruments: Sendable {
         let factory = observability.metricsFactory ?? MetricsSystem.factory
         var dimensions = [("executor", kind)]
         if let name = observability.name { dimensions.append(("pool", name)) }
-        metrics = factory is NOOPMetricsHandler ? nil : PoolMetrics(factory: factory, dimensions: dimensions)
+        metrics =
+            factory is NOOPMetricsHandler
+            ? nil : PoolMetrics(factory: factory, dimensions: dimensions, remote: kind == "process" || kind == "mpi")
         let tracer = observability.tracer ?? InstrumentationSystem.tracer
         self.tracer = tracer is NoOpTracer ? nil : tracer
     }

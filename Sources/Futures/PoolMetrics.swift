@@ -21,16 +21,18 @@ package final class PoolMetrics: Sendable {
     package let runTime: Timer
     package let workerReplacements: Counter
     package let brokenPools: Counter
-    package let bytesSent: Counter
-    package let bytesReceived: Counter
-    package let roundTrip: Timer
+    /// For pools of other processes only (`nil` in the others): bytes each way and round trips.
+    package let bytesSent: Counter?
+    package let bytesReceived: Counter?
+    package let roundTrip: Timer?
 
     /// The failure counters by error label, made on first use.
     private let failures = Mutex<[String: Counter]>([:])
     /// The per-module handles, made on first use.
     private let modules = Mutex<[String: GuestModuleMetrics]>([:])
 
-    package init(factory: any MetricsFactory, dimensions: [(String, String)]) {
+    /// Makes the handles under `dimensions`; with `remote`, the wire's too.
+    package init(factory: any MetricsFactory, dimensions: [(String, String)], remote: Bool) {
         self.factory = factory
         self.dimensions = dimensions
         func counter(_ label: String) -> Counter { Counter(label: label, dimensions: dimensions, factory: factory) }
@@ -49,9 +51,9 @@ package final class PoolMetrics: Sendable {
         runTime = timer("futures_task_run_seconds")
         workerReplacements = counter("futures_worker_replacements_total")
         brokenPools = counter("futures_pools_broken_total")
-        bytesSent = counter("futures_remote_bytes_sent_total")
-        bytesReceived = counter("futures_remote_bytes_received_total")
-        roundTrip = timer("futures_remote_round_trip_seconds")
+        bytesSent = remote ? counter("futures_remote_bytes_sent_total") : nil
+        bytesReceived = remote ? counter("futures_remote_bytes_received_total") : nil
+        roundTrip = remote ? timer("futures_remote_round_trip_seconds") : nil
     }
 
     /// Counts a task that failed with `error`, under the `error` label ``errorLabel(_:)`` gives it.

@@ -208,8 +208,8 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
                 prefetched = []
                 lock.unlock()
                 let start = Deadline.now.nanoseconds
+                var tally = BatchTally()
                 if let metrics {
-                    metrics.queueDepth.decrement(by: Double(tasks.count))
                     metrics.busyWorkers.increment()
                     metrics.idleWorkers.decrement()
                 }
@@ -221,23 +221,17 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
                 if Context.runsBatchesTogether && tasks.count > 1 {
                     let started = tasks.filter { task in
                         if task.start() { return true }
-                        metrics?.recordOutcomes(of: task)
+                        if let metrics { tally.count(task, started: false, metrics) }
                         return false
                     }
-                    if metrics != nil || tracer != nil {
-                        for task in started { observeStart(of: task, at: start, tracing: tracer != nil) }
+                    if tracer != nil, !Context.recordsSpans {
+                        for task in started { task.task.attach(trace: task.context ?? .topLevel) }
                     }
                     let outcomes =
                         brokenBy.map { error in started.map { _ in .failure(error) } } ?? context.run(batch: started.map(\.task))
                     prefetchNext()
                     for (task, outcome) in zip(started, outcomes) { task.finish(outcome) }
-                    if let metrics {
-                        let ran = Deadline.now.nanoseconds &- start
-                        for task in started {
-                            metrics.runTime.recordNanoseconds(Int64(clamping: ran))
-                            metrics.recordOutcomes(of: task)
-                        }
-                    }
+                    if let metrics { for task in started { tally.count(task, started: true, metrics) } }
                 } else {
                     // An index loop: code of this generic class runs unspecialized for contexts of
                     // other modules (the interpreter pool's), where `enumerated()` looked up its
@@ -246,37 +240,36 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
                         let task = tasks[position]
                         if position > 0, task.isAwaited, cancelQueued.load(ordering: .relaxed) {
                             task.cancel()
-                            metrics?.recordOutcomes(of: task)
+                            if let metrics { tally.count(task, started: false, metrics) }
                             continue
                         }
                         guard task.start() else {
-                            metrics?.recordOutcomes(of: task)
+                            if let metrics { tally.count(task, started: false, metrics) }
                             continue
                         }
-                        let outcome: Result<Context.Task.Output, any Error>
-                        if let brokenBy, task.isAwaited {
-                            outcome = .failure(brokenBy)
-                            if position == tasks.count - 1 { prefetchNext() }
-                            task.finish(outcome)
-                            metrics?.recordOutcomes(of: task)
-                        } else if metrics == nil, tracer == nil, task.context == nil {
-                            do {
-                                outcome = .success(try context.run(task.task))
-                            } catch {
-                                outcome = .failure(error)
+                        if tracer == nil, task.context == nil || brokenBy != nil {
+                            let outcome: Result<Context.Task.Output, any Error>
+                            if let brokenBy, task.isAwaited {
+                                outcome = .failure(brokenBy)
+                            } else {
+                                do {
+                                    outcome = .success(try context.run(task.task))
+                                } catch {
+                                    outcome = .failure(error)
+                                }
                             }
                             if position == tasks.count - 1 { prefetchNext() }
                             task.finish(outcome)
+                            if let metrics { tally.count(task, started: true, metrics) }
                         } else {
-                            runObserved(task, in: &context, isLast: position == tasks.count - 1, prefetchNext: prefetchNext)
+                            runTraced(task, in: &context, isLast: position == tasks.count - 1, prefetchNext: prefetchNext)
+                            if let metrics { tally.count(task, started: true, metrics) }
                         }
                     }
                 }
-                perTask = (Deadline.now.nanoseconds &- start) / UInt64(tasks.count)
-                if let metrics {
-                    metrics.busyWorkers.decrement()
-                    metrics.idleWorkers.increment()
-                }
+                let end = Deadline.now.nanoseconds
+                perTask = (end &- start) / UInt64(tasks.count)
+                if let metrics { tally.report(to: metrics, taken: tasks.count, start: start, end: end) }
             }
             averageNanoseconds = averageNanoseconds == .max ? perTask : (averageNanoseconds * 3 + perTask) / 4
             lock.lock()
@@ -291,35 +284,72 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
     }
 }
 
-extension WorkerPool {
-    /// Records that `task` started at `now`: its time queued and start in the metrics, and for a
-    /// context that sends tasks to another process, the submitter's context to send with it.
-    fileprivate func observeStart(of task: QueuedTask<Context.Task>, at now: UInt64, tracing: Bool) {
-        if let metrics = instruments.metrics {
-            metrics.started.increment(by: task.callCount)
-            if task.queuedAt != 0 { metrics.queuedTime.recordNanoseconds(Int64(clamping: now &- task.queuedAt)) }
+/// What a worker counts over one batch of tasks, reported at the batch's end: the metrics see one
+/// update per batch, not per task, so that recording costs next to nothing beside a short task.
+/// Failures and cancellations (rare, and labelled) are counted as they happen.
+private struct BatchTally {
+    var started = 0
+    var completed = 0
+    var ran = 0
+    var oldestQueuedAt: UInt64 = 0
+
+    mutating func count(_ task: some WorkerTask, started: Bool, _ metrics: PoolMetrics) {
+        if started {
+            self.started += task.callCount
+            ran += 1
         }
-        if tracing, !Context.recordsSpans { task.task.attach(trace: task.context ?? .topLevel) }
+        var completed = 0
+        task.forEachOutcome { outcome in
+            switch outcome {
+            case .completed: completed += 1
+            case .failed(let error): metrics.failed(error)
+            case .cancelled: metrics.cancelled.increment()
+            }
+        }
+        self.completed += completed
     }
 
-    /// Runs a started task with what the pool observes around it: its metrics, its span (a child
-    /// of the submitter's context, for contexts that run tasks here) and the submitter's context
-    /// as the current one while it runs.
-    fileprivate func runObserved(
+    mutating func count<Task>(_ task: QueuedTask<Task>, started: Bool, _ metrics: PoolMetrics) {
+        if started, oldestQueuedAt == 0 || (task.queuedAt != 0 && task.queuedAt < oldestQueuedAt) { oldestQueuedAt = task.queuedAt }
+        count(task.task, started: started, metrics)
+    }
+
+    /// Reports the batch of `taken` tasks, run from `start` to `end`: the counts; the time queued
+    /// of its oldest task; its run time per task, as one observation.
+    func report(to metrics: PoolMetrics, taken: Int, start: UInt64, end: UInt64) {
+        metrics.queueDepth.decrement(by: Double(taken))
+        metrics.busyWorkers.decrement()
+        metrics.idleWorkers.increment()
+        if started > 0 { metrics.started.increment(by: started) }
+        if completed > 0 { metrics.completed.increment(by: completed) }
+        if ran > 0 {
+            if oldestQueuedAt != 0, start > oldestQueuedAt { metrics.queuedTime.recordNanoseconds(Int64(clamping: start &- oldestQueuedAt)) }
+            metrics.runTime.recordNanoseconds(Int64(clamping: (end &- start) / UInt64(ran)))
+        }
+    }
+}
+
+extension WorkerPool {
+    /// Runs a started task with its span (a child of the submitter's context, for contexts that
+    /// run tasks here) and the submitter's context as the current one while it runs; a context
+    /// that sends tasks to another process gets the submitter's context to send with it.
+    fileprivate func runTraced(
         _ task: QueuedTask<Context.Task>, in context: inout Context, isLast: Bool, prefetchNext: () -> Void
     ) {
-        let start = Deadline.now.nanoseconds
-        observeStart(of: task, at: start, tracing: instruments.tracer != nil)
         var span: (any Span)?
         var current = task.context
-        if let tracer = instruments.tracer, Context.recordsSpans {
-            let started = tracer.startSpan("futures.task", context: task.context ?? .topLevel, ofKind: .internal)
-            started.updateAttributes { attributes in
-                instruments.addPoolAttributes(to: &attributes)
-                task.task.describe(into: &attributes)
+        if let tracer = instruments.tracer {
+            if Context.recordsSpans {
+                let started = tracer.startSpan("futures.task", context: task.context ?? .topLevel, ofKind: .internal)
+                started.updateAttributes { attributes in
+                    instruments.addPoolAttributes(to: &attributes)
+                    task.task.describe(into: &attributes)
+                }
+                span = started
+                current = started.context
+            } else {
+                task.task.attach(trace: task.context ?? .topLevel)
             }
-            span = started
-            current = started.context
         }
         let outcome: Result<Context.Task.Output, any Error>
         if let current {
@@ -329,10 +359,6 @@ extension WorkerPool {
         }
         if isLast { prefetchNext() }
         task.finish(outcome)
-        if let metrics = instruments.metrics {
-            metrics.runTime.recordNanoseconds(Int64(clamping: Deadline.now.nanoseconds &- start))
-            metrics.recordOutcomes(of: task)
-        }
         if let span {
             task.forEachOutcome { outcome in
                 switch outcome {

@@ -91,9 +91,9 @@ struct ProcessContext: WorkerContext {
         let sentAt = metrics == nil ? 0 : Deadline.now.nanoseconds
         defer {
             if let metrics {
-                metrics.roundTrip.recordNanoseconds(Int64(clamping: Deadline.now.nanoseconds &- sentAt))
-                metrics.bytesSent.increment(by: process.bytesSent - sentBefore)
-                metrics.bytesReceived.increment(by: process.bytesReceived - receivedBefore)
+                metrics.roundTrip?.recordNanoseconds(Int64(clamping: Deadline.now.nanoseconds &- sentAt))
+                metrics.bytesSent?.increment(by: process.bytesSent - sentBefore)
+                metrics.bytesReceived?.increment(by: process.bytesReceived - receivedBefore)
             }
         }
         do {

@@ -61,8 +61,9 @@ struct ObservabilityTests {
         #expect(try metrics.expectCounter("futures_tasks_failed_total", labels + [("error", "Refused")]).totalValue == 3)
         #expect(
             try metrics.expectCounter("futures_tasks_failed_total", labels + [("error", "ExecutorError.invalidArgument")]).totalValue == 1)
-        #expect(try metrics.expectTimer("futures_task_queued_seconds", labels).values.count == 10)
-        #expect(try metrics.expectTimer("futures_task_run_seconds", labels).values.count == 10)
+        // One observation per batch a worker took (short tasks are taken several at a time).
+        #expect((1...10).contains(try metrics.expectTimer("futures_task_queued_seconds", labels).values.count))
+        #expect((1...10).contains(try metrics.expectTimer("futures_task_run_seconds", labels).values.count))
         #expect(try metrics.expectMeter("futures_queue_depth", labels).lastValue == 0)
         #expect(try metrics.expectMeter("futures_workers_busy", labels).lastValue == 0)
         #expect(try metrics.expectMeter("futures_workers_idle", labels).lastValue == 0)

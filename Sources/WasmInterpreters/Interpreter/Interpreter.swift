@@ -158,11 +158,13 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
         _ = try? withRuntime(wait: true) { $0.movesToCompiledWhenReady = true }
     }
 
-    /// What the last call left, for a pool's metrics, read on the worker's thread between calls:
-    /// the fuel remaining (when the engine counted it) and the guest memory committed, in bytes.
-    package var usageAfterCall: (remainingFuel: UInt64?, memoryBytes: Int) {
-        (runtime?.remainingFuel, runtime?.context.account.committed ?? 0)
-    }
+    /// The fuel the last call left (when the engine counted it), for a pool's metrics: read on
+    /// the worker's thread between calls.
+    package var remainingFuelAfterCall: UInt64? { runtime?.remainingFuel }
+
+    /// The guest memory committed now, in bytes, for a pool's metrics: read on the worker's
+    /// thread between calls.
+    package var memoryBytesAfterCall: Int { runtime?.context.account.committed ?? 0 }
 
     /// Runs a guest invocation; `wait` queues behind a running call instead of failing.
     package func run(_ invocation: GuestInvocation, wait: Bool) throws -> ShareableValue {

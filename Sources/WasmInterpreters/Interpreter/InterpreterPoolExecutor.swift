@@ -181,6 +181,8 @@ struct InterpreterContext: WorkerContext {
     private var interpreter: Interpreter?
     /// The pool's metrics, when it has any: guest calls, traps, fuel and memory per module.
     private var metrics: PoolMetrics?
+    /// The per-module handles this worker used, by module id: looked up without a lock.
+    private var moduleMetrics: [Int: GuestModuleMetrics] = [:]
 
     init(setup: Setup) { self.setup = setup }
 
@@ -207,7 +209,15 @@ struct InterpreterContext: WorkerContext {
 
     mutating func run(_ task: InterpreterTask) throws -> ShareableValue {
         guard let metrics else { return try interpreter!.run(task.invocation, wait: false) }
-        return try GuestCallMetrics.measure(task.invocation, in: interpreter!, limits: setup.limits, metrics: metrics)
+        let module = task.invocation.module
+        let handles: GuestModuleMetrics
+        if let cached = moduleMetrics[module.id] {
+            handles = cached
+        } else {
+            handles = metrics.module(module.name)
+            moduleMetrics[module.id] = handles
+        }
+        return try GuestCallMetrics.measure(task.invocation, in: interpreter!, limits: setup.limits, metrics: handles)
     }
 
     mutating func finalize() {
