@@ -83,13 +83,14 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
     ///   alive to take the tasks.
     package func submit(contentsOf tasks: some Collection<Context.Task>) throws(ExecutorError) {
         let metrics = instruments.metrics
-        let queuedAt = metrics == nil ? 0 : Deadline.now.nanoseconds
         // The submitter's context: the parent of the tasks' spans, and current while they run here.
         let context = ServiceContext.current
+        let stamp =
+            metrics == nil && instruments.tracer == nil && context == nil
+            ? nil : TaskStamp(queuedAt: metrics == nil ? 0 : Deadline.now.nanoseconds, context: context)
         lock.lock()
         defer { lock.unlock() }
-        let dispatch = try state.submit(
-            tasks.lazy.map { QueuedTask(task: $0, queuedAt: queuedAt, context: context) }, exiting: ExitHook.isExiting)
+        let dispatch = try state.submit(tasks.lazy.map { QueuedTask(task: $0, stamp: stamp) }, exiting: ExitHook.isExiting)
         for index in dispatch.start {
             do {
                 try DetachedThread.start(name: "\(configuration.threadNamePrefix)_\(index)", pool: ObjectIdentifier(self)) {
@@ -247,7 +248,7 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
                             if let metrics { tally.count(task, started: false, metrics) }
                             continue
                         }
-                        if tracer == nil, task.context == nil || brokenBy != nil {
+                        if tracer == nil, task.stamp == nil || brokenBy != nil {
                             let outcome: Result<Context.Task.Output, any Error>
                             if let brokenBy, task.isAwaited {
                                 outcome = .failure(brokenBy)

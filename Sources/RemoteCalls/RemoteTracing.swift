@@ -18,10 +18,12 @@ package enum RemoteTracing {
     /// context the request carries, with that span's context current; just runs `body` when the
     /// request carries no context or the worker has no tracer.
     package static func withSpan(
-        for request: CallRequest, executor: String, tracer: any Tracer = InstrumentationSystem.tracer,
+        for request: CallRequest, executor: String, tracer: (any Tracer)? = nil,
         _ body: () -> Result<ShareableValue, any Error>
     ) -> Result<ShareableValue, any Error> {
+        // An untraced call costs this check only: the tracer is looked up for traced calls.
         guard let carrier = request.trace else { return body() }
+        let tracer = tracer ?? InstrumentationSystem.tracer
         if tracer is NoOpTracer { return body() }
         var parent = ServiceContext.topLevel
         tracer.extract(carrier, into: &parent, using: DictionaryExtractor())
