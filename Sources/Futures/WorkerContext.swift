@@ -45,6 +45,10 @@ package protocol WorkerContext: SendableMetatype {
     /// Receives the pool's metrics and tracer before ``initialize()``, when the pool has either,
     /// for what only the context measures (guest calls, bytes on the wire, worker replacements).
     mutating func instrument(with instruments: PoolInstruments)
+
+    /// Runs after each batch of tasks, when the pool has metrics: a context that counts on its own
+    /// (guest calls) reports what the batch added, as the pool reports its own counts.
+    mutating func batchEnded()
 }
 
 extension WorkerContext {
@@ -56,6 +60,7 @@ extension WorkerContext {
     }
     package static var recordsSpans: Bool { true }
     package mutating func instrument(with instruments: PoolInstruments) {}
+    package mutating func batchEnded() {}
 }
 
 /// How one call of a task ended, as metrics and spans report it.

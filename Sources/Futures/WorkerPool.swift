@@ -211,6 +211,7 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
                 let start = Deadline.now.nanoseconds
                 var tally = BatchTally()
                 if let metrics {
+                    metrics.queueDepth.decrement(by: Double(tasks.count))
                     metrics.busyWorkers.increment()
                     metrics.idleWorkers.decrement()
                 }
@@ -270,7 +271,10 @@ package final class WorkerPool<Context: WorkerContext>: ExitJoinable, @unchecked
                 }
                 let end = Deadline.now.nanoseconds
                 perTask = (end &- start) / UInt64(tasks.count)
-                if let metrics { tally.report(to: metrics, taken: tasks.count, start: start, end: end) }
+                if let metrics {
+                    context.batchEnded()
+                    tally.report(to: metrics, start: start, end: end)
+                }
             }
             averageNanoseconds = averageNanoseconds == .max ? perTask : (averageNanoseconds * 3 + perTask) / 4
             lock.lock()
@@ -315,10 +319,9 @@ private struct BatchTally {
         count(task.task, started: started, metrics)
     }
 
-    /// Reports the batch of `taken` tasks, run from `start` to `end`: the counts; the time queued
-    /// of its oldest task; its run time per task, as one observation.
-    func report(to metrics: PoolMetrics, taken: Int, start: UInt64, end: UInt64) {
-        metrics.queueDepth.decrement(by: Double(taken))
+    /// Reports the batch, run from `start` to `end`: the counts; the time queued of its oldest
+    /// task; its run time per task, as one observation; the worker idle again.
+    func report(to metrics: PoolMetrics, start: UInt64, end: UInt64) {
         metrics.busyWorkers.decrement()
         metrics.idleWorkers.increment()
         if started > 0 { metrics.started.increment(by: started) }

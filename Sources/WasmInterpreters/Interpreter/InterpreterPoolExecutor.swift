@@ -179,14 +179,14 @@ struct InterpreterContext: WorkerContext {
 
     let setup: Setup
     private var interpreter: Interpreter?
-    /// The pool's metrics, when it has any: guest calls, traps, fuel and memory per module.
-    private var metrics: PoolMetrics?
-    /// The per-module handles this worker used, by module id: looked up without a lock.
-    private var moduleMetrics: [Int: GuestModuleMetrics] = [:]
+    /// The guest calls' metrics, when the pool has any: calls, traps, fuel and memory per module.
+    private var guestMetrics: GuestCallMetrics?
 
     init(setup: Setup) { self.setup = setup }
 
-    mutating func instrument(with instruments: PoolInstruments) { metrics = instruments.metrics }
+    mutating func instrument(with instruments: PoolInstruments) { guestMetrics = instruments.metrics.map(GuestCallMetrics.init) }
+
+    mutating func batchEnded() { guestMetrics?.flush() }
 
     /// Starts the worker's interpreter: loads the pool's modules and runs the initializer. Only a
     /// failing initializer breaks the pool, as in CPython: a module whose instantiation fails
@@ -208,16 +208,8 @@ struct InterpreterContext: WorkerContext {
     }
 
     mutating func run(_ task: InterpreterTask) throws -> ShareableValue {
-        guard let metrics else { return try interpreter!.run(task.invocation, wait: false) }
-        let module = task.invocation.module
-        let handles: GuestModuleMetrics
-        if let cached = moduleMetrics[module.id] {
-            handles = cached
-        } else {
-            handles = metrics.module(module.name)
-            moduleMetrics[module.id] = handles
-        }
-        return try GuestCallMetrics.measure(task.invocation, in: interpreter!, limits: setup.limits, metrics: handles)
+        guard guestMetrics != nil else { return try interpreter!.run(task.invocation, wait: false) }
+        return try guestMetrics!.measure(task.invocation, in: interpreter!, limits: setup.limits)
     }
 
     mutating func finalize() {

@@ -129,6 +129,17 @@ private final class RunningService: Sendable {
         return exchange(port: port, method: "POST", path: "/run?function=\(function)&args=\(arguments)\(limits)", body: guest)
     }
 
+    /// The value of `name{labels}` once it is `expected`, or the last value read: a worker reports
+    /// a batch's counts just after answering its calls, so the last answers may come first.
+    func settled(_ name: String, _ labels: String, _ expected: Double) -> Double? {
+        var value = metric(name, labels)
+        for _ in 0..<200 where value != expected {
+            usleep(25_000)
+            value = metric(name, labels)
+        }
+        return value
+    }
+
     /// The value of the sample `name{labels}` in `GET /metrics`.
     func metric(_ name: String, _ labels: String) -> Double? {
         guard let text = exchange(port: port, method: "GET", path: "/metrics")?.body else { return nil }
@@ -174,20 +185,24 @@ struct PluginServiceTests {
 
         // The pool's counts match the requests sent.
         let pool = #"executor="interpreter",pool="plugins""#
-        #expect(service.metric("futures_tasks_submitted_total", pool) == 505)
-        #expect(service.metric("futures_tasks_completed_total", pool) == 502)
-        #expect(service.metric("futures_tasks_failed_total", pool + #",error="GuestError.unreachable""#) == 1)
-        #expect(service.metric("futures_tasks_failed_total", pool + #",error="GuestError.outOfFuel""#) == 1)
-        #expect(service.metric("futures_tasks_failed_total", pool + #",error="GuestError.timedOut""#) == 1)
-        #expect(service.metric("futures_tasks_cancelled_total", pool) == 0)
-        #expect(service.metric("futures_guest_calls_total", pool + #",module="plugin""#) == 505)
-        #expect(service.metric("futures_guest_traps_total", pool + #",module="plugin",kind="unreachable""#) == 1)
-        #expect(service.metric("futures_queue_depth", pool) == 0)
+        #expect(service.settled("futures_tasks_submitted_total", pool, 505) == 505)
+        #expect(service.settled("futures_tasks_completed_total", pool, 502) == 502)
+        #expect(service.settled("futures_tasks_failed_total", pool + #",error="GuestError.unreachable""#, 1) == 1)
+        #expect(service.settled("futures_tasks_failed_total", pool + #",error="GuestError.outOfFuel""#, 1) == 1)
+        #expect(service.settled("futures_tasks_failed_total", pool + #",error="GuestError.timedOut""#, 1) == 1)
+        #expect(service.settled("futures_tasks_cancelled_total", pool, 0) == 0)
+        #expect(service.settled("futures_guest_calls_total", pool + #",module="plugin""#, 505) == 505)
+        #expect(service.settled("futures_guest_traps_total", pool + #",module="plugin",kind="unreachable""#, 1) == 1)
+        #expect(service.settled("futures_queue_depth", pool, 0) == 0)
 
-        // Each call's span is a child of its HTTP request's span.
-        let traces = try #require(exchange(port: service.port, method: "GET", path: "/traces"))
-        let spans = try #require(
-            (try JSONSerialization.jsonObject(with: Data(traces.body.utf8)) as? [String: Any])?["spans"] as? [[String: Any]])
+        // Each call's span is a child of its HTTP request's span. (A span ends just after its call is
+        // answered: the last ones may come with a later read.)
+        var spans: [[String: Any]] = []
+        for _ in 0..<200 where spans.filter({ $0["name"] as? String == "futures.task" }).count < 505 {
+            let traces = try #require(exchange(port: service.port, method: "GET", path: "/traces"))
+            spans += try #require(
+                (try JSONSerialization.jsonObject(with: Data(traces.body.utf8)) as? [String: Any])?["spans"] as? [[String: Any]])
+        }
         let requests = Set(spans.filter { $0["name"] as? String == "/run" }.compactMap { $0["span_id"] as? String })
         let tasks = spans.filter { $0["name"] as? String == "futures.task" }
         #expect(tasks.count == 505)
@@ -195,12 +210,17 @@ struct PluginServiceTests {
 
         // SIGTERM while calls run (two on the two workers) and one waits in the pool's queue:
         // all three are answered, then the service exits.
-        let slow = Thread.detachedAnswers(3) { _ in service.run("count", args: [20_000_000], limits: "&fuel=2000000000&timeout_ms=10000") }
-        while (service.metric("futures_workers_busy", pool) ?? 0) < 2 { usleep(5_000) }
+        let slow = Thread.detachedAnswers(3) { _ in service.run("count", args: [3_000_000], limits: "&fuel=2000000000&timeout_ms=10000") }
+        var busy = 0.0
+        for _ in 0..<4000 where busy < 2 {
+            usleep(5_000)
+            busy = service.metric("futures_workers_busy", pool) ?? 0
+        }
+        #expect(busy == 2, "both workers run a slow call")
         kill(service.process.processIdentifier, SIGTERM)
         for answer in slow.wait() {
             #expect(answer?.status == 200)
-            #expect(answer?.body == #"{"result":20000000}"#)
+            #expect(answer?.body == #"{"result":3000000}"#)
         }
         service.process.waitUntilExit()
         #expect(service.process.terminationReason == .exit)
