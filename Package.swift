@@ -26,6 +26,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        // Observability (docs/observability.md): metrics and traces through the server ecosystem's
+        // APIs, no backend chosen here; executors as services of a service group.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/apple/swift-service-context.git", from: "1.5.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -34,6 +40,9 @@ let package = Package(
                 "CFuturesShims",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceContextModule", package: "swift-service-context"),
             ],
             swiftSettings: strict
         ),
@@ -50,6 +59,8 @@ let package = Package(
                 .product(name: "WASI", package: "WasmKit"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             // The compiled engine's runtime, which it compiles into every compiled guest.
             resources: [.embedInCode("Engines/Compiled/Runtime/wasm-rt.h"), .embedInCode("Engines/Compiled/Runtime/cf-rt.c")],
@@ -60,24 +71,38 @@ let package = Package(
         // the call batch, chunked submission, remote errors, and the typed messages of a call.
         .target(
             name: "RemoteCalls",
-            dependencies: ["Futures", "WasmInterpreters"],
+            dependencies: ["Futures", "WasmInterpreters", .product(name: "Tracing", package: "swift-distributed-tracing")],
             swiftSettings: strict
         ),
         .target(
             name: "ProcessPool",
-            dependencies: ["Futures", "WasmInterpreters", "RemoteCalls", "CFuturesShims"],
+            dependencies: [
+                "Futures", "WasmInterpreters", "RemoteCalls", "CFuturesShims",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: strict
         ),
         // The MPI executor. MPI is loaded at run time (dlopen, in CFuturesShims): this module builds
         // and links on a machine without MPI, and throws `MPIError.unavailable` there.
         .target(
             name: "MPIPool",
-            dependencies: ["Futures", "WasmInterpreters", "RemoteCalls", "CFuturesShims"],
+            dependencies: [
+                "Futures", "WasmInterpreters", "RemoteCalls", "CFuturesShims",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: strict
+        ),
+        // Executors as services of swift-service-lifecycle: graceful shutdown drains them.
+        .target(
+            name: "FuturesLifecycle",
+            dependencies: ["Futures", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .target(
             name: "ConcurrentFutures",
-            dependencies: ["Futures", "WasmInterpreters", "RemoteCalls", "ProcessPool", "MPIPool"],
+            dependencies: ["Futures", "WasmInterpreters", "RemoteCalls", "ProcessPool", "MPIPool", "FuturesLifecycle"],
             swiftSettings: strict
         ),
         .target(
@@ -128,6 +153,7 @@ let package = Package(
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -213,17 +239,26 @@ let package = Package(
         ),
         .testTarget(
             name: "ProcessPoolTests",
-            dependencies: ["ConcurrentFutures", "TestSupport", "TestJobs", "BundledGuests", "FuturesTestWorker"],
+            dependencies: [
+                "ConcurrentFutures", "TestSupport", "TestJobs", "BundledGuests", "FuturesTestWorker",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "RemoteCallsTests",
-            dependencies: ["ConcurrentFutures"],
+            dependencies: ["ConcurrentFutures", .product(name: "InMemoryTracing", package: "swift-distributed-tracing")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "FuturesTests",
-            dependencies: ["ConcurrentFutures", "TestSupport"],
+            dependencies: [
+                "ConcurrentFutures", "TestSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -232,6 +267,8 @@ let package = Package(
                 "ConcurrentFutures", "TestSupport", "BundledGuests", "GuestBuilder",
                 // WasmKit's name-section parser, the reference of the load-time check's fuzz test.
                 .product(name: "WasmParser", package: "WasmKit"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strict
         ),

@@ -193,6 +193,8 @@ int cf_wait_readable(int fd, int timeout_ms) {
 static volatile sig_atomic_t cf_interrupt_fd = -1;
 // The SIGINT action before cf_interrupt_pipe_install, restored by cf_interrupt_pipe_remove.
 static struct sigaction cf_interrupt_previous;
+// The SIGTERM action before cf_interrupt_pipe_install, restored by cf_interrupt_pipe_remove.
+static struct sigaction cf_terminate_previous;
 
 static void cf_interrupt_handler(int sig) {
     (void)sig;
@@ -214,11 +216,14 @@ int cf_interrupt_pipe_install(int fd) {
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
     if (sigaction(SIGINT, &action, &cf_interrupt_previous) != 0) return errno;
+    // SIGTERM (a service manager's stop) drains the same way as a first Ctrl-C.
+    if (sigaction(SIGTERM, &action, &cf_terminate_previous) != 0) return errno;
     // A process started from a thread that blocks SIGINT (libdispatch's worker threads block
     // most signals) inherits that mask: unblock it here, or the signal would stay pending.
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
     return pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
 }
 
@@ -232,6 +237,7 @@ void cf_ignore_interrupts(void) {
 
 void cf_interrupt_pipe_remove(void) {
     sigaction(SIGINT, &cf_interrupt_previous, NULL);
+    sigaction(SIGTERM, &cf_terminate_previous, NULL);
     cf_interrupt_fd = -1;
 }
 

@@ -2,9 +2,10 @@
 //
 // One import gives the whole library: futures and the executor protocol (`Futures`), the
 // interpreters and the interpreter pool (`Interpreters`), what pools of other processes share
-// (`RemoteCalls`: remote errors, chunked submission), the process pool (`ProcessPool`), and the
-// MPI pool (`MPIPool`).
+// (`RemoteCalls`: remote errors, chunked submission), the process pool (`ProcessPool`), the
+// MPI pool (`MPIPool`), and executors as services of swift-service-lifecycle (`FuturesLifecycle`).
 @_exported import Futures
+@_exported import FuturesLifecycle
 @_exported import MPIPool
 @_exported import ProcessPool
 @_exported import RemoteCalls

@@ -215,6 +215,9 @@ extension Future: FutureHandle {
     package var isFailed: Bool { core.isFailed }
 
     @usableFromInline
+    package var failure: (any Error)? { core.failure }
+
+    @usableFromInline
     package func addWaiter(_ waiter: Waiter) -> Bool { core.addWaiter(waiter) }
 
     @usableFromInline

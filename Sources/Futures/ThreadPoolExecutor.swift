@@ -33,11 +33,14 @@ public final class ThreadPoolExecutor: JobExecutor {
     ///     `Call { setUp() }`, a job or a guest function; ``Call/discardingResult()`` turns any
     ///     call into one). If it throws, the pool breaks: queued and later work fails with
     ///     ``ExecutorError`` `.brokenThreadPool`.
+    ///   - observability: The pool's name in its metrics and spans, and where they go (by default
+    ///     the metrics factory and tracer bootstrapped now; docs/observability.md).
     /// - Throws: ``ExecutorError`` `.invalidArgument` when `maxWorkers` is 0 or less.
     public init(
         maxWorkers: Int? = nil,
         threadNamePrefix: String = "",
-        initializer: Call<Void>? = nil
+        initializer: Call<Void>? = nil,
+        observability: PoolObservability = PoolObservability()
     ) throws {
         let maxWorkers = try validatedMaxWorkers(maxWorkers, default: min(32, ProcessorCount.available + 4))
         self.maxWorkers = maxWorkers
@@ -46,6 +49,7 @@ public final class ThreadPoolExecutor: JobExecutor {
             configuration: .init(
                 maxWorkers: maxWorkers, threadNamePrefix: self.threadNamePrefix, brokenCode: .brokenThreadPool,
                 brokenMessage: "A thread initializer failed, the thread pool is not usable anymore"),
+            instruments: PoolInstruments(kind: "thread", observability: observability),
             makeContext: { _ in ThreadContext(initializer: initializer?.localBody) })
     }
 

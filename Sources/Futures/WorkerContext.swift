@@ -1,3 +1,5 @@
+package import Tracing
+
 /// What one worker thread of a ``WorkerPool`` owns, and how it runs a task.
 ///
 /// This is the shape CPython 3.14 gave `ThreadPoolExecutor` (`thread.py`'s `WorkerContext`), and
@@ -34,6 +36,19 @@ package protocol WorkerContext: SendableMetatype {
 
     /// Runs started tasks as one unit; the outcomes are in the tasks' order.
     mutating func run(batch: [Task]) -> [Result<Task.Output, any Error>]
+
+    /// Whether the pool records a span around each task run (contexts that run tasks in this
+    /// process); a context that sends them to another process sends the submitter's context with
+    /// the call instead (``WorkerTask/attach(trace:)``), and the worker there records the span.
+    static var recordsSpans: Bool { get }
+
+    /// Receives the pool's metrics and tracer before ``initialize()``, when the pool has either,
+    /// for what only the context measures (guest calls, bytes on the wire, worker replacements).
+    mutating func instrument(with instruments: PoolInstruments)
+
+    /// Runs after each batch of tasks, when the pool has metrics: a context that counts on its own
+    /// (guest calls) reports what the batch added, as the pool reports its own counts.
+    mutating func batchEnded()
 }
 
 extension WorkerContext {
@@ -42,6 +57,27 @@ extension WorkerContext {
     package static var runsBatchesTogether: Bool { false }
     package mutating func run(batch: [Task]) -> [Result<Task.Output, any Error>] {
         batch.map { task in Result { try run(task) } }
+    }
+    package static var recordsSpans: Bool { true }
+    package mutating func instrument(with instruments: PoolInstruments) {}
+    package mutating func batchEnded() {}
+}
+
+/// How one call of a task ended, as metrics and spans report it.
+package enum TaskOutcome {
+    case completed
+    case failed(any Error)
+    case cancelled
+
+    /// The outcome a resolved (or cancelled) future holds.
+    package init(of future: any FutureHandle) {
+        if future.isCancelled {
+            self = .cancelled
+        } else if let error = future.failure {
+            self = .failed(error)
+        } else {
+            self = .completed
+        }
     }
 }
 
@@ -70,6 +106,27 @@ package protocol WorkerTask: Sendable {
 
     /// Publishes the outcome of running the task.
     func finish(_ outcome: Result<Output, any Error>)
+
+    /// How many calls the task holds (a process pool's chunk holds several): what metrics count.
+    var callCount: Int { get }
+
+    /// Calls `body` with the outcome of each of the task's calls, once the task is finished,
+    /// cancelled or failed.
+    func forEachOutcome(_ body: (TaskOutcome) -> Void)
+
+    /// Adds what describes the task (a guest call's module and function) to its span.
+    func describe(into attributes: inout SpanAttributes)
+
+    /// Keeps the submitter's service context, for a context that sends the task to another
+    /// process to send with it (``WorkerContext/recordsSpans`` is `false` there).
+    func attach(trace: ServiceContext)
+}
+
+extension WorkerTask {
+    package var callCount: Int { 1 }
+    package func forEachOutcome(_ body: (TaskOutcome) -> Void) { body(.completed) }
+    package func describe(into attributes: inout SpanAttributes) {}
+    package func attach(trace: ServiceContext) {}
 }
 
 /// A task that resolves one future: the common case.
@@ -83,4 +140,5 @@ extension SingleFutureTask {
     package func start() -> Bool { future.map { (try? $0.setRunningOrNotifyCancel()) == true } ?? true }
     package func cancel() { future?.cancel() }
     package func fail(_ error: ExecutorError) { try? future?.setError(error) }
+    package func forEachOutcome(_ body: (TaskOutcome) -> Void) { body(future.map(TaskOutcome.init(of:)) ?? .completed) }
 }

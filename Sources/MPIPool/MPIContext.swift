@@ -38,8 +38,17 @@ final class MPISession: Sendable {
 struct MPIContext: WorkerContext {
     let session: MPISession
     let rank: Int
+    /// The pool's metrics, when it has any: the round trips to the rank.
+    private var metrics: PoolMetrics?
+
+    init(session: MPISession, rank: Int) {
+        self.session = session
+        self.rank = rank
+    }
 
     mutating func initialize() throws {}
+
+    mutating func instrument(with instruments: PoolInstruments) { metrics = instruments.metrics }
 
     /// Short tasks go to the rank in batches of up to this many, one round trip each.
     var batchLimit: Int { 64 }
@@ -50,13 +59,21 @@ struct MPIContext: WorkerContext {
     static var shortTaskNanoseconds: UInt64 { 2_000_000 }
 
     mutating func run(_ task: CallBatch) throws -> CallBatch.Output {
-        try session.run(task.started.map(\.call), on: rank)
+        try timed { try session.run(task.started.map(\.call), on: rank) }
     }
 
     mutating func run(batch: [CallBatch]) -> [Result<CallBatch.Output, any Error>] {
         let session = session
         let rank = rank
-        return CallBatch.run(batch) { calls in try session.run(calls, on: rank) }
+        return timed { CallBatch.run(batch) { calls, _ in try session.run(calls, on: rank) } }
+    }
+
+    /// Runs `body`, one round trip to the rank, recording its time when the pool has metrics.
+    private func timed<T>(_ body: () throws -> T) rethrows -> T {
+        guard let roundTrip = metrics?.roundTrip else { return try body() }
+        let start = Deadline.now.nanoseconds
+        defer { roundTrip.recordNanoseconds(Int64(clamping: Deadline.now.nanoseconds &- start)) }
+        return try body()
     }
 
     mutating func finalize() {}

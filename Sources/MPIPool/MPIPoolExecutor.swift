@@ -56,6 +56,8 @@ public final class MPIPoolExecutor: ChunkingExecutor {
     ///     a guest call in each of a rank's interpreters, a job in each of its threads that run
     ///     jobs. If it fails, the pool breaks (``Futures/ExecutorError`` `.brokenMPIPool`, with
     ///     the remote error as `underlying`).
+    ///   - observability: The pool's name in its metrics, and where metrics and traces go (by
+    ///     default the metrics factory and tracer bootstrapped now; docs/observability.md).
     /// - Throws: ``MPIError`` `.notLaunched` outside an MPI launch or without
     ///   ``MPIWorker/runIfRequested(jobs:)``, `.unavailable` when MPI cannot be loaded,
     ///   ``Futures/NotShareableError`` for an initializer that is a host closure,
@@ -68,7 +70,8 @@ public final class MPIPoolExecutor: ChunkingExecutor {
         engine: GuestEngine = .wasmKit,
         heartbeatTimeout: Duration = .seconds(5),
         startTimeout: Duration = .seconds(30),
-        initializer: Call<Void>? = nil
+        initializer: Call<Void>? = nil,
+        observability: PoolObservability = PoolObservability()
     ) throws {
         if let maxWorkers { _ = try validatedMaxWorkers(maxWorkers, default: 1) }
         guard heartbeatTimeout >= Self.minimumHeartbeatTimeout else {
@@ -118,6 +121,7 @@ public final class MPIPoolExecutor: ChunkingExecutor {
             configuration: .init(
                 maxWorkers: maxWorkers, threadNamePrefix: "MPIPoolExecutor-\(nextExecutorNumber())",
                 brokenCode: .brokenMPIPool, brokenMessage: "An MPI rank was lost, the MPI pool is not usable anymore"),
+            instruments: PoolInstruments(kind: "mpi", observability: observability),
             makeContext: { index in MPIContext(session: session, rank: assignment[index % assignment.count]) })
         self.pool = pool
         // Told at once when a rank the session uses was lost since it opened.

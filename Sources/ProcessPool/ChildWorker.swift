@@ -16,6 +16,9 @@ final class ChildWorker {
     var loadedModules: Set<Int> = []
     /// The id of the last request; each request gets the next, and its reply must carry it.
     private var lastRequestID = UInt64.random(in: 1...(UInt64.max / 2))
+    /// The bytes sent to and received from the process so far, frames' headers included.
+    private(set) var bytesSent = 0
+    private(set) var bytesReceived = 0
 
     private init(pid: pid_t, fd: Int32) {
         self.pid = pid
@@ -99,7 +102,7 @@ final class ChildWorker {
     /// Sends a request that has no reply.
     func post(_ message: ShareableValue) throws(ChannelError) {
         lastRequestID &+= 1
-        try channel.send(message, id: lastRequestID)
+        bytesSent += try channel.send(message, id: lastRequestID)
     }
 
     /// Sends a request and waits for its reply.
@@ -113,7 +116,7 @@ final class ChildWorker {
     func request(_ message: ShareableValue, deadline: Deadline? = nil, stoppedTimeout: Duration) throws(ChannelError) -> ShareableValue {
         lastRequestID &+= 1
         let id = lastRequestID
-        try channel.send(message, id: id)
+        bytesSent += try channel.send(message, id: id)
         var stoppedSince: Deadline?
         while true {
             if let reply = try channel.receive(firstMilliseconds: Int32(clamping: Self.pollMilliseconds)) {
@@ -122,6 +125,7 @@ final class ChildWorker {
                         "a reply to request \(reply.id) while request \(id) was waiting (something other than the worker "
                             + "wrote to its channel)")
                 }
+                bytesReceived += reply.bytes
                 return reply.message
             }
             if let deadline, deadline.hasPassed {

@@ -1,5 +1,6 @@
 import Futures
 import RemoteCalls
+import Tracing
 import WasmInterpreters
 
 #if canImport(Glibc)
@@ -29,8 +30,17 @@ struct ProcessContext: WorkerContext {
     let setup: Setup
     private var process: ChildWorker?
     private var tasksRun = 0
+    /// The pool's metrics and tracer, when it has either (bytes, round trips, replacements; the
+    /// trace context sent with each call).
+    private var instruments: PoolInstruments?
+    /// Whether a worker process was started before: the next start replaces one.
+    private var startedBefore = false
 
     init(setup: Setup) { self.setup = setup }
+
+    static var recordsSpans: Bool { false }
+
+    mutating func instrument(with instruments: PoolInstruments) { self.instruments = instruments }
 
     mutating func initialize() throws {
         process = try start()
@@ -41,26 +51,28 @@ struct ProcessContext: WorkerContext {
     static var runsBatchesTogether: Bool { true }
 
     mutating func run(_ task: CallBatch) throws -> CallBatch.Output {
-        try send(task.started.map(\.call))
+        let carrier = task.traceCarrier(tracer: instruments?.tracer)
+        return try send(task.started.map(\.call), traces: carrier == nil ? [] : Array(repeating: carrier, count: task.started.count))
     }
 
     mutating func run(batch: [CallBatch]) -> [Result<CallBatch.Output, any Error>] {
-        CallBatch.run(batch) { calls in try send(calls) }
+        CallBatch.run(batch, tracer: instruments?.tracer) { calls, traces in try send(calls, traces: traces) }
     }
 
     /// Sends `calls` to the worker process in one request and returns their outcomes. Under the
     /// compiled engine, their modules are built here first, once, under the build budget: a
     /// module that cannot be built fails its own calls, never the pool or this process.
-    private mutating func send(_ calls: [RemoteCall]) throws -> [Result<ShareableValue, any Error>] {
-        guard setup.engine != .wasmKit else { return try sendBuilt(calls) }
+    private mutating func send(_ calls: [RemoteCall], traces: [[String: String]?]) throws -> [Result<ShareableValue, any Error>] {
+        guard setup.engine != .wasmKit else { return try sendBuilt(calls, traces: traces) }
         var refused: [Int: any Error] = [:]
         for (index, call) in calls.enumerated() {
             guard let module = call.guestInvocation?.module else { continue }
             if let error = CompiledEngine.prepareForWorkers(module, engine: setup.engine) { refused[index] = error }
         }
-        guard !refused.isEmpty else { return try sendBuilt(calls) }
+        guard !refused.isEmpty else { return try sendBuilt(calls, traces: traces) }
         let runnable = calls.indices.filter { refused[$0] == nil }
-        var results = runnable.isEmpty ? [] : try sendBuilt(runnable.map { calls[$0] })[...]
+        var results =
+            runnable.isEmpty ? [] : try sendBuilt(runnable.map { calls[$0] }, traces: traces.isEmpty ? [] : runnable.map { traces[$0] })[...]
         return calls.indices.map { index in
             if let error = refused[index] { return .failure(error) }
             return results.popFirst()!
@@ -68,10 +80,22 @@ struct ProcessContext: WorkerContext {
     }
 
     /// Sends `calls`, whose modules are ready, to the worker process in one request.
-    private mutating func sendBuilt(_ calls: [RemoteCall]) throws -> [Result<ShareableValue, any Error>] {
+    private mutating func sendBuilt(_ calls: [RemoteCall], traces: [[String: String]?]) throws -> [Result<ShareableValue, any Error>] {
         let process = try self.process ?? start()
         self.process = process
         let describe = calls.count == 1 ? describeCall(calls[0]) : "a batch of \(calls.count) calls"
+        func request(_ index: Int) -> ShareableValue { WireMessage.request(for: calls[index], trace: traces.isEmpty ? nil : traces[index]) }
+        let metrics = instruments?.metrics
+        let sentBefore = process.bytesSent
+        let receivedBefore = process.bytesReceived
+        let sentAt = metrics == nil ? 0 : Deadline.now.nanoseconds
+        defer {
+            if let metrics {
+                metrics.roundTrip?.recordNanoseconds(Int64(clamping: Deadline.now.nanoseconds &- sentAt))
+                metrics.bytesSent?.increment(by: process.bytesSent - sentBefore)
+                metrics.bytesReceived?.increment(by: process.bytesReceived - receivedBefore)
+            }
+        }
         do {
             try sendModules(for: calls, to: process)
             let results: [Result<ShareableValue, any Error>]
@@ -80,12 +104,12 @@ struct ProcessContext: WorkerContext {
             if calls.count == 1 {
                 results = [
                     try CallOutcome(
-                        wire: process.request(WireMessage.request(for: calls[0]), deadline: deadline, stoppedTimeout: stopped)
+                        wire: process.request(request(0), deadline: deadline, stoppedTimeout: stopped)
                     ).result
                 ]
             } else {
                 let reply = try process.request(
-                    [.int(WireMessage.batch), .array(calls.map(WireMessage.request))], deadline: deadline, stoppedTimeout: stopped)
+                    [.int(WireMessage.batch), .array(calls.indices.map(request))], deadline: deadline, stoppedTimeout: stopped)
                 guard case .array(let fields) = reply, fields.count == 2, fields[0] == .int(WireMessage.batchResult),
                     case .array(let outcomes) = fields[1], outcomes.count == calls.count
                 else { throw ChannelError.malformed("expected a batch result for \(calls.count) calls") }
@@ -125,6 +149,8 @@ struct ProcessContext: WorkerContext {
         }
         let process = try ChildWorker.spawn(executable: setup.executable, environment: environment)
         setup.registry.insert(process.pid)
+        if startedBefore { instruments?.metrics?.workerReplacements.increment() }
+        startedBefore = true
         do {
             try process.post(.array([.int(WireMessage.configure)] + WorkerConfiguration(limits: setup.limits, engine: setup.engine).wire))
             if let initializer = setup.initializer {

@@ -56,6 +56,9 @@ public final class ProcessPoolExecutor: ChunkingExecutor {
     ///     a debugger) before it is killed: its tasks then fail with `.brokenProcessPool` and the
     ///     next task starts a fresh worker. A stopped worker costs its tasks this long, and
     ///     `shutdown` at most this long plus two seconds.
+    ///   - observability: The pool's name in its metrics, and where metrics and traces go (by
+    ///     default the metrics factory and tracer bootstrapped now; docs/observability.md). The
+    ///     calls' spans are recorded by the worker processes, with the tracer they bootstrap.
     /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` for `maxWorkers` or
     ///   `maxTasksPerChild` below 1, or when called inside a worker process (a worker that
     ///   forgot ``ProcessWorker/runIfRequested(jobs:)`` would otherwise start workers of its own);
@@ -68,7 +71,8 @@ public final class ProcessPoolExecutor: ChunkingExecutor {
         limits: InterpreterLimits = .default,
         engine: GuestEngine = .wasmKit,
         initializer: Call<Void>? = nil,
-        stoppedWorkerTimeout: Duration = .seconds(10)
+        stoppedWorkerTimeout: Duration = .seconds(10),
+        observability: PoolObservability = PoolObservability()
     ) throws {
         let maxWorkers = try validatedMaxWorkers(maxWorkers, default: ProcessorCount.available)
         if let maxTasksPerChild, maxTasksPerChild < 1 {
@@ -95,6 +99,7 @@ public final class ProcessPoolExecutor: ChunkingExecutor {
                 maxWorkers: maxWorkers, threadNamePrefix: "ProcessPoolExecutor-\(nextExecutorNumber())",
                 brokenCode: .brokenProcessPool,
                 brokenMessage: "A process in the process pool could not be initialized, the process pool is not usable anymore"),
+            instruments: PoolInstruments(kind: "process", observability: observability),
             makeContext: { _ in ProcessContext(setup: setup) })
     }
 

@@ -132,14 +132,20 @@ private struct WorkerState {
         }
     }
 
-    /// Runs one job or guest call.
+    /// Runs one job or guest call, in a span of this process's tracer when the call carries the
+    /// submitter's trace context (docs/observability.md).
     mutating func call(_ request: ShareableValue, install: Bool = false) -> Result<ShareableValue, any Error> {
-        let body: CallRequest.Body
+        let parsed: CallRequest
         do {
-            body = try CallRequest(wire: request).body
+            parsed = try CallRequest(wire: request)
         } catch {
             return .failure(error)
         }
+        return RemoteTracing.withSpan(for: parsed, executor: "process") { run(parsed.body, install: install) }
+    }
+
+    /// Runs one job or guest call.
+    private mutating func run(_ body: CallRequest.Body, install: Bool) -> Result<ShareableValue, any Error> {
         switch body {
         case .job(let name, let argument):
             guard let job = registry[name] else {

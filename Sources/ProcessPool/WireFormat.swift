@@ -29,8 +29,10 @@ enum WireMessage {
 
     /// The request for one remote call (a guest call names its module by the id the worker
     /// loaded it under).
-    static func request(for call: RemoteCall) -> ShareableValue {
-        CallRequest(call) { .id($0.id) }.wire
+    static func request(for call: RemoteCall, trace: [String: String]? = nil) -> ShareableValue {
+        var request = CallRequest(call) { .id($0.id) }
+        request.trace = trace
+        return request.wire
     }
 }
 
@@ -38,6 +40,8 @@ enum WireMessage {
 struct Frame {
     let id: UInt64
     let message: ShareableValue
+    /// The frame's size on the socket, header included (for the pool's byte counters).
+    var bytes = 0
 }
 
 /// One end of the socket between a pool and a worker, exchanging framed messages.
@@ -52,7 +56,12 @@ struct FrameChannel {
     /// like the start of a frame), not that the peer is slow.
     static let stallMilliseconds: Int32 = 10_000
 
-    func send(_ message: ShareableValue, id: UInt64) throws(ChannelError) {
+    /// Sends one frame.
+    ///
+    /// - Returns: The frame's size on the socket, header included.
+    /// - Throws: ``ChannelError`` `.closed` when the socket fails.
+    @discardableResult
+    func send(_ message: ShareableValue, id: UInt64) throws(ChannelError) -> Int {
         var writer = ByteWriter(capacity: 64)
         writer.writeFixed(UInt32(0))
         writer.writeFixed(UInt32(0))
@@ -66,6 +75,7 @@ struct FrameChannel {
         }
         let status = writer.bytes.withUnsafeBytes { cf_send_all(fd, $0.baseAddress, $0.count) }
         if status != 0 { throw ChannelError.closed(errno: status) }
+        return writer.bytes.count
     }
 
     /// Receives one frame, waiting up to `firstMilliseconds` for it to start (negative: forever);
@@ -108,7 +118,7 @@ struct FrameChannel {
             bodyReceived += count
         }
         do {
-            return Frame(id: id, message: try ShareableValue(decoding: payload))
+            return Frame(id: id, message: try ShareableValue(decoding: payload), bytes: Self.headerBytes + length)
         } catch {
             throw ChannelError.malformed("\(error)")
         }

@@ -1,4 +1,5 @@
 package import Futures
+package import Tracing
 import WasmInterpreters
 
 /// Calls sent to a worker process together, each with the future it resolves: the process
@@ -19,6 +20,9 @@ package final class CallBatch: WorkerTask, @unchecked Sendable {
     package let elements: [Element]
     /// The elements that started (written once, by ``start()``, before the batch runs).
     package private(set) var started: [Element] = []
+    /// The submitter's service context, when the pool traces (written once, by
+    /// ``attach(trace:)``, before the batch runs): sent with each call, for the worker's span.
+    package private(set) var trace: ServiceContext?
 
     package init(_ elements: [Element]) { self.elements = elements }
 
@@ -83,12 +87,20 @@ package final class CallBatch: WorkerTask, @unchecked Sendable {
     /// Runs the started calls of every batch in `batch` as one request through `send`, and
     /// splits the outcomes back per batch; an error from `send` fails every batch.
     package static func run(
-        _ batch: [CallBatch], send: ([RemoteCall]) throws -> [Result<ShareableValue, any Error>]
+        _ batch: [CallBatch], tracer: (any Tracer)? = nil,
+        send: ([RemoteCall], _ traces: [[String: String]?]) throws -> [Result<ShareableValue, any Error>]
     ) -> [Result<Output, any Error>] {
         let calls = batch.flatMap { $0.started.map(\.call) }
+        var traces: [[String: String]?] = []
+        if tracer != nil {
+            for task in batch {
+                let carrier = task.traceCarrier(tracer: tracer)
+                traces.append(contentsOf: repeatElement(carrier, count: task.started.count))
+            }
+        }
         let results: [Result<ShareableValue, any Error>]
         do {
-            results = try send(calls)
+            results = try send(calls, traces)
         } catch {
             return batch.map { _ in .failure(error) }
         }
@@ -101,6 +113,20 @@ package final class CallBatch: WorkerTask, @unchecked Sendable {
     }
 
     package var isAwaited: Bool { true }
+    package var callCount: Int { elements.count }
+
+    package func attach(trace: ServiceContext) { self.trace = trace }
+
+    package func forEachOutcome(_ body: (TaskOutcome) -> Void) {
+        for element in elements { body(TaskOutcome(of: element.handle)) }
+    }
+
+    /// The carrier each call of the started elements sends: the submitter's context as `tracer`
+    /// injects it, when the batch has one.
+    package func traceCarrier(tracer: (any Tracer)?) -> [String: String]? {
+        guard let tracer, let trace else { return nil }
+        return RemoteTracing.carrier(for: trace, tracer: tracer)
+    }
 
     package func start() -> Bool {
         started = elements.filter { (try? $0.handle.setRunningOrNotifyCancel()) == true }

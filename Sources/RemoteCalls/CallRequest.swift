@@ -7,6 +7,7 @@ package import WasmInterpreters
 /// On the wire (docs/wire.md): `[3, job name, argument]` or `[4, module, function, [arguments],
 /// fuel | none, time limit in ns | none, WASI call | none]`, where the module is the sender's id for
 /// it (the process pool: the worker loaded it under that id) or its content key (the MPI pool).
+/// When the sender traces, a last field carries the submitter's trace context: `[[key, value], ...]`.
 package struct CallRequest: Sendable, Equatable {
     /// How a guest call names its module.
     package enum Module: Sendable, Hashable {
@@ -48,8 +49,14 @@ package struct CallRequest: Sendable, Equatable {
     package static let guestTag: Int64 = 4
 
     package var body: Body
+    /// The submitter's service context as the sender's tracer injected it (docs/observability.md),
+    /// for the receiver's tracer to extract; `nil` when the sender does not trace.
+    package var trace: [String: String]?
 
-    package init(_ body: Body) { self.body = body }
+    package init(_ body: Body, trace: [String: String]? = nil) {
+        self.body = body
+        self.trace = trace
+    }
 
     /// The request for `call`, naming a guest call's module by `module`. A call with no remote
     /// form (never sent: its future failed at submission) becomes a job with no name, which the
@@ -81,10 +88,14 @@ package struct CallRequest: Sendable, Equatable {
         }
         switch tag {
         case Self.jobTag:
-            guard fields.count == 3, case .string(let name) = fields[1] else { throw RemoteError(.jobFailed, "unreadable job call") }
+            guard fields.count == 3 || fields.count == 4, case .string(let name) = fields[1] else {
+                throw RemoteError(.jobFailed, "unreadable job call")
+            }
             body = .job(name: name, argument: fields[2])
+            trace = fields.count == 4 ? try Self.trace(wire: fields[3]) : nil
         case Self.guestTag:
-            guard fields.count == 7, case .string(let function) = fields[2], case .array(let arguments) = fields[3] else {
+            guard fields.count == 7 || fields.count == 8, case .string(let function) = fields[2], case .array(let arguments) = fields[3]
+            else {
                 throw RemoteError(.jobFailed, "unreadable guest call")
             }
             let module: Module
@@ -98,6 +109,7 @@ package struct CallRequest: Sendable, Equatable {
             if case .int(let nanoseconds) = fields[5] { call.timeLimit = .nanoseconds(nanoseconds) }
             call.wasi = WASICallOptions(wireValue: fields[6])
             body = .guest(call)
+            trace = fields.count == 8 ? try Self.trace(wire: fields[7]) : nil
         default:
             throw RemoteError(.jobFailed, "unknown call \(tag)")
         }
@@ -105,6 +117,25 @@ package struct CallRequest: Sendable, Equatable {
 
     /// The request as sent.
     package var wire: ShareableValue {
+        guard let trace, case .array(let fields) = untracedWire else { return untracedWire }
+        let pairs = trace.sorted { $0.key < $1.key }.map { ShareableValue.array([.string($0.key), .string($0.value)]) }
+        return .array(fields + [.array(pairs)])
+    }
+
+    /// Reads a trace field.
+    private static func trace(wire: ShareableValue) throws(RemoteError) -> [String: String] {
+        guard case .array(let pairs) = wire else { throw RemoteError(.jobFailed, "unreadable trace context") }
+        var trace: [String: String] = [:]
+        for pair in pairs {
+            guard case .array(let kv) = pair, kv.count == 2, case .string(let key) = kv[0], case .string(let value) = kv[1] else {
+                throw RemoteError(.jobFailed, "unreadable trace context")
+            }
+            trace[key] = value
+        }
+        return trace
+    }
+
+    private var untracedWire: ShareableValue {
         switch body {
         case .job(let name, let argument):
             return [.int(Self.jobTag), .string(name), argument]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConcurrentFutures
+import CoreMetrics
 import Foundation
 
 /// `futures bench`: the article's benchmarks for every executor and guest kind.
@@ -38,6 +39,12 @@ struct BenchCommand: AsyncParsableCommand {
     )
     var engine: String?
 
+    @Flag(
+        help:
+            "Bootstrap a metrics backend (in-process, atomic counters and timers) and measure each transfer row twice, side by side: with no backend and with it."
+    )
+    var metrics = false
+
     @Option(help: "Also write the results as an SVG bar chart to this file.")
     var svg: String?
 
@@ -57,6 +64,10 @@ struct BenchCommand: AsyncParsableCommand {
         var suite = BenchSuite(sizes: sizes, runs: runs)
         suite.benchmarks = Set(benchmark.split(separator: ",").map(String.init))
         suite.executors = Set(executor.split(separator: ",").map(String.init))
+        if metrics {
+            MetricsSystem.bootstrap(BenchMetrics())
+            suite.compareMetrics = true
+        }
         let unknownBenchmarks = suite.benchmarks.subtracting(["cpu", "startup", "transfer", "memory", "roundtrip", "load", "chunked"])
         let unknownExecutors = suite.executors.subtracting(["thread", "interpreter", "process", "mpi"])
         if !unknownBenchmarks.isEmpty { throw CommandFailure("unknown benchmark: \(unknownBenchmarks.sorted().joined(separator: ", "))") }

@@ -107,8 +107,11 @@ struct BenchSuite {
     var executors: Set<String> = ["thread", "interpreter", "process"]
     /// The engines WebAssembly guests run on in the interpreter and process pools.
     var engines: Set<GuestEngine> = [.wasmKit]
+    /// Whether each transfer row is measured twice, side by side: with no metrics backend
+    /// (`PoolObservability.disabled`) and with the one bootstrapped (`futures bench --metrics`).
+    var compareMetrics = false
 
-    func targets() throws -> [BenchTarget] {
+    func targets(observability: PoolObservability = PoolObservability()) throws -> [BenchTarget] {
         let tasks = BundledGuests.tasks
         let cpuGuest = try tasks.function("cpu_bound", returning: Int.self)
         let doubleGuest = try tasks.function("double", returning: Int.self)
@@ -117,12 +120,16 @@ struct BenchSuite {
         let cpuWasm = cpuGuest.call(iterations)
         let noopWasm = noopGuest.call().map { _ in 0 }
         let doubleWasm = { @Sendable (x: Int) in doubleGuest.call(x) }
-        let thread = { (workers: Int) in try ThreadPoolExecutor(maxWorkers: workers) }
-        let interpreter = { (workers: Int) in try InterpreterPoolExecutor(maxWorkers: workers, modules: [tasks]) }
-        let process = { (workers: Int) in try ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path) }
-        let mpi = { (workers: Int) in try MPIPoolExecutor(maxWorkers: workers) }
+        let thread = { (workers: Int) in try ThreadPoolExecutor(maxWorkers: workers, observability: observability) }
+        let interpreter = { (workers: Int) in
+            try InterpreterPoolExecutor(maxWorkers: workers, modules: [tasks], observability: observability)
+        }
+        let process = { (workers: Int) in
+            try ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path, observability: observability)
+        }
+        let mpi = { (workers: Int) in try MPIPoolExecutor(maxWorkers: workers, observability: observability) }
         let compiledInterpreter = { (workers: Int) in
-            try InterpreterPoolExecutor(maxWorkers: workers, modules: [tasks], engine: .compiled)
+            try InterpreterPoolExecutor(maxWorkers: workers, modules: [tasks], engine: .compiled, observability: observability)
         }
         // The same guest built as a WASI reactor (`Guests/Tasks.swift`, `--wasi reactor`): each call
         // takes the WASI path (per-call arguments, captured output), which must cost next to nothing.
@@ -132,9 +139,12 @@ struct BenchSuite {
         let noopWASI = noopWASIGuest.call().map { _ in 0 }
         let doubleWASIGuest = try wasiTasks.function("double", returning: Int.self)
         let doubleWASI = { @Sendable (x: Int) in doubleWASIGuest.call(x) }
-        let wasiInterpreter = { (workers: Int) in try InterpreterPoolExecutor(maxWorkers: workers, modules: [wasiTasks]) }
+        let wasiInterpreter = { (workers: Int) in
+            try InterpreterPoolExecutor(maxWorkers: workers, modules: [wasiTasks], observability: observability)
+        }
         let compiledProcess = { (workers: Int) in
-            try ProcessPoolExecutor(maxWorkers: workers, workerExecutable: WorkerProgram.path, engine: .compiled)
+            try ProcessPoolExecutor(
+                maxWorkers: workers, workerExecutable: WorkerProgram.path, engine: .compiled, observability: observability)
         }
         let all = [
             BenchTarget.make(
@@ -171,7 +181,9 @@ struct BenchSuite {
         let native = wantsCPU ? measureSingle { blackHole(cpuBound(opaque(sizes.iterations))) } : 0
         var wasm: [String: Double] = [:]
         if wantsCPU { for engine in engines { wasm[engine.rawValue] = try singleWasmTask(engine: engine) } }
-        for target in try targets() {
+        let plainTargets = try targets(observability: compareMetrics ? .disabled : PoolObservability())
+        let meteredTargets = compareMetrics ? try targets() : []
+        for (index, target) in plainTargets.enumerated() {
             if wantsCPU {
                 let single = target.guest == "native" ? native : wasm[target.engine] ?? 0
                 var row = try measure("cpu", target) { try target.cpu($0, sizes.tasks, expected) }
@@ -188,7 +200,18 @@ struct BenchSuite {
                 rows.append(try measure("startup", target) { try target.startup($0) })
             }
             if benchmarks.contains("transfer") {
-                rows.append(try measure("transfer", target) { try target.transfer($0, inputs, doubled) })
+                if compareMetrics {
+                    let metered = meteredTargets[index]
+                    var (plain, row) = try measurePair(
+                        "transfer", target, { try target.transfer($0, inputs, doubled) }, { try metered.transfer($0, inputs, doubled) })
+                    plain.note = "no metrics backend"
+                    row.note = String(format: "a metrics backend bootstrapped: %.2fx the row above", row.median / plain.median)
+                    row.extra["over_no_metrics"] = row.median / plain.median
+                    rows.append(plain)
+                    rows.append(row)
+                } else {
+                    rows.append(try measure("transfer", target) { try target.transfer($0, inputs, doubled) })
+                }
             }
             if benchmarks.contains("chunked"), let chunked = target.chunked {
                 var row = try measure("chunked", target) { try chunked($0, inputs, doubled) }
@@ -403,6 +426,30 @@ struct BenchSuite {
         return BenchRow(
             benchmark: benchmark, executor: target.executor, guest: target.guest, engine: target.engine, workers: workers,
             seconds: seconds)
+    }
+}
+
+extension BenchSuite {
+    /// Times two variants of the same benchmark side by side: one untimed run of each, then
+    /// `runs` rounds that run `first` and `second` one after the other, so that a change in the
+    /// machine's load between them weighs on both alike.
+    func measurePair(
+        _ benchmark: String, _ target: BenchTarget, _ first: (Int) throws -> Void, _ second: (Int) throws -> Void
+    ) throws -> (BenchRow, BenchRow) {
+        let workers = sizes.workers
+        try first(workers)
+        try second(workers)
+        var seconds: ([Double], [Double]) = ([], [])
+        for _ in 0..<runs {
+            seconds.0.append(try timeThrowing { try first(workers) })
+            seconds.1.append(try timeThrowing { try second(workers) })
+        }
+        func row(_ seconds: [Double]) -> BenchRow {
+            BenchRow(
+                benchmark: benchmark, executor: target.executor, guest: target.guest, engine: target.engine, workers: workers,
+                seconds: seconds)
+        }
+        return (row(seconds.0), row(seconds.1))
     }
 }
 

@@ -3,9 +3,10 @@ import ConcurrentFutures
 import Dispatch
 @preconcurrency import Foundation
 
-/// Ctrl-C handling: the first SIGINT runs `onInterrupt` (cancelling the queued work); the map
-/// then stops reading, lets running calls end, and reports. A second SIGINT runs
-/// `onSecondInterrupt`, which ends the run at once.
+/// Ctrl-C and SIGTERM handling: the first SIGINT or SIGTERM runs `onInterrupt` (cancelling the
+/// queued work); the map then stops reading, lets running calls end, and reports: the drain a
+/// service manager's stop expects. A second signal runs `onSecondInterrupt`, which ends the run at
+/// once.
 ///
 /// A signal handler writes to a pipe that a thread of its own reads. The handler is in place when
 /// `init` returns, so a Ctrl-C that comes later is never lost; a Dispatch signal source registers

@@ -244,7 +244,7 @@ struct DocumentationTests {
     @Test func theReferenceListsEveryPublicType() throws {
         let reference = try #require(readText("\(repositoryRoot)/docs/reference.md"))
         var declared: [String] = []
-        for module in ["Futures", "WasmInterpreters", "ProcessPool", "MPIPool", "GuestBuilder", "BundledGuests"] {
+        for module in ["Futures", "FuturesLifecycle", "WasmInterpreters", "ProcessPool", "MPIPool", "GuestBuilder", "BundledGuests"] {
             let directory = "\(repositoryRoot)/Sources/\(module)"
             guard let enumerator = FileManager.default.enumerator(atPath: directory) else { continue }
             for case let path as String in enumerator where path.hasSuffix(".swift") && !path.hasPrefix("Runtime/") {

@@ -53,15 +53,16 @@ void cf_set_cloexec(int fd);
 /// 0 on timeout, -errno on error.
 int cf_wait_readable(int fd, int timeout_ms);
 
-/// Makes every SIGINT write one byte to `fd` (the self-pipe trick), so a thread reading the other
-/// end learns of Ctrl-C; installed synchronously, so no signal after this call is lost. Also
-/// unblocks SIGINT in the calling thread. Returns 0 or an errno value.
+/// Makes every SIGINT and SIGTERM write one byte to `fd` (the self-pipe trick), so a thread
+/// reading the other end learns of Ctrl-C or a stop request; installed synchronously, so no signal
+/// after this call is lost. Also unblocks both in the calling thread. Returns 0 or an errno value.
 int cf_interrupt_pipe_install(int fd);
 
 /// Ignores SIGINT, discarding one that is pending, then unblocks it: a worker's Ctrl-C policy.
 void cf_ignore_interrupts(void);
 
-/// Gives SIGINT the action it had before `cf_interrupt_pipe_install` and forgets the descriptor.
+/// Gives SIGINT and SIGTERM the actions they had before `cf_interrupt_pipe_install` and forgets
+/// the descriptor.
 void cf_interrupt_pipe_remove(void);
 
 // MPI, loaded at run time (see mpi.c): the package builds and runs without MPI installed, and the

@@ -66,6 +66,9 @@ package final class FutureCore: @unchecked Sendable {
     /// A copy of `storage.state`, written under the lock and read without it, so that observers
     /// (and waiters spinning before they block) do not contend with the worker resolving it.
     private let published = Atomic<UInt8>(FutureState.pending.rawValue)
+    /// Set, before `published` says finished, when the future finished with an error: so that
+    /// the pool's metrics learn a success without taking the lock.
+    private let publishedFailure = Atomic<Bool>(false)
 
     @usableFromInline
     package init() {}
@@ -92,6 +95,12 @@ package final class FutureCore: @unchecked Sendable {
 
     var isFailed: Bool { withStorage { $0.state == .finished && $0.error != nil } }
 
+    /// The error a finished future holds; `nil` without taking the lock when it succeeded.
+    var failure: (any Error)? {
+        guard publishedFailure.load(ordering: .acquiring) else { return nil }
+        return withStorage { $0.error }
+    }
+
     /// Moves to `.finished`, running `store` under the lock first. Returns `nil` when the future
     /// was already finished or cancelled (then `store` does not run).
     @usableFromInline
@@ -103,6 +112,7 @@ package final class FutureCore: @unchecked Sendable {
                 store()
                 storage.error = error
                 storage.state = .finished
+                if error != nil { publishedFailure.store(true, ordering: .releasing) }
                 published.store(FutureState.finished.rawValue, ordering: .releasing)
                 return storage.takeObservers()
             }

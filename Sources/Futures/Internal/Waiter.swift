@@ -56,6 +56,10 @@ package protocol FutureHandle: AnyObject, Sendable {
     var isDone: Bool { get }
     /// Whether the future finished with an error (cancellation is not an error here).
     var isFailed: Bool { get }
+    /// Whether the future was cancelled.
+    var isCancelled: Bool { get }
+    /// The error the future finished with, if it did (for metrics, once it is done).
+    var failure: (any Error)? { get }
     /// Registers `waiter` unless the future is already done; returns whether it was registered.
     func addWaiter(_ waiter: Waiter) -> Bool
     /// Unregisters `waiter`.

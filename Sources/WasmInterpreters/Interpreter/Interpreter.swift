@@ -198,6 +198,14 @@ public final class Interpreter: Sendable, Hashable, CustomStringConvertible {
         _ = try? withRuntime(wait: true) { $0.movesToCompiledWhenReady = true }
     }
 
+    /// The fuel the last call left (when the engine counted it), for a pool's metrics: read on
+    /// the worker's thread between calls.
+    package var remainingFuelAfterCall: UInt64? { runtime?.remainingFuel }
+
+    /// The guest memory committed now, in bytes, for a pool's metrics: read on the worker's
+    /// thread between calls.
+    package var memoryBytesAfterCall: Int { runtime?.context.account.committed ?? 0 }
+
     /// Runs a guest invocation; `wait` queues behind a running call instead of failing.
     package func run(_ invocation: GuestInvocation, wait: Bool) throws -> ShareableValue {
         try withRuntime(wait: wait) { runtime in try runtime.call(invocation) }

@@ -1,4 +1,5 @@
 public import Futures
+import Tracing
 
 /// Runs guest functions in parallel, each worker thread in its own isolated interpreter: Python's
 /// `concurrent.futures.InterpreterPoolExecutor`.
@@ -41,6 +42,8 @@ public final class InterpreterPoolExecutor: PoolExecutor {
     ///     If it fails, the pool breaks: queued and later work fails with ``Futures/ExecutorError``
     ///     `.brokenInterpreterPool`. (A module that fails to instantiate when a worker starts does
     ///     not break the pool: the calls that need it fail instead.)
+    ///   - observability: The pool's name in its metrics and spans, and where they go (by default
+    ///     the metrics factory and tracer bootstrapped now; docs/observability.md).
     /// - Throws: ``Futures/ExecutorError`` `.invalidArgument` when `maxWorkers` is 0 or less;
     ///   ``Futures/NotShareableError`` when `initializer` is not a guest function call.
     public init(
@@ -49,7 +52,8 @@ public final class InterpreterPoolExecutor: PoolExecutor {
         modules: [GuestModule] = [],
         limits: InterpreterLimits = .default,
         engine: GuestEngine = .wasmKit,
-        initializer: Call<Void>? = nil
+        initializer: Call<Void>? = nil,
+        observability: PoolObservability = PoolObservability()
     ) throws {
         let maxWorkers = try validatedMaxWorkers(maxWorkers, default: min(32, ProcessorCount.available + 4))
         var initialInvocation: GuestInvocation?
@@ -71,6 +75,7 @@ public final class InterpreterPoolExecutor: PoolExecutor {
                 maxWorkers: maxWorkers, threadNamePrefix: self.threadNamePrefix, brokenCode: .brokenInterpreterPool,
                 brokenMessage: "A worker interpreter could not start (the initializer failed), "
                     + "the interpreter pool is not usable anymore"),
+            instruments: PoolInstruments(kind: "interpreter", observability: observability),
             makeContext: { _ in InterpreterContext(setup: setup) })
     }
 
@@ -156,6 +161,11 @@ final class InterpreterTask: SingleFutureTask {
     }
 
     func finish(_ outcome: Result<ShareableValue, any Error>) { complete(outcome) }
+
+    func describe(into attributes: inout SpanAttributes) {
+        attributes["futures.module"] = invocation.module.name
+        attributes["futures.function"] = invocation.function
+    }
 }
 
 /// The interpreter pool's worker context: one interpreter per worker thread.
@@ -169,8 +179,14 @@ struct InterpreterContext: WorkerContext {
 
     let setup: Setup
     private var interpreter: Interpreter?
+    /// The guest calls' metrics, when the pool has any: calls, traps, fuel and memory per module.
+    private var guestMetrics: GuestCallMetrics?
 
     init(setup: Setup) { self.setup = setup }
+
+    mutating func instrument(with instruments: PoolInstruments) { guestMetrics = instruments.metrics.map(GuestCallMetrics.init) }
+
+    mutating func batchEnded() { guestMetrics?.flush() }
 
     /// Starts the worker's interpreter: loads the pool's modules and runs the initializer. Only a
     /// failing initializer breaks the pool, as in CPython: a module whose instantiation fails
@@ -192,7 +208,8 @@ struct InterpreterContext: WorkerContext {
     }
 
     mutating func run(_ task: InterpreterTask) throws -> ShareableValue {
-        try interpreter!.run(task.invocation, wait: false)
+        guard guestMetrics != nil else { return try interpreter!.run(task.invocation, wait: false) }
+        return try guestMetrics!.measure(task.invocation, in: interpreter!, limits: setup.limits)
     }
 
     mutating func finalize() {
